@@ -202,13 +202,15 @@ func TestRepair(t *testing.T) {
 		wantRecreated int
 	}{
 		{
-			name:    "zeroed bytes after the last frame are cut off",
-			corrupt: func(fx fixture, data []byte) []byte { return append(data, make([]byte, 4096)...) },
+			name:          "zeroed bytes after the last frame are cut off",
+			corrupt:       func(fx fixture, data []byte) []byte { return append(data, make([]byte, 4096)...) },
 			wantTruncated: 1,
 		},
 		{
-			name:    "random garbage after the last frame is cut off",
-			corrupt: func(fx fixture, data []byte) []byte { return append(data, []byte("garbage that is no frame at all....")...) },
+			name: "random garbage after the last frame is cut off",
+			corrupt: func(fx fixture, data []byte) []byte {
+				return append(data, []byte("garbage that is no frame at all....")...)
+			},
 			wantTruncated: 1,
 		},
 		{
