@@ -642,8 +642,9 @@ func (l *Log) write(round []*appendReq, c *Commit) error {
 	}
 	last := round[len(round)-1]
 	lastID := last.first + uint64(len(last.recs)) - 1
-	tail.lastID.Store(lastID)
+	// Size before ids: a reader that sees an id as written must find its bytes.
 	tail.size.Store(start + int64(len(buf)))
+	tail.lastID.Store(lastID)
 	l.lastID.Store(lastID)
 	l.nextID = lastID + 1
 	c.Bytes = len(buf)
