@@ -28,12 +28,16 @@ var (
 	})
 )
 
-// compressPayload returns raw compressed with codec into scratch, or raw
-// itself with CodecNone when compression does not pay.
-func compressPayload(codec Codec, raw, scratch []byte) (stored []byte, used Codec, err error) {
+// compressPayload returns raw compressed with codec, or raw itself with
+// CodecNone when compression does not pay. The output lives in *scratch,
+// which is grown as needed and kept for the next call, so a steady stream
+// of frames compresses without allocating.
+func compressPayload(codec Codec, raw []byte, scratch *[]byte) (stored []byte, used Codec, err error) {
 	switch codec {
 	case CodecS2:
-		out := s2.Encode(scratch[:cap(scratch)], raw)
+		// s2 only writes into dst when it can hold the worst case.
+		*scratch = grow(*scratch, s2.MaxEncodedLen(len(raw)))
+		out := s2.Encode(*scratch, raw)
 		if worthKeeping(len(out), len(raw)) {
 			return out, CodecS2, nil
 		}
@@ -42,7 +46,8 @@ func compressPayload(codec Codec, raw, scratch []byte) (stored []byte, used Code
 		if err != nil {
 			return nil, 0, fmt.Errorf("zstd encoder: %w", err)
 		}
-		out := enc.EncodeAll(raw, scratch[:0])
+		out := enc.EncodeAll(raw, (*scratch)[:0])
+		*scratch = out
 		if worthKeeping(len(out), len(raw)) {
 			return out, CodecZstd, nil
 		}

@@ -362,7 +362,8 @@ func EncodeFrame(dst []byte, recs []Record, codec Codec) ([]byte, error) {
 	if len(raw) > MaxFramePayload {
 		return dst, fmt.Errorf("%w: frame payload of %d bytes", ErrTooLarge, len(raw))
 	}
-	stored, codec, err := compressPayload(codec, raw, nil)
+	var scratch []byte
+	stored, codec, err := compressPayload(codec, raw, &scratch)
 	if err != nil {
 		return dst, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -237,7 +238,9 @@ type Log struct {
 	nextID  uint64
 	dirty   bool  // written but not fsynced (SyncInterval, SyncNone)
 	failed  error // sticky: set when a bad tail could not be cut back
-	round   []*appendReq
+	round       []*appendReq
+	lastAppends int // requests in the last round
+	skipCodec   int // frames left to store raw after compression did not pay
 	wbuf    []byte // the round's encoded frames
 	rawBuf  []byte // one frame's raw payload
 	compBuf []byte // one frame's compressed payload
@@ -556,6 +559,13 @@ func (l *Log) run() {
 			if !ok {
 				return
 			}
+			// The appenders the last round released are runnable but may
+			// not have sent again yet; without this pause the first one back
+			// would get an fsync of its own and rounds would alternate
+			// 1, N-1, 1, N-1, halving the records per fsync.
+			for i := 0; i < 8 && len(l.reqs)+1 < l.lastAppends; i++ {
+				runtime.Gosched()
+			}
 			l.commit(l.gather(req))
 		case <-tick:
 			if l.dirty {
@@ -591,6 +601,7 @@ func (l *Log) gather(first *appendReq) []*appendReq {
 
 func (l *Log) commit(round []*appendReq) {
 	c := Commit{Appends: len(round)}
+	l.lastAppends = len(round)
 	c.Err = l.write(round, &c)
 	for _, req := range round {
 		req.err = c.Err
@@ -701,16 +712,23 @@ func (l *Log) appendFrame(dst []byte, reqs []*appendReq) []byte {
 	}
 	l.rawBuf = raw
 	codec := CodecNone
-	if len(raw) >= l.opts.CompressMin {
-		codec = l.opts.Compression
+	if len(raw) >= l.opts.CompressMin && l.opts.Compression != CodecNone {
+		if l.skipCodec > 0 {
+			l.skipCodec--
+		} else {
+			codec = l.opts.Compression
+		}
 	}
-	stored, codec, err := compressPayload(codec, raw, l.compBuf)
+	stored, used, err := compressPayload(codec, raw, &l.compBuf)
 	if err != nil {
-		stored, codec = raw, CodecNone // the zstd coder could not be built: store raw
+		stored, used = raw, CodecNone // the zstd coder could not be built: store raw
 	}
-	if codec != CodecNone {
-		l.compBuf = stored
+	if used == CodecNone && codec != CodecNone {
+		// Incompressible bodies (already compressed, encrypted) would pay
+		// the encoder on every frame for nothing: try again later.
+		l.skipCodec = 16
 	}
+	codec = used
 	return appendFrameBytes(dst, frameHeader{
 		storedLen:  uint32(len(stored)),
 		codec:      codec,

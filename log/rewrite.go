@@ -106,12 +106,9 @@ func (rw *Rewrite) copy(src File, keep func(uint64) bool, opts RewriteOptions) e
 		if len(pending) == 0 {
 			return
 		}
-		stored, codec, err := compressPayload(opts.Codec, raw, comp)
+		stored, codec, err := compressPayload(opts.Codec, raw, &comp)
 		if err != nil {
 			stored, codec = raw, CodecNone
-		}
-		if codec != CodecNone {
-			comp = stored
 		}
 		pos := Position{Segment: rw.seg.base, Offset: rw.size + int64(len(out))}
 		first, last := pending[0], pending[len(pending)-1]
