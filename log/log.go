@@ -234,16 +234,16 @@ type Log struct {
 	}
 
 	// Owned by the committer goroutine.
-	tail    *segment
-	nextID  uint64
-	dirty   bool  // written but not fsynced (SyncInterval, SyncNone)
-	failed  error // sticky: set when a bad tail could not be cut back
+	tail        *segment
+	nextID      uint64
+	dirty       bool  // written but not fsynced (SyncInterval, SyncNone)
+	failed      error // sticky: set when a bad tail could not be cut back
 	round       []*appendReq
-	lastAppends int // requests in the last round
-	skipCodec   int // frames left to store raw after compression did not pay
-	wbuf    []byte // the round's encoded frames
-	rawBuf  []byte // one frame's raw payload
-	compBuf []byte // one frame's compressed payload
+	lastAppends int    // requests in the last round
+	skipCodec   int    // frames left to store raw after compression did not pay
+	wbuf        []byte // the round's encoded frames
+	rawBuf      []byte // one frame's raw payload
+	compBuf     []byte // one frame's compressed payload
 }
 
 type segment struct {
