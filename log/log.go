@@ -476,8 +476,8 @@ func (l *Log) Stats() Stats {
 }
 
 // Append writes recs as one frame and returns the id of the first (the
-// others follow with no gap) and the frame's position. IDs and Time set in
-// recs are ignored and overwritten: ID with the assigned id. Under
+// others follow with no gap) and the frame's position. Each record's ID is
+// overwritten with its assigned id; the other fields are stored as given. Under
 // SyncAlways it returns only after the frame is fsynced; concurrent calls
 // share one write and one fsync. On error nothing of recs is visible and the
 // log stays usable once the cause is gone (see ErrFailed).
