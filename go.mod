@@ -6,3 +6,11 @@ require (
 	github.com/klauspost/compress v1.20.3
 	github.com/spf13/pflag v1.1.0
 )
+
+require (
+	github.com/tidwall/gjson v1.10.2 // indirect
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.2.0 // indirect
+	github.com/tidwall/tinylru v1.1.0 // indirect
+	github.com/tidwall/wal v1.2.1 // indirect
+)

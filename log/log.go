@@ -261,12 +261,13 @@ type segment struct {
 }
 
 type appendReq struct {
-	recs  []Record
-	size  int // upper bound of the encoded records
-	first uint64
-	pos   Position
-	err   error
-	done  chan struct{}
+	rotate bool // a Rotate call, not an append
+	recs   []Record
+	size   int // upper bound of the encoded records
+	first  uint64
+	pos    Position
+	err    error
+	done   chan struct{}
 }
 
 var reqPool = sync.Pool{New: func() any { return &appendReq{done: make(chan struct{}, 1)} }}
@@ -512,6 +513,27 @@ func (l *Log) Append(recs []Record) (first uint64, pos Position, err error) {
 	return first, pos, err
 }
 
+// Rotate seals the newest segment and starts an empty one, if the newest
+// holds any frame, so that it can be removed once its records are no
+// longer needed (a queue that acked everything gives its disk space back).
+func (l *Log) Rotate() error {
+	req := reqPool.Get().(*appendReq)
+	req.rotate = true
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		reqPool.Put(req)
+		return ErrClosed
+	}
+	l.reqs <- req
+	l.closeMu.RUnlock()
+	<-req.done
+	err := req.err
+	*req = appendReq{done: req.done}
+	reqPool.Put(req)
+	return err
+}
+
 // Close waits for pending appends, fsyncs and closes every file. Calls
 // after Close return ErrClosed.
 func (l *Log) Close() error {
@@ -566,7 +588,15 @@ func (l *Log) run() {
 			for i := 0; i < 8 && len(l.reqs)+1 < l.lastAppends; i++ {
 				runtime.Gosched()
 			}
-			l.commit(l.gather(req))
+			if req.rotate {
+				l.serveRotate(req)
+				continue
+			}
+			round, rot := l.gather(req)
+			l.commit(round)
+			if rot != nil {
+				l.serveRotate(rot)
+			}
 		case <-tick:
 			if l.dirty {
 				if err := l.syncFile(l.tail.f); err != nil {
@@ -580,23 +610,35 @@ func (l *Log) run() {
 }
 
 // gather collects the requests already waiting, up to maxRoundBytes: every
-// one of them rides on this round's single write and fsync.
-func (l *Log) gather(first *appendReq) []*appendReq {
-	round := append(l.round[:0], first)
+// one of them rides on this round's single write and fsync. A Rotate
+// request ends the round and is served after it.
+func (l *Log) gather(first *appendReq) (round []*appendReq, rotate *appendReq) {
+	round = append(l.round[:0], first)
 	bytes := first.size
 	for bytes < maxRoundBytes {
 		select {
 		case req, ok := <-l.reqs:
 			if !ok {
-				return round
+				return round, nil
+			}
+			if req.rotate {
+				return round, req
 			}
 			round = append(round, req)
 			bytes += req.size
 		default:
-			return round
+			return round, nil
 		}
 	}
-	return round
+	return round, nil
+}
+
+func (l *Log) serveRotate(req *appendReq) {
+	req.err = nil
+	if l.tail.size.Load() > fileHeaderSize {
+		req.err = l.rotate(l.nextID)
+	}
+	req.done <- struct{}{}
 }
 
 func (l *Log) commit(round []*appendReq) {

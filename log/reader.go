@@ -42,8 +42,9 @@ func (c *Cursor) Read(id uint64) (Record, error) {
 }
 
 // ReadAt is Read with a hint: the Position Append or an Iterator gave for
-// the record. A stale or wrong hint (the segment was rewritten since) only
-// costs the walk Read does.
+// the record. A hint whose Segment is 0 means "the segment that holds id",
+// so a caller may keep just the offset. A stale or wrong hint (the segment
+// was rewritten since) only costs the walk Read does.
 func (c *Cursor) ReadAt(id uint64, hint Position) (Record, error) {
 	l := c.l
 	l.mu.RLock()
@@ -57,7 +58,7 @@ func (c *Cursor) ReadAt(id uint64, hint Position) (Record, error) {
 	}
 	c.seg = nil
 	end := seg.size.Load()
-	if hint.Segment == seg.base && hint.Offset >= fileHeaderSize {
+	if (hint.Segment == seg.base || hint.Segment == 0) && hint.Offset >= fileHeaderSize {
 		h, err := c.buf.load(seg.f, hint.Offset, end)
 		if err == nil && h.first <= id && id <= h.last() {
 			c.seg, c.off, c.hdr = seg, hint.Offset, h

@@ -1,0 +1,298 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+)
+
+// This file owns the bytes of the state log entries and of the message
+// metadata that rides in each log record's Meta.
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is returned (wrapped) by the decoders here for bytes that fail
+// their checksum or do not parse.
+var ErrCorrupt = errors.New("index: corrupt data")
+
+// EventType says what a state event records. Zero is invalid.
+type EventType uint8
+
+// The state events. Every change to a message after it is enqueued is one
+// of these; replaying them over the enqueued records rebuilds the table.
+const (
+	EvLease   EventType = 1 // leased: attempt number and lease deadline
+	EvAck     EventType = 2 // done by its consumer
+	EvNack    EventType = 3 // back to ready, front or back, maybe after a delay
+	EvExtend  EventType = 4 // lease deadline moved
+	EvDead    EventType = 5 // out of attempts or failed: kept as dead
+	EvRedrive EventType = 6 // dead back to ready, attempts reset
+	EvRemove  EventType = 7 // gone without an ack: moved to a dead-letter queue or past retention
+	EvPurge   EventType = 8 // every message with id ≤ ID is gone
+	EvExpire  EventType = 9 // a lease ran out: back to ready
+	evLimit   EventType = 10
+)
+
+var eventNames = [...]string{"", "lease", "ack", "nack", "extend", "dead", "redrive", "remove", "purge", "expire"}
+
+func (t EventType) String() string {
+	if t > 0 && t < evLimit {
+		return eventNames[t]
+	}
+	return fmt.Sprintf("event(%d)", uint8(t))
+}
+
+// Event is one state change.
+type Event struct {
+	Type EventType
+	ID   uint64
+	// Attempt is the lease's attempt number (EvLease).
+	Attempt uint16
+	// Time is the lease deadline (EvLease, EvExtend) or, for EvNack, when
+	// the message becomes ready again (0: at once); unix nanoseconds.
+	Time int64
+	// Front puts a nacked message at the front of the queue (EvNack).
+	Front bool
+	// After is, for a nack to the back, the newest id at the time: the
+	// message goes after every message up to it and before later ones.
+	After uint64
+}
+
+const (
+	entryVersion    = 1
+	entryHeaderSize = 5 // crc32c + version
+	flagFront       = 1
+)
+
+// EncodeEntry appends one state-log entry holding events to dst: a CRC32C
+// of everything after it, a version byte, then the events.
+//
+//	crc32c uint32 | version uint8 | event...
+//	event: type uint8 | uvarint id | by type:
+//	  lease:  uvarint attempt | varint deadline
+//	  extend: varint deadline
+//	  nack:   flags uint8 (1 = front) | varint ready-at | uvarint after
+//	  others: nothing
+func EncodeEntry(dst []byte, events []Event) []byte {
+	at := len(dst)
+	dst = append(dst, 0, 0, 0, 0, entryVersion)
+	for _, e := range events {
+		dst = append(dst, byte(e.Type))
+		dst = binary.AppendUvarint(dst, e.ID)
+		switch e.Type {
+		case EvLease:
+			dst = binary.AppendUvarint(dst, uint64(e.Attempt))
+			dst = binary.AppendVarint(dst, e.Time)
+		case EvExtend:
+			dst = binary.AppendVarint(dst, e.Time)
+		case EvNack:
+			var flags byte
+			if e.Front {
+				flags |= flagFront
+			}
+			dst = append(dst, flags)
+			dst = binary.AppendVarint(dst, e.Time)
+			dst = binary.AppendUvarint(dst, e.After)
+		}
+	}
+	binary.LittleEndian.PutUint32(dst[at:], crc32.Checksum(dst[at+4:], castagnoli))
+	return dst
+}
+
+// DecodeEntry verifies and decodes one state-log entry, appending its
+// events to dst.
+func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
+	if len(b) < entryHeaderSize {
+		return dst, fmt.Errorf("%w: state entry of %d bytes", ErrCorrupt, len(b))
+	}
+	if got, want := crc32.Checksum(b[4:], castagnoli), binary.LittleEndian.Uint32(b); got != want {
+		return dst, fmt.Errorf("%w: state entry crc %08x, want %08x", ErrCorrupt, got, want)
+	}
+	if b[4] != entryVersion {
+		return dst, fmt.Errorf("%w: state entry version %d (this build reads %d)", ErrCorrupt, b[4], entryVersion)
+	}
+	r := reader{b: b[entryHeaderSize:]}
+	for len(r.b) > 0 && r.err == nil {
+		e := Event{Type: EventType(r.byte()), ID: r.uvarint()}
+		switch e.Type {
+		case EvLease:
+			a := r.uvarint()
+			if a == 0 || a > math.MaxUint16 {
+				r.fail("lease attempt %d out of range", a)
+			}
+			e.Attempt = uint16(a)
+			e.Time = r.varint()
+		case EvExtend:
+			e.Time = r.varint()
+		case EvNack:
+			flags := r.byte()
+			if flags&^flagFront != 0 {
+				r.fail("unknown nack flags %#x", flags)
+			}
+			e.Front = flags&flagFront != 0
+			e.Time = r.varint()
+			e.After = r.uvarint()
+		case EvAck, EvDead, EvRedrive, EvRemove, EvPurge, EvExpire:
+		default:
+			r.fail("unknown event type %d", e.Type)
+		}
+		if e.ID == 0 {
+			r.fail("event with id 0")
+		}
+		if r.err == nil {
+			dst = append(dst, e)
+		}
+	}
+	if r.err != nil {
+		return dst, fmt.Errorf("%w: state entry: %v", ErrCorrupt, r.err)
+	}
+	return dst, nil
+}
+
+// reader decodes varints from a byte slice, remembering the first error so
+// decoders read as a straight sequence of fields.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
+	}
+	r.b = nil
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail("truncated")
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("bad uvarint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(limit int) []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) || n > uint64(limit) {
+		r.fail("length %d out of range", n)
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) uint32() uint32 {
+	if len(r.b) < 4 {
+		r.fail("truncated")
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+// Meta is what the queue stores in a log record's Meta besides the body:
+// when the message first becomes ready and its attributes.
+type Meta struct {
+	// ReadyAt is when the message may first be received (unix ns; 0 = at
+	// once): its enqueue time plus its delay.
+	ReadyAt int64
+	// Attributes are small string pairs the producer attached.
+	Attributes map[string]string
+}
+
+// Limits of the metadata, enforced by the encoder's callers and the decoder.
+const (
+	MaxAttributes     = 64
+	MaxAttributeBytes = 16 << 10 // keys and values together
+	metaVersion       = 1
+)
+
+// EncodeMeta appends m's encoding to dst; empty metadata encodes as no
+// bytes at all.
+//
+//	version uint8 | varint ready-at | uvarint count | (uvarint len, key, uvarint len, value)...
+//
+// Keys are written sorted, so equal metadata encodes to equal bytes.
+func EncodeMeta(dst []byte, m Meta) []byte {
+	if m.ReadyAt == 0 && len(m.Attributes) == 0 {
+		return dst
+	}
+	dst = append(dst, metaVersion)
+	dst = binary.AppendVarint(dst, m.ReadyAt)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Attributes)))
+	keys := make([]string, 0, len(m.Attributes))
+	for k := range m.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		dst = binary.AppendUvarint(dst, uint64(len(k)))
+		dst = append(dst, k...)
+		v := m.Attributes[k]
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+// DecodeMeta decodes what EncodeMeta wrote.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if len(b) == 0 {
+		return m, nil
+	}
+	r := reader{b: b}
+	if v := r.byte(); v != metaVersion {
+		return m, fmt.Errorf("%w: message metadata version %d", ErrCorrupt, v)
+	}
+	m.ReadyAt = r.varint()
+	n := r.uvarint()
+	if n > MaxAttributes {
+		return m, fmt.Errorf("%w: %d attributes", ErrCorrupt, n)
+	}
+	if n > 0 {
+		m.Attributes = make(map[string]string, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k := string(r.bytes(MaxAttributeBytes))
+		v := string(r.bytes(MaxAttributeBytes))
+		if _, dup := m.Attributes[k]; dup && r.err == nil {
+			r.fail("duplicate attribute %q", k)
+		}
+		m.Attributes[k] = v
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return Meta{}, fmt.Errorf("%w: message metadata: %v", ErrCorrupt, r.err)
+	}
+	return m, nil
+}

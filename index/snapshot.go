@@ -1,0 +1,190 @@
+package index
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+)
+
+const (
+	snapshotMagic   = "SPSN"
+	snapshotVersion = 1
+	// snapshotHeaderSize: magic, version, 3 reserved, then five 8-byte
+	// fields (state index, base, max id, floor, requeue seq).
+	snapshotHeaderSize = 8 + 5*8
+)
+
+// Snapshot is a table frozen at a point of the state log.
+type Snapshot struct {
+	// StateIndex is the state-log index of the last event the table
+	// reflects; replay resumes after it.
+	StateIndex uint64
+	Table      *Table
+}
+
+// EncodeSnapshot appends the encoding of the table at stateIndex to dst.
+//
+//	"SPSN" | version uint8 | 3 reserved | state index u64 | base u64 |
+//	max id u64 | floor u64 | requeue seq i64 |
+//	uvarint n | n entries | uvarint r | r requeued | crc32c u32
+//	entry: state uint8, then for live states: uvarint offset |
+//	       uvarint attempts | requeue uint8 | varint time
+//	requeued: uvarint id | uvarint after | varint seq
+//
+// The trailing CRC32C covers every byte before it. Entries cover ids base
+// .. base+n-1; none and done take one byte each.
+func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
+	at := len(dst)
+	dst = append(dst, snapshotMagic...)
+	dst = append(dst, snapshotVersion, 0, 0, 0)
+	for _, v := range []uint64{stateIndex, t.base, t.maxID, t.floor, uint64(t.seq)} {
+		dst = binary.LittleEndian.AppendUint64(dst, v)
+	}
+	n := uint64(len(t.chunks)) * chunkSize
+	dst = binary.AppendUvarint(dst, n)
+	for _, c := range t.chunks {
+		for i := range c.entries {
+			e := &c.entries[i]
+			dst = append(dst, byte(e.State))
+			if e.State == StateNone || e.State == StateDone {
+				continue
+			}
+			dst = binary.AppendUvarint(dst, uint64(e.Offset))
+			dst = binary.AppendUvarint(dst, uint64(e.Attempts))
+			dst = append(dst, byte(e.Requeue))
+			dst = binary.AppendVarint(dst, e.Time)
+		}
+	}
+	var live []requeued
+	for _, r := range t.requeued {
+		if e := t.entry(r.id); e != nil && e.State == StateReady && e.Requeue != ByID && e.Time == r.seq {
+			live = append(live, r)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(live)))
+	for _, r := range live {
+		dst = binary.AppendUvarint(dst, r.id)
+		dst = binary.AppendUvarint(dst, r.after)
+		dst = binary.AppendVarint(dst, r.seq)
+	}
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[at:], castagnoli))
+}
+
+// DecodeSnapshot verifies and decodes a snapshot, rebuilding the table's
+// ready order and deadline heaps.
+func DecodeSnapshot(b []byte) (Snapshot, error) {
+	fail := func(format string, args ...any) (Snapshot, error) {
+		return Snapshot{}, fmt.Errorf("%w: snapshot: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+	if len(b) < snapshotHeaderSize+4 {
+		return fail("%d bytes", len(b))
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return fail("crc %08x, want %08x", got, sum)
+	}
+	if string(body[:4]) != snapshotMagic {
+		return fail("magic %q", body[:4])
+	}
+	if body[4] != snapshotVersion {
+		return fail("version %d (this build reads %d)", body[4], snapshotVersion)
+	}
+	if body[5]|body[6]|body[7] != 0 {
+		return fail("reserved bytes are not zero")
+	}
+	field := func(i int) uint64 { return binary.LittleEndian.Uint64(body[8+8*i:]) }
+	snap := Snapshot{StateIndex: field(0)}
+	t := &Table{base: field(1), maxID: field(2), floor: field(3), seq: int64(field(4))}
+	snap.Table = t
+	r := reader{b: body[snapshotHeaderSize:]}
+	n := r.uvarint()
+	switch {
+	case r.err != nil:
+		return fail("%v", r.err)
+	case n%chunkSize != 0 || n > uint64(len(r.b)):
+		return fail("%d entries in %d bytes", n, len(r.b))
+	case n > 0 && (t.base == 0 || (t.base-1)%chunkSize != 0 || t.base > math.MaxUint64-n):
+		return fail("base id %d", t.base)
+	case n > 0 && (t.maxID < t.base || t.maxID >= t.base+n):
+		return fail("max id %d outside %d entries from %d", t.maxID, n, t.base)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		if i%chunkSize == 0 {
+			t.chunks = append(t.chunks, new(chunk))
+		}
+		id := t.base + i
+		e := t.entry(id)
+		st := State(r.byte())
+		switch st {
+		case StateNone:
+			continue
+		case StateDone:
+			e.State = StateDone
+			t.counts[StateDone]++
+			c, _ := t.chunkOf(id)
+			c.done++
+			continue
+		case StateReady, StateDelayed, StateLeased, StateDead:
+		default:
+			r.fail("entry %d: state %d", id, st)
+			continue
+		}
+		off, att := r.uvarint(), r.uvarint()
+		rq := Requeue(r.byte())
+		tm := r.varint()
+		if off > math.MaxUint32 || att > math.MaxUint16 || rq > Back || id > t.maxID {
+			r.fail("entry %d out of range", id)
+			continue
+		}
+		*e = Entry{Time: tm, Offset: uint32(off), Attempts: uint16(att), State: st, Requeue: rq}
+		t.counts[st]++
+		switch {
+		case st == StateReady && rq == ByID:
+			if tm != 0 {
+				r.fail("entry %d: ready by id with time %d", id, tm)
+			}
+			c, i := t.chunkOf(id)
+			c.ready[i/64] |= 1 << (i % 64)
+			c.nready++
+		case st == StateDelayed:
+			t.delays = append(t.delays, deadline{at: tm, id: id})
+		case st == StateLeased:
+			t.leases = append(t.leases, deadline{at: tm, id: id})
+		}
+	}
+	nr := r.uvarint()
+	if nr > uint64(len(r.b)) {
+		r.fail("%d requeued in %d bytes", nr, len(r.b))
+	}
+	for i := uint64(0); i < nr && r.err == nil; i++ {
+		q := requeued{id: r.uvarint(), after: r.uvarint(), seq: r.varint()}
+		e := t.entry(q.id)
+		if r.err == nil && (e == nil || e.State != StateReady || e.Requeue == ByID || e.Time != q.seq || (e.Requeue == Front) != (q.after == 0)) {
+			r.fail("requeued item %d does not match its entry", q.id)
+		}
+		t.requeued = append(t.requeued, q)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return fail("%v", r.err)
+	}
+	if got, want := len(t.requeued), t.counts[StateReady]-t.readyByID(); got != want {
+		return fail("%d requeued items for %d requeued entries", got, want)
+	}
+	heap.Init(&t.delays)
+	heap.Init(&t.leases)
+	heap.Init(&t.requeued)
+	return snap, nil
+}
+
+func (t *Table) readyByID() int {
+	n := 0
+	for _, c := range t.chunks {
+		n += c.nready
+	}
+	return n
+}

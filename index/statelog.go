@@ -1,0 +1,249 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/tidwall/wal"
+)
+
+// StateLogSegmentSize is the tidwall/wal segment size of a state log.
+// tidwall/wal keeps its newest segment (and one more in cache) in memory,
+// so this bounds a queue's state-log memory; small suits the Pi.
+const StateLogSegmentSize = 256 << 10
+
+// StateLog is one queue's log of state events on github.com/tidwall/wal.
+// tidwall/wal has no checksums, refuses to open a torn tail and does not
+// fsync directories, so StateLog wraps each entry in our own CRC
+// (EncodeEntry), cuts a torn tail off before wal.Open, and fsyncs the
+// directory after tidwall creates or removes segment files. Not safe for
+// concurrent use.
+type StateLog struct {
+	dir string
+	w   *wal.Log
+	// tailBytes mirrors the size of tidwall's newest segment, to know
+	// when a write made it start a new segment file (which needs a
+	// directory fsync before the entry in it is durable).
+	tailBytes int
+	dirDirty  bool
+}
+
+// StateLogRepair says what OpenStateLog cut off.
+type StateLogRepair struct {
+	Path      string
+	Offset    int64
+	Truncated int64
+}
+
+// OpenStateLog opens (creating) the state log in dir, first cutting off a
+// torn or unverifiable tail of its newest segment.
+func OpenStateLog(dir string) (*StateLog, *StateLogRepair, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("open state log: %w", err)
+	}
+	repair, tail, err := repairStateTail(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := wal.Open(dir, &wal.Options{
+		NoSync:           true, // we fsync once per group commit, in Sync
+		SegmentSize:      StateLogSegmentSize,
+		SegmentCacheSize: 1,
+		AllowEmpty:       true,
+		DirPerms:         0o755,
+		FilePerms:        0o644,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open state log %s: %w", dir, err)
+	}
+	// dirDirty starts true: tidwall may just have created the directory's
+	// first segment file, and never fsyncs a directory itself.
+	return &StateLog{dir: dir, w: w, tailBytes: tail, dirDirty: true}, repair, nil
+}
+
+// newestSegment returns the path of tidwall's newest plain segment file.
+func newestSegment(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("state log: %w", err)
+	}
+	newest := ""
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) != 20 || e.IsDir() {
+			continue // .START/.END/.TEMP are tidwall's own recovery files
+		}
+		if _, err := strconv.ParseUint(name, 10, 64); err == nil && name > newest {
+			newest = name
+		}
+	}
+	if newest == "" {
+		return "", nil
+	}
+	return filepath.Join(dir, newest), nil
+}
+
+// repairStateTail walks the newest segment's entries (uvarint length, data)
+// and cuts the file at the first one that is short or fails our CRC. Only
+// the newest segment can have a torn tail: tidwall fsyncs a segment before
+// starting the next.
+func repairStateTail(dir string) (*StateLogRepair, int, error) {
+	path, err := newestSegment(dir)
+	if err != nil || path == "" {
+		return nil, 0, err
+	}
+	data, err := os.ReadFile(path) // tidwall itself reads it whole next; it is small
+	if err != nil {
+		return nil, 0, fmt.Errorf("state log: %w", err)
+	}
+	off := 0
+	for off < len(data) {
+		size, n := binary.Uvarint(data[off:])
+		if n <= 0 || size > uint64(len(data)-off-n) {
+			break
+		}
+		if _, err := DecodeEntry(nil, data[off+n:off+n+int(size)]); err != nil {
+			break
+		}
+		off += n + int(size)
+	}
+	if off == len(data) {
+		return nil, off, nil
+	}
+	if err := truncateSync(path, int64(off)); err != nil {
+		return nil, 0, fmt.Errorf("state log: cut torn tail of %s at %d: %w", path, off, err)
+	}
+	return &StateLogRepair{Path: path, Offset: int64(off), Truncated: int64(len(data) - off)}, off, nil
+}
+
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// LastIndex returns the index of the newest entry (0 if none was ever
+// written).
+func (s *StateLog) LastIndex() uint64 {
+	i, _ := s.w.LastIndex() // only fails on a closed or corrupt log, which later calls report
+	return i
+}
+
+// Append writes one entry (from EncodeEntry) without fsyncing it, and
+// returns its index. Sync makes it durable.
+func (s *StateLog) Append(entry []byte) (uint64, error) {
+	index := s.LastIndex() + 1
+	if err := s.w.Write(index, entry); err != nil {
+		return 0, fmt.Errorf("state log %s: write entry %d: %w", s.dir, index, err)
+	}
+	// Mirror tidwall's cycle rule: a new segment before the write if the
+	// tail was over size, and after it if the write filled the tail.
+	n := len(entry) + uvarintLen(uint64(len(entry)))
+	if s.tailBytes > StateLogSegmentSize {
+		s.tailBytes, s.dirDirty = 0, true
+	}
+	s.tailBytes += n
+	if s.tailBytes >= StateLogSegmentSize {
+		s.tailBytes, s.dirDirty = 0, true
+	}
+	return index, nil
+}
+
+func uvarintLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
+}
+
+// Sync makes every appended entry durable.
+func (s *StateLog) Sync() error {
+	if err := s.w.Sync(); err != nil {
+		return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
+	}
+	if s.dirDirty {
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
+		}
+		s.dirDirty = false
+	}
+	return nil
+}
+
+// Replay calls fn for every entry after index after, in order. An entry
+// that fails its checksum is not applied: it is returned in damaged (with
+// its index) and replay goes on, since losing a state event only means a
+// redelivery, never a lost message.
+func (s *StateLog) Replay(after uint64, fn func(index uint64, events []Event) error) (damaged []error, err error) {
+	first, err := s.w.FirstIndex()
+	if err != nil {
+		return nil, fmt.Errorf("state log %s: %w", s.dir, err)
+	}
+	var events []Event
+	for i := max(after+1, first); i <= s.LastIndex(); i++ {
+		data, err := s.w.Read(i)
+		if err != nil {
+			return damaged, fmt.Errorf("state log %s: read entry %d: %w", s.dir, i, err)
+		}
+		events, err = DecodeEntry(events[:0], data)
+		if err != nil {
+			damaged = append(damaged, fmt.Errorf("state log %s entry %d: %w", s.dir, i, err))
+			continue
+		}
+		if err := fn(i, events); err != nil {
+			return damaged, err
+		}
+	}
+	return damaged, nil
+}
+
+// TruncateFront drops every entry before index (a snapshot covers them).
+func (s *StateLog) TruncateFront(index uint64) error {
+	first, err := s.w.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("state log %s: %w", s.dir, err)
+	}
+	if index <= first {
+		return nil
+	}
+	if err := s.w.TruncateFront(index); err != nil {
+		return fmt.Errorf("state log %s: truncate front to %d: %w", s.dir, index, err)
+	}
+	// Truncating may rewrite the newest segment; resync the size mirror.
+	if path, err := newestSegment(s.dir); err == nil && path != "" {
+		if st, err := os.Stat(path); err == nil {
+			s.tailBytes = int(st.Size())
+		}
+	}
+	// tidwall renames and removes files without a directory fsync; a
+	// power cut could bring old segments back, which is harmless (replay
+	// starts after the snapshot), but make it durable anyway.
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Close closes the log.
+func (s *StateLog) Close() error {
+	if err := s.w.Close(); err != nil {
+		return fmt.Errorf("state log %s: close: %w", s.dir, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}

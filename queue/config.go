@@ -1,0 +1,197 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"regexp"
+	"time"
+)
+
+// Config is a queue's configuration.
+type Config struct {
+	// VisibilityTimeout is the lease length when Receive gives none.
+	VisibilityTimeout time.Duration
+	// MaxAttempts is how many times a message is delivered before it goes dead.
+	MaxAttempts int
+	// DeadLetterQueue, if set, receives messages that go dead (when it
+	// exists); otherwise they stay here in state dead.
+	DeadLetterQueue string
+	// MaxLength caps ready+delayed+leased+dead messages; 0 = unlimited.
+	MaxLength int
+	// Retention drops messages (not leased ones) older than this; 0 = keep.
+	Retention time.Duration
+	// Delay is the default delay of a new message.
+	Delay time.Duration
+}
+
+// Limits on config values.
+const (
+	MaxVisibility  = 12 * time.Hour
+	MaxDelay       = 7 * 24 * time.Hour
+	MaxMaxAttempts = 1000
+	MaxNameLength  = 80
+)
+
+// DefaultConfig is what a queue created with no settings gets.
+var DefaultConfig = Config{VisibilityTimeout: 30 * time.Second, MaxAttempts: 5}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,80}$`)
+
+// ValidName reports whether name can name a queue: [A-Za-z0-9_.-]{1,80},
+// not starting with a dot (a name becomes a directory, so never . or ..).
+func ValidName(name string) bool {
+	return nameRE.MatchString(name) && name[0] != '.'
+}
+
+func checkName(name string) error {
+	if !ValidName(name) {
+		return fmt.Errorf("%w: %q (use 1-80 of A-Z a-z 0-9 _ . -, not starting with a dot)", ErrInvalidName, name)
+	}
+	return nil
+}
+
+// ConfigUpdate changes only the fields that are set.
+type ConfigUpdate struct {
+	VisibilityTimeout *time.Duration
+	MaxAttempts       *int
+	DeadLetterQueue   *string
+	MaxLength         *int
+	Retention         *time.Duration
+	Delay             *time.Duration
+}
+
+// apply returns c with u's fields set, validated.
+func (c Config) apply(u ConfigUpdate, self string) (Config, error) {
+	if u.VisibilityTimeout != nil {
+		c.VisibilityTimeout = *u.VisibilityTimeout
+	}
+	if u.MaxAttempts != nil {
+		c.MaxAttempts = *u.MaxAttempts
+	}
+	if u.DeadLetterQueue != nil {
+		c.DeadLetterQueue = *u.DeadLetterQueue
+	}
+	if u.MaxLength != nil {
+		c.MaxLength = *u.MaxLength
+	}
+	if u.Retention != nil {
+		c.Retention = *u.Retention
+	}
+	if u.Delay != nil {
+		c.Delay = *u.Delay
+	}
+	return c, c.validate(self)
+}
+
+func (c Config) validate(self string) error {
+	switch {
+	case c.VisibilityTimeout <= 0 || c.VisibilityTimeout > MaxVisibility:
+		return fmt.Errorf("%w: visibility_timeout %s must be between 1ns and %s", ErrInvalid, c.VisibilityTimeout, MaxVisibility)
+	case c.MaxAttempts < 1 || c.MaxAttempts > MaxMaxAttempts:
+		return fmt.Errorf("%w: max_attempts %d must be between 1 and %d", ErrInvalid, c.MaxAttempts, MaxMaxAttempts)
+	case c.DeadLetterQueue != "" && !ValidName(c.DeadLetterQueue):
+		return fmt.Errorf("%w: dead_letter_queue %q is not a valid queue name", ErrInvalid, c.DeadLetterQueue)
+	case c.DeadLetterQueue == self:
+		return fmt.Errorf("%w: a queue cannot be its own dead-letter queue", ErrInvalid)
+	case c.MaxLength < 0:
+		return fmt.Errorf("%w: max_length %d is negative", ErrInvalid, c.MaxLength)
+	case c.Retention < 0:
+		return fmt.Errorf("%w: retention %s is negative", ErrInvalid, c.Retention)
+	case c.Delay < 0 || c.Delay > MaxDelay:
+		return fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, c.Delay, MaxDelay)
+	}
+	return nil
+}
+
+// configJSON is Config's JSON form, shared by queue.json and the HTTP API:
+// durations as Go duration strings.
+type configJSON struct {
+	VisibilityTimeout string `json:"visibility_timeout"`
+	MaxAttempts       int    `json:"max_attempts"`
+	DeadLetterQueue   string `json:"dead_letter_queue"`
+	MaxLength         int    `json:"max_length"`
+	Retention         string `json:"retention"`
+	Delay             string `json:"delay"`
+}
+
+// MarshalJSON writes durations as Go duration strings ("30s").
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(configJSON{
+		VisibilityTimeout: c.VisibilityTimeout.String(),
+		MaxAttempts:       c.MaxAttempts,
+		DeadLetterQueue:   c.DeadLetterQueue,
+		MaxLength:         c.MaxLength,
+		Retention:         c.Retention.String(),
+		Delay:             c.Delay.String(),
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; every field is required.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var j configJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	var err error
+	parse := func(s string) time.Duration {
+		d, perr := time.ParseDuration(s)
+		if perr != nil && err == nil {
+			err = perr
+		}
+		return d
+	}
+	*c = Config{
+		VisibilityTimeout: parse(j.VisibilityTimeout),
+		MaxAttempts:       j.MaxAttempts,
+		DeadLetterQueue:   j.DeadLetterQueue,
+		MaxLength:         j.MaxLength,
+		Retention:         parse(j.Retention),
+		Delay:             parse(j.Delay),
+	}
+	return err
+}
+
+// queueFile is queue.json: the config with a format version and a
+// checksum of the config's canonical encoding.
+type queueFile struct {
+	Version  int             `json:"version"`
+	Config   json.RawMessage `json:"config"`
+	Checksum uint32          `json:"crc32c"`
+}
+
+const queueFileVersion = 1
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func encodeQueueFile(c Config) ([]byte, error) {
+	cfg, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(queueFile{Version: queueFileVersion, Config: cfg, Checksum: crc32.Checksum(cfg, castagnoli)}, "", "  ")
+}
+
+func decodeQueueFile(b []byte) (Config, error) {
+	var f queueFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Config{}, fmt.Errorf("queue.json: %w", err)
+	}
+	if f.Version != queueFileVersion {
+		return Config{}, fmt.Errorf("queue.json: version %d (this build reads %d)", f.Version, queueFileVersion)
+	}
+	// The file is indented for people; the checksum is over the compact form.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, f.Config); err != nil {
+		return Config{}, fmt.Errorf("queue.json: config: %w", err)
+	}
+	if got := crc32.Checksum(compact.Bytes(), castagnoli); got != f.Checksum {
+		return Config{}, fmt.Errorf("queue.json: crc32c %d, want %d", got, f.Checksum)
+	}
+	var c Config
+	if err := json.Unmarshal(f.Config, &c); err != nil {
+		return Config{}, fmt.Errorf("queue.json: config: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,63 @@
+// Package queue owns spool's queue semantics: a Broker holds many named
+// queues in one data directory; each Queue is a message log (package log)
+// plus an in-memory table of message states (package index) kept durable
+// by a state log and periodic snapshots.
+//
+// It is the embedded Go API: queue.Open(dir, queue.Options{}) returns a
+// Broker usable without any server.
+//
+// # Semantics
+//
+// Delivery is at least once, with leases. Receive leases up to N ready
+// messages for a visibility timeout and increments each one's attempts; a
+// lease is identified by its Receipt (id, attempt). The consumer then
+// acks it (done), nacks it (back to ready, at the front or the back of the
+// queue, optionally after a delay), extends it, or fails it (dead at once).
+// A lease that runs out returns the message to ready, in id order. A
+// message is delivered at most MaxAttempts times: when a lease whose
+// attempt equals MaxAttempts runs out or is nacked, the message goes dead,
+// or moves to the queue's dead-letter queue (a new message there, same body
+// and attributes) when one is configured and exists. Dead messages can be
+// listed and redriven (back to ready with attempts reset).
+//
+// Ready order is FIFO by id, except that a message nacked to the front
+// goes first, and a message nacked to the back goes after every message
+// enqueued before the nack. After a restart, a nack to the back whose delay
+// had not run out yet is placed by the newest id when its delay runs out.
+//
+// # Durability
+//
+// With Sync=always (the default), Enqueue, Ack, Nack, Fail, Redrive,
+// Purge, and config changes return only after their change is fsynced;
+// concurrent calls share fsyncs (group commit) in both the message log and
+// the state log. Receive and Extend write their lease events but do not
+// wait for the fsync: a lease lost to a power cut only means a redelivery,
+// which at-least-once allows. A process crash loses nothing that was
+// written.
+//
+// An ack that returned an error may or may not have happened; a message
+// whose ack was not yet durable is never compacted away.
+//
+// # On disk
+//
+//	DATA/queues/<name>/queue.json        config (version, checksum), replaced atomically
+//	DATA/queues/<name>/log/              message segments (package log)
+//	DATA/queues/<name>/state/            state events (tidwall/wal, our CRC per entry)
+//	DATA/queues/<name>/snapshot          table at a state-log index
+//	DATA/queues/<name>/snapshot.prev     the one before, the fallback if snapshot is damaged
+//
+// Startup per queue: load the snapshot (or the previous one, or start
+// empty), insert every log record past the table's first hole, then replay
+// the state log after the snapshot's index. The state log is truncated to
+// the previous snapshot's index, so one damaged snapshot never loses state.
+// If both are damaged, the queue opens from whatever state log remains and
+// says so: acked messages may be delivered again, none is lost.
+//
+// # Background work
+//
+// One goroutine per Broker runs maintenance: snapshots, retention, and
+// compaction (removing sealed segments whose messages are all done,
+// rewriting sealed segments with under 25% live messages). Each queue has
+// one timer for its earliest delay or lease deadline; no message has a
+// goroutine or timer of its own.
+package queue

@@ -1,0 +1,41 @@
+package queue
+
+import "errors"
+
+var (
+	// ErrQueueNotFound is returned for a queue that does not exist (never
+	// created, or deleted), by every Broker method that names one and by
+	// every method of a deleted Queue.
+	ErrQueueNotFound = errors.New("queue not found")
+
+	// ErrNotFound is returned per receipt or id for a message the queue
+	// does not hold: never enqueued, or already acked, purged or removed.
+	ErrNotFound = errors.New("message not found")
+
+	// ErrStaleReceipt is returned per receipt by Ack, Nack, Extend and Fail
+	// when the receipt's lease is over: it expired (and the message may
+	// have been leased again under a new receipt) or the message went dead.
+	// Nothing changes: a slow worker can never ack someone else's lease.
+	ErrStaleReceipt = errors.New("stale receipt")
+
+	// ErrQueueFull is returned by Enqueue when the messages would take the
+	// queue past its max length. Nothing is written.
+	ErrQueueFull = errors.New("queue full")
+
+	// ErrInvalidName is returned for a queue name outside
+	// [A-Za-z0-9_.-]{1,80} or starting with a dot.
+	ErrInvalidName = errors.New("invalid queue name")
+
+	// ErrInvalid is returned for bad arguments (a negative delay, a bad
+	// receipt, an out-of-range config value, too many attributes, ...).
+	// Nothing changes.
+	ErrInvalid = errors.New("invalid argument")
+
+	// ErrTooLarge is returned by Enqueue for a message body over
+	// Options.MaxMessageBytes. Nothing is written.
+	ErrTooLarge = errors.New("message too large")
+
+	// ErrClosed is returned by every call after Broker.Close, and to
+	// long-poll receivers waiting when it happens.
+	ErrClosed = errors.New("broker closed")
+)

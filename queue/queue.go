@@ -1,0 +1,749 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
+)
+
+// Receipt identifies one lease: the message id and the attempt number it
+// was leased with. Its text form is "id.attempt", e.g. "42.3".
+type Receipt struct {
+	ID      uint64
+	Attempt uint16
+}
+
+func (r Receipt) String() string {
+	return strconv.FormatUint(r.ID, 10) + "." + strconv.FormatUint(uint64(r.Attempt), 10)
+}
+
+// ParseReceipt parses "id.attempt".
+func ParseReceipt(s string) (Receipt, error) {
+	idText, attText, ok := strings.Cut(s, ".")
+	id, err1 := strconv.ParseUint(idText, 10, 64)
+	att, err2 := strconv.ParseUint(attText, 10, 16)
+	if !ok || err1 != nil || err2 != nil || id == 0 || att == 0 {
+		return Receipt{}, fmt.Errorf("%w: receipt %q (want id.attempt, e.g. 42.3)", ErrInvalid, s)
+	}
+	return Receipt{ID: id, Attempt: uint16(att)}, nil
+}
+
+// NewMessage is a message to enqueue.
+type NewMessage struct {
+	Body []byte
+	// Delay before the message can be received; nil means the queue's
+	// default delay.
+	Delay *time.Duration
+	// Attributes are small string pairs carried with the message (at most
+	// index.MaxAttributes, index.MaxAttributeBytes in all).
+	Attributes map[string]string
+}
+
+// Message is a message as received, peeked or listed.
+type Message struct {
+	ID         uint64
+	Receipt    Receipt // set by Receive only
+	Attempts   int
+	State      index.State
+	EnqueuedAt time.Time
+	Body       []byte
+	Attributes map[string]string
+}
+
+// Counts are a queue's messages by state.
+type Counts struct {
+	Ready, Delayed, Leased, Dead, Total int
+}
+
+// Info describes a queue.
+type Info struct {
+	Name   string
+	Config Config
+	Counts Counts
+	Bytes  int64 // message-log bytes on disk
+	Stats  Stats
+}
+
+// Stats are running totals since the queue was opened.
+type Stats struct {
+	Enqueued, Acked, Nacked, Expired, Dead, DeadLettered, Removed uint64
+}
+
+// Queue is one named queue. Its methods are safe for concurrent use.
+type Queue struct {
+	b     *Broker
+	name  string
+	dir   string
+	log   *log.Log
+	state *index.StateLog
+
+	mu       sync.Mutex
+	cfg      Config
+	t        *index.Table
+	pending  []index.Event // applied to t, not yet written
+	seq      uint64        // events applied so far, pending included
+	inflight int           // messages being appended, counted against MaxLength
+	wake     chan struct{} // closed (and replaced) when messages become ready
+	closed   bool
+	timer    *time.Timer
+	timerAt  int64
+	retained uint64 // ids up to this were checked for retention
+
+	// commitMu makes one caller at a time the writer of the state log:
+	// whoever holds it writes every pending event, so callers queued
+	// behind it usually find their events already durable (group commit).
+	commitMu      sync.Mutex
+	written       uint64 // seq written to the state log
+	synced        uint64 // seq fsynced
+	broken        atomic.Pointer[error]
+	entryBuf      []byte
+	spare         []index.Event
+	sinceSnapshot int
+	snapIndex     uint64 // state index of the current snapshot file
+
+	readMu sync.Mutex // guards cursor
+	cursor *log.Cursor
+
+	stats struct {
+		enqueued, acked, nacked, expired, dead, deadLettered, removed atomic.Uint64
+	}
+}
+
+func (q *Queue) now() int64 { return q.b.opts.Now().UnixNano() }
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// begin locks q for an operation, failing if it is closed or broken.
+func (q *Queue) begin() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrQueueNotFound, q.name)
+	}
+	if p := q.broken.Load(); p != nil {
+		q.mu.Unlock()
+		return fmt.Errorf("queue %s is unavailable until its state is reloaded: %w", q.name, *p)
+	}
+	return nil
+}
+
+// record queues an event already applied to the table; the caller holds mu.
+func (q *Queue) record(ev index.Event) {
+	q.pending = append(q.pending, ev)
+	q.seq++
+}
+
+// broadcast wakes every long-poll receiver; the caller holds mu.
+func (q *Queue) broadcast() {
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+// commit makes the events up to seq written (and fsynced if durable and
+// the sync policy is always) in the state log.
+func (q *Queue) commit(upTo uint64, durable bool) error {
+	q.commitMu.Lock()
+	defer q.commitMu.Unlock()
+	return q.commitLocked(upTo, durable)
+}
+
+func (q *Queue) commitLocked(upTo uint64, durable bool) error {
+	if p := q.broken.Load(); p != nil {
+		return *p
+	}
+	if q.synced >= upTo || (!durable && q.written >= upTo) {
+		return nil
+	}
+	if q.written < upTo {
+		q.mu.Lock()
+		events, seq := q.pending, q.seq
+		q.pending = q.spare[:0]
+		q.mu.Unlock()
+		if len(events) > 0 {
+			q.entryBuf = index.EncodeEntry(q.entryBuf[:0], events)
+			if _, err := q.state.Append(q.entryBuf); err != nil {
+				return q.breakWith(err)
+			}
+			q.sinceSnapshot += len(events)
+		}
+		q.spare = events[:0]
+		q.written = seq
+	}
+	if durable && q.synced < upTo {
+		if q.b.opts.Sync == log.SyncAlways {
+			if err := q.state.Sync(); err != nil {
+				return q.breakWith(err)
+			}
+		}
+		q.synced = q.written
+	}
+	return nil
+}
+
+// breakWith marks the queue unusable: its in-memory state may hold changes
+// the state log does not. Maintenance reloads it from disk.
+func (q *Queue) breakWith(err error) error {
+	err = fmt.Errorf("queue %s: state log: %w", q.name, err)
+	q.broken.CompareAndSwap(nil, &err)
+	q.b.opts.Logger.Error("queue: state log failed; the queue reloads its state", "queue", q.name, "err", err)
+	return err
+}
+
+// Config returns the queue's configuration.
+func (q *Queue) Config() Config {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg
+}
+
+func (q *Queue) update(u ConfigUpdate) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return fmt.Errorf("%w: %q", ErrQueueNotFound, q.name)
+	}
+	cfg, err := q.cfg.apply(u, q.name)
+	if err != nil {
+		return err
+	}
+	if cfg == q.cfg {
+		return nil
+	}
+	if err := writeConfig(q.dir, cfg); err != nil {
+		return err
+	}
+	q.cfg = cfg
+	return nil
+}
+
+// Info returns the queue's config, counts and size.
+func (q *Queue) Info() (Info, error) {
+	if err := q.begin(); err != nil {
+		return Info{}, err
+	}
+	q.processDue(q.now())
+	t := q.t
+	c := Counts{
+		Ready:   t.Count(index.StateReady),
+		Delayed: t.Count(index.StateDelayed),
+		Leased:  t.Count(index.StateLeased),
+		Dead:    t.Count(index.StateDead),
+	}
+	cfg := q.cfg
+	q.mu.Unlock()
+	c.Total = c.Ready + c.Delayed + c.Leased + c.Dead
+	var bytes int64
+	for _, s := range q.log.Segments() {
+		bytes += s.Size
+	}
+	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, Stats: Stats{
+		Enqueued: q.stats.enqueued.Load(), Acked: q.stats.acked.Load(), Nacked: q.stats.nacked.Load(),
+		Expired: q.stats.expired.Load(), Dead: q.stats.dead.Load(), DeadLettered: q.stats.deadLettered.Load(),
+		Removed: q.stats.removed.Load(),
+	}}, nil
+}
+
+// Enqueue appends msgs, all or nothing, and returns their ids. It returns
+// once they are durable (under Sync=always).
+func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: no messages", ErrInvalid)
+	}
+	for i, m := range msgs {
+		if len(m.Body) > q.b.opts.MaxMessageBytes {
+			return nil, fmt.Errorf("%w: message %d is %d bytes, limit %d", ErrTooLarge, i, len(m.Body), q.b.opts.MaxMessageBytes)
+		}
+		if err := checkAttributes(m.Attributes); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		if m.Delay != nil && (*m.Delay < 0 || *m.Delay > MaxDelay) {
+			return nil, fmt.Errorf("%w: message %d: delay %s must be between 0 and %s", ErrInvalid, i, *m.Delay, MaxDelay)
+		}
+	}
+	if err := q.begin(); err != nil {
+		return nil, err
+	}
+	if max := q.cfg.MaxLength; max > 0 && q.t.Live()+q.inflight+len(msgs) > max {
+		n := q.t.Live() + q.inflight
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q holds %d of %d messages, %d more do not fit", ErrQueueFull, q.name, n, max, len(msgs))
+	}
+	q.inflight += len(msgs)
+	defaultDelay := q.cfg.Delay
+	q.mu.Unlock()
+
+	now := q.now()
+	recs := make([]log.Record, len(msgs))
+	readyAt := make([]int64, len(msgs))
+	for i, m := range msgs {
+		delay := defaultDelay
+		if m.Delay != nil {
+			delay = *m.Delay
+		}
+		if delay > 0 {
+			readyAt[i] = now + int64(delay)
+		}
+		recs[i] = log.Record{Time: now, Meta: index.EncodeMeta(nil, index.Meta{ReadyAt: readyAt[i], Attributes: m.Attributes}), Body: m.Body}
+	}
+	first, pos, err := q.log.Append(recs)
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.inflight -= len(msgs)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue to %s: %w", q.name, err)
+	}
+	ids := make([]uint64, len(msgs))
+	ready := false
+	now = q.now()
+	for i := range msgs {
+		ids[i] = first + uint64(i)
+		q.t.Insert(ids[i], uint32(pos.Offset), readyAt[i], now)
+		ready = ready || readyAt[i] <= now
+	}
+	q.stats.enqueued.Add(uint64(len(msgs)))
+	if ready {
+		q.broadcast()
+	}
+	q.armTimer()
+	return ids, nil
+}
+
+func checkAttributes(attrs map[string]string) error {
+	if len(attrs) > index.MaxAttributes {
+		return fmt.Errorf("%w: %d attributes, at most %d", ErrInvalid, len(attrs), index.MaxAttributes)
+	}
+	n := 0
+	for k, v := range attrs {
+		n += len(k) + len(v)
+	}
+	if n > index.MaxAttributeBytes {
+		return fmt.Errorf("%w: attributes take %d bytes, at most %d", ErrInvalid, n, index.MaxAttributeBytes)
+	}
+	return nil
+}
+
+// ReceiveOptions tune Receive.
+type ReceiveOptions struct {
+	Max        int           // messages at most (default 1, at most MaxReceive)
+	Wait       time.Duration // long poll: wait this long for a first message
+	Visibility time.Duration // lease length; 0 means the queue's visibility timeout
+}
+
+// Receive limits.
+const (
+	MaxReceive = 1000
+	MaxWait    = 20 * time.Minute
+)
+
+// Receive leases up to o.Max ready messages. With o.Wait it blocks until a
+// message is ready, the wait is over (nil, nil) or ctx ends (ctx.Err()); a
+// receiver that gives up leases nothing.
+func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error) {
+	if o.Max == 0 {
+		o.Max = 1
+	}
+	switch {
+	case o.Max < 0 || o.Max > MaxReceive:
+		return nil, fmt.Errorf("%w: max %d must be between 1 and %d", ErrInvalid, o.Max, MaxReceive)
+	case o.Wait < 0 || o.Wait > MaxWait:
+		return nil, fmt.Errorf("%w: wait %s must be between 0 and %s", ErrInvalid, o.Wait, MaxWait)
+	case o.Visibility < 0 || o.Visibility > MaxVisibility:
+		return nil, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, o.Visibility, MaxVisibility)
+	}
+	var timer *time.Timer
+	for {
+		if err := q.begin(); err != nil {
+			return nil, err
+		}
+		now := q.now()
+		q.processDue(now)
+		vis := o.Visibility
+		if vis == 0 {
+			vis = q.cfg.VisibilityTimeout
+		}
+		var leased []leasedMsg
+		for len(leased) < o.Max {
+			id, ok := q.t.NextReady()
+			if !ok {
+				break
+			}
+			e := q.t.Get(id)
+			attempt := e.Attempts + 1
+			until := now + int64(vis)
+			if err := q.t.Lease(id, attempt, until); err != nil {
+				q.mu.Unlock()
+				return nil, fmt.Errorf("receive from %s: %w", q.name, err)
+			}
+			q.record(index.Event{Type: index.EvLease, ID: id, Attempt: attempt, Time: until})
+			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
+		}
+		if len(leased) > 0 {
+			seq := q.seq
+			q.armTimer()
+			q.mu.Unlock()
+			if err := q.commit(seq, false); err != nil {
+				return nil, err
+			}
+			return q.readLeased(leased), nil
+		}
+		ch := q.wake
+		q.mu.Unlock()
+		if o.Wait == 0 {
+			return nil, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(o.Wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			o.Wait = 0 // one last look, then give up
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+type leasedMsg struct {
+	id      uint64
+	attempt uint16
+	offset  uint32
+}
+
+// readLeased reads the bodies of freshly leased messages. A message whose
+// record cannot be read (damage the log reported) is failed rather than
+// handed out broken, and left out.
+func (q *Queue) readLeased(leased []leasedMsg) []Message {
+	msgs := make([]Message, 0, len(leased))
+	for _, l := range leased {
+		m, err := q.read(l.id, l.offset)
+		if err != nil {
+			q.b.opts.Logger.Error("queue: leased message cannot be read; failing it", "queue", q.name, "id", l.id, "err", err)
+			q.mu.Lock()
+			if q.t.Get(l.id).State == index.StateLeased && q.t.Dead(l.id) == nil {
+				q.record(index.Event{Type: index.EvDead, ID: l.id})
+				q.stats.dead.Add(1)
+			}
+			q.mu.Unlock()
+			continue
+		}
+		m.Receipt = Receipt{ID: l.id, Attempt: l.attempt}
+		m.Attempts = int(l.attempt)
+		m.State = index.StateLeased
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// read returns a copy of the message's record.
+func (q *Queue) read(id uint64, offset uint32) (Message, error) {
+	q.readMu.Lock()
+	defer q.readMu.Unlock()
+	rec, err := q.cursor.ReadAt(id, log.Position{Offset: int64(offset)})
+	if err != nil {
+		return Message{}, err
+	}
+	meta, err := index.DecodeMeta(rec.Meta)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{ID: id, EnqueuedAt: time.Unix(0, rec.Time), Body: slices.Clone(rec.Body), Attributes: meta.Attributes}, nil
+}
+
+// processDue applies what the clock says happened: delays run out, leases
+// expire (or, out of attempts, the message goes dead). The caller holds mu.
+func (q *Queue) processDue(now int64) {
+	woke := false
+	for {
+		if _, ok := q.t.DueDelay(now); !ok {
+			break
+		}
+		woke = true
+	}
+	for {
+		id, due := q.t.DueLease(now)
+		if !due {
+			break
+		}
+		if int(q.t.Get(id).Attempts) >= q.cfg.MaxAttempts {
+			q.kill(id)
+			continue
+		}
+		q.t.Expire(id) // DueLease returned a leased message: cannot fail
+		q.record(index.Event{Type: index.EvExpire, ID: id})
+		q.stats.expired.Add(1)
+		woke = true
+	}
+	if woke {
+		q.broadcast()
+	}
+}
+
+// kill makes a message dead; maintenance moves it on to the dead-letter
+// queue if one is configured. The caller holds mu.
+func (q *Queue) kill(id uint64) {
+	if q.t.Dead(id) == nil {
+		q.record(index.Event{Type: index.EvDead, ID: id})
+		q.stats.dead.Add(1)
+	}
+}
+
+// armTimer makes the queue's one timer fire at the earliest deadline. The
+// caller holds mu.
+func (q *Queue) armTimer() {
+	at, ok := q.t.NextDeadline()
+	if !ok || (q.timerAt != 0 && q.timerAt <= at) {
+		return
+	}
+	q.timerAt = at
+	d := time.Duration(at - q.now())
+	if q.timer == nil {
+		q.timer = time.AfterFunc(max(d, 0), q.onTimer)
+	} else {
+		q.timer.Reset(max(d, 0))
+	}
+}
+
+func (q *Queue) onTimer() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.timerAt = 0
+	q.processDue(q.now())
+	q.armTimer()
+}
+
+// receiptOp applies fn to each receipt that names a live lease, under one
+// lock, and commits the events. errs[i] is receipt i's outcome.
+func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, now int64)) ([]error, error) {
+	if len(receipts) == 0 {
+		return nil, fmt.Errorf("%w: no receipts", ErrInvalid)
+	}
+	if err := q.begin(); err != nil {
+		return nil, err
+	}
+	now := q.now()
+	q.processDue(now)
+	errs := make([]error, len(receipts))
+	for i, r := range receipts {
+		if errs[i] = q.checkReceipt(r); errs[i] == nil {
+			fn(r, now)
+		}
+	}
+	seq := q.seq
+	q.armTimer()
+	q.mu.Unlock()
+	if err := q.commit(seq, durable); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+func (q *Queue) checkReceipt(r Receipt) error {
+	if r.ID == 0 || r.Attempt == 0 {
+		return fmt.Errorf("%w: receipt %s", ErrInvalid, r)
+	}
+	e := q.t.Get(r.ID)
+	switch {
+	case e.State == index.StateNone || e.State == index.StateDone || r.ID > q.t.MaxID():
+		return fmt.Errorf("%w: %s has no message %d", ErrNotFound, q.name, r.ID)
+	case e.State == index.StateLeased && e.Attempts == r.Attempt:
+		return nil
+	case r.Attempt > e.Attempts:
+		return fmt.Errorf("%w: message %d was never leased as attempt %d", ErrNotFound, r.ID, r.Attempt)
+	}
+	return fmt.Errorf("%w: %s (message %d is %s, attempt %d)", ErrStaleReceipt, r, r.ID, e.State, e.Attempts)
+}
+
+// Ack finishes leased messages. errs[i] is receipt i's outcome
+// (ErrStaleReceipt, ErrNotFound); err is a failure of the whole call.
+func (q *Queue) Ack(receipts []Receipt) (errs []error, err error) {
+	return q.receiptOp(receipts, true, func(r Receipt, _ int64) {
+		q.t.Ack(r.ID)
+		q.record(index.Event{Type: index.EvAck, ID: r.ID})
+		q.stats.acked.Add(1)
+	})
+}
+
+// NackOptions tune Nack.
+type NackOptions struct {
+	Front bool          // to the front of the queue instead of the back
+	Delay time.Duration // ready again only after this
+}
+
+// Nack returns leased messages to the queue, or, for a lease that was the
+// last allowed attempt, sends the message dead.
+func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error) {
+	if o.Delay < 0 || o.Delay > MaxDelay {
+		return nil, fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, o.Delay, MaxDelay)
+	}
+	woke := false
+	errs, err = q.receiptOp(receipts, true, func(r Receipt, now int64) {
+		q.stats.nacked.Add(1)
+		if int(r.Attempt) >= q.cfg.MaxAttempts {
+			q.kill(r.ID)
+			return
+		}
+		var readyAt int64
+		if o.Delay > 0 {
+			readyAt = now + int64(o.Delay)
+		}
+		after := q.t.MaxID()
+		q.t.Nack(r.ID, o.Front, after, readyAt, now)
+		q.record(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: after, Time: readyAt})
+		woke = woke || readyAt == 0
+	})
+	if woke {
+		q.mu.Lock()
+		if !q.closed {
+			q.broadcast()
+		}
+		q.mu.Unlock()
+	}
+	return errs, err
+}
+
+// Extend moves leases' deadlines to now + visibility (the queue's
+// visibility timeout if 0).
+func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []error, err error) {
+	if visibility < 0 || visibility > MaxVisibility {
+		return nil, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, visibility, MaxVisibility)
+	}
+	return q.receiptOp(receipts, false, func(r Receipt, now int64) {
+		vis := visibility
+		if vis == 0 {
+			vis = q.cfg.VisibilityTimeout
+		}
+		until := now + int64(vis)
+		q.t.Extend(r.ID, until)
+		q.record(index.Event{Type: index.EvExtend, ID: r.ID, Time: until})
+	})
+}
+
+// Fail sends leased messages straight to dead (or the dead-letter queue).
+func (q *Queue) Fail(receipts []Receipt) (errs []error, err error) {
+	return q.receiptOp(receipts, true, func(r Receipt, _ int64) { q.kill(r.ID) })
+}
+
+// Peek returns up to limit messages with id > after that are ready,
+// delayed or leased, without leasing them.
+func (q *Queue) Peek(after uint64, limit int) ([]Message, error) {
+	return q.list(after, limit, func(s index.State) bool { return s != index.StateDead })
+}
+
+// Dead returns up to limit dead messages with id > after.
+func (q *Queue) Dead(after uint64, limit int) ([]Message, error) {
+	return q.list(after, limit, func(s index.State) bool { return s == index.StateDead })
+}
+
+// MaxList bounds Peek and Dead.
+const MaxList = 1000
+
+func (q *Queue) list(after uint64, limit int, want func(index.State) bool) ([]Message, error) {
+	if limit <= 0 || limit > MaxList {
+		return nil, fmt.Errorf("%w: limit %d must be between 1 and %d", ErrInvalid, limit, MaxList)
+	}
+	if err := q.begin(); err != nil {
+		return nil, err
+	}
+	q.processDue(q.now())
+	type found struct {
+		id uint64
+		e  index.Entry
+	}
+	var ids []found
+	if after < math.MaxUint64 {
+		q.t.Scan(after+1, index.StateNone, func(id uint64, e index.Entry) bool {
+			if want(e.State) {
+				ids = append(ids, found{id, e})
+			}
+			return len(ids) < limit
+		})
+	}
+	q.mu.Unlock()
+	msgs := make([]Message, 0, len(ids))
+	for _, f := range ids {
+		m, err := q.read(f.id, f.e.Offset)
+		if err != nil {
+			return nil, fmt.Errorf("%s: message %d: %w", q.name, f.id, err)
+		}
+		m.Attempts, m.State = int(f.e.Attempts), f.e.State
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// Redrive returns up to limit dead messages (all if limit ≤ 0) to ready
+// with their attempts reset, and reports how many.
+func (q *Queue) Redrive(limit int) (int, error) {
+	if err := q.begin(); err != nil {
+		return 0, err
+	}
+	var ids []uint64
+	q.t.Scan(0, index.StateDead, func(id uint64, _ index.Entry) bool {
+		ids = append(ids, id)
+		return limit <= 0 || len(ids) < limit
+	})
+	for _, id := range ids {
+		q.t.Redrive(id)
+		q.record(index.Event{Type: index.EvRedrive, ID: id})
+	}
+	if len(ids) > 0 {
+		q.broadcast()
+	}
+	seq := q.seq
+	q.mu.Unlock()
+	return len(ids), q.commit(seq, true)
+}
+
+// Purge removes every message the queue holds.
+func (q *Queue) Purge() error {
+	if err := q.begin(); err != nil {
+		return err
+	}
+	if upTo := q.t.MaxID(); upTo > 0 {
+		q.t.Purge(upTo)
+		q.record(index.Event{Type: index.EvPurge, ID: upTo})
+	}
+	seq := q.seq
+	q.mu.Unlock()
+	return q.commit(seq, true)
+}
+
+// close snapshots (if asked) and closes the queue's files. Long-poll
+// receivers wake and get ErrQueueNotFound.
+func (q *Queue) close(snapshot bool) error {
+	var errs []error
+	if snapshot && q.broken.Load() == nil {
+		errs = append(errs, q.snapshot())
+	}
+	q.commitMu.Lock()
+	defer q.commitMu.Unlock()
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	q.broadcast()
+	q.mu.Unlock()
+	return errors.Join(append(errs, q.log.Close(), q.state.Close())...)
+}

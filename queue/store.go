@@ -1,0 +1,410 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
+)
+
+// File names inside a queue's directory.
+const (
+	queueFileName    = "queue.json"
+	logDirName       = "log"
+	stateDirName     = "state"
+	snapshotName     = "snapshot"
+	prevSnapshotName = "snapshot.prev"
+)
+
+func writeConfig(qdir string, c Config) error {
+	data, err := encodeQueueFile(c)
+	if err != nil {
+		return err
+	}
+	return log.WriteFileAtomic(log.OS, filepath.Join(qdir, queueFileName), data)
+}
+
+// openQueue opens a queue's files and rebuilds its table: snapshot, then
+// the log records past the table's first hole, then the state log after
+// the snapshot.
+func openQueue(b *Broker, name string) (*Queue, error) {
+	qdir := filepath.Join(b.queuesDir(), name)
+	data, err := os.ReadFile(filepath.Join(qdir, queueFileName))
+	if err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", name, err)
+	}
+	cfg, err := decodeQueueFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", name, err)
+	}
+	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg, wake: make(chan struct{})}
+	lg := b.opts.Logger.With("queue", name)
+	q.log, err = log.Open(filepath.Join(qdir, logDirName), log.Options{
+		SegmentSize:   b.opts.SegmentSize,
+		MaxRecordSize: b.opts.MaxMessageBytes + index.MaxAttributeBytes + 64,
+		Sync:          b.opts.Sync,
+		SyncInterval:  b.opts.SyncInterval,
+		Logger:        lg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", name, err)
+	}
+	q.cursor = q.log.NewCursor()
+	state, repair, err := index.OpenStateLog(filepath.Join(qdir, stateDirName))
+	if err != nil {
+		q.log.Close()
+		return nil, fmt.Errorf("open queue %s: %w", name, err)
+	}
+	q.state = state
+	if repair != nil {
+		lg.Warn("queue: cut torn tail off the state log (an unacknowledged write)", "path", repair.Path, "offset", repair.Offset, "bytes", repair.Truncated)
+	}
+	if err := q.rebuild(); err != nil {
+		q.log.Close()
+		q.state.Close()
+		return nil, fmt.Errorf("open queue %s: %w", name, err)
+	}
+	q.mu.Lock()
+	q.armTimer()
+	q.mu.Unlock()
+	return q, nil
+}
+
+func (q *Queue) rebuild() error {
+	lg := q.b.opts.Logger.With("queue", q.name)
+	snap, err := q.loadSnapshot()
+	if err != nil {
+		return err
+	}
+	q.t, q.snapIndex = snap.Table, snap.StateIndex
+	now := q.now()
+	// Records appended after the snapshot (or all, without one).
+	from := q.t.FirstHole()
+	if segs := q.log.Segments(); len(segs) > 0 {
+		from = max(from, segs[0].Base)
+	}
+	it := q.log.Iter(from)
+	for {
+		for it.Next() {
+			r := it.Record()
+			meta, err := index.DecodeMeta(r.Meta)
+			if err != nil {
+				lg.Error("queue: record with unreadable metadata, delivering it without", "id", r.ID, "err", err)
+			}
+			q.t.Insert(r.ID, uint32(it.Position().Offset), meta.ReadyAt, now)
+		}
+		if it.Err() == nil {
+			break
+		}
+		if !errors.Is(it.Err(), log.ErrCorrupt) {
+			return it.Err()
+		}
+		lg.Error("queue: damaged range in the message log; its messages cannot be delivered", "err", it.Err())
+	}
+	q.t.SealHoles(q.log.LastID())
+	var skipped int
+	damaged, err := q.state.Replay(q.snapIndex, func(_ uint64, events []index.Event) error {
+		for _, ev := range events {
+			if q.t.Apply(ev, now) != nil {
+				skipped++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range damaged {
+		lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
+	}
+	if skipped > 0 {
+		lg.Warn("queue: state events about messages the log no longer holds were skipped", "count", skipped)
+	}
+	q.written, q.synced = 0, 0
+	return nil
+}
+
+// loadSnapshot returns the newest snapshot that verifies, or an empty
+// table at index 0 when there is none.
+func (q *Queue) loadSnapshot() (index.Snapshot, error) {
+	lg := q.b.opts.Logger.With("queue", q.name)
+	var bad int
+	for _, name := range []string{snapshotName, prevSnapshotName} {
+		path := filepath.Join(q.dir, name)
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return index.Snapshot{}, err
+		}
+		snap, err := index.DecodeSnapshot(data)
+		if err == nil {
+			if bad > 0 {
+				lg.Warn("queue: using the previous snapshot", "path", path)
+			}
+			return snap, nil
+		}
+		bad++
+		lg.Error("queue: damaged snapshot ignored", "path", path, "err", err)
+	}
+	if bad > 0 {
+		lg.Error("queue: no usable snapshot: rebuilding from the message log and what remains of the state log; acked messages may be delivered again")
+	}
+	return index.Snapshot{Table: index.NewTable()}, nil
+}
+
+// snapshot writes the table at the state log's newest index: the previous
+// snapshot becomes snapshot.prev, and the state log is truncated to it, so
+// one damaged snapshot never loses state.
+func (q *Queue) snapshot() error {
+	q.commitMu.Lock()
+	defer q.commitMu.Unlock()
+	if err := q.begin(); err != nil {
+		return err
+	}
+	// Write and fsync everything applied so far, so the snapshot covers
+	// exactly the state log up to its index.
+	if len(q.pending) > 0 {
+		q.entryBuf = index.EncodeEntry(q.entryBuf[:0], q.pending)
+		if _, err := q.state.Append(q.entryBuf); err != nil {
+			q.mu.Unlock()
+			return q.breakWith(err)
+		}
+		q.pending = q.pending[:0]
+	}
+	if err := q.state.Sync(); err != nil {
+		q.mu.Unlock()
+		return q.breakWith(err)
+	}
+	q.written, q.synced = q.seq, q.seq
+	stateIndex := q.state.LastIndex()
+	data := index.EncodeSnapshot(nil, stateIndex, q.t)
+	q.mu.Unlock()
+
+	path := filepath.Join(q.dir, snapshotName)
+	if _, err := os.Stat(path); err == nil {
+		if err := os.Rename(path, filepath.Join(q.dir, prevSnapshotName)); err != nil {
+			return fmt.Errorf("snapshot %s: %w", q.name, err)
+		}
+	}
+	if err := log.WriteFileAtomic(log.OS, path, data); err != nil {
+		return fmt.Errorf("snapshot %s: %w", q.name, err)
+	}
+	prev := q.snapIndex
+	q.snapIndex, q.sinceSnapshot = stateIndex, 0
+	return q.state.TruncateFront(prev + 1)
+}
+
+// maintain is one queue's share of a maintenance run.
+func (q *Queue) maintain(compact bool) error {
+	if err := q.begin(); err != nil {
+		if q.broken.Load() != nil {
+			return q.b.reopen(q)
+		}
+		return err
+	}
+	q.processDue(q.now())
+	seq := q.seq
+	dlq := q.cfg.DeadLetterQueue
+	hasDead := q.t.Count(index.StateDead) > 0
+	retention := q.cfg.Retention
+	q.mu.Unlock()
+	var errs []error
+	errs = append(errs, q.commit(seq, false))
+	if dlq != "" && hasDead {
+		errs = append(errs, q.moveDead(dlq))
+	}
+	if retention > 0 {
+		errs = append(errs, q.retain(retention))
+	}
+	q.commitMu.Lock()
+	due := q.sinceSnapshot >= q.b.opts.SnapshotEvery
+	q.commitMu.Unlock()
+	if due {
+		errs = append(errs, q.snapshot())
+	}
+	if compact {
+		errs = append(errs, q.compact())
+	}
+	return errors.Join(errs...)
+}
+
+// maxMovesPerRun bounds dead-letter moves per maintenance run.
+const maxMovesPerRun = 1000
+
+// moveDead moves dead messages to the dead-letter queue: enqueue there
+// (durable), then remove here. A crash in between leaves the message in
+// both places, never in neither.
+func (q *Queue) moveDead(dlqName string) error {
+	dlq, err := q.b.Queue(dlqName)
+	if err != nil {
+		return nil // not created (yet): messages stay dead here
+	}
+	q.mu.Lock()
+	var dead []uint64
+	var offsets []uint32
+	q.t.Scan(0, index.StateDead, func(id uint64, e index.Entry) bool {
+		dead = append(dead, id)
+		offsets = append(offsets, e.Offset)
+		return len(dead) < maxMovesPerRun
+	})
+	q.mu.Unlock()
+	for i, id := range dead {
+		m, err := q.read(id, offsets[i])
+		if err != nil {
+			return fmt.Errorf("dead-letter %s message %d: %w", q.name, id, err)
+		}
+		zero := time.Duration(0)
+		if _, err := dlq.Enqueue([]NewMessage{{Body: m.Body, Attributes: m.Attributes, Delay: &zero}}); err != nil {
+			return fmt.Errorf("dead-letter %s message %d to %s: %w", q.name, id, dlqName, err)
+		}
+		q.mu.Lock()
+		if q.t.Get(id).State == index.StateDead && q.t.Remove(id) == nil {
+			q.record(index.Event{Type: index.EvRemove, ID: id})
+			q.stats.deadLettered.Add(1)
+		}
+		seq := q.seq
+		q.mu.Unlock()
+		if err := q.commit(seq, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxRetainPerRun bounds the records retention reads per maintenance run.
+const maxRetainPerRun = 100_000
+
+// retain removes messages older than the retention period, except leased
+// ones, walking the log from where the last run stopped.
+func (q *Queue) retain(retention time.Duration) error {
+	q.mu.Lock()
+	from := max(q.retained+1, q.t.FirstID())
+	cutoff := q.now() - int64(retention)
+	q.mu.Unlock()
+	it := q.log.Iter(from)
+	var old []uint64
+	last := from - 1
+	for len(old) < maxRetainPerRun && it.Next() {
+		r := it.Record()
+		if r.Time >= cutoff {
+			break
+		}
+		old = append(old, r.ID)
+		last = r.ID
+	}
+	if err := it.Err(); err != nil && !errors.Is(err, log.ErrCorrupt) {
+		return fmt.Errorf("retention %s: %w", q.name, err)
+	}
+	q.mu.Lock()
+	for _, id := range old {
+		if s := q.t.Get(id).State; s != index.StateLeased && q.t.Remove(id) == nil {
+			q.record(index.Event{Type: index.EvRemove, ID: id})
+			q.stats.removed.Add(1)
+		}
+	}
+	q.retained = max(q.retained, last)
+	seq := q.seq
+	q.mu.Unlock()
+	return q.commit(seq, true)
+}
+
+// compact removes sealed segments whose messages are all done and
+// rewrites, at most one per run, a sealed segment with under a quarter of
+// its messages live. Decisions are made against durable state only: the
+// events that made messages done are fsynced before their records go.
+func (q *Queue) compact() error {
+	var errs []error
+	rewrote := false
+	for _, s := range q.log.Segments() {
+		if !s.Sealed {
+			continue
+		}
+		q.mu.Lock()
+		live := q.liveIDs(s.Base, s.LastID)
+		seq := q.seq
+		q.mu.Unlock()
+		total := int(s.LastID - s.Base + 1)
+		switch {
+		case live == nil:
+			if err := q.commit(seq, true); err != nil {
+				return err
+			}
+			errs = append(errs, q.log.Remove(s.Base))
+		case !rewrote && len(live)*4 < total:
+			rewrote = true
+			if err := q.commit(seq, true); err != nil {
+				return err
+			}
+			errs = append(errs, q.rewrite(s.Base, live))
+		}
+	}
+	// Everything acked: seal the active segment too, so the next run can
+	// remove it and disk use returns to near zero.
+	segs := q.log.Segments()
+	tail := segs[len(segs)-1]
+	q.mu.Lock()
+	idle := q.t.Live() == 0 && q.inflight == 0 && tail.LastID >= tail.Base
+	q.mu.Unlock()
+	if idle {
+		errs = append(errs, q.log.Rotate())
+	}
+	return errors.Join(errs...)
+}
+
+// liveIDs returns the ids in [from, to] that are not done (an id the
+// table has not seen yet may be an enqueue in flight: it counts as live),
+// or nil if there are none. The caller holds mu.
+func (q *Queue) liveIDs(from, to uint64) []uint64 {
+	var live []uint64
+	for id := max(from, q.t.FirstID()); id <= to; id++ {
+		if q.t.Get(id).State != index.StateDone {
+			live = append(live, id)
+		}
+	}
+	return live
+}
+
+func (q *Queue) rewrite(base uint64, live []uint64) error {
+	keep := func(id uint64) bool {
+		_, found := slices.BinarySearch(live, id)
+		return found
+	}
+	rw, err := q.log.Rewrite(base, keep, log.RewriteOptions{})
+	if err != nil {
+		return fmt.Errorf("compact %s: %w", q.name, err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := rw.Commit(); err != nil {
+		return fmt.Errorf("compact %s: %w", q.name, err)
+	}
+	for _, m := range rw.Moved {
+		q.t.SetOffset(m.ID, uint32(m.Pos.Offset))
+	}
+	return nil
+}
+
+// reopen replaces a broken queue with a fresh one loaded from disk.
+func (b *Broker) reopen(old *Queue) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.queues[old.name] != old {
+		return nil
+	}
+	old.close(false)
+	q, err := openQueue(b, old.name)
+	if err != nil {
+		return fmt.Errorf("reload queue %s: %w", old.name, err)
+	}
+	b.queues[old.name] = q
+	b.opts.Logger.Info("queue: reloaded from disk after a state-log failure", "queue", old.name)
+	return nil
+}
