@@ -89,8 +89,9 @@ type Broker struct {
 	queues map[string]*Queue
 	closed bool
 
-	stop chan struct{}
-	done chan struct{}
+	maintMu sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // Open opens the broker in dir (creating it), opening every queue found.
@@ -308,6 +309,8 @@ func (b *Broker) Maintain() error {
 }
 
 func (b *Broker) runMaintenance(compact bool) error {
+	b.maintMu.Lock() // one run at a time: Maintain may race the goroutine
+	defer b.maintMu.Unlock()
 	var errs []error
 	for _, q := range b.snapshotQueues() {
 		if err := q.maintain(compact); err != nil && !errors.Is(err, ErrQueueNotFound) {

@@ -111,6 +111,11 @@ type Queue struct {
 	sinceSnapshot int
 	snapIndex     uint64 // state index of the current snapshot file
 
+	// rewritten maps a compacted segment to the records it kept, so it is
+	// rewritten again only once most of those are gone too. Used by the
+	// maintenance goroutine only.
+	rewritten map[uint64]int
+
 	readMu sync.Mutex // guards cursor
 	cursor *log.Cursor
 

@@ -347,3 +347,82 @@ func TestRestartKeepsState(t *testing.T) {
 		})
 	}
 }
+
+func TestCompactionGivesDiskSpaceBack(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	opts := testOptions(clk)
+	opts.SegmentSize = 8 << 10
+	b := mustOpen(t, dir, opts)
+	q := mustCreate(t, b, "c", ConfigUpdate{})
+	body := string(make([]byte, 200))
+	for i := 0; i < 400; i++ {
+		enqueue(t, q, body)
+	}
+	info, _ := q.Info()
+	full := info.Bytes
+	if full < 80<<10 {
+		t.Fatalf("only %d bytes on disk after 400 x 200-byte messages", full)
+	}
+	// Ack four fifths, keeping every fifth: sealed segments fall under
+	// 25% live and get rewritten, one per maintenance run.
+	var keep []Message
+	for {
+		got := receive(t, q, 100)
+		if len(got) == 0 {
+			break
+		}
+		var ack []Receipt
+		for _, m := range got {
+			if m.ID%5 == 0 {
+				keep = append(keep, m)
+			} else {
+				ack = append(ack, m.Receipt)
+			}
+		}
+		if _, err := q.Ack(ack); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs := len(q.log.Segments())
+	for i := 0; i < segs; i++ {
+		if err := b.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, _ = q.Info()
+	if info.Bytes > full/2 {
+		t.Fatalf("%d of %d bytes left with a fifth of the messages live", info.Bytes, full)
+	}
+	// The kept messages are still readable at their new places.
+	clk.Advance(time.Minute)
+	again := receive(t, q, 1000)
+	if len(again) != len(keep) {
+		t.Fatalf("received %d messages after compaction, want %d", len(again), len(keep))
+	}
+	for i, m := range again {
+		if m.ID != keep[i].ID || string(m.Body) != body {
+			t.Fatalf("message %d after compaction: id %d, want %d", i, m.ID, keep[i].ID)
+		}
+	}
+	if _, err := q.Ack(receipts(again)); err != nil {
+		t.Fatal(err)
+	}
+	// With everything acked, two runs seal the active segment and remove all.
+	b.Maintain()
+	b.Maintain()
+	info, _ = q.Info()
+	if info.Bytes > 4<<10 {
+		t.Fatalf("%d bytes left after acking everything", info.Bytes)
+	}
+	b.Close()
+	b2 := mustOpen(t, dir, opts)
+	q2, _ := b2.Queue("c")
+	if info, _ := q2.Info(); info.Counts.Total != 0 {
+		t.Fatalf("after restart: %+v", info.Counts)
+	}
+	ids := enqueue(t, q2, "after")
+	if ids[0] != 401 {
+		t.Fatalf("new id after compaction and restart %d, want 401 (ids are never reused)", ids[0])
+	}
+}

@@ -43,7 +43,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
-	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg, wake: make(chan struct{})}
+	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg, wake: make(chan struct{}), rewritten: map[uint64]int{}}
 	lg := b.opts.Logger.With("queue", name)
 	q.log, err = log.Open(filepath.Join(qdir, logDirName), log.Options{
 		SegmentSize:   b.opts.SegmentSize,
@@ -332,12 +332,16 @@ func (q *Queue) compact() error {
 		seq := q.seq
 		q.mu.Unlock()
 		total := int(s.LastID - s.Base + 1)
+		if n, ok := q.rewritten[s.Base]; ok {
+			total = n // what the last rewrite kept: judge by what went since
+		}
 		switch {
 		case live == nil:
 			if err := q.commit(seq, true); err != nil {
 				return err
 			}
 			errs = append(errs, q.log.Remove(s.Base))
+			delete(q.rewritten, s.Base)
 		case !rewrote && len(live)*4 < total:
 			rewrote = true
 			if err := q.commit(seq, true); err != nil {
@@ -389,6 +393,7 @@ func (q *Queue) rewrite(base uint64, live []uint64) error {
 	for _, m := range rw.Moved {
 		q.t.SetOffset(m.ID, uint32(m.Pos.Offset))
 	}
+	q.rewritten[base] = len(rw.Moved)
 	return nil
 }
 
