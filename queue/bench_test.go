@@ -1,0 +1,253 @@
+package queue
+
+// Benchmarks of the embedded API. The largest, BenchmarkRestart at 1M
+// messages, needs about 150 MB of disk under the temp dir.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/log"
+)
+
+func benchBroker(b *testing.B, policy log.SyncPolicy) (*Broker, *Queue) {
+	b.Helper()
+	br, err := Open(b.TempDir(), Options{Sync: policy, MaintenanceInterval: -1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	q, _, err := br.Create("bench", ConfigUpdate{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return br, q
+}
+
+func batchOf(n, size int) []NewMessage {
+	msgs := make([]NewMessage, n)
+	for i := range msgs {
+		msgs[i] = NewMessage{Body: bytes.Repeat([]byte{byte('a' + i%26)}, size)}
+	}
+	return msgs
+}
+
+// BenchmarkEnqueueBatch: one goroutine enqueueing batches of 100
+// 100-byte messages; ns/op is per message.
+func BenchmarkEnqueueBatch(b *testing.B) {
+	for _, policy := range []log.SyncPolicy{log.SyncAlways, log.SyncNone} {
+		b.Run("batch=100/sync="+policy.String(), func(b *testing.B) {
+			br, q := benchBroker(b, policy)
+			msgs := batchOf(100, 100)
+			b.SetBytes(100)
+			b.ResetTimer()
+			for n := 0; n < b.N; n += len(msgs) {
+				if _, err := q.Enqueue(msgs); err != nil {
+					b.Fatal(err)
+				}
+				if n%200_000 == 0 {
+					b.StopTimer()
+					drop(b, br, q)
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// drop purges and compacts so long runs do not fill a small disk.
+func drop(b *testing.B, br *Broker, q *Queue) {
+	if err := q.Purge(); err != nil {
+		b.Fatal(err)
+	}
+	br.Maintain()
+	br.Maintain()
+}
+
+// BenchmarkEnqueueConcurrent: 64 goroutines enqueueing one 100-byte
+// message each call; reports messages per fsync of the message log.
+func BenchmarkEnqueueConcurrent(b *testing.B) {
+	for _, writers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("writers=%d/sync=always", writers), func(b *testing.B) {
+			_, q := benchBroker(b, log.SyncAlways)
+			msg := batchOf(1, 100)
+			before := q.log.Stats()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := 0; w < writers; w++ {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if _, err := q.Enqueue(msg); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			after := q.log.Stats()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(after.Records-before.Records)/float64(max(after.Fsyncs-before.Fsyncs, 1)), "msgs/fsync")
+		})
+	}
+}
+
+// BenchmarkReceiveAck: receive a batch of 10 and ack it; ns/op is per
+// message. The queue is refilled outside the timer.
+func BenchmarkReceiveAck(b *testing.B) {
+	for _, policy := range []log.SyncPolicy{log.SyncAlways, log.SyncNone} {
+		for _, consumers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("batch=10/consumers=%d/sync=%s", consumers, policy), func(b *testing.B) {
+				_, q := benchBroker(b, policy)
+				const fill = 100_000
+				msgs := batchOf(1000, 100)
+				refill := func() {
+					for i := 0; i < fill; i += len(msgs) {
+						if _, err := q.Enqueue(msgs); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				refill()
+				var done atomic.Int64
+				b.ResetTimer()
+				for done.Load() < int64(b.N) {
+					var wg sync.WaitGroup
+					for c := 0; c < consumers; c++ {
+						wg.Go(func() {
+							for done.Load() < int64(b.N) {
+								got, err := q.Receive(context.Background(), ReceiveOptions{Max: 10})
+								if err != nil {
+									b.Error(err)
+									return
+								}
+								if len(got) == 0 {
+									return // empty: refill
+								}
+								if _, err := q.Ack(receipts(got)); err != nil {
+									b.Error(err)
+									return
+								}
+								done.Add(int64(len(got)))
+							}
+						})
+					}
+					wg.Wait()
+					if done.Load() < int64(b.N) {
+						b.StopTimer()
+						refill()
+						b.StartTimer()
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
+	}
+}
+
+// BenchmarkRestart fills a queue with pending 100-byte messages, closes
+// the broker, and times Open; reports the restart time, the heap and RSS
+// after it, and heap bytes per pending message.
+func BenchmarkRestart(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		for _, snap := range []bool{true, false} {
+			b.Run(fmt.Sprintf("pending=%d/snapshot=%v", n, snap), func(b *testing.B) {
+				dir := b.TempDir()
+				fill(b, dir, n)
+				if !snap {
+					os.Remove(filepath.Join(dir, "queues", "bench", snapshotName))
+					os.Remove(filepath.Join(dir, "queues", "bench", prevSnapshotName))
+				}
+				b.ResetTimer()
+				var open time.Duration
+				for i := 0; i < b.N; i++ {
+					runtime.GC()
+					var before runtime.MemStats
+					runtime.ReadMemStats(&before)
+					t0 := time.Now()
+					br, err := Open(dir, Options{MaintenanceInterval: -1, Logger: quiet})
+					if err != nil {
+						b.Fatal(err)
+					}
+					open += time.Since(t0)
+					q, _ := br.Queue("bench")
+					if info, _ := q.Info(); info.Counts.Ready != n {
+						b.Fatalf("%d ready after restart, want %d", info.Counts.Ready, n)
+					}
+					runtime.GC()
+					var after runtime.MemStats
+					runtime.ReadMemStats(&after)
+					b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "heapB/msg")
+					b.ReportMetric(float64(rssBytes())/(1<<20), "rssMB")
+					b.StopTimer()
+					if snap {
+						br.Close() // writes the snapshot again
+					} else {
+						closeWithoutSnapshot(br)
+					}
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(open.Milliseconds())/float64(b.N), "ms/restart")
+			})
+		}
+	}
+}
+
+func closeWithoutSnapshot(br *Broker) {
+	br.mu.Lock()
+	br.closed = true
+	br.mu.Unlock()
+	close(br.stop)
+	<-br.done
+	for _, q := range br.queues {
+		q.close(false)
+	}
+}
+
+func fill(b *testing.B, dir string, n int) {
+	br, err := Open(dir, Options{Sync: log.SyncNone, MaintenanceInterval: -1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	q, _, err := br.Create("bench", ConfigUpdate{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := batchOf(1000, 100)
+	for i := 0; i < n; i += len(msgs) {
+		if _, err := q.Enqueue(msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// rssBytes reads the process's resident set size from /proc (0 elsewhere).
+func rssBytes() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
