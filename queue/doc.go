@@ -30,10 +30,11 @@
 // With Sync=always (the default), Enqueue, Ack, Nack, Fail, Redrive,
 // Purge, and config changes return only after their change is fsynced;
 // concurrent calls share fsyncs (group commit) in both the message log and
-// the state log. Receive and Extend write their lease events but do not
-// wait for the fsync: a lease lost to a power cut only means a redelivery,
-// which at-least-once allows. A process crash loses nothing that was
-// written.
+// the state log. Receive and Extend do not wait for the state log: their
+// lease events are written with the next durable operation or maintenance
+// run (within a second). A lease lost to a crash or power cut before that
+// only means a redelivery, which at-least-once allows; the redelivery may
+// reuse the lost lease's receipt.
 //
 // An ack that returned an error may or may not have happened; a message
 // whose ack was not yet durable is never compacted away.

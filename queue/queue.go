@@ -395,12 +395,11 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
 		}
 		if len(leased) > 0 {
-			seq := q.seq
+			// The lease events ride along with the next durable commit or
+			// maintenance run: waiting here would queue every receive
+			// behind the fsync of someone's ack.
 			q.armTimer()
 			q.mu.Unlock()
-			if err := q.commit(seq, false); err != nil {
-				return nil, err
-			}
 			return q.readLeased(leased), nil
 		}
 		ch := q.wake
@@ -553,7 +552,10 @@ func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, n
 	seq := q.seq
 	q.armTimer()
 	q.mu.Unlock()
-	if err := q.commit(seq, durable); err != nil {
+	if !durable {
+		return errs, nil // written with the next durable commit, like leases
+	}
+	if err := q.commit(seq, true); err != nil {
 		return nil, err
 	}
 	return errs, nil
