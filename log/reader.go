@@ -88,11 +88,14 @@ func (c *Cursor) seek(seg *segment, id uint64, end int64) (int64, frameHeader, e
 			prevLast = h.last()
 			continue
 		}
-		if err == nil && h.first > id {
-			break
-		}
 		if err == nil {
+			// Verify the payload before trusting this header's ids: a
+			// frame whose header checks out but whose payload does not is
+			// damage, and its ids mean nothing.
 			err = c.buf.loadPayload(seg.f, off, h)
+			if err == nil && h.first > id {
+				break
+			}
 			if err == nil {
 				return off, h, nil
 			}

@@ -1,0 +1,32 @@
+// Package fuzz holds spool's native Go fuzz targets: one for every decoder
+// spool has, that is, every piece of code that parses bytes it did not just
+// produce itself. Today that is the segment format of package log: single
+// frames (FuzzDecodeFrame, FuzzEncodeDecodeFrame) and whole log directories
+// of arbitrary segment files (FuzzOpen, which also runs Verify, iterates,
+// appends and reopens). Later decoders — state events, snapshots, HTTP
+// input — get their targets here too.
+//
+// The package has no code of its own; this file exists so that
+// `go list ./fuzz/...` finds it. The targets live in log_fuzz_test.go and
+// their seed corpora in testdata/fuzz/<Target>/, which `go test ./fuzz`
+// runs as ordinary tests together with the seeds the targets add in code.
+//
+// Checksums stop random mutation at the first CRC, so the targets also
+// feed the decoders a copy of their input with every checksum recomputed
+// (FuzzDecodeFrame always, FuzzOpen when its fix argument is true): that
+// is how mutations reach the decompressors, the record parser and the id
+// ordering checks behind the CRCs.
+//
+// Run one target at a time:
+//
+//	go test -run='^$' -fuzz='^FuzzDecodeFrame$' -fuzztime=30s ./fuzz
+//
+// CI runs each target for 10 s. Go spends up to -fuzzminimizetime (60 s
+// by default) shrinking every new input that adds coverage before it
+// mutates further, which for FuzzOpen (about a millisecond per run: a
+// temporary directory, Verify, Open, reads, an append and a reopen) can
+// take a short run's whole budget; add -fuzzminimizetime=1s to short runs.
+//
+// A failure leaves its input in testdata/fuzz/<Target>/; once the bug it
+// found is fixed, keep the file so the input stays a regression test.
+package fuzz
