@@ -24,19 +24,20 @@ type EventType uint8
 // The state events. Every change to a message after it is enqueued is one
 // of these; replaying them over the enqueued records rebuilds the table.
 const (
-	EvLease   EventType = 1 // leased: attempt number and lease deadline
-	EvAck     EventType = 2 // done by its consumer
-	EvNack    EventType = 3 // back to ready, front or back, maybe after a delay
-	EvExtend  EventType = 4 // lease deadline moved
-	EvDead    EventType = 5 // out of attempts or failed: kept as dead
-	EvRedrive EventType = 6 // dead back to ready, attempts reset
-	EvRemove  EventType = 7 // gone without an ack: moved to a dead-letter queue or past retention
-	EvPurge   EventType = 8 // every message with id ≤ ID is gone
-	EvExpire  EventType = 9 // a lease ran out: back to ready
-	evLimit   EventType = 10
+	EvLease   EventType = 1  // leased: attempt number and lease deadline
+	EvAck     EventType = 2  // done by its consumer
+	EvNack    EventType = 3  // back to ready, front or back, maybe after a delay
+	EvExtend  EventType = 4  // lease deadline moved
+	EvDead    EventType = 5  // out of attempts or failed: kept as dead
+	EvRedrive EventType = 6  // dead back to ready, attempts reset
+	EvRemove  EventType = 7  // gone without an ack: moved to a dead-letter queue or past retention
+	EvPurge   EventType = 8  // every message with id ≤ ID is gone
+	EvExpire  EventType = 9  // a lease ran out: back to ready
+	EvReady   EventType = 10 // a delay ran out: ready, placed after After if sent to the back
+	evLimit   EventType = 11
 )
 
-var eventNames = [...]string{"", "lease", "ack", "nack", "extend", "dead", "redrive", "remove", "purge", "expire"}
+var eventNames = [...]string{"", "lease", "ack", "nack", "extend", "dead", "redrive", "remove", "purge", "expire", "ready"}
 
 func (t EventType) String() string {
 	if t > 0 && t < evLimit {
@@ -56,8 +57,9 @@ type Event struct {
 	Time int64
 	// Front puts a nacked message at the front of the queue (EvNack).
 	Front bool
-	// After is, for a nack to the back, the newest id at the time: the
-	// message goes after every message up to it and before later ones.
+	// After is, for a nack to the back (EvNack) or a delayed one becoming
+	// ready (EvReady), the newest id at the time: the message goes after
+	// every message up to it and before later ones.
 	After uint64
 }
 
@@ -75,6 +77,7 @@ const (
 //	  lease:  uvarint attempt | varint deadline
 //	  extend: varint deadline
 //	  nack:   flags uint8 (1 = front) | varint ready-at | uvarint after
+//	  ready:  uvarint after
 //	  others: nothing
 func EncodeEntry(dst []byte, events []Event) []byte {
 	at := len(dst)
@@ -95,6 +98,8 @@ func EncodeEntry(dst []byte, events []Event) []byte {
 			}
 			dst = append(dst, flags)
 			dst = binary.AppendVarint(dst, e.Time)
+			dst = binary.AppendUvarint(dst, e.After)
+		case EvReady:
 			dst = binary.AppendUvarint(dst, e.After)
 		}
 	}
@@ -134,6 +139,8 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 			}
 			e.Front = flags&flagFront != 0
 			e.Time = r.varint()
+			e.After = r.uvarint()
+		case EvReady:
 			e.After = r.uvarint()
 		case EvAck, EvDead, EvRedrive, EvRemove, EvPurge, EvExpire:
 		default:
@@ -275,14 +282,17 @@ func DecodeMeta(b []byte) (Meta, error) {
 	m.ReadyAt = r.varint()
 	n := r.uvarint()
 	if n > MaxAttributes {
-		return m, fmt.Errorf("%w: %d attributes", ErrCorrupt, n)
+		return Meta{}, fmt.Errorf("%w: %d attributes", ErrCorrupt, n)
 	}
 	if n > 0 {
 		m.Attributes = make(map[string]string, n)
 	}
+	total := 0
 	for i := uint64(0); i < n && r.err == nil; i++ {
-		k := string(r.bytes(MaxAttributeBytes))
-		v := string(r.bytes(MaxAttributeBytes))
+		k := string(r.bytes(MaxAttributeBytes - total))
+		total += len(k)
+		v := string(r.bytes(MaxAttributeBytes - total))
+		total += len(v)
 		if _, dup := m.Attributes[k]; dup && r.err == nil {
 			r.fail("duplicate attribute %q", k)
 		}

@@ -158,12 +158,14 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	if nr > uint64(len(r.b)) {
 		r.fail("%d requeued in %d bytes", nr, len(r.b))
 	}
+	seen := make(map[uint64]bool, min(nr, 1<<16))
 	for i := uint64(0); i < nr && r.err == nil; i++ {
 		q := requeued{id: r.uvarint(), after: r.uvarint(), seq: r.varint()}
 		e := t.entry(q.id)
-		if r.err == nil && (e == nil || e.State != StateReady || e.Requeue == ByID || e.Time != q.seq || (e.Requeue == Front) != (q.after == 0)) {
+		if r.err == nil && (e == nil || e.State != StateReady || e.Requeue == ByID || e.Time != q.seq || (e.Requeue == Front) != (q.after == 0) || seen[q.id]) {
 			r.fail("requeued item %d does not match its entry", q.id)
 		}
+		seen[q.id] = true
 		t.requeued = append(t.requeued, q)
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -189,9 +189,10 @@ func (s *StateLog) Replay(after uint64, fn func(index uint64, events []Event) er
 	}
 	var events []Event
 	for i := max(after+1, first); i <= s.LastIndex(); i++ {
-		data, err := s.w.Read(i)
+		data, err := s.read(i)
 		if err != nil {
-			return damaged, fmt.Errorf("state log %s: read entry %d: %w", s.dir, i, err)
+			damaged = append(damaged, fmt.Errorf("state log %s entry %d: %w", s.dir, i, err))
+			continue
 		}
 		events, err = DecodeEntry(events[:0], data)
 		if err != nil {
@@ -203,6 +204,22 @@ func (s *StateLog) Replay(after uint64, fn func(index uint64, events []Event) er
 		}
 	}
 	return damaged, nil
+}
+
+// read reads entry i. tidwall/wal trusts its length prefixes: a damaged
+// one in a sealed segment makes Read fail, or panic on an index out of
+// range. Both are damage to report and skip, never a reason not to open.
+func (s *StateLog) read(i uint64) (data []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: tidwall/wal: %v", ErrCorrupt, p)
+		}
+	}()
+	data, err = s.w.Read(i)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return data, nil
 }
 
 // TruncateFront drops every entry before index (a snapshot covers them).

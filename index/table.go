@@ -146,7 +146,10 @@ func (t *Table) Insert(id uint64, offset uint32, readyAt, now int64) bool {
 		return false
 	}
 	if len(t.chunks) == 0 {
-		t.base = (id-1)&^(chunkSize-1) + 1
+		// Start where ids can still be missing, never at id itself: with
+		// enqueues in flight, lower ids may arrive after this one. Ids up
+		// to the floor are known done; past the released prefix, none is.
+		t.base = chunkStart(max(t.base, t.floor+1))
 	}
 	for id-t.base >= uint64(len(t.chunks))*chunkSize {
 		t.addChunk()
@@ -161,6 +164,9 @@ func (t *Table) Insert(id uint64, offset uint32, readyAt, now int64) bool {
 	t.becomeReady(id, e, ByID, readyAt, now, 0)
 	return true
 }
+
+// chunkStart returns the first id of the chunk holding id.
+func chunkStart(id uint64) uint64 { return (id-1)&^(chunkSize-1) + 1 }
 
 // addChunk appends a chunk; ids in it up to the floor are born done.
 func (t *Table) addChunk() {
@@ -183,14 +189,7 @@ func (t *Table) addChunk() {
 // table's end up to upTo are born done when their chunk is added.
 func (t *Table) SealHoles(upTo uint64) {
 	t.floor = max(t.floor, upTo)
-	for id := t.FirstID(); id <= min(upTo, t.base+uint64(len(t.chunks))*chunkSize-1); id++ {
-		if e := t.entry(id); e != nil && e.State == StateNone {
-			e.State = StateDone
-			t.counts[StateDone]++
-			c, _ := t.chunkOf(id)
-			c.done++
-		}
-	}
+	t.finishHoles(upTo)
 	t.release()
 }
 
@@ -411,8 +410,27 @@ func (t *Table) Remove(id uint64) error {
 	return nil
 }
 
-// Purge finishes every live message with an id up to upTo.
+// finishHoles marks ids up to upTo that were never inserted as done.
+func (t *Table) finishHoles(upTo uint64) {
+	if len(t.chunks) == 0 {
+		return
+	}
+	for id := t.base; id <= min(upTo, t.base+uint64(len(t.chunks))*chunkSize-1); id++ {
+		if e := t.entry(id); e.State == StateNone {
+			e.State = StateDone
+			t.counts[StateDone]++
+			c, _ := t.chunkOf(id)
+			c.done++
+		}
+	}
+}
+
+// Purge finishes every message with an id up to upTo, including ids whose
+// enqueue is still in flight (their Insert will find them done): a replay
+// inserts every record before it applies the purge, and must agree.
 func (t *Table) Purge(upTo uint64) {
+	upTo = min(upTo, t.maxID) // ids past the newest are still to come
+	t.finishHoles(upTo)
 	for id := t.FirstID(); id <= min(upTo, t.maxID); id++ {
 		if e := t.entry(id); e != nil && e.State != StateNone && e.State != StateDone {
 			t.finish(id, e)
@@ -470,12 +488,15 @@ func (t *Table) Apply(ev Event, now int64) error {
 	case EvPurge:
 		t.Purge(ev.ID)
 		return nil
+	case EvReady:
+		return t.Ready(ev.ID, ev.After)
 	}
 	return fmt.Errorf("index: unknown event type %d", ev.Type)
 }
 
 // DueDelay moves the earliest delayed message whose time has come to ready
-// and returns its id.
+// and returns its id. One sent to the back goes after the newest id, MaxID:
+// the caller logs that as EvReady's After so a replay agrees.
 func (t *Table) DueDelay(now int64) (uint64, bool) {
 	for t.delays.Len() > 0 {
 		top := t.delays[0]
@@ -492,6 +513,18 @@ func (t *Table) DueDelay(now int64) (uint64, bool) {
 		return top.id, true
 	}
 	return 0, false
+}
+
+// Ready makes a delayed message ready now, at the place its nack chose (by
+// id, front, or after id after for the back). It replays what DueDelay
+// did live, so a restart puts the message exactly where it was.
+func (t *Table) Ready(id uint64, after uint64) error {
+	e, err := t.want(id, "make ready", StateDelayed)
+	if err != nil {
+		return err
+	}
+	t.becomeReady(id, e, e.Requeue, 0, 0, after)
+	return nil
 }
 
 // DueLease returns a leased message whose lease has run out, without

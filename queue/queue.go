@@ -111,11 +111,6 @@ type Queue struct {
 	sinceSnapshot int
 	snapIndex     uint64 // state index of the current snapshot file
 
-	// rewritten maps a compacted segment to the records it kept, so it is
-	// rewritten again only once most of those are gone too. Used by the
-	// maintenance goroutine only.
-	rewritten map[uint64]int
-
 	readMu sync.Mutex // guards cursor
 	cursor *log.Cursor
 
@@ -472,9 +467,13 @@ func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 func (q *Queue) processDue(now int64) {
 	woke := false
 	for {
-		if _, ok := q.t.DueDelay(now); !ok {
+		id, ok := q.t.DueDelay(now)
+		if !ok {
 			break
 		}
+		// Logged so a replay makes it ready at the same point among the
+		// other events, in the same place, whatever the clock says then.
+		q.record(index.Event{Type: index.EvReady, ID: id, After: q.t.MaxID()})
 		woke = true
 	}
 	for {

@@ -43,7 +43,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
-	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg, wake: make(chan struct{}), rewritten: map[uint64]int{}}
+	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg, wake: make(chan struct{})}
 	lg := b.opts.Logger.With("queue", name)
 	q.log, err = log.Open(filepath.Join(qdir, logDirName), log.Options{
 		SegmentSize:   b.opts.SegmentSize,
@@ -83,7 +83,10 @@ func (q *Queue) rebuild() error {
 		return err
 	}
 	q.t, q.snapIndex = snap.Table, snap.StateIndex
-	now := q.now()
+	// Rebuild as the events happened, not as the clock says now: a delayed
+	// message stays delayed until its EvReady (or, if that was never
+	// written, until the first processDue after startup).
+	const replayNow = 0
 	// Records appended after the snapshot (or all, without one).
 	from := q.t.FirstHole()
 	if segs := q.log.Segments(); len(segs) > 0 {
@@ -97,7 +100,7 @@ func (q *Queue) rebuild() error {
 			if err != nil {
 				lg.Error("queue: record with unreadable metadata, delivering it without", "id", r.ID, "err", err)
 			}
-			q.t.Insert(r.ID, uint32(it.Position().Offset), meta.ReadyAt, now)
+			q.t.Insert(r.ID, uint32(it.Position().Offset), meta.ReadyAt, replayNow)
 		}
 		if it.Err() == nil {
 			break
@@ -111,7 +114,7 @@ func (q *Queue) rebuild() error {
 	var skipped int
 	damaged, err := q.state.Replay(q.snapIndex, func(_ uint64, events []index.Event) error {
 		for _, ev := range events {
-			if q.t.Apply(ev, now) != nil {
+			if q.t.Apply(ev, replayNow) != nil {
 				skipped++
 			}
 		}
@@ -332,17 +335,15 @@ func (q *Queue) compact() error {
 		seq := q.seq
 		q.mu.Unlock()
 		total := int(s.LastID - s.Base + 1)
-		if n, ok := q.rewritten[s.Base]; ok {
-			total = n // what the last rewrite kept: judge by what went since
-		}
 		switch {
 		case live == nil:
 			if err := q.commit(seq, true); err != nil {
 				return err
 			}
 			errs = append(errs, q.log.Remove(s.Base))
-			delete(q.rewritten, s.Base)
-		case !rewrote && len(live)*4 < total:
+		// A segment at most a quarter full was rewritten already (or is a
+		// small one sealed early): leave it until all of it is done.
+		case !rewrote && len(live)*4 < total && s.Size > q.b.opts.SegmentSize/4:
 			rewrote = true
 			if err := q.commit(seq, true); err != nil {
 				return err
@@ -393,7 +394,6 @@ func (q *Queue) rewrite(base uint64, live []uint64) error {
 	for _, m := range rw.Moved {
 		q.t.SetOffset(m.ID, uint32(m.Pos.Offset))
 	}
-	q.rewritten[base] = len(rw.Moved)
 	return nil
 }
 

@@ -1,0 +1,333 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// reseal recomputes the CRC of a state-log entry after a test edited it, so
+// that the decoder's later checks are what rejects it.
+func reseal(b []byte) []byte {
+	binary.LittleEndian.PutUint32(b, crc32.Checksum(b[4:], castagnoli))
+	return b
+}
+
+func TestEntryRoundTripsEveryEventType(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []Event
+	}{
+		{"no events", nil},
+		{"lease", []Event{{Type: EvLease, ID: 1, Attempt: 1, Time: 1_700_000_000_000_000_000}}},
+		{"lease with max id, max attempt and max time", []Event{{Type: EvLease, ID: math.MaxUint64, Attempt: math.MaxUint16, Time: math.MaxInt64}}},
+		{"lease with negative and min time", []Event{
+			{Type: EvLease, ID: 2, Attempt: 2, Time: -1},
+			{Type: EvLease, ID: 3, Attempt: 3, Time: math.MinInt64},
+		}},
+		{"ack", []Event{{Type: EvAck, ID: 7}}},
+		{"ack of max id", []Event{{Type: EvAck, ID: math.MaxUint64}}},
+		{"nack to the front at once", []Event{{Type: EvNack, ID: 9, Front: true}}},
+		{"nack to the back after an id", []Event{{Type: EvNack, ID: 9, After: 12345}}},
+		{"nack to the back after max id with max delay", []Event{{Type: EvNack, ID: math.MaxUint64, After: math.MaxUint64, Time: math.MaxInt64}}},
+		{"nack to the front with negative ready-at", []Event{{Type: EvNack, ID: 1, Front: true, Time: math.MinInt64, After: 5}}},
+		{"extend", []Event{{Type: EvExtend, ID: 4, Time: 99}}},
+		{"extend to negative and min time", []Event{{Type: EvExtend, ID: 4, Time: -99}, {Type: EvExtend, ID: 5, Time: math.MinInt64}}},
+		{"dead", []Event{{Type: EvDead, ID: 5}}},
+		{"redrive", []Event{{Type: EvRedrive, ID: 6}}},
+		{"remove", []Event{{Type: EvRemove, ID: 7}}},
+		{"purge up to max id", []Event{{Type: EvPurge, ID: math.MaxUint64}}},
+		{"expire", []Event{{Type: EvExpire, ID: 8}}},
+		{"every type in one entry", []Event{
+			{Type: EvLease, ID: 1, Attempt: 1, Time: 10},
+			{Type: EvAck, ID: 1},
+			{Type: EvNack, ID: 2, Front: true, Time: 20},
+			{Type: EvNack, ID: 3, Time: 0, After: 3},
+			{Type: EvExtend, ID: 4, Time: 40},
+			{Type: EvDead, ID: 5},
+			{Type: EvRedrive, ID: 5},
+			{Type: EvRemove, ID: 6},
+			{Type: EvPurge, ID: 7},
+			{Type: EvExpire, ID: 8},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix := []byte("prefix")
+			b := EncodeEntry(append([]byte(nil), prefix...), tt.events)
+			if !bytes.HasPrefix(b, prefix) {
+				t.Fatalf("EncodeEntry clobbered dst: %q", b)
+			}
+			b = b[len(prefix):]
+			start := []Event{{Type: EvAck, ID: 42}}
+			got, err := DecodeEntry(append([]Event(nil), start...), b)
+			if err != nil {
+				t.Fatalf("DecodeEntry: %v", err)
+			}
+			want := append(append([]Event(nil), start...), tt.events...)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
+			}
+			if again := EncodeEntry(nil, got[1:]); !bytes.Equal(again, b) {
+				t.Fatalf("re-encoding differs:\n got %x\nwant %x", again, b)
+			}
+		})
+	}
+}
+
+func TestEntryLayoutIsCRCThenVersionThenEvents(t *testing.T) {
+	b := EncodeEntry(nil, []Event{
+		{Type: EvLease, ID: 300, Attempt: 2, Time: -3},
+		{Type: EvNack, ID: 1, Front: true, Time: 5, After: 7},
+		{Type: EvAck, ID: 2},
+	})
+	want := []byte{
+		0, 0, 0, 0, // crc, filled below
+		1,                      // version
+		1, 0xac, 0x02, 2, 0x05, // lease, uvarint 300, attempt 2, zigzag -3
+		3, 1, 1, 0x0a, 7, // nack, id 1, flags front, zigzag 5, after 7
+		2, 2, // ack, id 2
+	}
+	binary.LittleEndian.PutUint32(want, crc32.Checksum(want[4:], crc32.MakeTable(crc32.Castagnoli)))
+	if !bytes.Equal(b, want) {
+		t.Fatalf("encoding:\n got %x\nwant %x", b, want)
+	}
+}
+
+func TestEntryWithAnySingleBitFlippedIsRejected(t *testing.T) {
+	entries := map[string][]byte{
+		"empty":  EncodeEntry(nil, nil),
+		"one":    EncodeEntry(nil, []Event{{Type: EvAck, ID: 1}}),
+		"mixed":  EncodeEntry(nil, []Event{{Type: EvLease, ID: math.MaxUint64, Attempt: 65535, Time: math.MinInt64}, {Type: EvNack, ID: 77, Front: true, Time: 123456789, After: 1 << 40}, {Type: EvPurge, ID: 3}}),
+		"extend": EncodeEntry(nil, []Event{{Type: EvExtend, ID: 1 << 20, Time: -1}}),
+	}
+	for name, orig := range entries {
+		t.Run(name, func(t *testing.T) {
+			for bit := range len(orig) * 8 {
+				b := bytes.Clone(orig)
+				b[bit/8] ^= 1 << (bit % 8)
+				if evs, err := DecodeEntry(nil, b); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("flip of bit %d: err %v, events %+v; want ErrCorrupt", bit, err, evs)
+				}
+			}
+		})
+	}
+}
+
+func TestEntryTruncatedAtAnyLengthIsRejected(t *testing.T) {
+	orig := EncodeEntry(nil, []Event{
+		{Type: EvLease, ID: 1 << 50, Attempt: 300, Time: 1 << 60},
+		{Type: EvNack, ID: 2, Time: -5, After: 1 << 33},
+		{Type: EvAck, ID: 3},
+	})
+	for n := range len(orig) {
+		if _, err := DecodeEntry(nil, orig[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("entry cut to %d of %d bytes: err %v, want ErrCorrupt", n, len(orig), err)
+		}
+	}
+}
+
+func TestEntryThatDoesNotParseIsRejectedEvenWithAValidCRC(t *testing.T) {
+	tests := []struct {
+		name string
+		body []byte // after the crc
+	}{
+		{"version 0", []byte{0}},
+		{"version 2", []byte{2, 2, 1}},
+		{"event type 0", []byte{1, 0, 1}},
+		{"event type 10", []byte{1, 10, 1}},
+		{"event type 255", []byte{1, 255, 1}},
+		{"event id 0", []byte{1, byte(EvAck), 0}},
+		{"purge of id 0", []byte{1, byte(EvPurge), 0}},
+		{"missing id", []byte{1, byte(EvAck)}},
+		{"unterminated id", []byte{1, byte(EvAck), 0x80}},
+		{"lease attempt 0", []byte{1, byte(EvLease), 1, 0, 0}},
+		{"lease attempt 65536", []byte{1, byte(EvLease), 1, 0x80, 0x80, 0x04, 0}},
+		{"lease without deadline", []byte{1, byte(EvLease), 1, 1}},
+		{"extend without deadline", []byte{1, byte(EvExtend), 1}},
+		{"nack without flags", []byte{1, byte(EvNack), 1}},
+		{"nack with unknown flag", []byte{1, byte(EvNack), 1, 2, 0, 0}},
+		{"nack without after", []byte{1, byte(EvNack), 1, 0, 0}},
+		{"overlong varint", append([]byte{1, byte(EvAck)}, bytes.Repeat([]byte{0xff}, 10)...)},
+		{"valid event then garbage", []byte{1, byte(EvAck), 1, 0xee}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := reseal(append([]byte{0, 0, 0, 0}, tt.body...))
+			if evs, err := DecodeEntry(nil, b); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err %v, events %+v; want ErrCorrupt", err, evs)
+			}
+		})
+	}
+}
+
+func TestMetaRoundTrips(t *testing.T) {
+	many := map[string]string{}
+	for i := range MaxAttributes {
+		many[fmt.Sprintf("k%02d", i)] = strings.Repeat("v", i)
+	}
+	tests := []struct {
+		name string
+		m    Meta
+	}{
+		{"ready-at only", Meta{ReadyAt: 1_700_000_000_000_000_000}},
+		{"negative ready-at", Meta{ReadyAt: -1}},
+		{"min and max ready-at", Meta{ReadyAt: math.MinInt64, Attributes: map[string]string{"a": "b"}}},
+		{"max ready-at", Meta{ReadyAt: math.MaxInt64}},
+		{"attributes only", Meta{Attributes: map[string]string{"b": "2", "a": "1", "c": ""}}},
+		{"empty key and value", Meta{Attributes: map[string]string{"": ""}}},
+		{"binary and unicode", Meta{ReadyAt: 5, Attributes: map[string]string{"\x00\xff": "\x01", "ключ": "значение"}}},
+		{"MaxAttributes attributes", Meta{Attributes: many}},
+		{"MaxAttributeBytes of key and value", Meta{Attributes: map[string]string{"k": strings.Repeat("v", MaxAttributeBytes-1)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := EncodeMeta([]byte("xy"), tt.m)
+			if string(b[:2]) != "xy" {
+				t.Fatalf("EncodeMeta clobbered dst")
+			}
+			got, err := DecodeMeta(b[2:])
+			if err != nil {
+				t.Fatalf("DecodeMeta: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.m) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, tt.m)
+			}
+		})
+	}
+}
+
+func TestEmptyMetaEncodesToZeroBytes(t *testing.T) {
+	for _, m := range []Meta{{}, {Attributes: map[string]string{}}} {
+		if b := EncodeMeta(nil, m); len(b) != 0 {
+			t.Fatalf("EncodeMeta(%+v) = %x, want no bytes", m, b)
+		}
+	}
+	got, err := DecodeMeta(nil)
+	if err != nil || got.ReadyAt != 0 || got.Attributes != nil {
+		t.Fatalf("DecodeMeta(nil) = %+v, %v; want zero Meta", got, err)
+	}
+}
+
+func TestMetaLayoutIsVersionReadyAtCountThenSortedPairs(t *testing.T) {
+	b := EncodeMeta(nil, Meta{ReadyAt: -2, Attributes: map[string]string{"zz": "1", "a": "", "m": "xyz"}})
+	want := []byte{
+		1,    // version
+		0x03, // zigzag -2
+		3,    // count
+		1, 'a', 0,
+		1, 'm', 3, 'x', 'y', 'z',
+		2, 'z', 'z', 1, '1',
+	}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("encoding:\n got %x\nwant %x", b, want)
+	}
+}
+
+func TestMetaEncodingIsDeterministic(t *testing.T) {
+	attrs := map[string]string{}
+	for i := range 40 {
+		attrs[fmt.Sprintf("key-%d", i*7919%1000)] = fmt.Sprint(i)
+	}
+	first := EncodeMeta(nil, Meta{ReadyAt: 1, Attributes: attrs})
+	for range 50 {
+		// A fresh map with the same pairs: its iteration order differs.
+		copied := make(map[string]string, len(attrs))
+		for k, v := range attrs {
+			copied[k] = v
+		}
+		if b := EncodeMeta(nil, Meta{ReadyAt: 1, Attributes: copied}); !bytes.Equal(b, first) {
+			t.Fatalf("equal metadata encoded differently:\n%x\n%x", b, first)
+		}
+	}
+}
+
+// metaBytes builds metadata bytes by hand: version 1, ready-at, count,
+// then the given keys and values.
+func metaBytes(readyAt int64, count uint64, kv ...string) []byte {
+	b := []byte{metaVersion}
+	b = binary.AppendVarint(b, readyAt)
+	b = binary.AppendUvarint(b, count)
+	for _, s := range kv {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func TestMetaThatBreaksTheFormatIsRejected(t *testing.T) {
+	var tooMany []string
+	for i := range MaxAttributes + 1 {
+		tooMany = append(tooMany, fmt.Sprint(i), "v")
+	}
+	valid := EncodeMeta(nil, Meta{ReadyAt: 1000, Attributes: map[string]string{"a": "1", "b": "2"}})
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"version 0", []byte{0}},
+		{"version 2", append([]byte{2}, valid[1:]...)},
+		{"more than MaxAttributes", metaBytes(0, MaxAttributes+1, tooMany...)},
+		{"huge count", metaBytes(0, math.MaxUint64)},
+		{"duplicate key", metaBytes(0, 2, "k", "1", "k", "2")},
+		{"duplicate key with equal values", metaBytes(0, 2, "k", "1", "k", "1")},
+		{"duplicate empty key", metaBytes(0, 2, "", "", "", "")},
+		{"trailing byte", append(bytes.Clone(valid), 0)},
+		{"trailing bytes after no attributes", append(metaBytes(5, 0), 1, 2, 3)},
+		{"fewer attributes than counted", metaBytes(0, 3, "a", "1", "b", "2")},
+		{"key longer than MaxAttributeBytes", metaBytes(0, 1, strings.Repeat("k", MaxAttributeBytes+1), "")},
+		{"value longer than MaxAttributeBytes", metaBytes(0, 1, "k", strings.Repeat("v", MaxAttributeBytes+1))},
+		{"length past the end", append(metaBytes(0, 1), 10, 'a')},
+		{"missing value", metaBytes(0, 1, "k")},
+		{"missing count", []byte{1, 0}},
+		{"missing ready-at", []byte{1}},
+		{"unterminated ready-at", []byte{1, 0x80}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := DecodeMeta(tt.b)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("DecodeMeta = %+v, %v; want ErrCorrupt", m, err)
+			}
+			if m.ReadyAt != 0 || m.Attributes != nil {
+				t.Fatalf("DecodeMeta returned %+v with its error, want zero Meta", m)
+			}
+		})
+	}
+	for i := range len(valid) {
+		if _, err := DecodeMeta(valid[:i]); i > 0 && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("metadata cut to %d of %d bytes: err %v, want ErrCorrupt", i, len(valid), err)
+		}
+	}
+}
+
+// MaxAttributeBytes is documented as the limit of keys and values
+// together, "enforced by the encoder's callers and the decoder"; the
+// decoder checks it per key and per value only.
+func TestMetaWithAttributesOverMaxAttributeBytesInTotalIsRejected(t *testing.T) {
+	half := strings.Repeat("x", MaxAttributeBytes/2+1)
+	b := metaBytes(0, 2, "a", half, "b", half)
+	if m, err := DecodeMeta(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("DecodeMeta of %d attribute bytes = %d attributes, %v; want ErrCorrupt", 2*len(half)+2, len(m.Attributes), err)
+	}
+}
+
+// DecodeMeta returns a zero Meta with every error but one: too many
+// attributes returns the ready-at it had already read. The queue uses
+// meta.ReadyAt even when DecodeMeta fails ("delivering it without" the
+// metadata), so such a message stays delayed by metadata that was rejected.
+func TestMetaRejectedForTooManyAttributesDecodesToZeroMeta(t *testing.T) {
+	m, err := DecodeMeta(metaBytes(12345, MaxAttributes+1))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err %v, want ErrCorrupt", err)
+	}
+	if m.ReadyAt != 0 || m.Attributes != nil {
+		t.Fatalf("DecodeMeta returned %+v with its error, want zero Meta", m)
+	}
+}

@@ -1,0 +1,161 @@
+// Package index owns one queue's in-memory message states and the bytes
+// that make them durable: the state table, the state-event codec, the
+// message-metadata codec, snapshots, and the state log.
+//
+// It holds no message bodies: those live in the message log (package log).
+// The queue (package queue) serializes every call; nothing here is safe for
+// concurrent use.
+//
+// # The state table
+//
+// A Table holds one 16-byte Entry per message id (the id is implicit in
+// the entry's place): a time (delay deadline, lease deadline, or a
+// requeued message's sequence number), the offset of the message's frame
+// in its log segment, the attempt count, the state and where the message
+// goes when it is next ready. Entries live in chunks of 4096 consecutive
+// ids. A chunk at the front whose every id is done (acked, removed,
+// purged, or a hole sealed by SealHoles) is released, so an acked prefix
+// costs no memory; an id not yet inserted (an enqueue still in flight)
+// keeps its chunk. Ids below FirstID are done and can never be inserted
+// again.
+//
+// Ready order: messages nacked to the front first, in nack order; then the
+// rest by id, where a message nacked to the back sorts right after the id
+// that was newest when it was nacked. Ready-by-id messages are a bitmap per
+// chunk; nacked ones are a heap. Delays and leases are deadline heaps, so
+// the queue needs one timer (NextDeadline). Heap items are never removed
+// in place: an item whose entry no longer matches it is stale and is
+// dropped when it reaches the top.
+//
+// Every change after an enqueue is an Event, appended to the state log and
+// replayed through Table.Apply on startup.
+//
+// # Encodings
+//
+// All fixed-width integers are little-endian. uvarint and varint are
+// encoding/binary's unsigned varint and zigzag signed varint (at most 10
+// bytes). All checksums are CRC-32C (Castagnoli). Decoders return errors
+// wrapping ErrCorrupt for bytes that fail a checksum or do not parse.
+//
+// # State-log entry
+//
+// One state-log entry (EncodeEntry) is one group commit of state events:
+//
+//	Field    Type     Description
+//	crc      uint32   CRC-32C of every byte after it (version and events)
+//	version  uint8    entry format, 1; any other version is rejected
+//	events   event... zero or more events back to back, to the end of the
+//	                  entry
+//
+// # Event
+//
+//	Field    Type     Description
+//	type     uint8    1 lease, 2 ack, 3 nack, 4 extend, 5 dead, 6 redrive,
+//	                  7 remove, 8 purge, 9 expire; any other is rejected
+//	id       uvarint  the message id, ≥ 1 (for purge: every id up to it)
+//
+// then, by type (other types have nothing more):
+//
+//	Field    Type     Description
+//	lease:
+//	attempt  uvarint  the lease's attempt number, 1..65535
+//	deadline varint   when the lease runs out, unix ns
+//	extend:
+//	deadline varint   the lease's new deadline, unix ns
+//	nack:
+//	flags    uint8    bit 0: to the front; other bits must be zero
+//	ready-at varint   when the message becomes ready again, unix ns; 0 at once
+//	after    uvarint  for a nack to the back, the newest id at the time:
+//	                  the message goes after it, before later ids
+//
+// # Message metadata
+//
+// The queue stores a message's Meta in its log record's metadata
+// (EncodeMeta). Empty metadata (ready at once, no attributes) is zero
+// bytes. Otherwise:
+//
+//	Field    Type     Description
+//	version  uint8    metadata format, 1; any other version is rejected
+//	ready-at varint   when the message may first be received, unix ns;
+//	                  0 at once
+//	count    uvarint  number of attributes, ≤ MaxAttributes (64)
+//	key len  uvarint  } count times: key length, ≤ MaxAttributeBytes,
+//	key      bytes    }   then the key,
+//	val len  uvarint  }   value length, ≤ MaxAttributeBytes,
+//	value    bytes    }   then the value
+//
+// The encoder writes keys in ascending byte order, so equal metadata
+// encodes to equal bytes; the decoder rejects a duplicate key and any
+// bytes after the last attribute. The queue keeps keys and values
+// together within MaxAttributeBytes before encoding. There is no checksum: the message log's
+// frame checksum covers the metadata.
+//
+// # Snapshot
+//
+// A snapshot (EncodeSnapshot) is the table at a state-log index:
+//
+//	Field        Type     Description
+//	magic        [4]byte  "SPSN"
+//	version      uint8    snapshot format, 1; any other version is rejected
+//	reserved     [3]byte  zero
+//	state index  uint64   state-log index of the last event the table
+//	                      reflects; replay resumes after it
+//	base         uint64   id of the first entry; ≡ 1 mod 4096 when n > 0
+//	max id       uint64   highest id inserted; within the entries when n > 0
+//	floor        uint64   every id up to it never inserted is done
+//	requeue seq  int64    the last requeue sequence number handed out
+//	n            uvarint  number of entries, a multiple of 4096: ids base ..
+//	                      base+n-1, the table's unreleased chunks
+//	entries      entry... n entries, in id order
+//	r            uvarint  number of requeued items
+//	requeued     item...  r items
+//	crc          uint32   CRC-32C of every byte before it
+//
+// Entry (1 byte for none and done):
+//
+//	Field        Type     Description
+//	state        uint8    0 none (not inserted), 1 ready, 2 delayed,
+//	                      3 leased, 4 dead, 5 done; 0 and 5 end the entry
+//	offset       uvarint  frame offset in its log segment, ≤ 2^32-1
+//	attempts     uvarint  attempts so far, ≤ 65535
+//	requeue      uint8    0 by id, 1 front, 2 back
+//	time         varint   delayed: when it becomes ready (unix ns);
+//	                      leased: lease deadline (unix ns); ready by a
+//	                      nack: its requeue sequence number; ready by
+//	                      id: 0; dead: 0
+//
+// Requeued item (one per ready message placed by a nack; the ready order
+// of the rest is rebuilt from the entries, the deadline heaps from the
+// delayed and leased entries):
+//
+//	Field        Type     Description
+//	id           uvarint  the message id
+//	after        uvarint  0 for a nack to the front, else the id it follows
+//	seq          varint   its sequence number; equals its entry's time
+//
+// # State log
+//
+// StateLog keeps one queue's entries in a github.com/tidwall/wal log, one
+// entry per tidwall index (1, 2, ...), in segment files of about
+// StateLogSegmentSize (256 KiB) named by their first index, 20 digits zero
+// padded. tidwall frames each entry as
+//
+//	Field    Type     Description
+//	length   uvarint  length of the entry that follows
+//	entry    bytes    one state-log entry, with its own CRC
+//
+// tidwall has no checksums, refuses to open a torn tail and does not fsync
+// directories, so StateLog adds:
+//
+//   - our CRC per entry (the state-log entry above);
+//   - torn-tail repair before wal.Open: the newest segment is walked entry
+//     by entry and cut (truncate, fsync) at the first entry that is short or
+//     fails its CRC, reported as a StateLogRepair; only the newest segment
+//     can be torn, since tidwall fsyncs a segment before starting the next;
+//   - directory fsyncs: at the first Sync after open and after a write
+//     that made tidwall start a segment file, and in TruncateFront.
+//
+// Appends are not durable until Sync. Replay skips an entry that fails its
+// CRC and reports it as damaged: losing a state event means a redelivery,
+// never a lost message. TruncateFront drops the entries a snapshot covers.
+package index
