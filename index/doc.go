@@ -51,7 +51,8 @@
 //
 //	Field    Type     Description
 //	type     uint8    1 lease, 2 ack, 3 nack, 4 extend, 5 dead, 6 redrive,
-//	                  7 remove, 8 purge, 9 expire; any other is rejected
+//	                  7 remove, 8 purge, 9 expire, 10 ready; any other is
+//	                  rejected
 //	id       uvarint  the message id, ≥ 1 (for purge: every id up to it)
 //
 // then, by type (other types have nothing more):
@@ -67,6 +68,9 @@
 //	ready-at varint   when the message becomes ready again, unix ns; 0 at once
 //	after    uvarint  for a nack to the back, the newest id at the time:
 //	                  the message goes after it, before later ids
+//	ready (a delay ran out):
+//	after    uvarint  the newest id at the time, where a message nacked to
+//	                  the back with a delay goes
 //
 // # Message metadata
 //
