@@ -113,6 +113,8 @@
 //	entries      entry... n entries, in id order
 //	r            uvarint  number of requeued items
 //	requeued     item...  r items
+//	d            uvarint  number of redriven items
+//	redriven     item...  d items, ids ascending
 //	crc          uint32   CRC-32C of every byte before it
 //
 // Entry (1 byte for none and done):
@@ -136,6 +138,14 @@
 //	id           uvarint  the message id
 //	after        uvarint  0 for a nack to the front, else the id it follows
 //	seq          varint   its sequence number; equals its entry's time
+//
+// Redriven item (one per live message that was redriven: its attempts
+// keep counting, and the tries that count against max attempts are those
+// since the redrive):
+//
+//	Field        Type     Description
+//	id           uvarint  the message id; a live entry
+//	attempts     uvarint  its attempts at the last redrive, 1..65535
 //
 // # State log
 //

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
+	"slices"
 )
 
 const (
@@ -28,10 +30,12 @@ type Snapshot struct {
 //
 //	"SPSN" | version uint8 | 3 reserved | state index u64 | base u64 |
 //	max id u64 | floor u64 | requeue seq i64 |
-//	uvarint n | n entries | uvarint r | r requeued | crc32c u32
+//	uvarint n | n entries | uvarint r | r requeued |
+//	uvarint d | d redriven | crc32c u32
 //	entry: state uint8, then for live states: uvarint offset |
 //	       uvarint attempts | requeue uint8 | varint time
 //	requeued: uvarint id | uvarint after | varint seq
+//	redriven: uvarint id | uvarint attempts at the last redrive (ids ascending)
 //
 // The trailing CRC32C covers every byte before it. Entries cover ids base
 // .. base+n-1; none and done take one byte each.
@@ -68,6 +72,12 @@ func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
 		dst = binary.AppendUvarint(dst, r.id)
 		dst = binary.AppendUvarint(dst, r.after)
 		dst = binary.AppendVarint(dst, r.seq)
+	}
+	ids := slices.Sorted(maps.Keys(t.redriven))
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for _, id := range ids {
+		dst = binary.AppendUvarint(dst, id)
+		dst = binary.AppendUvarint(dst, uint64(t.redriven[id]))
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[at:], castagnoli))
 }
@@ -167,6 +177,22 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		}
 		seen[q.id] = true
 		t.requeued = append(t.requeued, q)
+	}
+	nd := r.uvarint()
+	if nd > uint64(len(r.b)) {
+		r.fail("%d redriven in %d bytes", nd, len(r.b))
+	}
+	var prev uint64
+	for i := uint64(0); i < nd && r.err == nil; i++ {
+		id, base := r.uvarint(), r.uvarint()
+		e := t.entry(id)
+		if r.err == nil && (e == nil || e.State == StateNone || e.State == StateDone || base == 0 || base > math.MaxUint16 || id <= prev) {
+			r.fail("redriven item %d does not match its entry", id)
+		}
+		if t.redriven == nil {
+			t.redriven = map[uint64]uint16{}
+		}
+		t.redriven[id], prev = uint16(base), id
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("%d trailing bytes", len(r.b))

@@ -218,7 +218,7 @@ func TestSnapshotRoundTripsTablesAtTheEdges(t *testing.T) {
 
 func TestSnapshotOfAnEmptyTableRoundTrips(t *testing.T) {
 	b := EncodeSnapshot(nil, 17, NewTable())
-	if len(b) != snapshotHeaderSize+1+1+4 {
+	if len(b) != snapshotHeaderSize+1+1+1+4 {
 		t.Fatalf("empty snapshot of %d bytes", len(b))
 	}
 	snap, err := DecodeSnapshot(b)
@@ -293,7 +293,8 @@ type snapSpec struct {
 	declaredN          uint64               // if not 0, the entry count written instead of n
 	entries            map[uint64]snapEntry // by id
 	requeued           []requeued
-	trailing           []byte // before the crc
+	redriven           [][2]uint64 // id, attempts at the last redrive
+	trailing           []byte      // before the crc
 }
 
 func buildSnapshot(s snapSpec) []byte {
@@ -323,6 +324,11 @@ func buildSnapshot(s snapSpec) []byte {
 		b = binary.AppendUvarint(b, r.id)
 		b = binary.AppendUvarint(b, r.after)
 		b = binary.AppendVarint(b, r.seq)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.redriven)))
+	for _, r := range s.redriven {
+		b = binary.AppendUvarint(b, r[0])
+		b = binary.AppendUvarint(b, r[1])
 	}
 	b = append(b, s.trailing...)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
@@ -421,6 +427,11 @@ func TestSnapshotThatDoesNotParseIsRejectedEvenWithAValidCRC(t *testing.T) {
 		{"back item without an after id", func(s *snapSpec) { s.requeued[1].after = 0 }},
 		{"more items than bytes", func(s *snapSpec) { s.requeued = nil; s.trailing = []byte{} }},
 		{"trailing byte", func(s *snapSpec) { s.trailing = []byte{0} }},
+		{"redriven item for a ready message without attempts", func(s *snapSpec) { s.redriven = [][2]uint64{{1, 0}} }},
+		{"redriven item for a hole", func(s *snapSpec) { s.redriven = [][2]uint64{{4, 1}} }},
+		{"redriven item for a done message", func(s *snapSpec) { s.redriven = [][2]uint64{{8, 1}} }},
+		{"redriven items out of order", func(s *snapSpec) { s.redriven = [][2]uint64{{2, 1}, {1, 1}} }},
+		{"more redriven items than bytes", func(s *snapSpec) { s.trailing = []byte{9} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -94,6 +94,12 @@ type Table struct {
 	delays   deadlineHeap
 	leases   deadlineHeap
 	seq      int64 // orders requeued messages
+	// redriven holds, for each live message that was redriven, its
+	// attempts at the last redrive. Attempts never go back (so a receipt
+	// is never handed out twice); the tries that count against max
+	// attempts are those since. Redrives are rare: a map, not 2 more bytes
+	// in every entry.
+	redriven map[uint64]uint16
 }
 
 // NewTable returns an empty table.
@@ -258,6 +264,7 @@ func (t *Table) finish(id uint64, e *Entry) {
 	t.leave(id, e)
 	t.move(e, StateDone)
 	e.Requeue = ByID
+	delete(t.redriven, id)
 	c, _ := t.chunkOf(id)
 	c.done++
 	t.release()
@@ -388,15 +395,27 @@ func (t *Table) Dead(id uint64) error {
 	return nil
 }
 
-// Redrive returns a dead message to ready, by id, with its attempts reset.
+// Redrive returns a dead message to ready, by id. Its attempts keep
+// counting, but Tries starts again from zero.
 func (t *Table) Redrive(id uint64) error {
 	e, err := t.want(id, "redrive", StateDead)
 	if err != nil {
 		return err
 	}
-	e.Attempts = 0
+	if e.Attempts > 0 {
+		if t.redriven == nil {
+			t.redriven = map[uint64]uint16{}
+		}
+		t.redriven[id] = e.Attempts
+	}
 	t.becomeReady(id, e, ByID, 0, 0, 0)
 	return nil
+}
+
+// Tries returns how many times a message was leased since it was enqueued
+// or last redriven: what counts against max attempts.
+func (t *Table) Tries(id uint64) int {
+	return int(t.Get(id).Attempts) - int(t.redriven[id])
 }
 
 // Remove finishes a message in any live state without an ack (moved to a

@@ -394,7 +394,7 @@ func TestNextDeadlineIsTheEarlierOfDelaysAndLeases(t *testing.T) {
 	}
 }
 
-func TestDeadMessagesLeaveTheOrderAndRedriveResetsAttempts(t *testing.T) {
+func TestDeadMessagesLeaveTheOrderAndRedriveRestartsTheirTries(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, tb *Table)
@@ -432,9 +432,20 @@ func TestDeadMessagesLeaveTheOrderAndRedriveResetsAttempts(t *testing.T) {
 			if err := tb.Dead(2); !errors.As(err, &te) {
 				t.Fatalf("second Dead: %v", err)
 			}
+			before := tb.Get(2).Attempts
 			must(t, tb.Redrive(2))
-			if e := tb.Get(2); e.State != StateReady || e.Attempts != 0 || e.Requeue != ByID {
-				t.Fatalf("redriven: %+v", e)
+			if e := tb.Get(2); e.State != StateReady || e.Attempts != before || e.Requeue != ByID {
+				t.Fatalf("redriven: %+v, want attempts kept at %d", e, before)
+			}
+			if tb.Tries(2) != 0 {
+				t.Fatalf("Tries after redrive = %d, want 0", tb.Tries(2))
+			}
+			if before > 0 {
+				must(t, tb.Lease(2, before+1, 10))
+				if tb.Tries(2) != 1 {
+					t.Fatalf("Tries after one more lease = %d, want 1", tb.Tries(2))
+				}
+				must(t, tb.Expire(2))
 			}
 			checkCounts(t, tb)
 			if got := drain(t, tb); !slices.Equal(got, []uint64{1, 2, 3}) {

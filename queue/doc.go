@@ -18,7 +18,9 @@
 // attempt equals MaxAttempts runs out or is nacked, the message goes dead,
 // or moves to the queue's dead-letter queue (a new message there, same body
 // and attributes) when one is configured and exists. Dead messages can be
-// listed and redriven (back to ready with attempts reset).
+// listed and redriven: back to ready with MaxAttempts more deliveries. A
+// redriven message's attempts keep counting (attempt 6 after a redrive at
+// 5), so a receipt is never handed out twice.
 //
 // Ready order is FIFO by id, except that a message nacked to the front
 // goes first, and a message nacked to the back goes after every message

@@ -274,6 +274,7 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	if err := q.begin(); err != nil {
 		return nil, err
 	}
+	q.processDue(q.now()) // what is due goes before these messages
 	if max := q.cfg.MaxLength; max > 0 && q.t.Live()+q.inflight+len(msgs) > max {
 		n := q.t.Live() + q.inflight
 		q.mu.Unlock()
@@ -380,6 +381,10 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 				break
 			}
 			e := q.t.Get(id)
+			if e.Attempts == math.MaxUint16 {
+				q.kill(id) // no attempt number left for a receipt
+				continue
+			}
 			attempt := e.Attempts + 1
 			until := now + int64(vis)
 			if err := q.t.Lease(id, attempt, until); err != nil {
@@ -481,7 +486,7 @@ func (q *Queue) processDue(now int64) {
 		if !due {
 			break
 		}
-		if int(q.t.Get(id).Attempts) >= q.cfg.MaxAttempts {
+		if q.t.Tries(id) >= q.cfg.MaxAttempts {
 			q.kill(id)
 			continue
 		}
@@ -601,7 +606,7 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 	woke := false
 	errs, err = q.receiptOp(receipts, true, func(r Receipt, now int64) {
 		q.stats.nacked.Add(1)
-		if int(r.Attempt) >= q.cfg.MaxAttempts {
+		if q.t.Tries(r.ID) >= q.cfg.MaxAttempts {
 			q.kill(r.ID)
 			return
 		}
@@ -695,11 +700,13 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool) ([]Me
 }
 
 // Redrive returns up to limit dead messages (all if limit ≤ 0) to ready
-// with their attempts reset, and reports how many.
+// and reports how many. Each gets MaxAttempts more deliveries; its
+// attempts keep counting, so no receipt is ever handed out twice.
 func (q *Queue) Redrive(limit int) (int, error) {
 	if err := q.begin(); err != nil {
 		return 0, err
 	}
+	q.processDue(q.now())
 	var ids []uint64
 	q.t.Scan(0, index.StateDead, func(id uint64, _ index.Entry) bool {
 		ids = append(ids, id)
@@ -722,6 +729,7 @@ func (q *Queue) Purge() error {
 	if err := q.begin(); err != nil {
 		return err
 	}
+	q.processDue(q.now())
 	if upTo := q.t.MaxID(); upTo > 0 {
 		q.t.Purge(upTo)
 		q.record(index.Event{Type: index.EvPurge, ID: upTo})

@@ -196,8 +196,20 @@ func TestLifecycle(t *testing.T) {
 		}
 		got := receive(t, q, 1)
 		wantBodies(t, got, "poison")
-		if got[0].Attempts != 1 {
-			t.Fatalf("attempts after redrive %d, want 1", got[0].Attempts)
+		if got[0].Attempts != 3 || got[0].Receipt.Attempt != 3 {
+			t.Fatalf("attempts after redrive %d (receipt %s), want 3: attempts keep counting", got[0].Attempts, got[0].Receipt)
+		}
+		// A redrive grants max attempts more deliveries: one more nack
+		// leaves it ready, the second kills it again.
+		if err := one(q.Nack(receipts(got), NackOptions{})); err != nil {
+			t.Fatal(err)
+		}
+		got = receive(t, q, 1)
+		if err := one(q.Nack(receipts(got), NackOptions{})); err != nil {
+			t.Fatal(err)
+		}
+		if info, _ := q.Info(); info.Counts.Dead != 1 {
+			t.Fatalf("after two more tries: %+v, want dead again", info.Counts)
 		}
 	})
 	t.Run("fail moves a message to the dead-letter queue", func(t *testing.T) {
