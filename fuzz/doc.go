@@ -6,6 +6,16 @@
 // appends and reopens). Later decoders — state events, snapshots, HTTP
 // input — get their targets here too.
 //
+// The decoders of package index have theirs in index_fuzz_test.go:
+// FuzzDecodeEntry (state-log entries, also with their leading CRC
+// recomputed; a minimally encoded entry must re-encode to its own bytes),
+// FuzzDecodeMeta (message metadata: limits and decode(encode(m)) == m) and
+// FuzzDecodeSnapshot (snapshots, also with their trailing CRC recomputed:
+// the decoded table must be self-consistent — counts against Get and
+// Scan, NextReady offering exactly the ready messages —, must survive a
+// re-encode unchanged in everything it shows, and must still snapshot to
+// bytes that decode after its messages are leased and nacked).
+//
 // The package has no code of its own; this file exists so that
 // `go list ./fuzz/...` finds it. The targets live in log_fuzz_test.go and
 // their seed corpora in testdata/fuzz/<Target>/, which `go test ./fuzz`

@@ -83,16 +83,17 @@
 //	ready-at varint   when the message may first be received, unix ns;
 //	                  0 at once
 //	count    uvarint  number of attributes, ≤ MaxAttributes (64)
-//	key len  uvarint  } count times: key length, ≤ MaxAttributeBytes,
+//	key len  uvarint  } count times: key length,
 //	key      bytes    }   then the key,
-//	val len  uvarint  }   value length, ≤ MaxAttributeBytes,
-//	value    bytes    }   then the value
+//	val len  uvarint  }   value length,
+//	value    bytes    }   then the value; all keys and values
+//	                      together ≤ MaxAttributeBytes (16 KiB)
 //
 // The encoder writes keys in ascending byte order, so equal metadata
-// encodes to equal bytes; the decoder rejects a duplicate key and any
-// bytes after the last attribute. The queue keeps keys and values
-// together within MaxAttributeBytes before encoding. There is no checksum: the message log's
-// frame checksum covers the metadata.
+// encodes to equal bytes; the decoder rejects a duplicate key, attributes
+// over the limits and any bytes after the last attribute (it does not
+// insist on minimal varints or sorted keys). There is no checksum: the
+// message log's frame checksum covers the metadata.
 //
 // # Snapshot
 //

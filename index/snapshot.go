@@ -119,6 +119,15 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		return fail("base id %d", t.base)
 	case n > 0 && (t.maxID < t.base || t.maxID >= t.base+n):
 		return fail("max id %d outside %d entries from %d", t.maxID, n, t.base)
+	case n == 0 && t.base != 0 && ((t.base-1)%chunkSize != 0 || t.maxID >= t.base):
+		// Every chunk released: every id below base is done, none above it
+		// was inserted. A max id past base would make scans walk nothing
+		// for ever.
+		return fail("no entries, yet base %d and max id %d", t.base, t.maxID)
+	case n == 0 && t.base == 0 && t.maxID != 0:
+		return fail("no entries and no base, yet max id %d", t.maxID)
+	case t.floor == math.MaxUint64:
+		return fail("floor %d", t.floor)
 	}
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		if i%chunkSize == 0 {
@@ -176,6 +185,9 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 			r.fail("requeued item %d does not match its entry", q.id)
 		}
 		seen[q.id] = true
+		if q.seq > t.seq {
+			r.fail("requeued item %d has seq %d past the table's %d", q.id, q.seq, t.seq)
+		}
 		t.requeued = append(t.requeued, q)
 	}
 	nd := r.uvarint()

@@ -469,3 +469,16 @@ func TestSnapshotWithARepeatedRequeuedItemIsRejected(t *testing.T) {
 	}
 	t.Fatalf("decoded; ready order %v leaves out requeued message 7", drain(t, snap.Table))
 }
+
+func TestSnapshotWithARequeueSeqBehindItsItemsIsRejected(t *testing.T) {
+	tb := NewTable()
+	tb.Insert(1, 0, 0, 0)
+	must(t, tb.Lease(1, 1, 10))
+	must(t, tb.Nack(1, true, 0, 0, 0))
+	b := EncodeSnapshot(nil, 1, tb)
+	binary.LittleEndian.PutUint64(b[40:48], 0) // the requeue seq field
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], crc32.MakeTable(crc32.Castagnoli)))
+	if _, err := DecodeSnapshot(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("DecodeSnapshot = %v, want ErrCorrupt", err)
+	}
+}

@@ -148,8 +148,8 @@ func (t *Table) chunkOf(id uint64) (*chunk, uint64) {
 // already known, or below the released prefix, is left alone and Insert
 // reports false, so a replay may offer the same record twice.
 func (t *Table) Insert(id uint64, offset uint32, readyAt, now int64) bool {
-	if id == 0 || id < t.base {
-		return false
+	if id == 0 || id < t.base || (len(t.chunks) == 0 && id <= t.floor) {
+		return false // released, or up to the floor: known done
 	}
 	if len(t.chunks) == 0 {
 		// Start where ids can still be missing, never at id itself: with

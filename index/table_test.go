@@ -1021,3 +1021,20 @@ func BenchmarkTableMemory(b *testing.B) {
 	}
 	b.ReportMetric(perMsg, "B/msg")
 }
+
+func TestInsertAtOrBelowTheFloorOfAReleasedTableIsRefused(t *testing.T) {
+	tb := NewTable()
+	for id := uint64(1); id <= chunkSize; id++ {
+		tb.Insert(id, 0, 0, 0)
+		must(t, tb.Lease(id, 1, 1))
+		must(t, tb.Ack(id))
+	}
+	tb.SealHoles(10000)
+	if tb.Insert(5000, 0, 0, 0) {
+		t.Fatal("Insert of an id below the floor succeeded")
+	}
+	if !tb.Insert(10001, 0, 0, 0) || tb.Get(10001).State != StateReady {
+		t.Fatalf("Insert past the floor: %+v", tb.Get(10001))
+	}
+	checkCounts(t, tb)
+}
