@@ -305,3 +305,51 @@ func TestUnknownVersionRefusesToOpen(t *testing.T) {
 		t.Fatalf("Verify err = %v, want ErrUnsupportedVersion", err)
 	}
 }
+
+func TestCompressionIsUsedOnlyWhenItPays(t *testing.T) {
+	cases := []struct {
+		name      string
+		body      func(i int) []byte
+		opts      Options
+		wantCodec Codec
+	}{
+		{"compressible frames are stored as s2", func(i int) []byte { return bytes.Repeat([]byte("spool "), 200) }, Options{}, CodecS2},
+		{"random bodies are stored raw", func(i int) []byte {
+			rng := rand.New(rand.NewPCG(uint64(i), 9))
+			b := make([]byte, 1200)
+			for j := range b {
+				b[j] = byte(rng.Uint32())
+			}
+			return b
+		}, Options{}, CodecNone},
+		{"compression can be turned off", func(i int) []byte { return bytes.Repeat([]byte("spool "), 200) }, Options{Compression: CodecNone}, CodecNone},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := mustOpen(t, dir, tc.opts)
+			recs := make([]Record, 20)
+			for i := range recs {
+				recs[i] = Record{Body: tc.body(i)}
+			}
+			_, pos, err := l.Append(recs) // sets each record's ID
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			data, _ := os.ReadFile(filepath.Join(dir, segmentName(1)))
+			h, err := decodeFrameHeader(data[pos.Offset:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.codec != tc.wantCodec {
+				t.Fatalf("frame codec %s, want %s", h.codec, tc.wantCodec)
+			}
+			if tc.wantCodec == CodecS2 && h.storedLen*4 > h.decodedLen {
+				t.Fatalf("s2 frame stores %d of %d bytes", h.storedLen, h.decodedLen)
+			}
+			l2 := mustOpen(t, dir, tc.opts)
+			checkIter(t, l2, 1, recs)
+		})
+	}
+}
