@@ -3,8 +3,11 @@ module github.com/spoolq/spool
 go 1.26
 
 require (
+	github.com/VictoriaMetrics/metrics v1.44.0
+	github.com/julienschmidt/httprouter v1.3.0
 	github.com/klauspost/compress v1.20.3
 	github.com/spf13/pflag v1.1.0
+	github.com/tidwall/wal v1.2.1
 )
 
 require (
@@ -12,5 +15,7 @@ require (
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.0 // indirect
 	github.com/tidwall/tinylru v1.1.0 // indirect
-	github.com/tidwall/wal v1.2.1 // indirect
+	github.com/valyala/fastrand v1.1.0 // indirect
+	github.com/valyala/histogram v1.2.0 // indirect
+	golang.org/x/sys v0.38.0 // indirect
 )

@@ -3,28 +3,43 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRun(t *testing.T) {
 	cases := []struct {
 		name     string
 		args     []string
+		env      map[string]string
 		wantErr  string
 		wantCode int
 		wantOut  string
 	}{
-		{"no command prints usage and fails", nil, "no command given", 2, "Usage:"},
-		{"unknown command is a usage error", []string{"frobnicate"}, `unknown command "frobnicate"`, 2, "Usage:"},
-		{"help succeeds", []string{"help"}, "", 0, "spool serve"},
-		{"serve says it is not implemented yet", []string{"serve", "--data", t.TempDir()}, "not implemented yet", 1, ""},
-		{"serve rejects unknown flags", []string{"serve", "--nope"}, "unknown flag", 1, ""},
+		{"no command prints usage and fails", nil, nil, "no command given", 2, "Usage:"},
+		{"unknown command is a usage error", []string{"frobnicate"}, nil, `unknown command "frobnicate"`, 2, "Usage:"},
+		{"help succeeds", []string{"help"}, nil, "", 0, "spool serve"},
+		{"serve --help explains durability", []string{"serve", "--help"}, nil, "help requested", 2, "--sync=interval"},
+		{"serve rejects unknown flags", []string{"serve", "--nope"}, nil, "unknown flag", 2, ""},
+		{"serve rejects arguments", []string{"serve", "extra"}, nil, "serve takes no arguments", 2, ""},
+		{"serve refuses a public address without a token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, "--allow-anonymous", 2, ""},
+		{"serve refuses a bad sync policy", []string{"serve", "--sync", "sometimes"}, nil, "--sync", 2, ""},
+		{"serve refuses a bad log level", []string{"serve", "--log-level", "loud"}, nil, "--log-level", 2, ""},
+		{"env vars mirror flags", []string{"serve"}, map[string]string{"SPOOL_SYNC": "sometimes"}, "--sync", 2, ""},
+		{"a bad env value is a usage error", []string{"serve"}, map[string]string{"SPOOL_MAX_BATCH": "many"}, "SPOOL_MAX_BATCH", 2, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
 			var out, errOut bytes.Buffer
-			err := run(context.Background(), tc.args, &out, &errOut)
+			err := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("run(%q) = %v", tc.args, err)
@@ -39,5 +54,78 @@ func TestRun(t *testing.T) {
 				t.Fatalf("output %q does not contain %q", out.String()+errOut.String(), tc.wantOut)
 			}
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the server's goroutines
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var listenRE = regexp.MustCompile(`spool: listening" addr=(\S+)`)
+
+// startServe runs `spool serve` in-process on a free port and returns its
+// base URL and a function that stops it (as SIGTERM would) and returns
+// run's error.
+func startServe(t *testing.T, args ...string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, args...)
+	go func() { done <- run(ctx, args, strings.NewReader(""), io.Discard, logs) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
+			return "http://" + m[1], func() error { cancel(); return <-done }
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve did not report its address:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the log with a deadline, not synchronizing on time
+	}
+}
+
+func TestServeStartsServesAndStopsCleanly(t *testing.T) {
+	base, stop := startServe(t)
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Fatalf("/healthz = %d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Post(base+"/v1/queues/jobs", "application/json", strings.NewReader(`{"max_attempts":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create queue = %d", resp.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v after a clean stop", err)
 	}
 }

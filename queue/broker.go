@@ -36,6 +36,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger gets recovery reports and background errors; nil: slog.Default().
 	Logger *slog.Logger
+	// OnCommit, if set, is called after every commit round of a queue's
+	// message log (for metrics: fsync latency, records per commit). It
+	// must be fast and must not call the broker.
+	OnCommit func(queue string, c log.Commit)
 }
 
 // Default option values.

@@ -45,12 +45,17 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	}
 	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg, wake: make(chan struct{})}
 	lg := b.opts.Logger.With("queue", name)
+	var onCommit func(log.Commit)
+	if hook := b.opts.OnCommit; hook != nil {
+		onCommit = func(c log.Commit) { hook(name, c) }
+	}
 	q.log, err = log.Open(filepath.Join(qdir, logDirName), log.Options{
 		SegmentSize:   b.opts.SegmentSize,
 		MaxRecordSize: b.opts.MaxMessageBytes + index.MaxAttributeBytes + 64,
 		Sync:          b.opts.Sync,
 		SyncInterval:  b.opts.SyncInterval,
 		Logger:        lg,
+		OnCommit:      onCommit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)

@@ -1,0 +1,132 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"syscall"
+
+	"github.com/spoolq/spool/queue"
+)
+
+// The error codes of the API. They are stable: clients switch on them.
+const (
+	CodeInvalidRequest      = "invalid_request"        // 400: malformed JSON, bad parameter or value
+	CodeInvalidName         = "invalid_name"           // 400: a queue name outside the rules
+	CodeUnauthorized        = "unauthorized"           // 401: missing or wrong bearer token
+	CodeQueueNotFound       = "queue_not_found"        // 404
+	CodeMessageNotFound     = "message_not_found"      // 404: per receipt, or every receipt
+	CodeRouteNotFound       = "route_not_found"        // 404
+	CodeMethodNotAllowed    = "method_not_allowed"     // 405
+	CodeStaleReceipt        = "stale_receipt"          // 409: the lease is over
+	CodeTooLarge            = "too_large"              // 413: body, message or batch too large
+	CodeUnsupportedMedia    = "unsupported_media_type" // 415: a JSON route sent something else
+	CodeQueueFull           = "queue_full"             // 429
+	CodeInternal            = "internal"               // 500
+	CodeShuttingDown        = "shutting_down"          // 503
+	CodeInsufficientStorage = "insufficient_storage"   // 507: disk full or over --max-disk
+)
+
+// ErrQuotaExceeded is returned (and sent as 507) for an enqueue that
+// would take the data directory past the server's --max-disk.
+var ErrQuotaExceeded = errors.New("disk quota exceeded")
+
+// errTooLarge and errBadRequest mark request problems found by the API
+// layer itself (sizes, JSON, parameters).
+var (
+	errTooLarge     = errors.New("request too large")
+	errBadRequest   = errors.New("invalid request")
+	errBadMedia     = errors.New("unsupported media type")
+	errShutdown     = errors.New("server shutting down")
+	errUnauthorized = errors.New("unauthorized")
+)
+
+// codes is the one place queue errors meet HTTP: the first entry whose
+// error matches (errors.Is) gives the status and code. Client maps codes
+// back to these errors, so errors.Is(err, queue.ErrStaleReceipt) works
+// over HTTP.
+var codes = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{queue.ErrInvalidName, http.StatusBadRequest, CodeInvalidName},
+	{queue.ErrInvalid, http.StatusBadRequest, CodeInvalidRequest},
+	{errBadRequest, http.StatusBadRequest, CodeInvalidRequest},
+	{errUnauthorized, http.StatusUnauthorized, CodeUnauthorized},
+	{queue.ErrQueueNotFound, http.StatusNotFound, CodeQueueNotFound},
+	{queue.ErrNotFound, http.StatusNotFound, CodeMessageNotFound},
+	{queue.ErrStaleReceipt, http.StatusConflict, CodeStaleReceipt},
+	{queue.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
+	{errTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
+	{errBadMedia, http.StatusUnsupportedMediaType, CodeUnsupportedMedia},
+	{queue.ErrQueueFull, http.StatusTooManyRequests, CodeQueueFull},
+	{queue.ErrClosed, http.StatusServiceUnavailable, CodeShuttingDown},
+	{errShutdown, http.StatusServiceUnavailable, CodeShuttingDown},
+	{ErrQuotaExceeded, http.StatusInsufficientStorage, CodeInsufficientStorage},
+	{syscall.ENOSPC, http.StatusInsufficientStorage, CodeInsufficientStorage},
+	{syscall.EDQUOT, http.StatusInsufficientStorage, CodeInsufficientStorage},
+}
+
+// statusOf returns the status and code for err; anything unknown is a 500.
+func statusOf(err error) (int, string) {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.status, c.code
+		}
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+// publicMessage is what a client is told. 4xx messages come from input
+// checks and say what to fix; 5xx ones would leak paths and internals, so
+// they get a fixed text (the server logs the real error).
+func publicMessage(status int, err error) string {
+	switch {
+	case status == http.StatusInsufficientStorage:
+		return "the server's disk is full or over its quota; nothing was written"
+	case status == http.StatusServiceUnavailable:
+		return "the server is shutting down; retry against the restarted server"
+	case status >= 500:
+		return "internal error; the server log has the details"
+	}
+	return err.Error()
+}
+
+// Error is an error reply as Client returns it. errors.Is matches it
+// against the queue package's sentinel errors (and ErrQuotaExceeded) by
+// its code.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("spool: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Unwrap returns the sentinel error the code stands for, if any.
+func (e *Error) Unwrap() error {
+	switch e.Code {
+	case CodeInvalidName:
+		return queue.ErrInvalidName
+	case CodeInvalidRequest:
+		return queue.ErrInvalid
+	case CodeQueueNotFound:
+		return queue.ErrQueueNotFound
+	case CodeMessageNotFound:
+		return queue.ErrNotFound
+	case CodeStaleReceipt:
+		return queue.ErrStaleReceipt
+	case CodeTooLarge:
+		return queue.ErrTooLarge
+	case CodeQueueFull:
+		return queue.ErrQueueFull
+	case CodeShuttingDown:
+		return queue.ErrClosed
+	case CodeInsufficientStorage:
+		return ErrQuotaExceeded
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package api
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/spoolq/spool/log"
+	"github.com/spoolq/spool/queue"
+)
+
+// Metrics collects what /metrics exposes, in the Prometheus text format,
+// through github.com/VictoriaMetrics/metrics (small, no dependencies of
+// note, cheap counters). Per-queue counts are read at scrape time.
+type Metrics struct {
+	set    *metrics.Set
+	fsync  *metrics.PrometheusHistogram
+	batch  *metrics.PrometheusHistogram
+	fsyncs *metrics.Counter
+}
+
+// NewMetrics returns an empty collector. Pass its OnCommit to
+// queue.Options.OnCommit so fsyncs and group commits are counted.
+func NewMetrics() *Metrics {
+	set := metrics.NewSet()
+	return &Metrics{
+		set:    set,
+		fsync:  set.GetOrCreatePrometheusHistogramExt("spool_fsync_seconds", []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}),
+		batch:  set.GetOrCreatePrometheusHistogramExt("spool_commit_records", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}),
+		fsyncs: set.GetOrCreateCounter("spool_fsyncs_total"),
+	}
+}
+
+// OnCommit records one message-log commit round.
+func (m *Metrics) OnCommit(_ string, c log.Commit) {
+	if c.Err != nil {
+		m.set.GetOrCreateCounter("spool_commit_errors_total").Inc()
+		return
+	}
+	m.batch.Update(float64(c.Records))
+	if c.Synced {
+		m.fsyncs.Inc()
+		m.fsync.Update(c.SyncTime.Seconds())
+	}
+}
+
+func (m *Metrics) request(route string, status int) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`spool_http_requests_total{route=%q,status="%d"}`, route, status)).Inc()
+}
+
+func (m *Metrics) write(w io.Writer, b *queue.Broker) {
+	m.set.WritePrometheus(w)
+	for _, info := range b.List() {
+		q := fmt.Sprintf(`{queue=%q}`, info.Name)
+		c := info.Counts
+		for _, g := range []struct {
+			state string
+			n     int
+		}{{"ready", c.Ready}, {"delayed", c.Delayed}, {"leased", c.Leased}, {"dead", c.Dead}} {
+			metrics.WriteGaugeUint64(w, fmt.Sprintf(`spool_messages{queue=%q,state=%q}`, info.Name, g.state), uint64(g.n))
+		}
+		metrics.WriteGaugeUint64(w, "spool_queue_bytes"+q, uint64(info.Bytes))
+		s := info.Stats
+		for _, t := range []struct {
+			name string
+			v    uint64
+		}{
+			{"spool_enqueued_total", s.Enqueued}, {"spool_acked_total", s.Acked}, {"spool_nacked_total", s.Nacked},
+			{"spool_expired_total", s.Expired}, {"spool_dead_total", s.Dead}, {"spool_dead_lettered_total", s.DeadLettered},
+			{"spool_removed_total", s.Removed},
+		} {
+			metrics.WriteCounterUint64(w, t.name+q, t.v)
+		}
+	}
+	metrics.WriteProcessMetrics(w)
+}

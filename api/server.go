@@ -1,0 +1,731 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/spoolq/spool/queue"
+)
+
+// Config configures a Server. Zero fields get the defaults noted.
+type Config struct {
+	// Token, if set, is required as "Authorization: Bearer <token>" on
+	// every route but /healthz.
+	Token string
+	// MaxMessageBytes bounds one message body (default 256 KiB); it should
+	// match the broker's.
+	MaxMessageBytes int
+	// MaxBatch bounds messages per batch enqueue and per receive (default 1000).
+	MaxBatch int
+	// MaxWait bounds a receive's long poll (default 20s).
+	MaxWait time.Duration
+	// DiskUsage, with MaxDisk, enforces a quota: an enqueue when usage is
+	// at or over MaxDisk bytes gets 507. Nil or 0 disables it.
+	DiskUsage func() int64
+	MaxDisk   int64
+	// Logger gets request errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves the HTTP API of one Broker.
+type Server struct {
+	b       *queue.Broker
+	cfg     Config
+	handler http.Handler
+	metrics *Metrics
+
+	// closing is cancelled by Shutdown, ending every long poll.
+	closing  context.Context
+	shutdown context.CancelFunc
+}
+
+// New returns a Server for b. m may be nil (no /metrics route).
+func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = queue.DefaultMaxMessageBytes
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 20 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{b: b, cfg: cfg, metrics: m}
+	s.closing, s.shutdown = context.WithCancel(context.Background())
+	r := httprouter.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, CodeRouteNotFound, "no such route; the API lives under /v1 (see the README)")
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed: GET only reads, every change is a POST")
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, p any) {
+		s.cfg.Logger.Error("api: panic serving a request", "method", req.Method, "path", req.URL.Path, "panic", p)
+		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details")
+	}
+	route := func(method, path string, h func(http.ResponseWriter, *http.Request, httprouter.Params) error) {
+		r.Handle(method, path, s.wrap(method+" "+path, h))
+	}
+	route(http.MethodGet, "/v1/queues", s.listQueues)
+	route(http.MethodGet, "/v1/queues/:queue", s.getQueue)
+	route(http.MethodPost, "/v1/queues/:queue", s.putQueue)
+	route(http.MethodPost, "/v1/queues/:queue/delete", s.deleteQueue)
+	route(http.MethodPost, "/v1/queues/:queue/purge", s.purgeQueue)
+	route(http.MethodPost, "/v1/queues/:queue/messages", s.enqueueOne)
+	route(http.MethodGet, "/v1/queues/:queue/messages", s.peek)
+	route(http.MethodPost, "/v1/queues/:queue/batch", s.enqueueBatch)
+	route(http.MethodPost, "/v1/queues/:queue/receive", s.receive)
+	route(http.MethodPost, "/v1/queues/:queue/ack", s.receiptRoute(ack))
+	route(http.MethodPost, "/v1/queues/:queue/nack", s.receiptRoute(nack))
+	route(http.MethodPost, "/v1/queues/:queue/extend", s.receiptRoute(extend))
+	route(http.MethodPost, "/v1/queues/:queue/fail", s.receiptRoute(fail))
+	route(http.MethodGet, "/v1/queues/:queue/dead", s.dead)
+	route(http.MethodPost, "/v1/queues/:queue/redrive", s.redrive)
+	if m != nil {
+		route(http.MethodGet, "/metrics", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			m.write(w, s.b)
+			return nil
+		})
+	}
+	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	s.handler = r
+	return s
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Shutdown releases every long-poll receive with 503; call it before
+// http.Server.Shutdown so in-flight requests can finish.
+func (s *Server) Shutdown() { s.shutdown() }
+
+// wrap adds auth, error replies and metrics to a handler.
+func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request, httprouter.Params) error) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		err := s.authorize(r)
+		if err == nil {
+			err = h(sw, r, ps)
+		}
+		if err != nil {
+			status, code := statusOf(err)
+			if status >= 500 {
+				s.cfg.Logger.Error("api: request failed", "route", route, "status", status, "err", err)
+			}
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
+			}
+			writeError(sw, status, code, publicMessage(status, err))
+		}
+		if s.metrics != nil {
+			s.metrics.request(route, sw.status)
+		}
+	}
+}
+
+func (s *Server) authorize(r *http.Request) error {
+	if s.cfg.Token == "" {
+		return nil
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+		return fmt.Errorf("%w: send Authorization: Bearer <token> (the server's --token)", errUnauthorized)
+	}
+	return nil
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, ErrorReply{Error: ErrorBody{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v) // a failed write means the client left; nothing to tell it
+}
+
+// query returns the single value of a query parameter; a parameter given
+// twice is ambiguous and refused rather than guessed.
+func query(q url.Values, name string) (string, error) {
+	v := q[name]
+	if len(v) > 1 {
+		return "", fmt.Errorf("%w: query parameter %q given %d times", errBadRequest, name, len(v))
+	}
+	if len(v) == 0 {
+		return "", nil
+	}
+	return v[0], nil
+}
+
+func queryInt(q url.Values, name string, def, lo, hi int) (int, error) {
+	s, err := query(q, name)
+	if err != nil || s == "" {
+		return def, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%w: %s=%q must be a whole number from %d to %d", errBadRequest, name, s, lo, hi)
+	}
+	return n, nil
+}
+
+func queryDuration(q url.Values, name string, hi time.Duration) (time.Duration, error) {
+	s, err := query(q, name)
+	if err != nil || s == "" {
+		return 0, err
+	}
+	return parseDuration(name, s, hi)
+}
+
+func parseDuration(name, s string, hi time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > hi {
+		return 0, fmt.Errorf("%w: %s=%q must be a duration from 0s to %s (like 30s or 5m)", errBadRequest, name, s, hi)
+	}
+	return d, nil
+}
+
+// readJSON decodes a JSON body of at most limit bytes into v, refusing
+// other content types, unknown fields and trailing data.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return fmt.Errorf("%w: send Content-Type: application/json, not %q", errBadMedia, ct)
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
+		}
+		return fmt.Errorf("%w: body is not the JSON this route takes: %v", errBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: body holds more than one JSON value", errBadRequest)
+	}
+	return nil
+}
+
+// readJSONOrEmpty is readJSON for routes whose body may be empty.
+func readJSONOrEmpty(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	err := readJSON(w, r, limit, v)
+	if errors.Is(err, errBadRequest) && errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) queue(ps httprouter.Params) (*queue.Queue, error) {
+	return s.b.Queue(ps.ByName("queue"))
+}
+
+func infoJSON(i queue.Info) QueueInfo {
+	c := i.Config
+	return QueueInfo{
+		Name:              i.Name,
+		VisibilityTimeout: c.VisibilityTimeout.String(),
+		MaxAttempts:       c.MaxAttempts,
+		DeadLetterQueue:   c.DeadLetterQueue,
+		MaxLength:         c.MaxLength,
+		Retention:         c.Retention.String(),
+		Delay:             c.Delay.String(),
+		Counts:            Counts(i.Counts),
+		Bytes:             i.Bytes,
+	}
+}
+
+func (s *Server) listQueues(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+	infos := s.b.List()
+	out := QueueList{Queues: make([]QueueInfo, len(infos))}
+	for i, info := range infos {
+		out.Queues[i] = infoJSON(info)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getQueue(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) error {
+	q, err := s.queue(ps)
+	if err != nil {
+		return err
+	}
+	info, err := q.Info()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, infoJSON(info))
+	return nil
+}
+
+// configLimit bounds a config body: a few short fields.
+const configLimit = 4 << 10
+
+func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	var c QueueConfig
+	if err := readJSONOrEmpty(w, r, configLimit, &c); err != nil {
+		return err
+	}
+	u := queue.ConfigUpdate{MaxAttempts: c.MaxAttempts, DeadLetterQueue: c.DeadLetterQueue, MaxLength: c.MaxLength}
+	for _, f := range []struct {
+		name string
+		in   *string
+		out  **time.Duration
+	}{
+		{"visibility_timeout", c.VisibilityTimeout, &u.VisibilityTimeout},
+		{"retention", c.Retention, &u.Retention},
+		{"delay", c.Delay, &u.Delay},
+	} {
+		if f.in == nil {
+			continue
+		}
+		d, err := time.ParseDuration(*f.in)
+		if err != nil {
+			return fmt.Errorf("%w: %s=%q is not a duration (like 30s or 5m)", errBadRequest, f.name, *f.in)
+		}
+		*f.out = &d
+	}
+	q, created, err := s.b.Create(ps.ByName("queue"), u)
+	if err != nil {
+		return err
+	}
+	info, err := q.Info()
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, infoJSON(info))
+	return nil
+}
+
+func (s *Server) deleteQueue(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) error {
+	if err := s.b.Delete(ps.ByName("queue")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (s *Server) purgeQueue(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) error {
+	q, err := s.queue(ps)
+	if err != nil {
+		return err
+	}
+	if err := q.Purge(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (s *Server) checkQuota() error {
+	if s.cfg.MaxDisk > 0 && s.cfg.DiskUsage != nil {
+		if used := s.cfg.DiskUsage(); used >= s.cfg.MaxDisk {
+			return fmt.Errorf("%w: data uses %d of %d bytes", ErrQuotaExceeded, used, s.cfg.MaxDisk)
+		}
+	}
+	return nil
+}
+
+func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	q, err := s.queue(ps)
+	if err != nil {
+		return err
+	}
+	delay, err := queryDelay(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxMessageBytes)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("%w: message over %d bytes (--max-message-bytes)", errTooLarge, s.cfg.MaxMessageBytes)
+		}
+		return fmt.Errorf("%w: reading the body: %v", errBadRequest, err)
+	}
+	if err := s.checkQuota(); err != nil {
+		return err
+	}
+	ids, err := q.Enqueue([]queue.NewMessage{{Body: body, Delay: delay}})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, Enqueued{IDs: idStrings(ids)})
+	return nil
+}
+
+func queryDelay(q url.Values) (*time.Duration, error) {
+	s, err := query(q, "delay")
+	if err != nil || s == "" {
+		return nil, err
+	}
+	d, err := parseDuration("delay", s, queue.MaxDelay)
+	return &d, err
+}
+
+func idStrings(ids []uint64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatUint(id, 10)
+	}
+	return out
+}
+
+func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	q, err := s.queue(ps)
+	if err != nil {
+		return err
+	}
+	// base64 and JSON escaping can take a body to about 4/3 (base64) or
+	// 6x (\u escapes) its bytes; bound the request by the worst honest case.
+	limit := int64(s.cfg.MaxBatch) * (int64(s.cfg.MaxMessageBytes)*6 + 64<<10)
+	limit = min(limit, 512<<20)
+	var b Batch
+	if err := readJSON(w, r, limit, &b); err != nil {
+		return err
+	}
+	switch {
+	case len(b.Messages) == 0:
+		return fmt.Errorf("%w: a batch needs at least one message", errBadRequest)
+	case len(b.Messages) > s.cfg.MaxBatch:
+		return fmt.Errorf("%w: %d messages in a batch, at most %d (--max-batch)", errTooLarge, len(b.Messages), s.cfg.MaxBatch)
+	}
+	msgs := make([]queue.NewMessage, len(b.Messages))
+	for i, m := range b.Messages {
+		switch {
+		case m.Body != nil && m.BodyBase64 != nil:
+			return fmt.Errorf("%w: message %d has both body and body_base64", errBadRequest, i)
+		case m.Body != nil:
+			msgs[i].Body = []byte(*m.Body)
+		case m.BodyBase64 != nil:
+			body, err := base64.StdEncoding.DecodeString(*m.BodyBase64)
+			if err != nil {
+				return fmt.Errorf("%w: message %d: body_base64 is not standard base64", errBadRequest, i)
+			}
+			msgs[i].Body = body
+		default:
+			return fmt.Errorf("%w: message %d has neither body nor body_base64", errBadRequest, i)
+		}
+		if m.Delay != "" {
+			d, err := parseDuration(fmt.Sprintf("messages[%d].delay", i), m.Delay, queue.MaxDelay)
+			if err != nil {
+				return err
+			}
+			msgs[i].Delay = &d
+		}
+		msgs[i].Attributes = m.Attributes
+	}
+	if err := s.checkQuota(); err != nil {
+		return err
+	}
+	ids, err := q.Enqueue(msgs)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, Enqueued{IDs: idStrings(ids)})
+	return nil
+}
+
+func messageJSON(m queue.Message) Message {
+	out := Message{
+		ID:         strconv.FormatUint(m.ID, 10),
+		Attempts:   m.Attempts,
+		EnqueuedAt: m.EnqueuedAt.UTC().Format(time.RFC3339Nano),
+		Attributes: m.Attributes,
+	}
+	if m.Receipt.ID != 0 {
+		out.Receipt = m.Receipt.String()
+	} else {
+		out.State = m.State.String()
+	}
+	if utf8.Valid(m.Body) {
+		b := string(m.Body)
+		out.Body = &b
+	} else {
+		b := base64.StdEncoding.EncodeToString(m.Body)
+		out.BodyBase64 = &b
+	}
+	return out
+}
+
+func messagesJSON(msgs []queue.Message) Messages {
+	out := Messages{Messages: make([]Message, len(msgs))}
+	for i, m := range msgs {
+		out.Messages[i] = messageJSON(m)
+	}
+	return out
+}
+
+func (s *Server) receive(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	q, err := s.queue(ps)
+	if err != nil {
+		return err
+	}
+	params := r.URL.Query()
+	rawText, err := query(params, "raw")
+	if err != nil {
+		return err
+	}
+	raw := rawText == "1" || rawText == "true"
+	maxDefault := 1
+	maxN, err := queryInt(params, "max", maxDefault, 1, s.cfg.MaxBatch)
+	if err != nil {
+		return err
+	}
+	if raw && maxN != 1 {
+		return fmt.Errorf("%w: raw=1 returns one message: leave out max or use max=1", errBadRequest)
+	}
+	wait, err := queryDuration(params, "wait", s.cfg.MaxWait)
+	if err != nil {
+		return err
+	}
+	vis, err := queryDuration(params, "visibility", queue.MaxVisibility)
+	if err != nil {
+		return err
+	}
+	// The wait ends with the request: a client that hangs up while
+	// waiting leases nothing. Shutdown releases the wait with 503.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.closing, cancel)()
+	msgs, err := q.Receive(ctx, queue.ReceiveOptions{Max: maxN, Wait: wait, Visibility: vis})
+	if err != nil {
+		if s.closing.Err() != nil {
+			return errShutdown
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil // the client left; there is no one to answer
+		}
+		return err
+	}
+	if len(msgs) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if raw {
+		m := msgs[0]
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Spool-Id", strconv.FormatUint(m.ID, 10))
+		h.Set("Spool-Receipt", m.Receipt.String())
+		h.Set("Spool-Attempts", strconv.Itoa(m.Attempts))
+		h.Set("Spool-Enqueued-At", m.EnqueuedAt.UTC().Format(time.RFC3339Nano))
+		w.WriteHeader(http.StatusOK)
+		w.Write(m.Body)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, messagesJSON(msgs))
+	return nil
+}
+
+type receiptKind int
+
+const (
+	ack receiptKind = iota
+	nack
+	extend
+	fail
+)
+
+func (s *Server) receiptRoute(kind receiptKind) func(http.ResponseWriter, *http.Request, httprouter.Params) error {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+		q, err := s.queue(ps)
+		if err != nil {
+			return err
+		}
+		var body Receipts
+		if err := readJSON(w, r, int64(s.cfg.MaxBatch)*64+4<<10, &body); err != nil {
+			return err
+		}
+		if len(body.Receipts) == 0 {
+			return fmt.Errorf("%w: no receipts", errBadRequest)
+		}
+		if len(body.Receipts) > s.cfg.MaxBatch {
+			return fmt.Errorf("%w: %d receipts, at most %d (--max-batch)", errTooLarge, len(body.Receipts), s.cfg.MaxBatch)
+		}
+		if kind != nack && (body.Position != "" || body.Delay != "") {
+			return fmt.Errorf("%w: position and delay belong to nack", errBadRequest)
+		}
+		if kind != extend && body.Visibility != "" {
+			return fmt.Errorf("%w: visibility belongs to extend", errBadRequest)
+		}
+		receipts := make([]queue.Receipt, len(body.Receipts))
+		for i, text := range body.Receipts {
+			if receipts[i], err = queue.ParseReceipt(text); err != nil {
+				return err
+			}
+		}
+		var errs []error
+		switch kind {
+		case ack:
+			errs, err = q.Ack(receipts)
+		case fail:
+			errs, err = q.Fail(receipts)
+		case extend:
+			var vis time.Duration
+			if body.Visibility != "" {
+				if vis, err = parseDuration("visibility", body.Visibility, queue.MaxVisibility); err != nil {
+					return err
+				}
+			}
+			errs, err = q.Extend(receipts, vis)
+		case nack:
+			var o queue.NackOptions
+			switch body.Position {
+			case "", "back":
+			case "front":
+				o.Front = true
+			default:
+				return fmt.Errorf("%w: position %q (want front or back)", errBadRequest, body.Position)
+			}
+			if body.Delay != "" {
+				if o.Delay, err = parseDuration("delay", body.Delay, queue.MaxDelay); err != nil {
+					return err
+				}
+			}
+			errs, err = q.Nack(receipts, o)
+		}
+		if err != nil {
+			return err
+		}
+		return writeResults(w, body.Receipts, errs)
+	}
+}
+
+// writeResults answers a receipt call: when every receipt failed the same
+// way, that error (a single stale receipt is a plain 409); otherwise 200
+// with one result per receipt.
+func writeResults(w http.ResponseWriter, receipts []string, errs []error) error {
+	first := errs[0]
+	if first != nil {
+		status, code := statusOf(first)
+		same := true
+		for _, e := range errs[1:] {
+			if e == nil {
+				same = false
+				break
+			}
+			if st, c := statusOf(e); st != status || c != code {
+				same = false
+				break
+			}
+		}
+		if same {
+			return first
+		}
+	}
+	out := Results{Results: make([]Result, len(receipts))}
+	for i, e := range errs {
+		out.Results[i].Receipt = receipts[i]
+		if e == nil {
+			out.Results[i].OK = true
+			continue
+		}
+		status, code := statusOf(e)
+		out.Results[i].Error = &ErrorBody{Code: code, Message: publicMessage(status, e)}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, ps httprouter.Params, dead bool) error {
+	q, err := s.queue(ps)
+	if err != nil {
+		return err
+	}
+	params := r.URL.Query()
+	afterText, err := query(params, "after")
+	if err != nil {
+		return err
+	}
+	var after uint64
+	if afterText != "" {
+		if after, err = strconv.ParseUint(afterText, 10, 64); err != nil {
+			return fmt.Errorf("%w: after=%q is not a message id", errBadRequest, afterText)
+		}
+	}
+	limit, err := queryInt(params, "limit", 100, 1, queue.MaxList)
+	if err != nil {
+		return err
+	}
+	var msgs []queue.Message
+	if dead {
+		msgs, err = q.Dead(after, limit)
+	} else {
+		msgs, err = q.Peek(after, limit)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, messagesJSON(msgs))
+	return nil
+}
+
+func (s *Server) peek(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	return s.list(w, r, ps, false)
+}
+
+func (s *Server) dead(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	return s.list(w, r, ps, true)
+}
+
+func (s *Server) redrive(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	q, err := s.queue(ps)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r.URL.Query(), "limit", 0, 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	n, err := q.Redrive(limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Redriven{Redriven: n})
+	return nil
+}

@@ -1,0 +1,122 @@
+package api
+
+// The JSON shapes of the HTTP API, shared by the server and Client. Ids
+// are decimal strings: JSON numbers lose precision past 2^53 in many
+// clients, and ids are uint64.
+
+// QueueConfig is the body of POST /v1/queues/:queue (create or update).
+// Fields left out keep their value (or the default, on create).
+// Durations are Go duration strings ("30s", "5m").
+type QueueConfig struct {
+	VisibilityTimeout *string `json:"visibility_timeout,omitempty"`
+	MaxAttempts       *int    `json:"max_attempts,omitempty"`
+	DeadLetterQueue   *string `json:"dead_letter_queue,omitempty"`
+	MaxLength         *int    `json:"max_length,omitempty"`
+	Retention         *string `json:"retention,omitempty"`
+	Delay             *string `json:"delay,omitempty"`
+}
+
+// QueueInfo is the reply of GET /v1/queues/:queue and an element of GET
+// /v1/queues.
+type QueueInfo struct {
+	Name              string `json:"name"`
+	VisibilityTimeout string `json:"visibility_timeout"`
+	MaxAttempts       int    `json:"max_attempts"`
+	DeadLetterQueue   string `json:"dead_letter_queue"`
+	MaxLength         int    `json:"max_length"`
+	Retention         string `json:"retention"`
+	Delay             string `json:"delay"`
+	Counts            Counts `json:"counts"`
+	Bytes             int64  `json:"bytes"`
+}
+
+// Counts are a queue's messages by state.
+type Counts struct {
+	Ready   int `json:"ready"`
+	Delayed int `json:"delayed"`
+	Leased  int `json:"leased"`
+	Dead    int `json:"dead"`
+	Total   int `json:"total"`
+}
+
+// QueueList is the reply of GET /v1/queues.
+type QueueList struct {
+	Queues []QueueInfo `json:"queues"`
+}
+
+// NewMessage is one message of POST /v1/queues/:queue/batch. Exactly one
+// of Body (text) and BodyBase64 (any bytes) is set.
+type NewMessage struct {
+	Body       *string           `json:"body,omitempty"`
+	BodyBase64 *string           `json:"body_base64,omitempty"`
+	Delay      string            `json:"delay,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Batch is the body of POST /v1/queues/:queue/batch.
+type Batch struct {
+	Messages []NewMessage `json:"messages"`
+}
+
+// Enqueued is the reply of both enqueue routes.
+type Enqueued struct {
+	IDs []string `json:"ids"`
+}
+
+// Message is a message as received, peeked or listed. Body is set when
+// the bytes are valid UTF-8, else BodyBase64.
+type Message struct {
+	ID         string            `json:"id"`
+	Receipt    string            `json:"receipt,omitempty"`
+	Attempts   int               `json:"attempts"`
+	State      string            `json:"state,omitempty"`
+	EnqueuedAt string            `json:"enqueued_at"`
+	Body       *string           `json:"body,omitempty"`
+	BodyBase64 *string           `json:"body_base64,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Messages is the reply of receive, peek and the dead list.
+type Messages struct {
+	Messages []Message `json:"messages"`
+}
+
+// Receipts is the body of ack, nack, extend and fail.
+type Receipts struct {
+	Receipts []string `json:"receipts"`
+	// Position is "front" or "back" (the default), for nack.
+	Position string `json:"position,omitempty"`
+	// Delay is a Go duration, for nack.
+	Delay string `json:"delay,omitempty"`
+	// Visibility is a Go duration, for extend (default: the queue's).
+	Visibility string `json:"visibility,omitempty"`
+}
+
+// Results is the reply of ack, nack, extend and fail when receipts did not
+// all fail the same way: one result per receipt, in order.
+type Results struct {
+	Results []Result `json:"results"`
+}
+
+// Result is one receipt's outcome.
+type Result struct {
+	Receipt string     `json:"receipt"`
+	OK      bool       `json:"ok,omitempty"`
+	Error   *ErrorBody `json:"error,omitempty"`
+}
+
+// Redriven is the reply of POST /v1/queues/:queue/redrive.
+type Redriven struct {
+	Redriven int `json:"redriven"`
+}
+
+// ErrorReply is the body of every error response.
+type ErrorReply struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody is a stable machine-readable code and a message for people.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
