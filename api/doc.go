@@ -1,0 +1,23 @@
+// Package api serves spool's HTTP API and holds its Go client.
+//
+// Server translates HTTP to calls on a queue.Broker and nothing more: the
+// routes of the design (GET only reads; every change is a POST; all under
+// /v1), JSON bodies and errors, auth, limits and long polls. The one place
+// queue errors meet HTTP status codes is the codes table in errors.go;
+// Client maps the codes back, so errors.Is(err, queue.ErrStaleReceipt)
+// works across the wire.
+//
+// Decisions the design left open:
+//   - Ids are decimal strings in JSON (they are uint64; JSON numbers lose
+//     precision past 2^53 in many clients).
+//   - Enqueue answers 201 {"ids":[...]}; create answers 201, update 200,
+//     both with the queue's info.
+//   - JSON routes refuse unknown fields, trailing data, other content
+//     types (415) and a query parameter given twice (400): a typo should
+//     be an error, not a silent default.
+//   - A receive whose client hangs up while waiting leases nothing; one
+//     waiting when the server shuts down gets 503 shutting_down.
+//   - 5xx replies carry a fixed message; the real error goes to the log.
+//   - --max-disk compares the data directory's size, refreshed every
+//     second, with the quota before each enqueue (507 past it).
+package api
