@@ -4,21 +4,17 @@ package log
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spoolq/spool/log/crashtest"
 )
 
 // The crash test runs its own test binary as a child that appends to a log
@@ -106,26 +102,14 @@ func parseCrashMeta(meta []byte) (crashKey, bool) {
 // the Append holding it returned, flushing before that goroutine's next
 // Append. Every printed line is therefore an acknowledged, fsynced record.
 func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(crashEnvDir)
-	if dir == "" {
-		t.Skip("helper process of TestCrashSIGKILL")
-	}
-	die := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "crash child: "+format+"\n", args...)
-		os.Exit(2)
-	}
+	dir := crashtest.Child(t, crashEnvDir)
 	cycle, err := strconv.Atoi(os.Getenv(crashEnvCycle))
 	if err != nil {
-		die("bad %s: %v", crashEnvCycle, err)
+		crashtest.Die("bad %s: %v", crashEnvCycle, err)
 	}
-	// Never outlive the parent: it holds our stdin open until it is gone.
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(3)
-	}()
 	l, err := Open(dir, crashOptions())
 	if err != nil {
-		die("Open: %v", err)
+		crashtest.Die("Open: %v", err)
 	}
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
@@ -140,19 +124,19 @@ func TestCrashChild(t *testing.T) {
 				}
 				first, _, err := l.Append(batch)
 				if err != nil {
-					die("Append: %v", err)
+					crashtest.Die("Append: %v", err)
 				}
 				mu.Lock()
 				for i := range batch {
 					if batch[i].ID != first+uint64(i) {
-						die("record %d of a batch got id %d, want %d", i, batch[i].ID, first+uint64(i))
+						crashtest.Die("record %d of a batch got id %d, want %d", i, batch[i].ID, first+uint64(i))
 					}
 					fmt.Fprintf(out, "%d %d %d %d\n", batch[i].ID, cycle, g, seq+i)
 				}
 				err = out.Flush()
 				mu.Unlock()
 				if err != nil {
-					die("stdout: %v", err)
+					crashtest.Die("stdout: %v", err)
 				}
 				seq += len(batch)
 			}
@@ -167,39 +151,18 @@ type crashAck struct {
 	key crashKey
 }
 
-// crashChildOutput is what the parent read from one child's stdout.
-type crashChildOutput struct {
-	acks    []crashAck
-	junk    []string // lines that do not parse: fail the test
-	partial bool     // the last line was cut by the kill: ignored
-	err     error    // reading the pipe failed
-}
-
-func readCrashAcks(r io.Reader, first chan<- struct{}) crashChildOutput {
-	var out crashChildOutput
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				out.err = err
-			}
-			// A line without its newline was cut off by the kill: the
-			// record may well be in the log, but nothing claims it.
-			out.partial = line != ""
-			return out
-		}
+// parseCrashAcks parses a child's complete stdout lines; junk are the
+// lines that do not parse, which fail the test.
+func parseCrashAcks(lines []string) (acks []crashAck, junk []string) {
+	for _, line := range lines {
 		var a crashAck
-		n, perr := fmt.Sscanf(line, "%d %d %d %d\n", &a.id, &a.key.cycle, &a.key.g, &a.key.seq)
-		if perr != nil || n != 4 {
-			out.junk = append(out.junk, strings.TrimSuffix(line, "\n"))
-			continue
+		if n, err := fmt.Sscanln(line, &a.id, &a.key.cycle, &a.key.g, &a.key.seq); err != nil || n != 4 {
+			junk = append(junk, line)
+		} else {
+			acks = append(acks, a)
 		}
-		if len(out.acks) == 0 {
-			close(first)
-		}
-		out.acks = append(out.acks, a)
 	}
+	return acks, junk
 }
 
 // TestCrashSIGKILL kills a real appending process with SIGKILL over and
@@ -219,14 +182,6 @@ func TestCrashSIGKILL(t *testing.T) {
 	start := time.Now()
 	dir := t.TempDir()
 
-	var child *exec.Cmd // the running child, if any
-	t.Cleanup(func() {
-		if child != nil {
-			child.Process.Kill()
-			child.Wait()
-		}
-	})
-
 	var (
 		seen     []crashPrint // seen[id-1]: the record id holds, as of the last check
 		keys     []crashKey   // keys[id-1]: which child record that is
@@ -239,70 +194,20 @@ func TestCrashSIGKILL(t *testing.T) {
 	)
 	for cycle := 1; cycle <= crashCycles; cycle++ {
 		// Run a child until a random moment after its first ack, then kill it.
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvCycle+"="+strconv.Itoa(cycle))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
+		env := []string{crashEnvDir + "=" + dir, crashEnvCycle + "=" + strconv.Itoa(cycle)}
+		lines, cut, stderr := crashtest.Kill(t, "TestCrashChild", env, crashAckWait, crashMinKill, crashMaxKill)
+		acks, junk := parseCrashAcks(lines)
+		if len(junk) > 0 {
+			t.Fatalf("cycle %d: child stdout: unparsable lines %q\nstderr:\n%s", cycle, junk, stderr)
 		}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = stdin // closed by Wait; the child exits if it ever sees EOF
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("cycle %d: start child: %v", cycle, err)
-		}
-		child = cmd
-		first := make(chan struct{})
-		outc := make(chan crashChildOutput, 1)
-		go func() { outc <- readCrashAcks(stdout, first) }()
-
-		var out crashChildOutput
-		waitAck := time.NewTimer(crashAckWait)
-		select {
-		case <-first:
-			waitAck.Stop()
-		case out = <-outc:
-			waitAck.Stop()
-			err := cmd.Wait()
-			child = nil
-			t.Fatalf("cycle %d: child exited before acknowledging anything: %v\nstdout junk: %q\nstderr:\n%s", cycle, err, out.junk, stderr.String())
-		case <-waitAck.C:
-			t.Fatalf("cycle %d: no acknowledged append within %s\nstderr:\n%s", cycle, crashAckWait, stderr.String())
-		}
-		// The timer only picks the moment of the kill; nothing waits on it
-		// for correctness.
-		kill := time.NewTimer(rand.N(crashMaxKill-crashMinKill+1) + crashMinKill)
-		select {
-		case <-kill.C:
-		case out = <-outc:
-			kill.Stop()
-			err := cmd.Wait()
-			child = nil
-			t.Fatalf("cycle %d: child exited on its own: %v\nstdout junk: %q\nstderr:\n%s", cycle, err, out.junk, stderr.String())
-		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("cycle %d: kill child: %v", cycle, err)
-		}
-		out = <-outc // EOF: the dead child's end of the pipe is closed
-		werr := cmd.Wait()
-		child = nil
-		var ee *exec.ExitError
-		if !errors.As(werr, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("cycle %d: child did not die of SIGKILL: %v\nstderr:\n%s", cycle, werr, stderr.String())
-		}
-		if out.err != nil || len(out.junk) > 0 {
-			t.Fatalf("cycle %d: child stdout: err %v, unparsable lines %q\nstderr:\n%s", cycle, out.err, out.junk, stderr.String())
-		}
-		if out.partial {
+		// A line without its newline was cut off by the kill: the record
+		// may well be in the log, but nothing claims it.
+		if cut {
 			partials++
 		}
 
 		// The child must have continued after everything already in the log.
-		for _, a := range out.acks {
+		for _, a := range acks {
 			if a.key.cycle != cycle {
 				t.Fatalf("cycle %d: ack of id %d names cycle %d", cycle, a.id, a.key.cycle)
 			}
@@ -393,9 +298,9 @@ func TestCrashSIGKILL(t *testing.T) {
 			}
 		}
 		// This child's acks once more by random access, in id order.
-		slices.SortFunc(out.acks, func(a, b crashAck) int { return cmpUint(a.id, b.id) })
+		slices.SortFunc(acks, func(a, b crashAck) int { return cmpUint(a.id, b.id) })
 		c := l.NewCursor()
-		for _, a := range out.acks {
+		for _, a := range acks {
 			r, err := c.Read(a.id)
 			if err != nil || r.ID != a.id || crashPrintOf(r) != seen[a.id-1] {
 				l.Close()

@@ -9,20 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/log"
+	"github.com/spoolq/spool/log/crashtest"
 )
 
 // The queue crash test runs its own test binary as a child that enqueues,
@@ -87,33 +85,21 @@ func parseQcrashBody(body string) (cycle int, ok bool) {
 //	A <id> <attempt>         the Ack returned nil for this receipt
 //	S <id> <reason>          the Ack returned an error for this receipt
 func TestQueueCrashChild(t *testing.T) {
-	dir := os.Getenv(qcrashEnvDir)
-	if dir == "" {
-		t.Skip("helper process of TestQueueCrashSIGKILL")
-	}
-	die := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "queue crash child: "+format+"\n", args...)
-		os.Exit(2)
-	}
+	dir := crashtest.Child(t, qcrashEnvDir)
 	cycle, err := strconv.Atoi(os.Getenv(qcrashEnvCycle))
 	if err != nil {
-		die("bad %s: %v", qcrashEnvCycle, err)
+		crashtest.Die("bad %s: %v", qcrashEnvCycle, err)
 	}
 	delays := os.Getenv(qcrashEnvDelays) == "1"
-	// Never outlive the parent: it holds our stdin open until it is gone.
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(3)
-	}()
 	b, err := Open(dir, qcrashOptions())
 	if err != nil {
-		die("Open: %v", err)
+		crashtest.Die("Open: %v", err)
 	}
 	// A bounded backlog: consumers keep up, old segments empty out and
 	// compaction removes them.
 	q, _, err := b.Create("q", ConfigUpdate{MaxLength: ptr(qcrashMaxLength)})
 	if err != nil {
-		die("Create: %v", err)
+		crashtest.Die("Create: %v", err)
 	}
 
 	var mu sync.Mutex
@@ -130,7 +116,7 @@ func TestQueueCrashChild(t *testing.T) {
 		err := out.Flush()
 		mu.Unlock()
 		if err != nil {
-			die("stdout: %v", err)
+			crashtest.Die("stdout: %v", err)
 		}
 	}
 
@@ -149,12 +135,12 @@ func TestQueueCrashChild(t *testing.T) {
 					continue
 				}
 				if err != nil {
-					die("Enqueue: %v", err)
+					crashtest.Die("Enqueue: %v", err)
 				}
 				lines := make([]string, len(ids))
 				for i, id := range ids {
 					if i > 0 && id != ids[0]+uint64(i) {
-						die("batch ids %v are not consecutive", ids)
+						crashtest.Die("batch ids %v are not consecutive", ids)
 					}
 					lines[i] = fmt.Sprintf("E %d %s", id, msgs[i].Body)
 				}
@@ -171,14 +157,14 @@ func TestQueueCrashChild(t *testing.T) {
 					// Failed messages go dead; now and then bring them back
 					// so they do not pin old segments forever.
 					if _, err := q.Redrive(0); err != nil {
-						die("Redrive: %v", err)
+						crashtest.Die("Redrive: %v", err)
 					}
 				}
 				msgs, err := q.Receive(context.Background(), ReceiveOptions{
 					Max: 1 + rng.IntN(qcrashMaxReceive), Visibility: qcrashVisibility, Wait: 50 * time.Millisecond,
 				})
 				if err != nil {
-					die("Receive: %v", err)
+					crashtest.Die("Receive: %v", err)
 				}
 				if len(msgs) == 0 {
 					continue
@@ -187,7 +173,7 @@ func TestQueueCrashChild(t *testing.T) {
 				var ack, back, front, fail []Receipt
 				for _, m := range msgs {
 					if m.Receipt.ID != m.ID || int(m.Receipt.Attempt) != m.Attempts || m.Attempts < 1 {
-						die("message %d received with receipt %s and attempts %d", m.ID, m.Receipt, m.Attempts)
+						crashtest.Die("message %d received with receipt %s and attempts %d", m.ID, m.Receipt, m.Attempts)
 					}
 					lines = append(lines, fmt.Sprintf("R %d %d %s", m.ID, m.Attempts, m.Body))
 					switch p := rng.IntN(100); {
@@ -209,7 +195,7 @@ func TestQueueCrashChild(t *testing.T) {
 				if len(ack) > 0 {
 					errs, err := q.Ack(ack)
 					if err != nil {
-						die("Ack: %v", err)
+						crashtest.Die("Ack: %v", err)
 					}
 					for i, r := range ack {
 						switch {
@@ -231,17 +217,17 @@ func TestQueueCrashChild(t *testing.T) {
 				}
 				if len(back) > 0 {
 					if _, err := q.Nack(back, NackOptions{Delay: delay}); err != nil {
-						die("Nack: %v", err)
+						crashtest.Die("Nack: %v", err)
 					}
 				}
 				if len(front) > 0 {
 					if _, err := q.Nack(front, NackOptions{Front: true, Delay: delay}); err != nil {
-						die("Nack front: %v", err)
+						crashtest.Die("Nack front: %v", err)
 					}
 				}
 				if len(fail) > 0 {
 					if _, err := q.Fail(fail); err != nil {
-						die("Fail: %v", err)
+						crashtest.Die("Fail: %v", err)
 					}
 				}
 			}
@@ -256,14 +242,6 @@ type qcrashLine struct {
 	id      uint64
 	attempt int
 	text    string // body (E, R) or reason (S)
-}
-
-// qcrashOutput is what the parent read from one child's stdout.
-type qcrashOutput struct {
-	lines   []qcrashLine
-	junk    []string // lines that do not parse: fail the test
-	partial bool     // the last line was cut by the kill: ignored
-	err     error    // reading the pipe failed
 }
 
 func parseQcrashLine(s string) (qcrashLine, bool) {
@@ -295,32 +273,6 @@ func parseQcrashLine(s string) (qcrashLine, bool) {
 		return qcrashLine{}, false
 	}
 	return l, len(f) == want
-}
-
-func readQcrashLines(r io.Reader, first chan<- struct{}) qcrashOutput {
-	var out qcrashOutput
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				out.err = err
-			}
-			// A line without its newline was cut off by the kill: what
-			// it reports may well have happened, but nothing claims it.
-			out.partial = line != ""
-			return out
-		}
-		l, ok := parseQcrashLine(strings.TrimSuffix(line, "\n"))
-		if !ok {
-			out.junk = append(out.junk, strings.TrimSuffix(line, "\n"))
-			continue
-		}
-		if len(out.lines) == 0 {
-			close(first)
-		}
-		out.lines = append(out.lines, l)
-	}
 }
 
 // qcrashListAll returns every live (ready, delayed, leased) and every dead
@@ -389,14 +341,10 @@ func testQueueCrash(t *testing.T, delays bool) {
 	start := time.Now()
 	dir := t.TempDir()
 	qdir := filepath.Join(dir, "queues", "q")
-
-	var child *exec.Cmd // the running child, if any
-	t.Cleanup(func() {
-		if child != nil {
-			child.Process.Kill()
-			child.Wait()
-		}
-	})
+	delayFlag := "0"
+	if delays {
+		delayFlag = "1"
+	}
 
 	var (
 		known    = map[uint64]string{} // id → body, of every message ever seen
@@ -429,77 +377,27 @@ func testQueueCrash(t *testing.T, delays bool) {
 	}
 	for cycle := 1; cycle <= qcrashCycles; cycle++ {
 		// Run a child until a random moment after its first line, then kill it.
-		cmd := exec.Command(os.Args[0], "-test.run=^TestQueueCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), qcrashEnvDir+"="+dir, qcrashEnvCycle+"="+strconv.Itoa(cycle), qcrashEnvDelays+"=0")
-		if delays {
-			cmd.Env[len(cmd.Env)-1] = qcrashEnvDelays + "=1"
+		env := []string{qcrashEnvDir + "=" + dir, qcrashEnvCycle + "=" + strconv.Itoa(cycle), qcrashEnvDelays + "=" + delayFlag}
+		printed, cut, stderr := crashtest.Kill(t, "TestQueueCrashChild", env, qcrashLineWait, qcrashMinKill, qcrashMaxKill)
+		if len(stderr) > 0 { // a race report, a log line: nothing belongs there
+			t.Fatalf("cycle %d: child wrote to stderr:\n%s", cycle, stderr)
 		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
+		lines := make([]qcrashLine, len(printed))
+		for i, text := range printed {
+			var ok bool
+			if lines[i], ok = parseQcrashLine(text); !ok {
+				t.Fatalf("cycle %d: child printed an unparsable line %q", cycle, text)
+			}
 		}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = stdin // closed by Wait; the child exits if it ever sees EOF
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("cycle %d: start child: %v", cycle, err)
-		}
-		child = cmd
-		first := make(chan struct{})
-		outc := make(chan qcrashOutput, 1)
-		go func() { outc <- readQcrashLines(stdout, first) }()
-
-		var out qcrashOutput
-		waitLine := time.NewTimer(qcrashLineWait)
-		select {
-		case <-first:
-			waitLine.Stop()
-		case out = <-outc:
-			waitLine.Stop()
-			err := cmd.Wait()
-			child = nil
-			t.Fatalf("cycle %d: child exited before printing anything: %v\nstdout junk: %q\nstderr:\n%s", cycle, err, out.junk, stderr.String())
-		case <-waitLine.C:
-			t.Fatalf("cycle %d: no line from the child within %s\nstderr:\n%s", cycle, qcrashLineWait, stderr.String())
-		}
-		// The timer only picks the moment of the kill; nothing waits on it
-		// for correctness.
-		kill := time.NewTimer(rand.N(qcrashMaxKill-qcrashMinKill+1) + qcrashMinKill)
-		select {
-		case <-kill.C:
-		case out = <-outc:
-			kill.Stop()
-			err := cmd.Wait()
-			child = nil
-			t.Fatalf("cycle %d: child exited on its own: %v\nstdout junk: %q\nstderr:\n%s", cycle, err, out.junk, stderr.String())
-		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("cycle %d: kill child: %v", cycle, err)
-		}
-		out = <-outc // EOF: the dead child's end of the pipe is closed
-		werr := cmd.Wait()
-		child = nil
-		var ee *exec.ExitError
-		if !errors.As(werr, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("cycle %d: child did not die of SIGKILL: %v\nstderr:\n%s", cycle, werr, stderr.String())
-		}
-		if out.err != nil || len(out.junk) > 0 {
-			t.Fatalf("cycle %d: child stdout: err %v, unparsable lines %q\nstderr:\n%s", cycle, out.err, out.junk, stderr.String())
-		}
-		if stderr.Len() > 0 { // a race report, a log line: nothing belongs there
-			t.Fatalf("cycle %d: child wrote to stderr:\n%s", cycle, stderr.String())
-		}
-		if out.partial {
+		// A line without its newline was cut off by the kill: what it
+		// reports may well have happened, but nothing claims it.
+		if cut {
 			partials++
 		}
 
 		// What the child says it did. E lines first: an R line may come
 		// before the E line of the same message.
-		for _, l := range out.lines {
+		for _, l := range lines {
 			if l.kind != 'E' {
 				continue
 			}
@@ -521,7 +419,7 @@ func testQueueCrash(t *testing.T, delays bool) {
 		// the lease can end, so before any later lease's lines, and before
 		// the a and A lines of its own ack.
 		intents := map[uint64]int{}
-		for _, l := range out.lines {
+		for _, l := range lines {
 			switch l.kind {
 			case 'R':
 				receives++
@@ -1259,6 +1157,19 @@ func TestRestartCompactionForgetsRewrites(t *testing.T) {
 	}
 }
 
+// newRepro starts a minimal reproduction: a broker with testOptions on a
+// fresh directory, closed when t ends, and its empty queue "q". Its
+// restart reopens the broker on the same directory and clock, after
+// crashBroker if crash is set and after Close if not.
+func newRepro(t *testing.T) (*rsRun, *Queue) {
+	t.Helper()
+	r := &rsRun{t: t, clk: newClock(), dir: t.TempDir()}
+	r.opts = testOptions(r.clk)
+	r.open()
+	t.Cleanup(func() { r.b.Close() })
+	return r, mustCreate(t, r.b, "q", ConfigUpdate{})
+}
+
 // TestCrashKeepsDelayedBackNackOrder is a minimal reproduction: a message
 // nacked to the back with a delay is placed, when its delay runs out,
 // after the newest id at that moment, but nothing records that moment.
@@ -1270,32 +1181,20 @@ func TestRestartCompactionForgetsRewrites(t *testing.T) {
 func TestCrashKeepsDelayedBackNackOrder(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		t.Run(fmt.Sprintf("crash=%v", crash), func(t *testing.T) {
-			clk := newClock()
-			dir := t.TempDir()
-			opts := testOptions(clk)
-			b, err := Open(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { b.Close() }()
-			q := mustCreate(t, b, "q", ConfigUpdate{})
+			r, q := newRepro(t)
 			enqueue(t, q, "a", "b")
 			if err := one(q.Nack(receipts(receive(t, q, 1)), NackOptions{Delay: 5 * time.Second})); err != nil {
 				t.Fatal(err)
 			}
 			enqueue(t, q, "c")
-			clk.Advance(6 * time.Second)
-			if err := b.Maintain(); err != nil { // a's delay ran out: a goes after c
+			r.clk.Advance(6 * time.Second)
+			if err := r.b.Maintain(); err != nil { // a's delay ran out: a goes after c
 				t.Fatal(err)
 			}
 			if crash {
-				crashBroker(t, b)
-				if b, err = Open(dir, opts); err != nil {
-					t.Fatal(err)
-				}
-				if q, err = b.Queue("q"); err != nil {
-					t.Fatal(err)
-				}
+				r.crash = true
+				r.restart()
+				q = r.q("q")
 			}
 			wantBodies(t, receive(t, q, 10), "b", "c", "a")
 		})
@@ -1313,15 +1212,7 @@ func TestCrashKeepsDelayedBackNackOrder(t *testing.T) {
 func TestCrashForgetsAckOfDelayedMessage(t *testing.T) {
 	for _, how := range []string{"enqueued with a delay", "nacked with a delay"} {
 		t.Run(how, func(t *testing.T) {
-			clk := newClock()
-			dir := t.TempDir()
-			opts := testOptions(clk)
-			b, err := Open(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { b.Close() }()
-			q := mustCreate(t, b, "q", ConfigUpdate{})
+			r, q := newRepro(t)
 			delay := 5 * time.Second
 			if how == "enqueued with a delay" {
 				if _, err := q.Enqueue([]NewMessage{{Body: []byte("x"), Delay: &delay}}); err != nil {
@@ -1334,29 +1225,18 @@ func TestCrashForgetsAckOfDelayedMessage(t *testing.T) {
 				}
 			}
 			// A clean restart: its snapshot holds x as delayed.
-			if err := b.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if b, err = Open(dir, opts); err != nil {
-				t.Fatal(err)
-			}
-			if q, err = b.Queue("q"); err != nil {
-				t.Fatal(err)
-			}
-			clk.Advance(6 * time.Second)
+			r.restart()
+			q = r.q("q")
+			r.clk.Advance(6 * time.Second)
 			got := receive(t, q, 1)
 			wantBodies(t, got, "x")
 			if err := one(q.Ack(receipts(got))); err != nil {
 				t.Fatalf("Ack = %v", err)
 			}
 			// The ack returned: it is fsynced. Now the process dies.
-			crashBroker(t, b)
-			if b, err = Open(dir, opts); err != nil {
-				t.Fatal(err)
-			}
-			if q, err = b.Queue("q"); err != nil {
-				t.Fatal(err)
-			}
+			r.crash = true
+			r.restart()
+			q = r.q("q")
 			if info, err := q.Info(); err != nil || info.Counts.Total != 0 {
 				t.Errorf("after the crash: %+v, %v; want the acked message gone", info.Counts, err)
 			}
