@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,4 +132,82 @@ func TestServeStartsServesAndStopsCleanly(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v after a clean stop", err)
 	}
+}
+
+// TestEndToEnd builds the binary, starts `spool serve`, drives it with the
+// CLI, SIGKILLs it, restarts it on the same data and checks that every
+// acknowledged message is still there and nothing acked comes back.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "spool")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	server, addr := startBinary(t, bin, data)
+	cli := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--addr", addr)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("spool %q: %v\n%s", args, err, stderr.String())
+		}
+		return string(out)
+	}
+	cli("", "create", "jobs", "--max-attempts", "3")
+	var lines []string
+	for i := 0; i < 50; i++ {
+		lines = append(lines, fmt.Sprintf("job %d", i))
+	}
+	ids := strings.Fields(cli(strings.Join(lines, "\n")+"\n", "send", "jobs", "--batch"))
+	if len(ids) != 50 {
+		t.Fatalf("send --batch printed %d ids", len(ids))
+	}
+	cli("", "send", "jobs", "binary-safe? yes")
+	acked := strings.Split(strings.TrimSpace(cli("", "recv", "jobs", "--max", "10", "--ack")), "\n")
+	if len(acked) != 10 || acked[0] != "job 0" || acked[9] != "job 9" {
+		t.Fatalf("recv --ack printed %q", acked)
+	}
+
+	// SIGKILL: no shutdown, no snapshot, no flush beyond what was acknowledged.
+	if err := server.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	server.Wait()
+	server, addr = startBinary(t, bin, data) // cli follows addr
+	rest := strings.Split(strings.TrimSpace(cli("", "recv", "jobs", "--max", "100", "--ack")), "\n")
+	want := append(lines[10:], "binary-safe? yes")
+	if strings.Join(rest, "|") != strings.Join(want, "|") {
+		t.Fatalf("after SIGKILL and restart received %d messages %q, want the %d unacked ones", len(rest), rest, len(want))
+	}
+	if out := cli("", "stats", "jobs"); !strings.Contains(out, "total               0") {
+		t.Fatalf("stats after draining:\n%s", out)
+	}
+}
+
+// startBinary starts `spool serve` on a free port and returns the process
+// and its address once it has said where it listens.
+func startBinary(t *testing.T, bin, data string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
+			return cmd, m[1]
+		}
+		time.Sleep(5 * time.Millisecond) // polling the log with a deadline
+	}
+	t.Fatalf("spool serve did not report its address:\n%s", logs.String())
+	return nil, ""
 }

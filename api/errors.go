@@ -39,7 +39,13 @@ var (
 	errBadMedia     = errors.New("unsupported media type")
 	errShutdown     = errors.New("server shutting down")
 	errUnauthorized = errors.New("unauthorized")
+	// errClientGone: the client hung up (a long poll it gave up on); no
+	// reply is written, and metrics count it as 499, nginx's "client
+	// closed request".
+	errClientGone = errors.New("client closed the request")
 )
+
+const statusClientGone = 499
 
 // codes is the one place queue errors meet HTTP: the first entry whose
 // error matches (errors.Is) gives the status and code. Client maps codes

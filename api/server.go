@@ -113,8 +113,21 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	s.handler = r
+	s.handler = refuseEncodedSlashes(r)
 	return s
+}
+
+// refuseEncodedSlashes answers 400 for a path with an escaped slash: the
+// router matches the decoded path, so "a%2Fdelete" would reach the delete
+// route of queue "a". No queue name holds a slash anyway.
+func refuseEncodedSlashes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(strings.ToLower(r.URL.EscapedPath()), "%2f") {
+			writeError(w, http.StatusBadRequest, CodeInvalidName, "a queue name cannot hold a slash, escaped or not")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the server's http.Handler.
@@ -132,7 +145,9 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request, h
 		if err == nil {
 			err = h(sw, r, ps)
 		}
-		if err != nil {
+		if errors.Is(err, errClientGone) {
+			sw.status = statusClientGone
+		} else if err != nil {
 			status, code := statusOf(err)
 			if status >= 500 {
 				s.cfg.Logger.Error("api: request failed", "route", route, "status", status, "err", err)
@@ -236,7 +251,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 		if errors.As(err, &mbe) {
 			return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
 		}
-		return fmt.Errorf("%w: body is not the JSON this route takes: %v", errBadRequest, err)
+		return fmt.Errorf("%w: body is not the JSON this route takes: %w", errBadRequest, err)
 	}
 	if dec.More() {
 		return fmt.Errorf("%w: body holds more than one JSON value", errBadRequest)
@@ -538,7 +553,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, ps httprouter.P
 			return errShutdown
 		}
 		if errors.Is(err, context.Canceled) {
-			return nil // the client left; there is no one to answer
+			return errClientGone
 		}
 		return err
 	}
