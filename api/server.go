@@ -167,8 +167,10 @@ func (s *Server) authorize(r *http.Request) error {
 	if s.cfg.Token == "" {
 		return nil
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+	h := r.Header.Get("Authorization")
+	const scheme = "bearer "
+	ok := len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) // the scheme is case-insensitive
+	if !ok || subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(s.cfg.Token)) != 1 {
 		return fmt.Errorf("%w: send Authorization: Bearer <token> (the server's --token)", errUnauthorized)
 	}
 	return nil
@@ -272,7 +274,12 @@ func readJSONOrEmpty(w http.ResponseWriter, r *http.Request, limit int64, v any)
 }
 
 func (s *Server) queue(ps httprouter.Params) (*queue.Queue, error) {
-	return s.b.Queue(ps.ByName("queue"))
+	name := ps.ByName("queue")
+	q, err := s.b.Queue(name)
+	if errors.Is(err, queue.ErrQueueNotFound) {
+		return nil, fmt.Errorf("%w: %q does not exist; create it first with POST /v1/queues/%s (or: spool create %s)", queue.ErrQueueNotFound, name, name, name)
+	}
+	return q, err
 }
 
 func infoJSON(i queue.Info) QueueInfo {
