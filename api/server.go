@@ -241,8 +241,10 @@ func parseDuration(name, s string, hi time.Duration) (time.Duration, error) {
 // other content types, unknown fields and trailing data.
 func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
+		// curl -d labels every body form-urlencoded; accept that label (the
+		// body must still be JSON) so the README's curl lines work as typed.
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
+		if err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded") {
 			return fmt.Errorf("%w: send Content-Type: application/json, not %q", errBadMedia, ct)
 		}
 	}

@@ -1635,7 +1635,7 @@ func TestServerBadInputChangesNothing(t *testing.T) {
 		{name: "visibility on nack is refused", method: "POST", path: "/v1/queues/prep/nack", ctype: js, body: `{"receipts":["1.1"],"visibility":"1s"}`, status: bad, code: CodeInvalidRequest},
 		{name: "more receipts than MaxBatch are refused", method: "POST", path: "/v1/queues/prep/ack", ctype: js, body: srvReceipts("1.1", "2.1", "3.1", "4.1", "5.1", "6.1"), status: 413, code: CodeTooLarge},
 		{name: "a text/plain ack is refused", method: "POST", path: "/v1/queues/prep/ack", ctype: "text/plain", body: srvReceipts("1.1"), status: 415, code: CodeUnsupportedMedia},
-		{name: "a form-encoded fail is refused", method: "POST", path: "/v1/queues/prep/fail", ctype: "application/x-www-form-urlencoded", body: "receipts=1.1", status: 415, code: CodeUnsupportedMedia},
+		{name: "a real form body (not JSON) on fail is refused", method: "POST", path: "/v1/queues/prep/fail", ctype: "application/x-www-form-urlencoded", body: "receipts=1.1", status: bad, code: CodeInvalidRequest},
 		{name: "acking on a missing queue is 404", method: "POST", path: "/v1/queues/nope/ack", ctype: js, body: srvReceipts("1.1"), status: 404, code: CodeQueueNotFound},
 
 		// Peek, dead, redrive.
@@ -1729,5 +1729,27 @@ func TestServerCreateWithEmptyChunkedBody(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("empty chunked create answered %d %s, want 201 like an empty body with Content-Length: 0", resp.StatusCode, body)
+	}
+}
+
+func TestServerAcceptsJSONLabelledFormEncodedAsCurlSendsIt(t *testing.T) {
+	b, err := queue.Open(t.TempDir(), queue.Options{MaintenanceInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ts := httptest.NewServer(New(b, Config{}, nil).Handler())
+	defer ts.Close()
+	// What `curl -d '{"max_attempts":3}' URL` sends.
+	resp, err := http.Post(ts.URL+"/v1/queues/curl", "application/x-www-form-urlencoded", strings.NewReader(`{"max_attempts":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create with curl's default content type = %d, want 201", resp.StatusCode)
+	}
+	if q, err := b.Queue("curl"); err != nil || q.Config().MaxAttempts != 3 {
+		t.Fatalf("queue not created as asked: %v", err)
 	}
 }
