@@ -288,3 +288,72 @@ func TestGracefulShutdownLosesNothingAcknowledged(t *testing.T) {
 	}
 	t.Logf("%d acknowledged enqueues, %d messages after restart", len(acked), len(found))
 }
+
+func TestCLICommands(t *testing.T) {
+	base, stop := startServe(t)
+	defer stop()
+	cli := func(stdin string, args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append(args, "--addr", base), strings.NewReader(stdin), &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	must := func(stdin string, args ...string) (string, string) {
+		t.Helper()
+		out, errOut, err := cli(stdin, args...)
+		if err != nil {
+			t.Fatalf("spool %q: %v\n%s", args, err, errOut)
+		}
+		return out, errOut
+	}
+	if out, _ := must("", "create", "q", "--visibility", "1m", "--max-attempts", "2", "--dead-letter", "q.dead"); !strings.HasPrefix(out, "created q: visibility 1m0s, max attempts 2") {
+		t.Fatalf("create printed %q", out)
+	}
+	if out, _ := must("", "create", "q", "--max-length", "10"); !strings.Contains(out, "updated q") || !strings.Contains(out, "max attempts 2") || !strings.Contains(out, "max length 10") {
+		t.Fatalf("update printed %q (settings not given must stay)", out)
+	}
+	if out, _ := must("from stdin\n", "send", "q", "-"); strings.TrimSpace(out) != "1" {
+		t.Fatalf("send - printed %q", out)
+	}
+	must("", "send", "q", "second", "--delay", "0s")
+	body, receiptLine := must("", "recv", "q")
+	if body != "from stdin\n\n" {
+		t.Fatalf("recv printed %q: stdin is sent byte for byte", body)
+	}
+	receipt := strings.TrimSpace(strings.TrimPrefix(receiptLine, "receipt "))
+	if receipt != "1.1" {
+		t.Fatalf("recv put %q on stderr, want the receipt", receiptLine)
+	}
+	if out, _ := must("", "extend", "q", receipt, "--visibility", "5m"); out != "1.1 ok\n" {
+		t.Fatalf("extend printed %q", out)
+	}
+	if out, _ := must("", "nack", "q", receipt, "--front"); out != "1.1 ok\n" {
+		t.Fatalf("nack printed %q", out)
+	}
+	out, _, err := cli("", "ack", "q", receipt)
+	if err == nil || exitCode(err) != 1 || !strings.Contains(out+err.Error(), "stale_receipt") {
+		t.Fatalf("ack of a nacked lease = %q, %v; want a stale receipt and exit 1", out, err)
+	}
+	out, _ = must("", "recv", "q", "--max", "5", "--json")
+	var n int
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, `"receipt":"1.2"`) || strings.Contains(line, `"receipt":"2.1"`) {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("recv --json printed %q", out)
+	}
+	out, _ = must("", "stats", "q")
+	if !strings.Contains(out, "leased              2") {
+		t.Fatalf("stats printed %q", out)
+	}
+	if out, _ = must("", "queues"); !strings.Contains(out, "QUEUE") || !strings.Contains(out, "q ") {
+		t.Fatalf("queues printed %q", out)
+	}
+	if _, _, err := cli("", "stats", "nope"); err == nil || !strings.Contains(err.Error(), "queue_not_found") || exitCode(err) != 1 {
+		t.Fatalf("stats of a missing queue = %v", err)
+	}
+	if _, _, err := cli("", "ack", "q"); exitCode(err) != 2 {
+		t.Fatalf("ack with no receipt = %v, want a usage error", err)
+	}
+}
