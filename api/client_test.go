@@ -12,33 +12,14 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/api"
 	"github.com/spoolq/spool/queue"
+	"github.com/spoolq/spool/queue/queuetest"
 )
-
-// clientClock is a fake clock for the broker, so leases and delays are
-// tested by moving time rather than waiting for it.
-type clientClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clientClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clientClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // clientSetup tunes clientTestServer.
 type clientSetup struct {
@@ -55,12 +36,12 @@ type clientEnv struct {
 	srv   *api.Server
 	url   string
 	c     *api.Client
-	clock *clientClock
+	clock *queuetest.Clock
 }
 
 func clientTestServer(t *testing.T, s clientSetup) *clientEnv {
 	t.Helper()
-	clock := &clientClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := queuetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	quiet := slog.New(slog.DiscardHandler)
 	b, err := queue.Open(t.TempDir(), queue.Options{MaintenanceInterval: -1, Now: clock.Now, Logger: quiet})
 	if err != nil {
@@ -276,7 +257,7 @@ func TestClientSendsReceivesAndAcks(t *testing.T) {
 		if msgs, err := e.c.Receive(ctx, "q", api.ReceiveOptions{}); msgs != nil || err != nil {
 			t.Fatalf("Receive before due = %v, %v", msgs, err)
 		}
-		e.clock.advance(time.Hour)
+		e.clock.Advance(time.Hour)
 		if m := clientMustReceive(t, e.c, "q", api.ReceiveOptions{}); clientBody(t, m) != "later" {
 			t.Errorf("body = %q", clientBody(t, m))
 		}
@@ -347,7 +328,7 @@ func TestClientNacksExtendsAndFails(t *testing.T) {
 		if c := clientCounts(t, e.c, "q"); c.Delayed != 1 || c.Ready != 0 {
 			t.Fatalf("counts = %+v, want 1 delayed", c)
 		}
-		e.clock.advance(time.Minute)
+		e.clock.Advance(time.Minute)
 		m = clientMustReceive(t, e.c, "q", api.ReceiveOptions{})
 		res, err = e.c.Ack(ctx, "q", m.Receipt)
 		clientWantOK(t, res, err, m.Receipt)
@@ -359,13 +340,13 @@ func TestClientNacksExtendsAndFails(t *testing.T) {
 		m := clientMustReceive(t, e.c, "q", api.ReceiveOptions{Visibility: 10 * time.Second})
 		res, err := e.c.Extend(ctx, "q", time.Hour, m.Receipt)
 		clientWantOK(t, res, err, m.Receipt)
-		e.clock.advance(time.Minute)
+		e.clock.Advance(time.Minute)
 		if msgs, err := e.c.Receive(ctx, "q", api.ReceiveOptions{}); msgs != nil || err != nil {
 			t.Fatalf("receive while extended = %v, %v; want nothing", msgs, err)
 		}
 		res, err = e.c.Extend(ctx, "q", 0, m.Receipt) // the queue's 30s
 		clientWantOK(t, res, err, m.Receipt)
-		e.clock.advance(31 * time.Second)
+		e.clock.Advance(31 * time.Second)
 		if again := clientMustReceive(t, e.c, "q", api.ReceiveOptions{}); again.ID != m.ID {
 			t.Errorf("after the lease ran out received %s, want %s", again.ID, m.ID)
 		} else {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/spoolq/spool/index"
 	"github.com/spoolq/spool/queue"
+	"github.com/spoolq/spool/queue/queuetest"
 )
 
 var srvQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -37,17 +38,7 @@ var srvQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // srvT0 is the fake clock's start; enqueued_at values are checked against it.
 var srvT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// srvClock is a fake clock safe for concurrent use.
-type srvClock struct{ ns atomic.Int64 }
-
-func srvNewClock() *srvClock {
-	c := &srvClock{}
-	c.ns.Store(srvT0.UnixNano())
-	return c
-}
-
-func (c *srvClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *srvClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func srvNewClock() *queuetest.Clock { return queuetest.NewClock(srvT0) }
 
 // srvHook observes one request: waiting is closed when the handler first
 // asks for the request context's Done channel (the receive handler does so
@@ -75,7 +66,7 @@ type srvFixture struct {
 	b       *queue.Broker
 	srv     *Server
 	ts      *httptest.Server
-	clock   *srvClock
+	clock   *queuetest.Clock
 	metrics *Metrics
 
 	mu    sync.Mutex

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spoolq/spool/log"
 	"github.com/spoolq/spool/log/crashtest"
+	"github.com/spoolq/spool/queue/queuetest"
 )
 
 // The queue crash test runs its own test binary as a child that enqueues,
@@ -587,7 +588,7 @@ func testQueueCrash(t *testing.T, delays bool) {
 
 	// Drain everything once, on a clock an hour ahead so every lease and
 	// delay has run out, to be sure what the listings showed is receivable.
-	clk := &clock{now: time.Now().Add(time.Hour)}
+	clk := queuetest.NewClock(time.Now().Add(time.Hour))
 	opts := testOptions(clk)
 	opts.Sync = log.SyncAlways
 	b := mustOpen(t, dir, opts)

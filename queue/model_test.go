@@ -591,7 +591,7 @@ func (r *modelRun) failf(format string, args ...any) {
 }
 
 func (r *modelRun) logOp(s string) {
-	s = fmt.Sprintf("#%d t=%s %s", r.step, time.Duration(r.now()-newClock().now.UnixNano()), s)
+	s = fmt.Sprintf("#%d t=%s %s", r.step, time.Duration(r.now()-newClock().Now().UnixNano()), s)
 	if *modelVerbose {
 		r.t.Log(s)
 	}

@@ -6,34 +6,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/queue/queuetest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// clock is a fake clock tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// clock is the fake clock tests move by hand.
+type clock = queuetest.Clock
 
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clock { return queuetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 func testOptions(clk *clock) Options {
 	return Options{Now: clk.Now, MaintenanceInterval: -1, Logger: quiet, SegmentSize: 64 << 10}
