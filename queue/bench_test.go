@@ -196,24 +196,13 @@ func BenchmarkRestart(b *testing.B) {
 					if snap {
 						br.Close() // writes the snapshot again
 					} else {
-						closeWithoutSnapshot(br)
+						simulateCrash(br, false)
 					}
 					b.StartTimer()
 				}
 				b.ReportMetric(float64(open.Milliseconds())/float64(b.N), "ms/restart")
 			})
 		}
-	}
-}
-
-func closeWithoutSnapshot(br *Broker) {
-	br.mu.Lock()
-	br.closed = true
-	br.mu.Unlock()
-	close(br.stop)
-	<-br.done
-	for _, q := range br.queues {
-		q.close(false)
 	}
 }
 

@@ -96,6 +96,7 @@ type Broker struct {
 	maintMu sync.Mutex
 	stop    chan struct{}
 	done    chan struct{}
+	unlock  func() error // releases the data directory's lock
 }
 
 // Open opens the broker in dir (creating it), opening every queue found.
@@ -109,6 +110,15 @@ func Open(dir string, opts Options) (*Broker, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
+	if b.unlock, err = lockDir(filepath.Join(dir, "LOCK")); err != nil {
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			b.unlock()
+		}
+	}()
 	names, err := log.OS.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("open broker: %w", err)
@@ -141,6 +151,7 @@ func Open(dir string, opts Options) (*Broker, error) {
 	} else {
 		close(b.done)
 	}
+	opened = true
 	return b, nil
 }
 
@@ -259,7 +270,7 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
-	return b.closeQueues()
+	return errors.Join(b.closeQueues(), b.unlock())
 }
 
 func (b *Broker) closeQueues() error {

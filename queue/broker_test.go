@@ -185,3 +185,17 @@ func TestEnqueueRefusesBadInputAndWritesNothing(t *testing.T) {
 		t.Fatalf("first accepted message got id %d", ids[0])
 	}
 }
+
+func TestASecondBrokerOnTheSameDirectoryIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	b := mustOpen(t, dir, testOptions(newClock()))
+	if _, err := Open(dir, testOptions(newClock())); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("second Open = %v, want ErrLocked saying why", err)
+	}
+	b.Close()
+	b2, err := Open(dir, testOptions(newClock()))
+	if err != nil {
+		t.Fatalf("Open after Close = %v: the lock was not released", err)
+	}
+	b2.Close()
+}

@@ -723,16 +723,8 @@ func (r *rsRun) restart() {
 // closed. b must not be used again.
 func crashBroker(tb testing.TB, b *Broker) {
 	tb.Helper()
-	for _, q := range b.snapshotQueues() {
-		q.mu.Lock()
-		seq := q.seq
-		q.mu.Unlock()
-		if err := q.commit(seq, false); err != nil {
-			tb.Fatalf("writing %s's events: %v", q.name, err)
-		}
-		if err := q.close(false); err != nil {
-			tb.Fatalf("closing %s: %v", q.name, err)
-		}
+	if err := simulateCrash(b, true); err != nil {
+		tb.Fatalf("simulated crash: %v", err)
 	}
 }
 

@@ -35,6 +35,10 @@ var (
 	// Options.MaxMessageBytes. Nothing is written.
 	ErrTooLarge = errors.New("message too large")
 
+	// ErrLocked is returned by Open when another process holds the data
+	// directory (a running server).
+	ErrLocked = errors.New("data directory in use")
+
 	// ErrClosed is returned by every call after Broker.Close, and to
 	// long-poll receivers waiting when it happens.
 	ErrClosed = errors.New("broker closed")

@@ -1040,7 +1040,7 @@ func (r *modelRun) reopen(what string) string {
 // flush, nothing changes; without, the queues go back to what the logs
 // hold (mQueue.crash).
 func (r *modelRun) crashRestart(flush bool) string {
-	if err := modelCrashClose(r.b, flush); err != nil {
+	if err := simulateCrash(r.b, flush); err != nil {
 		r.failf("crash-restart: %v", err)
 	}
 	r.b = nil
@@ -1088,32 +1088,6 @@ func (r *modelRun) checkLists() {
 		got, err = q.Dead(0, MaxList)
 		r.sameList("check lists", mq.name+" dead", got, err, first(mq.inState(mDead)))
 	}
-}
-
-// modelCrashClose stops b the way a process crash would: no snapshot, the
-// files as written so far (a process crash keeps what was written). With
-// flush, every event applied so far is written first, as a crash right
-// after a maintenance run would find it; without, the events Receive,
-// Extend and due changes left pending are lost. b must not be used again.
-func modelCrashClose(b *Broker, flush bool) error {
-	var errs []error
-	for _, q := range b.snapshotQueues() {
-		if flush {
-			q.mu.Lock()
-			seq := q.seq
-			q.mu.Unlock()
-			errs = append(errs, q.commit(seq, false))
-		}
-	}
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	close(b.stop)
-	<-b.done
-	for _, q := range b.queues {
-		errs = append(errs, q.close(false))
-	}
-	return errors.Join(errs...)
 }
 
 // TestModelCrashKeepsDelayedFrontNackOrder: a crash (no snapshot since)
@@ -1175,7 +1149,7 @@ func TestModelCrashKeepsDelayedFrontNackOrder(t *testing.T) {
 					t.Fatal(err)
 				}
 				if crash {
-					if err := modelCrashClose(b, true); err != nil {
+					if err := simulateCrash(b, true); err != nil {
 						t.Fatal(err)
 					}
 					b = mustOpen(t, dir, opts)

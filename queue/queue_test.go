@@ -423,3 +423,29 @@ func TestCompactionGivesDiskSpaceBack(t *testing.T) {
 		t.Fatalf("new id after compaction and restart %d, want 401 (ids are never reused)", ids[0])
 	}
 }
+
+// simulateCrash leaves b's directory as a killed process would: with
+// flush, every event applied so far is written (not fsynced: a process
+// crash keeps what was written), else pending events are lost; no
+// snapshot; files closed and the directory lock released, as the kernel
+// does for a dead process. b must not be used again.
+func simulateCrash(b *Broker, flush bool) error {
+	var errs []error
+	if flush {
+		for _, q := range b.snapshotQueues() {
+			q.mu.Lock()
+			seq := q.seq
+			q.mu.Unlock()
+			errs = append(errs, q.commit(seq, false))
+		}
+	}
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.done
+	for _, q := range b.queues {
+		errs = append(errs, q.close(false))
+	}
+	return errors.Join(append(errs, b.unlock())...)
+}
