@@ -357,3 +357,14 @@ func TestCLICommands(t *testing.T) {
 		t.Fatalf("ack with no receipt = %v, want a usage error", err)
 	}
 }
+
+func TestBenchCommandRunsAShortScenario(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--duration", "200ms", "--concurrency", "2", "--no-baselines", "--json", "--dir", t.TempDir()}, strings.NewReader(""), &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), `"scenario": "enqueue"`) || !strings.Contains(out.String(), `"msgs_per_sec"`) {
+		t.Fatalf("bench --json printed %s", out.String())
+	}
+}

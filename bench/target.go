@@ -1,0 +1,282 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolq/spool/api"
+	spoollog "github.com/spoolq/spool/log"
+	"github.com/spoolq/spool/queue"
+)
+
+// target is the server under test: one started in this process on
+// 127.0.0.1:0 over a temporary data directory, or a running one at
+// Config.Addr.
+type target struct {
+	cfg  Config
+	base string // http://host:port, no trailing slash
+
+	// in-process
+	broker *queue.Broker
+	q      *queue.Queue
+	srv    *api.Server
+	hs     *http.Server
+	served chan error
+	fsyncs atomic.Int64 // message-log commit rounds that fsynced
+
+	// remote
+	api     *api.Client
+	created bool // the bench created the queue (and deletes it after)
+}
+
+func (t *target) inProcess() bool { return t.broker != nil }
+
+// startInProcess opens a broker in dir with the run's sync policy, creates
+// the queue and serves the API on 127.0.0.1:0, all labelled as the server
+// side for the CPU profile.
+func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error) {
+	policy, err := spoollog.ParseSyncPolicy(cfg.Sync)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{cfg: cfg}
+	maxBytes := max(queue.DefaultMaxMessageBytes, cfg.Size)
+	withSide(ctx, sideServer, func(context.Context) {
+		m := api.NewMetrics()
+		t.broker, err = queue.Open(dir, queue.Options{
+			Sync:            policy,
+			MaxMessageBytes: maxBytes,
+			Logger:          cfg.Logger,
+			OnCommit: func(name string, c spoollog.Commit) {
+				m.OnCommit(name, c)
+				if c.Err == nil && c.Synced {
+					t.fsyncs.Add(1)
+				}
+			},
+		})
+		if err != nil {
+			return
+		}
+		if t.q, _, err = t.broker.Create(cfg.Queue, queue.ConfigUpdate{}); err != nil {
+			return
+		}
+		t.srv = api.New(t.broker, api.Config{
+			Token:           cfg.Token,
+			MaxMessageBytes: maxBytes,
+			MaxBatch:        max(1000, cfg.Batch),
+			Logger:          cfg.Logger,
+		}, m)
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return
+		}
+		t.hs = &http.Server{
+			Handler:           t.srv.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		}
+		t.served = make(chan error, 1)
+		go func() { t.served <- t.hs.Serve(ln) }()
+		t.base = "http://" + ln.Addr().String()
+	})
+	if err != nil {
+		if t.broker != nil {
+			t.broker.Close()
+		}
+		return nil, fmt.Errorf("in-process server: %w", err)
+	}
+	return t, nil
+}
+
+// openRemote checks the server at cfg.Addr and makes the queue ready:
+// created if missing (and then deleted at the end), else purged (and
+// purged again at the end).
+func openRemote(ctx context.Context, cfg Config) (*target, error) {
+	base := cfg.Addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	t := &target{cfg: cfg, base: strings.TrimRight(base, "/")}
+	t.api = api.NewClient(t.base, cfg.Token, nil)
+	_, err := t.api.GetQueue(ctx, cfg.Queue)
+	switch {
+	case errors.Is(err, queue.ErrQueueNotFound):
+		_, t.created, err = t.api.PutQueue(ctx, cfg.Queue, api.QueueConfig{})
+	case err == nil:
+		err = t.api.PurgeQueue(ctx, cfg.Queue)
+	}
+	if err != nil {
+		t.api.CloseIdleConnections()
+		return nil, fmt.Errorf("server at %s: queue %s: %w", cfg.Addr, cfg.Queue, err)
+	}
+	return t, nil
+}
+
+// close stops the in-process server, or cleans up the remote queue.
+func (t *target) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if t.inProcess() {
+		t.srv.Shutdown()
+		err := t.hs.Shutdown(ctx)
+		if serr := <-t.served; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		return errors.Join(err, t.broker.Close())
+	}
+	defer t.api.CloseIdleConnections()
+	if t.created {
+		return t.api.DeleteQueue(ctx, t.cfg.Queue)
+	}
+	return t.api.PurgeQueue(ctx, t.cfg.Queue)
+}
+
+func (t *target) purge(ctx context.Context) error {
+	if t.inProcess() {
+		return t.q.Purge()
+	}
+	return t.api.PurgeQueue(ctx, t.cfg.Queue)
+}
+
+// fsyncCount returns the message-log fsyncs so far: counted through
+// queue.Options.OnCommit in-process, spool_fsyncs_total of GET /metrics
+// for a remote server.
+func (t *target) fsyncCount(ctx context.Context) (int64, bool) {
+	if t.inProcess() {
+		return t.fsyncs.Load(), true
+	}
+	text, err := t.api.Metrics(ctx)
+	if err != nil {
+		return 0, false
+	}
+	return metricValue(text, "spool_fsyncs_total")
+}
+
+// metricValue returns the value of an unlabelled sample of a Prometheus
+// text page.
+func metricValue(text, name string) (int64, bool) {
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, name+" ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			return 0, false
+		}
+		return int64(v), true
+	}
+	return 0, false
+}
+
+// rss returns the server's resident memory and where it came from.
+func (t *target) rss() (int64, string, bool) {
+	if t.inProcess() {
+		if n, ok := vmRSS("self"); ok {
+			return n, "VmRSS of /proc/self/status (the whole bench process: server and client)", true
+		}
+		s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+		metrics.Read(s)
+		if s[0].Value.Kind() == metrics.KindUint64 {
+			return int64(s[0].Value.Uint64()), "runtime/metrics /memory/classes/total:bytes (Go-mapped memory of the whole bench process)", true
+		}
+		return 0, "", false
+	}
+	if t.cfg.PID <= 0 {
+		return 0, "not measured: give the server's PID", false
+	}
+	if n, ok := vmRSS(strconv.Itoa(t.cfg.PID)); ok {
+		return n, fmt.Sprintf("VmRSS of /proc/%d/status", t.cfg.PID), true
+	}
+	return 0, fmt.Sprintf("not measured: /proc/%d/status unreadable", t.cfg.PID), false
+}
+
+// prefillBatch is how many messages one prefill call enqueues.
+const prefillBatch = 1000
+
+// prefill enqueues n messages of the scenario's body, outside any
+// measured window: straight into the broker in-process, in batches over
+// HTTP for a remote server. show gets the count as it grows.
+func (t *target) prefill(ctx context.Context, cl *client, s *scenario, n int64, show func(done int64)) error {
+	if t.inProcess() {
+		msgs := make([]queue.NewMessage, prefillBatch)
+		for i := range msgs {
+			msgs[i].Body = s.body
+		}
+		var done int64
+		for done < n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := int(min(n-done, prefillBatch))
+			if _, err := t.q.Enqueue(msgs[:k]); err != nil {
+				return fmt.Errorf("prefill: %w", err)
+			}
+			done += int64(k)
+			show(done)
+		}
+		return nil
+	}
+	// Remote: find a batch size the server takes (its --max-batch may be
+	// below ours: 413, halve), then send from a few connections at once.
+	w := &conn{c: cl}
+	k := min(int64(prefillBatch), n)
+	var first int64
+	for first == 0 && n > 0 {
+		st, reply, err := w.post(ctx, s.batchURL, batchJSON(int(k), s.body), ctJSON)
+		switch {
+		case err != nil:
+			return fmt.Errorf("prefill: %w", err)
+		case st == http.StatusRequestEntityTooLarge && k > 1:
+			k = max(k/2, 1)
+		case st != http.StatusCreated:
+			return fmt.Errorf("prefill: %w", statusError(s.batchURL, st, reply))
+		default:
+			first = k
+		}
+	}
+	show(first)
+	body := batchJSON(int(k), s.body)
+	var next, done atomic.Int64
+	next.Store(first)
+	done.Store(first)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			w := &conn{c: cl}
+			for ctx.Err() == nil {
+				start := next.Add(k) - k
+				if start >= n {
+					return
+				}
+				kk, b := min(k, n-start), body
+				if kk < k {
+					b = batchJSON(int(kk), s.body)
+				}
+				st, reply, err := w.post(ctx, s.batchURL, b, ctJSON)
+				if err == nil && st != http.StatusCreated {
+					err = statusError(s.batchURL, st, reply)
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("prefill: %w", err)
+					return
+				}
+				show(done.Add(kk))
+			}
+			errs[i] = ctx.Err()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
