@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/queue"
 )
 
 func TestRun(t *testing.T) {
@@ -366,5 +370,78 @@ func TestBenchCommandRunsAShortScenario(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"scenario": "enqueue"`) || !strings.Contains(out.String(), `"msgs_per_sec"`) {
 		t.Fatalf("bench --json printed %s", out.String())
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	// A data directory with a queue holding messages, closed cleanly.
+	data := t.TempDir()
+	b, err := queue.Open(data, queue.Options{MaintenanceInterval: -1, SegmentSize: 4 << 10, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, _ := b.Create("jobs", queue.ConfigUpdate{})
+	for i := 0; i < 100; i++ {
+		if _, err := q.Enqueue([]queue.NewMessage{{Body: bytes.Repeat([]byte{byte(i)}, 100)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, _ := q.Receive(context.Background(), queue.ReceiveOptions{Max: 10})
+	rs := make([]queue.Receipt, len(msgs))
+	for i, m := range msgs {
+		rs[i] = m.Receipt
+	}
+	q.Ack(rs)
+	b.Close()
+	check := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"check"}, args...), strings.NewReader(""), &out, &errOut)
+		return out.String(), err
+	}
+
+	out, err := check(data)
+	if err != nil || !strings.Contains(out, "clean") || !strings.Contains(out, "jobs") {
+		t.Fatalf("check of a clean directory = %v:\n%s", err, out)
+	}
+	logDir := filepath.Join(data, "queues", "jobs", "log")
+	segs, _ := filepath.Glob(filepath.Join(logDir, "*.seg"))
+	newest := segs[len(segs)-1]
+
+	// A torn tail: found (exit 1), cut by --repair (exit 0), then clean.
+	f, _ := os.OpenFile(newest, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("half a frame that never completed"))
+	f.Close()
+	out, err = check(data)
+	if exitCode(err) != 1 || !strings.Contains(out, "torn tail (repairable)") {
+		t.Fatalf("check with a torn tail = %v (exit %d):\n%s", err, exitCode(err), out)
+	}
+	out, err = check("--repair", data)
+	if err != nil || !strings.Contains(out, "will cut:") || !strings.Contains(out, "after repair:") || !strings.HasSuffix(strings.TrimSpace(out), "clean") {
+		t.Fatalf("check --repair = %v:\n%s", err, out)
+	}
+
+	// Damage in a sealed segment: reported, never "repaired" away.
+	sealed, _ := os.ReadFile(segs[0])
+	sealed[len(sealed)/2] ^= 0x55
+	os.WriteFile(segs[0], sealed, 0o644)
+	out, err = check("--repair", data)
+	if exitCode(err) != 1 || !strings.Contains(out, "problem: jobs:") || strings.Contains(out, "will cut:") {
+		t.Fatalf("check --repair with a corrupt sealed segment = %v:\n%s", err, out)
+	}
+	if after, _ := os.ReadFile(segs[0]); !bytes.Equal(after, sealed) {
+		t.Fatal("--repair changed a damaged sealed segment")
+	}
+
+	// A directory a server holds: refused with exit 2.
+	b, err = queue.Open(data, queue.Options{MaintenanceInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = check(data); exitCode(err) != 2 || !errors.Is(err, queue.ErrLocked) {
+		t.Fatalf("check of a held directory = %v (exit %d), want ErrLocked and exit 2", err, exitCode(err))
+	}
+	b.Close()
+	if _, err = check(filepath.Join(data, "missing")); exitCode(err) != 2 {
+		t.Fatalf("check of a missing directory = %v (exit %d), want exit 2", err, exitCode(err))
 	}
 }

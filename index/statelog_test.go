@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -555,5 +556,38 @@ func TestStateLogRefusesWorkAfterClose(t *testing.T) {
 	}
 	if err := s.Close(); err == nil {
 		t.Fatal("second Close: no error")
+	}
+}
+
+func TestVerifyStateLogReportsWithoutChanging(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := OpenStateLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		if _, err := s.Append(EncodeEntry(nil, []Event{{Type: EvAck, ID: uint64(i)}, {Type: EvDead, ID: uint64(i + 10)}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	rep, err := VerifyStateLog(dir)
+	if err != nil || len(rep.Problems) != 0 || rep.Entries != 5 || rep.Events != 10 {
+		t.Fatalf("clean log: %+v, %v", rep, err)
+	}
+	path, _ := newestSegment(dir)
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{0x40, 1, 2, 3}) // a length with too few bytes after it
+	f.Close()
+	before, _ := os.ReadFile(path)
+	rep, err = VerifyStateLog(dir)
+	if err != nil || len(rep.Problems) != 1 || !rep.Problems[0].TornTail || rep.Entries != 5 {
+		t.Fatalf("torn log: %+v, %v", rep, err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Fatal("VerifyStateLog changed the file")
 	}
 }

@@ -335,3 +335,5 @@ func (b *Broker) runMaintenance(compact bool) error {
 	}
 	return errors.Join(errs...)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,176 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
+)
+
+// CheckReport is what Check found in a data directory.
+type CheckReport struct {
+	Queues []QueueCheck
+}
+
+// QueueCheck is one queue's part of a CheckReport.
+type QueueCheck struct {
+	Name      string
+	Config    error // nil, or why queue.json does not load
+	Log       *log.VerifyReport
+	State     *index.StateLogReport
+	Snapshots []SnapshotCheck
+}
+
+// SnapshotCheck says whether one snapshot file decodes.
+type SnapshotCheck struct {
+	Name  string
+	Index uint64 // state-log index it covers, if it decodes
+	Err   error
+}
+
+// Problem is one thing Check found wrong, and whether Repair fixes it.
+type Problem struct {
+	Queue      string
+	What       string
+	Repairable bool // a torn tail: a write that never completed
+}
+
+// Problems lists everything wrong, queue by queue.
+func (r *CheckReport) Problems() []Problem {
+	var out []Problem
+	for _, q := range r.Queues {
+		if q.Config != nil {
+			out = append(out, Problem{Queue: q.Name, What: q.Config.Error()})
+		}
+		if q.Log != nil {
+			for _, p := range q.Log.Problems {
+				out = append(out, Problem{Queue: q.Name, What: p.String(), Repairable: p.TornTail})
+			}
+		}
+		if q.State != nil {
+			for _, p := range q.State.Problems {
+				out = append(out, Problem{Queue: q.Name, What: p.String(), Repairable: p.TornTail})
+			}
+		}
+		for _, s := range q.Snapshots {
+			if s.Err != nil {
+				out = append(out, Problem{Queue: q.Name, What: fmt.Sprintf("%s: %v", s.Name, s.Err)})
+			}
+		}
+	}
+	return out
+}
+
+// Check verifies every queue of the data directory dir offline: config,
+// message-log segments (every frame and record), state log (every entry)
+// and snapshots. It changes nothing. It refuses (ErrLocked) a directory a
+// server holds, and fails only when it cannot read; damage goes in the
+// report.
+func Check(dir string) (*CheckReport, error) {
+	unlock, err := lockExisting(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	root := filepath.Join(dir, "queues")
+	names, err := log.OS.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", dir, err)
+	}
+	rep := &CheckReport{}
+	for _, name := range names {
+		if !ValidName(name) {
+			continue
+		}
+		qc, err := checkQueue(filepath.Join(root, name), name)
+		if err != nil {
+			return nil, err
+		}
+		rep.Queues = append(rep.Queues, qc)
+	}
+	return rep, nil
+}
+
+// lockExisting takes the directory lock of an existing data directory
+// without creating anything else in it.
+func lockExisting(dir string) (func() error, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("not a directory")
+		}
+		return nil, fmt.Errorf("check %s: %w", dir, err)
+	}
+	return lockDir(filepath.Join(dir, "LOCK"))
+}
+
+func checkQueue(qdir, name string) (QueueCheck, error) {
+	qc := QueueCheck{Name: name}
+	if data, err := os.ReadFile(filepath.Join(qdir, queueFileName)); err != nil {
+		qc.Config = err
+	} else if _, err := decodeQueueFile(data); err != nil {
+		qc.Config = err
+	}
+	var err error
+	if qc.Log, err = log.Verify(filepath.Join(qdir, logDirName), nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return qc, fmt.Errorf("check queue %s: %w", name, err)
+	}
+	if qc.State, err = index.VerifyStateLog(filepath.Join(qdir, stateDirName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return qc, fmt.Errorf("check queue %s: %w", name, err)
+	}
+	for _, sn := range []string{snapshotName, prevSnapshotName} {
+		data, err := os.ReadFile(filepath.Join(qdir, sn))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		sc := SnapshotCheck{Name: sn, Err: err}
+		if err == nil {
+			var snap index.Snapshot
+			snap, sc.Err = index.DecodeSnapshot(data)
+			sc.Index = snap.StateIndex
+		}
+		qc.Snapshots = append(qc.Snapshots, sc)
+	}
+	return qc, nil
+}
+
+// Repair cuts the torn tails Check reports (writes that never completed,
+// so were never acknowledged) off every queue's message log and state log,
+// as opening the queue would, and nothing else: damage elsewhere stays for
+// a person to look at. It refuses (ErrLocked) a directory a server holds.
+func Repair(dir string) error {
+	unlock, err := lockExisting(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	root := filepath.Join(dir, "queues")
+	names, err := log.OS.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("repair %s: %w", dir, err)
+	}
+	for _, name := range names {
+		if !ValidName(name) {
+			continue
+		}
+		qdir := filepath.Join(root, name)
+		l, err := log.Open(filepath.Join(qdir, logDirName), log.Options{Logger: discardLogger()})
+		if err != nil {
+			return fmt.Errorf("repair queue %s: %w", name, err)
+		}
+		if err := l.Close(); err != nil {
+			return fmt.Errorf("repair queue %s: %w", name, err)
+		}
+		s, _, err := index.OpenStateLog(filepath.Join(qdir, stateDirName))
+		if err != nil {
+			return fmt.Errorf("repair queue %s: %w", name, err)
+		}
+		if err := s.Close(); err != nil {
+			return fmt.Errorf("repair queue %s: %w", name, err)
+		}
+	}
+	return nil
+}
