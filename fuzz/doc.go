@@ -31,6 +31,10 @@
 //
 //	go test -run='^$' -fuzz='^FuzzDecodeFrame$' -fuzztime=30s ./fuzz
 //
+// FuzzHTTP sends arbitrary methods, paths, queries, content types and
+// bodies to an in-process server: it must never panic, never answer a 5xx
+// but 503 and 507, and give every 4xx the JSON error body.
+//
 // CI runs each target for 10 s. Go spends up to -fuzzminimizetime (60 s
 // by default) shrinking every new input that adds coverage before it
 // mutates further, which for FuzzOpen (about a millisecond per run: a
