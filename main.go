@@ -178,6 +178,7 @@ type serveFlags struct {
 	maxBatch        int
 	maxWait         time.Duration
 	maxDisk         int64
+	minFree         int64
 	logLevel        string
 	logFormat       string
 }
@@ -218,6 +219,7 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.IntVar(&f.maxBatch, "max-batch", 1000, "most messages per batch enqueue, receive or receipt call")
 	fs.DurationVar(&f.maxWait, "max-wait", 20*time.Second, "longest long-poll wait a receive may ask for")
 	fs.Int64Var(&f.maxDisk, "max-disk", 0, "disk quota for the data directory in bytes; enqueues beyond it get 507 (0: none)")
+	fs.Int64Var(&f.minFree, "min-free", 32<<20, "free bytes kept in reserve: enqueues get 507 below it, so acks still work on a full disk (0: none)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return func(args []string) error {
@@ -271,8 +273,8 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if err := checkExposure(f.addr, f.token, f.allowAnonymous); err != nil {
 		return err
 	}
-	if f.maxMessageBytes <= 0 || f.maxBatch <= 0 || f.maxWait < 0 || f.maxDisk < 0 || f.syncInterval <= 0 {
-		return usageError{"--max-message-bytes, --max-batch and --sync-interval must be positive; --max-wait and --max-disk not negative"}
+	if f.maxMessageBytes <= 0 || f.maxBatch <= 0 || f.maxWait < 0 || f.maxDisk < 0 || f.minFree < 0 || f.syncInterval <= 0 {
+		return usageError{"--max-message-bytes, --max-batch and --sync-interval must be positive; --max-wait, --max-disk and --min-free not negative"}
 	}
 	metrics := api.NewMetrics()
 	b, err := queue.Open(filepath.Join(f.data), queue.Options{
@@ -297,6 +299,8 @@ func serve(env *cmdEnv, f serveFlags) error {
 		MaxWait:         f.maxWait,
 		MaxDisk:         f.maxDisk,
 		DiskUsage:       used.Load,
+		MinFree:         f.minFree,
+		DiskFree:        func() int64 { return api.FreeBytes(f.data) },
 		Logger:          logger,
 	}, metrics)
 	ln, err := net.Listen("tcp", f.addr)

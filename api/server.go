@@ -38,6 +38,12 @@ type Config struct {
 	// at or over MaxDisk bytes gets 507. Nil or 0 disables it.
 	DiskUsage func() int64
 	MaxDisk   int64
+	// DiskFree, with MinFree, keeps a reserve: an enqueue when fewer than
+	// MinFree bytes are free gets 507, so acks, nacks and snapshots (which
+	// need a little space and free messages) keep working on a full disk.
+	// Nil or 0 disables it; a negative DiskFree result means unknown.
+	DiskFree func() int64
+	MinFree  int64
 	// Logger gets request errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -389,6 +395,11 @@ func (s *Server) checkQuota() error {
 	if s.cfg.MaxDisk > 0 && s.cfg.DiskUsage != nil {
 		if used := s.cfg.DiskUsage(); used >= s.cfg.MaxDisk {
 			return fmt.Errorf("%w: data uses %d of %d bytes", ErrQuotaExceeded, used, s.cfg.MaxDisk)
+		}
+	}
+	if s.cfg.MinFree > 0 && s.cfg.DiskFree != nil {
+		if free := s.cfg.DiskFree(); free >= 0 && free < s.cfg.MinFree {
+			return fmt.Errorf("%w: %d bytes free, %d kept in reserve for acks", ErrQuotaExceeded, free, s.cfg.MinFree)
 		}
 	}
 	return nil

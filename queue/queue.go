@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -173,7 +174,7 @@ func (q *Queue) commitLocked(upTo uint64, durable bool) error {
 		if len(events) > 0 {
 			q.entryBuf = index.EncodeEntry(q.entryBuf[:0], events)
 			if _, err := q.state.Append(q.entryBuf); err != nil {
-				return q.breakWith(err)
+				return q.retryLater(events, err)
 			}
 			q.sinceSnapshot += len(events)
 		}
@@ -189,6 +190,31 @@ func (q *Queue) commitLocked(upTo uint64, durable bool) error {
 		q.synced = q.written
 	}
 	return nil
+}
+
+// retryLater handles a failed state-log write (a full disk, typically)
+// without taking the queue down: tidwall/wal cannot be trusted after a
+// failed write, so the state log is reopened (cutting whatever part of the
+// entry reached the file), and the events go back in front of the pending
+// ones, to be written by the next commit. The caller gets the error (an
+// ack on a full disk is a 507 that may or may not have happened, which is
+// what an error promises). Only if the reopen fails is the queue broken.
+// The caller holds commitMu.
+func (q *Queue) retryLater(events []index.Event, cause error) error {
+	err := fmt.Errorf("queue %s: state log: %w", q.name, cause)
+	if cerr := q.state.Close(); cerr != nil {
+		q.b.opts.Logger.Warn("queue: closing the state log after a failed write", "queue", q.name, "err", cerr)
+	}
+	st, _, oerr := index.OpenStateLog(filepath.Join(q.dir, stateDirName))
+	if oerr != nil {
+		return q.breakWith(errors.Join(cause, oerr))
+	}
+	q.state = st
+	q.mu.Lock()
+	q.pending = append(append(make([]index.Event, 0, len(events)+len(q.pending)), events...), q.pending...)
+	q.mu.Unlock()
+	q.spare = nil // events' backing array now lives on in pending
+	return err
 }
 
 // breakWith marks the queue unusable: its in-memory state may hold changes
