@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/tidwall/wal"
@@ -65,32 +66,64 @@ func OpenStateLog(dir string) (*StateLog, *StateLogRepair, error) {
 	return &StateLog{dir: dir, w: w, tailBytes: tail, dirDirty: true}, repair, nil
 }
 
-// newestSegment returns the path of tidwall's newest plain segment file.
-func newestSegment(dir string) (string, error) {
+// segmentNames returns tidwall's plain segment files in dir, oldest
+// first: 20-digit names (.START/.END/.TEMP are tidwall's own recovery files).
+func segmentNames(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", fmt.Errorf("state log: %w", err)
+		return nil, fmt.Errorf("state log: %w", err)
 	}
-	newest := ""
+	var names []string
 	for _, e := range entries {
-		name := e.Name()
-		if len(name) != 20 || e.IsDir() {
-			continue // .START/.END/.TEMP are tidwall's own recovery files
-		}
-		if _, err := strconv.ParseUint(name, 10, 64); err == nil && name > newest {
-			newest = name
+		if name := e.Name(); len(name) == 20 && !e.IsDir() {
+			if _, err := strconv.ParseUint(name, 10, 64); err == nil {
+				names = append(names, name)
+			}
 		}
 	}
-	if newest == "" {
-		return "", nil
-	}
-	return filepath.Join(dir, newest), nil
+	slices.Sort(names)
+	return names, nil
 }
 
-// repairStateTail walks the newest segment's entries (uvarint length, data)
-// and cuts the file at the first one that is short or fails our CRC. Only
-// the newest segment can have a torn tail: tidwall fsyncs a segment before
-// starting the next.
+// newestSegment returns the path of tidwall's newest plain segment file.
+func newestSegment(dir string) (string, error) {
+	names, err := segmentNames(dir)
+	if err != nil || len(names) == 0 {
+		return "", err
+	}
+	return filepath.Join(dir, names[len(names)-1]), nil
+}
+
+// walkEntries walks the entries of one segment file's bytes (tidwall
+// frames each as uvarint length, data), checking each with our CRC, and
+// calls fn with each entry's events. It returns the offset just past the
+// last good entry and, if it stopped before the end, why: tidwall's
+// framing has no way to resync, so the rest of the segment is unreadable.
+func walkEntries(data []byte, fn func(events []Event)) (end int, damage string) {
+	var events []Event
+	for off := 0; off < len(data); {
+		size, n := binary.Uvarint(data[off:])
+		switch {
+		case n <= 0:
+			return off, "bad entry length"
+		case size > uint64(len(data)-off-n):
+			return off, fmt.Sprintf("entry of %d bytes runs past the end", size)
+		}
+		var err error
+		if events, err = DecodeEntry(events[:0], data[off+n:off+n+int(size)]); err != nil {
+			return off, err.Error()
+		}
+		if fn != nil {
+			fn(events)
+		}
+		off += n + int(size)
+	}
+	return len(data), ""
+}
+
+// repairStateTail cuts the newest segment at its first entry that is short
+// or fails our CRC. Only the newest segment can have a torn tail: tidwall
+// fsyncs a segment before starting the next.
 func repairStateTail(dir string) (*StateLogRepair, int, error) {
 	path, err := newestSegment(dir)
 	if err != nil || path == "" {
@@ -100,18 +133,8 @@ func repairStateTail(dir string) (*StateLogRepair, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("state log: %w", err)
 	}
-	off := 0
-	for off < len(data) {
-		size, n := binary.Uvarint(data[off:])
-		if n <= 0 || size > uint64(len(data)-off-n) {
-			break
-		}
-		if _, err := DecodeEntry(nil, data[off+n:off+n+int(size)]); err != nil {
-			break
-		}
-		off += n + int(size)
-	}
-	if off == len(data) {
+	off, damage := walkEntries(data, nil)
+	if damage == "" {
 		return nil, off, nil
 	}
 	if err := truncateSync(path, int64(off)); err != nil {

@@ -1,12 +1,9 @@
 package index
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 )
 
 // StateLogReport is what VerifyStateLog found.
@@ -40,50 +37,23 @@ func (p StateLogProblem) String() string {
 // repair nothing anyway): each entry's framing and our CRC. It fails only
 // when it cannot read; damage goes in the report.
 func VerifyStateLog(dir string) (*StateLogReport, error) {
-	entries, err := os.ReadDir(dir)
+	names, err := segmentNames(dir)
 	if err != nil {
-		return nil, fmt.Errorf("verify state log: %w", err)
+		return nil, fmt.Errorf("verify %w", err)
 	}
-	var names []string
-	for _, e := range entries {
-		if name := e.Name(); len(name) == 20 && !e.IsDir() {
-			if _, err := strconv.ParseUint(name, 10, 64); err == nil {
-				names = append(names, name)
-			}
-		}
-	}
-	slices.Sort(names)
 	rep := &StateLogReport{Segments: len(names)}
-	var events []Event
 	for i, name := range names {
 		path := filepath.Join(dir, name)
 		data, err := os.ReadFile(path) // segments are StateLogSegmentSize, small
 		if err != nil {
 			return nil, fmt.Errorf("verify state log: %w", err)
 		}
-		for off := 0; off < len(data); {
-			size, n := binary.Uvarint(data[off:])
-			var reason string
-			switch {
-			case n <= 0:
-				reason = "bad entry length"
-			case size > uint64(len(data)-off-n):
-				reason = fmt.Sprintf("entry of %d bytes runs past the end", size)
-			default:
-				events, err = DecodeEntry(events[:0], data[off+n:off+n+int(size)])
-				if err != nil {
-					reason = err.Error()
-				}
-			}
-			if reason != "" {
-				// tidwall's framing has no way to resync: the rest of this
-				// segment is unreadable.
-				rep.Problems = append(rep.Problems, StateLogProblem{Path: path, Offset: int64(off), Reason: reason, TornTail: i == len(names)-1})
-				break
-			}
+		off, damage := walkEntries(data, func(events []Event) {
 			rep.Entries++
 			rep.Events += len(events)
-			off += n + int(size)
+		})
+		if damage != "" {
+			rep.Problems = append(rep.Problems, StateLogProblem{Path: path, Offset: int64(off), Reason: damage, TornTail: i == len(names)-1})
 		}
 	}
 	return rep, nil
