@@ -498,19 +498,29 @@ func (l *Log) Append(recs []Record) (first uint64, pos Position, err error) {
 	}
 	req := reqPool.Get().(*appendReq)
 	req.recs, req.size = recs, size
-	l.closeMu.RLock()
-	if l.closed {
-		l.closeMu.RUnlock()
-		reqPool.Put(req)
-		return 0, Position{}, ErrClosed
+	if err := l.submit(req); err != nil {
+		return 0, Position{}, err
 	}
-	l.reqs <- req
-	l.closeMu.RUnlock()
-	<-req.done
 	first, pos, err = req.first, req.pos, req.err
 	*req = appendReq{done: req.done}
 	reqPool.Put(req)
 	return first, pos, err
+}
+
+// submit hands req to the committer and waits until it is served, or
+// returns ErrClosed (and recycles req) if the log is closed.
+func (l *Log) submit(req *appendReq) error {
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		*req = appendReq{done: req.done}
+		reqPool.Put(req)
+		return ErrClosed
+	}
+	l.reqs <- req
+	l.closeMu.RUnlock()
+	<-req.done
+	return nil
 }
 
 // Rotate seals the newest segment and starts an empty one, if the newest
@@ -519,15 +529,9 @@ func (l *Log) Append(recs []Record) (first uint64, pos Position, err error) {
 func (l *Log) Rotate() error {
 	req := reqPool.Get().(*appendReq)
 	req.rotate = true
-	l.closeMu.RLock()
-	if l.closed {
-		l.closeMu.RUnlock()
-		reqPool.Put(req)
-		return ErrClosed
+	if err := l.submit(req); err != nil {
+		return err
 	}
-	l.reqs <- req
-	l.closeMu.RUnlock()
-	<-req.done
 	err := req.err
 	*req = appendReq{done: req.done}
 	reqPool.Put(req)
