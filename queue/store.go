@@ -174,18 +174,22 @@ func (q *Queue) loadSnapshot() (index.Snapshot, error) {
 func (q *Queue) snapshot() error {
 	q.commitMu.Lock()
 	defer q.commitMu.Unlock()
-	if err := q.begin(); err != nil {
-		return err
-	}
-	// Write and fsync everything applied so far, so the snapshot covers
-	// exactly the state log up to its index.
-	if len(q.pending) > 0 {
-		q.entryBuf = index.EncodeEntry(q.entryBuf[:0], q.pending)
-		if _, err := q.state.Append(q.entryBuf); err != nil {
-			q.mu.Unlock()
-			return q.breakWith(err)
+	// Write everything applied so far (through the one commit path, with
+	// its handling of a failed write), then, holding mu so nothing new is
+	// applied, fsync: the snapshot covers exactly the state log up to its
+	// index, whatever the sync policy.
+	for {
+		if err := q.begin(); err != nil {
+			return err
 		}
-		q.pending = q.pending[:0]
+		if len(q.pending) == 0 {
+			break
+		}
+		seq := q.seq
+		q.mu.Unlock()
+		if err := q.commitLocked(seq, false); err != nil {
+			return err
+		}
 	}
 	if err := q.state.Sync(); err != nil {
 		q.mu.Unlock()
