@@ -71,28 +71,39 @@ func (r *CheckReport) Problems() []Problem {
 // server holds, and fails only when it cannot read; damage goes in the
 // report.
 func Check(dir string) (*CheckReport, error) {
-	unlock, err := lockExisting(dir)
+	rep := &CheckReport{}
+	err := eachQueue(dir, "check", func(qdir, name string) error {
+		qc, err := checkQueue(qdir, name)
+		rep.Queues = append(rep.Queues, qc)
+		return err
+	})
 	if err != nil {
 		return nil, err
+	}
+	return rep, nil
+}
+
+// eachQueue holds the directory lock of the data directory dir and calls
+// fn for each queue directory in it.
+func eachQueue(dir, what string, fn func(qdir, name string) error) error {
+	unlock, err := lockExisting(dir)
+	if err != nil {
+		return err
 	}
 	defer unlock()
 	root := filepath.Join(dir, "queues")
 	names, err := log.OS.ReadDir(root)
 	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", dir, err)
+		return fmt.Errorf("%s %s: %w", what, dir, err)
 	}
-	rep := &CheckReport{}
 	for _, name := range names {
-		if !ValidName(name) {
-			continue
+		if ValidName(name) {
+			if err := fn(filepath.Join(root, name), name); err != nil {
+				return err
+			}
 		}
-		qc, err := checkQueue(filepath.Join(root, name), name)
-		if err != nil {
-			return nil, err
-		}
-		rep.Queues = append(rep.Queues, qc)
 	}
-	return rep, nil
+	return nil
 }
 
 // lockExisting takes the directory lock of an existing data directory
@@ -142,35 +153,21 @@ func checkQueue(qdir, name string) (QueueCheck, error) {
 // as opening the queue would, and nothing else: damage elsewhere stays for
 // a person to look at. It refuses (ErrLocked) a directory a server holds.
 func Repair(dir string) error {
-	unlock, err := lockExisting(dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	root := filepath.Join(dir, "queues")
-	names, err := log.OS.ReadDir(root)
-	if err != nil {
-		return fmt.Errorf("repair %s: %w", dir, err)
-	}
-	for _, name := range names {
-		if !ValidName(name) {
-			continue
-		}
-		qdir := filepath.Join(root, name)
+	return eachQueue(dir, "repair", func(qdir, name string) error {
 		l, err := log.Open(filepath.Join(qdir, logDirName), log.Options{Logger: discardLogger()})
+		if err == nil {
+			err = l.Close()
+		}
 		if err != nil {
 			return fmt.Errorf("repair queue %s: %w", name, err)
 		}
-		if err := l.Close(); err != nil {
-			return fmt.Errorf("repair queue %s: %w", name, err)
+		st, _, err := index.OpenStateLog(filepath.Join(qdir, stateDirName))
+		if err == nil {
+			err = st.Close()
 		}
-		s, _, err := index.OpenStateLog(filepath.Join(qdir, stateDirName))
 		if err != nil {
 			return fmt.Errorf("repair queue %s: %w", name, err)
 		}
-		if err := s.Close(); err != nil {
-			return fmt.Errorf("repair queue %s: %w", name, err)
-		}
-	}
-	return nil
+		return nil
+	})
 }
