@@ -31,6 +31,51 @@ type StateLog struct {
 	// directory fsync before the entry in it is durable).
 	tailBytes int
 	dirDirty  bool
+	fault     Fault
+}
+
+// FaultOp names a state-log operation a Fault can fail.
+type FaultOp string
+
+// The operations a Fault sees.
+const (
+	OpWrite   FaultOp = "write"   // Append's write of an entry
+	OpFsync   FaultOp = "fsync"   // Sync's fsync of the newest segment
+	OpDirSync FaultOp = "dirsync" // Sync's fsync of the directory after a new segment
+)
+
+// A Fault fails state-log operations, for tests: tidwall/wal opens its own
+// files, so the message log's FS seam (log.Options.FS) cannot reach them.
+// It is called before each operation; a non-nil err fails the operation
+// instead of doing it. For OpWrite, torn > 0 first appends that many bytes
+// of the entry's framing to the newest segment, as a short write on a full
+// disk leaves them; the state log must then be reopened, which cuts them.
+type Fault func(op FaultOp) (torn int, err error)
+
+// SetFault installs f (nil removes it). Not for production use.
+func (s *StateLog) SetFault(f Fault) { s.fault = f }
+
+// injected runs the installed Fault for op, writing torn bytes of framed
+// (tidwall's length prefix and the entry) if it asks.
+func (s *StateLog) injected(op FaultOp, entry []byte) error {
+	if s.fault == nil {
+		return nil
+	}
+	torn, err := s.fault(op)
+	if err == nil {
+		return nil
+	}
+	if op == OpWrite && torn > 0 {
+		framed := binary.AppendUvarint(nil, uint64(len(entry)))
+		framed = append(framed, entry...)
+		if path, perr := newestSegment(s.dir); perr == nil && path != "" {
+			if f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); ferr == nil {
+				_, werr := f.Write(framed[:min(torn, len(framed)-1)])
+				err = errors.Join(err, werr, f.Close())
+			}
+		}
+	}
+	return fmt.Errorf("injected %s fault: %w", op, err)
 }
 
 // StateLogRepair says what OpenStateLog cut off.
@@ -166,6 +211,9 @@ func (s *StateLog) LastIndex() uint64 {
 // returns its index. Sync makes it durable.
 func (s *StateLog) Append(entry []byte) (uint64, error) {
 	index := s.LastIndex() + 1
+	if err := s.injected(OpWrite, entry); err != nil {
+		return 0, fmt.Errorf("state log %s: write entry %d: %w", s.dir, index, err)
+	}
 	if err := s.w.Write(index, entry); err != nil {
 		return 0, fmt.Errorf("state log %s: write entry %d: %w", s.dir, index, err)
 	}
@@ -189,10 +237,16 @@ func uvarintLen(v uint64) int {
 
 // Sync makes every appended entry durable.
 func (s *StateLog) Sync() error {
+	if err := s.injected(OpFsync, nil); err != nil {
+		return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
+	}
 	if err := s.w.Sync(); err != nil {
 		return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
 	}
 	if s.dirDirty {
+		if err := s.injected(OpDirSync, nil); err != nil {
+			return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
+		}
 		if err := syncDir(s.dir); err != nil {
 			return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
 		}
