@@ -582,6 +582,7 @@ func TestClientErrorsMatchQueueSentinels(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		cfg    api.Config
+		wrap   func(http.Handler) http.Handler // to fake a reply no test can provoke
 		call   func(ctx context.Context, e *clientEnv) error
 		want   error
 		status int
@@ -728,9 +729,28 @@ func TestClientErrorsMatchQueueSentinels(t *testing.T) {
 			},
 			want: queue.ErrClosed, status: 503, code: api.CodeShuttingDown,
 		},
+		{
+			name: "a queue reloading after a disk error is ErrUnavailable",
+			wrap: func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path != "/v1/queues/q/ack" {
+						h.ServeHTTP(w, r)
+						return
+					}
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					io.WriteString(w, `{"error":{"code":"unavailable","message":"retry in a second"}}`)
+				})
+			},
+			call: func(ctx context.Context, e *clientEnv) error {
+				_, err := e.c.Ack(ctx, "q", "1.1")
+				return err
+			},
+			want: queue.ErrUnavailable, status: 503, code: api.CodeUnavailable,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := clientTestServer(t, clientSetup{cfg: tc.cfg})
+			e := clientTestServer(t, clientSetup{cfg: tc.cfg, wrap: tc.wrap})
 			clientTestQueue(t, e.c, "q", api.QueueConfig{})
 			err := tc.call(t.Context(), e)
 			if !errors.Is(err, tc.want) {

@@ -24,6 +24,7 @@ const (
 	CodeQueueFull           = "queue_full"             // 429
 	CodeInternal            = "internal"               // 500
 	CodeShuttingDown        = "shutting_down"          // 503
+	CodeUnavailable         = "unavailable"            // 503: a queue reloads after a disk error; retry
 	CodeInsufficientStorage = "insufficient_storage"   // 507: disk full or over --max-disk
 )
 
@@ -69,6 +70,7 @@ var codes = []struct {
 	{queue.ErrQueueFull, http.StatusTooManyRequests, CodeQueueFull},
 	{queue.ErrClosed, http.StatusServiceUnavailable, CodeShuttingDown},
 	{errShutdown, http.StatusServiceUnavailable, CodeShuttingDown},
+	{queue.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 	{ErrQuotaExceeded, http.StatusInsufficientStorage, CodeInsufficientStorage},
 	{syscall.ENOSPC, http.StatusInsufficientStorage, CodeInsufficientStorage},
 	{syscall.EDQUOT, http.StatusInsufficientStorage, CodeInsufficientStorage},
@@ -87,10 +89,12 @@ func statusOf(err error) (int, string) {
 // publicMessage is what a client is told. 4xx messages come from input
 // checks and say what to fix; 5xx ones would leak paths and internals, so
 // they get a fixed text (the server logs the real error).
-func publicMessage(status int, err error) string {
+func publicMessage(status int, code string, err error) string {
 	switch {
 	case status == http.StatusInsufficientStorage:
 		return "the server's disk is full or over its quota; nothing was written"
+	case code == CodeUnavailable:
+		return "the queue is reloading its state from disk after a disk error; retry in a second"
 	case status == http.StatusServiceUnavailable:
 		return "the server is shutting down; retry against the restarted server"
 	case status >= 500:
@@ -131,6 +135,8 @@ func (e *Error) Unwrap() error {
 		return queue.ErrQueueFull
 	case CodeShuttingDown:
 		return queue.ErrClosed
+	case CodeUnavailable:
+		return queue.ErrUnavailable
 	case CodeInsufficientStorage:
 		return ErrQuotaExceeded
 	}

@@ -158,10 +158,13 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request, h
 			if status >= 500 {
 				s.cfg.Logger.Error("api: request failed", "route", route, "status", status, "err", err)
 			}
-			if status == http.StatusUnauthorized {
+			switch code {
+			case CodeUnauthorized:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
+			case CodeUnavailable:
+				w.Header().Set("Retry-After", "1") // maintenance reloads a queue within a second
 			}
-			writeError(sw, status, code, publicMessage(status, err))
+			writeError(sw, status, code, publicMessage(status, code, err))
 		}
 		if s.metrics != nil {
 			s.metrics.request(route, sw.status)
@@ -701,7 +704,7 @@ func writeResults(w http.ResponseWriter, receipts []string, errs []error) error 
 			continue
 		}
 		status, code := statusOf(e)
-		out.Results[i].Error = &ErrorBody{Code: code, Message: publicMessage(status, e)}
+		out.Results[i].Error = &ErrorBody{Code: code, Message: publicMessage(status, code, e)}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/julienschmidt/httprouter"
 	"github.com/spoolq/spool/index"
 	"github.com/spoolq/spool/queue"
 	"github.com/spoolq/spool/queue/queuetest"
@@ -1281,17 +1282,33 @@ func TestServerInternalErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("a queue reloading after a disk error is 503 unavailable, with Retry-After", func(t *testing.T) {
+		f := srvStart(t, Config{})
+		h := f.srv.wrap("test", func(http.ResponseWriter, *http.Request, httprouter.Params) error {
+			return fmt.Errorf("queue q: %w", queue.ErrUnavailable)
+		})
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(http.MethodPost, "/v1/queues/q/ack", nil), nil)
+		e := srvWantError(t, srvResp{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}, 503, CodeUnavailable)
+		if rec.Header().Get("Retry-After") != "1" || !strings.Contains(e.Message, "retry") {
+			t.Fatalf("Retry-After %q, message %q", rec.Header().Get("Retry-After"), e.Message)
+		}
+	})
+
 	t.Run("5xx messages are fixed texts whatever the error says", func(t *testing.T) {
 		secret := errors.New("open /var/lib/spool/queues/q/00000001.seg: input/output error")
-		for _, status := range []int{500, 503, 507} {
-			if msg := publicMessage(status, secret); strings.Contains(msg, "/var/lib") || msg == "" {
-				t.Fatalf("publicMessage(%d) = %q", status, msg)
+		for _, sc := range []struct {
+			status int
+			code   string
+		}{{500, CodeInternal}, {503, CodeShuttingDown}, {503, CodeUnavailable}, {507, CodeInsufficientStorage}} {
+			if msg := publicMessage(sc.status, sc.code, secret); strings.Contains(msg, "/var/lib") || msg == "" {
+				t.Fatalf("publicMessage(%d, %s) = %q", sc.status, sc.code, msg)
 			}
 		}
 		if status, code := statusOf(secret); status != 500 || code != CodeInternal {
 			t.Fatalf("statusOf(unknown) = %d %s", status, code)
 		}
-		if msg := publicMessage(400, secret); msg != secret.Error() {
+		if msg := publicMessage(400, CodeInvalidRequest, secret); msg != secret.Error() {
 			t.Fatalf("4xx message %q should be the error's own text", msg)
 		}
 	})

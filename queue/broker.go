@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spoolq/spool/index"
 	"github.com/spoolq/spool/log"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	// message log (for metrics: fsync latency, records per commit). It
 	// must be fast and must not call the broker.
 	OnCommit func(queue string, c log.Commit)
+
+	// stateFault, set by tests, fails state-log operations (index.Fault).
+	stateFault index.Fault
 }
 
 // Default option values.

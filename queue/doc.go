@@ -41,6 +41,14 @@
 // An ack that returned an error may or may not have happened; a message
 // whose ack was not yet durable is never compacted away.
 //
+// A failed state-log write (a full disk) fails the call and is retried
+// with the next one; the queue stays up. A failed fsync cannot be retried
+// (the kernel may have dropped the pages), so the queue reloads its state
+// from disk in the next maintenance run (within a second); until then,
+// and for calls in flight across the reload, calls return ErrUnavailable
+// (HTTP 503 unavailable, with Retry-After). A *Queue handle stays valid
+// across a reload: it follows the reloaded queue.
+//
 // # On disk
 //
 //	DATA/queues/<name>/queue.json        config (version, checksum), replaced atomically

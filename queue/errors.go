@@ -39,6 +39,12 @@ var (
 	// directory (a running server).
 	ErrLocked = errors.New("data directory in use")
 
+	// ErrUnavailable is returned while a queue reloads its state from disk
+	// after its state log failed (an fsync error, say), and by operations
+	// that were in flight on it. Nothing was done; retry shortly. Handles
+	// to the queue stay valid: they follow the reloaded queue.
+	ErrUnavailable = errors.New("queue temporarily unavailable")
+
 	// ErrClosed is returned by every call after Broker.Close, and to
 	// long-poll receivers waiting when it happens.
 	ErrClosed = errors.New("broker closed")

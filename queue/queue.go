@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,6 +106,7 @@ type Queue struct {
 	written       uint64 // seq written to the state log
 	synced        uint64 // seq fsynced
 	broken        atomic.Pointer[error]
+	replacedBy    atomic.Pointer[Queue] // the queue reloaded from disk in q's place
 	entryBuf      []byte
 	spare         []index.Event
 	sinceSnapshot int
@@ -125,16 +125,27 @@ func (q *Queue) now() int64 { return q.b.opts.Now().UnixNano() }
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
 
-// begin locks q for an operation, failing if it is closed or broken.
+// live returns the queue q stands for now. A broken queue is reloaded
+// from disk as a fresh *Queue; handles to the old one follow it, so a
+// handle an embedding program keeps never goes stale.
+func (q *Queue) live() *Queue {
+	for next := q.replacedBy.Load(); next != nil; next = q.replacedBy.Load() {
+		q = next
+	}
+	return q
+}
+
+// begin locks q for an operation, failing if it is broken (a reload is
+// due or under way: ErrUnavailable, retryable) or closed.
 func (q *Queue) begin() error {
 	q.mu.Lock()
+	if p := q.broken.Load(); p != nil {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: queue %s is reloading its state from disk after a failure; retry shortly: %w", ErrUnavailable, q.name, *p)
+	}
 	if q.closed {
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %q", ErrQueueNotFound, q.name)
-	}
-	if p := q.broken.Load(); p != nil {
-		q.mu.Unlock()
-		return fmt.Errorf("queue %s is unavailable until its state is reloaded: %w", q.name, *p)
 	}
 	return nil
 }
@@ -205,7 +216,7 @@ func (q *Queue) retryLater(events []index.Event, cause error) error {
 	if cerr := q.state.Close(); cerr != nil {
 		q.b.opts.Logger.Warn("queue: closing the state log after a failed write", "queue", q.name, "err", cerr)
 	}
-	st, _, oerr := index.OpenStateLog(filepath.Join(q.dir, stateDirName))
+	st, _, oerr := q.openStateLog()
 	if oerr != nil {
 		return q.breakWith(errors.Join(cause, oerr))
 	}
@@ -228,6 +239,7 @@ func (q *Queue) breakWith(err error) error {
 
 // Config returns the queue's configuration.
 func (q *Queue) Config() Config {
+	q = q.live()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.cfg
@@ -255,6 +267,7 @@ func (q *Queue) update(u ConfigUpdate) error {
 
 // Info returns the queue's config, counts and size.
 func (q *Queue) Info() (Info, error) {
+	q = q.live()
 	if err := q.begin(); err != nil {
 		return Info{}, err
 	}
@@ -283,6 +296,7 @@ func (q *Queue) Info() (Info, error) {
 // Enqueue appends msgs, all or nothing, and returns their ids. It returns
 // once they are durable (under Sync=always).
 func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
+	q = q.live()
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: no messages", ErrInvalid)
 	}
@@ -391,6 +405,7 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 	}
 	var timer *time.Timer
 	for {
+		q = q.live() // follow a finished reload (see live)
 		if err := q.begin(); err != nil {
 			return nil, err
 		}
@@ -610,6 +625,7 @@ func (q *Queue) checkReceipt(r Receipt) error {
 // Ack finishes leased messages. errs[i] is receipt i's outcome
 // (ErrStaleReceipt, ErrNotFound); err is a failure of the whole call.
 func (q *Queue) Ack(receipts []Receipt) (errs []error, err error) {
+	q = q.live()
 	return q.receiptOp(receipts, true, func(r Receipt, _ int64) {
 		q.t.Ack(r.ID)
 		q.record(index.Event{Type: index.EvAck, ID: r.ID})
@@ -626,6 +642,7 @@ type NackOptions struct {
 // Nack returns leased messages to the queue, or, for a lease that was the
 // last allowed attempt, sends the message dead.
 func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error) {
+	q = q.live()
 	if o.Delay < 0 || o.Delay > MaxDelay {
 		return nil, fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, o.Delay, MaxDelay)
 	}
@@ -658,6 +675,7 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 // Extend moves leases' deadlines to now + visibility (the queue's
 // visibility timeout if 0).
 func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []error, err error) {
+	q = q.live()
 	if visibility < 0 || visibility > MaxVisibility {
 		return nil, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, visibility, MaxVisibility)
 	}
@@ -674,6 +692,7 @@ func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []err
 
 // Fail sends leased messages straight to dead (or the dead-letter queue).
 func (q *Queue) Fail(receipts []Receipt) (errs []error, err error) {
+	q = q.live()
 	return q.receiptOp(receipts, true, func(r Receipt, _ int64) { q.kill(r.ID) })
 }
 
@@ -692,6 +711,7 @@ func (q *Queue) Dead(after uint64, limit int) ([]Message, error) {
 const MaxList = 1000
 
 func (q *Queue) list(after uint64, limit int, want func(index.State) bool) ([]Message, error) {
+	q = q.live()
 	if limit <= 0 || limit > MaxList {
 		return nil, fmt.Errorf("%w: limit %d must be between 1 and %d", ErrInvalid, limit, MaxList)
 	}
@@ -729,6 +749,7 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool) ([]Me
 // and reports how many. Each gets MaxAttempts more deliveries; its
 // attempts keep counting, so no receipt is ever handed out twice.
 func (q *Queue) Redrive(limit int) (int, error) {
+	q = q.live()
 	if err := q.begin(); err != nil {
 		return 0, err
 	}
@@ -752,6 +773,7 @@ func (q *Queue) Redrive(limit int) (int, error) {
 
 // Purge removes every message the queue holds.
 func (q *Queue) Purge() error {
+	q = q.live()
 	if err := q.begin(); err != nil {
 		return err
 	}

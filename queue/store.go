@@ -61,7 +61,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
 	q.cursor = q.log.NewCursor()
-	state, repair, err := index.OpenStateLog(filepath.Join(qdir, stateDirName))
+	state, repair, err := q.openStateLog()
 	if err != nil {
 		q.log.Close()
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
@@ -79,6 +79,15 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	q.armTimer()
 	q.mu.Unlock()
 	return q, nil
+}
+
+// openStateLog opens q's state log, cutting a torn tail.
+func (q *Queue) openStateLog() (*index.StateLog, *index.StateLogRepair, error) {
+	st, repair, err := index.OpenStateLog(filepath.Join(q.dir, stateDirName))
+	if err == nil {
+		st.SetFault(q.b.opts.stateFault)
+	}
+	return st, repair, err
 }
 
 func (q *Queue) rebuild() error {
@@ -419,6 +428,7 @@ func (b *Broker) reopen(old *Queue) error {
 		return fmt.Errorf("reload queue %s: %w", old.name, err)
 	}
 	b.queues[old.name] = q
+	old.replacedBy.Store(q)
 	b.opts.Logger.Info("queue: reloaded from disk after a state-log failure", "queue", old.name)
 	return nil
 }
