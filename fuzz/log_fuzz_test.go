@@ -554,7 +554,7 @@ func FuzzOpen(f *testing.F) {
 }
 
 func checkOpen(t *testing.T, dir string, inputSize int) {
-	_, verr := log.Verify(dir, nil)
+	_, verr := log.Verify(dir, log.VerifyOptions{})
 	if verr != nil && !errors.Is(verr, log.ErrUnsupportedVersion) {
 		t.Fatalf("Verify: %v", verr)
 	}

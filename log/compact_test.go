@@ -118,7 +118,7 @@ func TestRewrite(t *testing.T) {
 			}
 			checkIter(t, l, 1, want)
 			l.Close()
-			if rep, err := Verify(dir, nil); err != nil || !rep.OK() {
+			if rep, err := Verify(dir, VerifyOptions{}); err != nil || !rep.OK() {
 				t.Fatalf("Verify after rewrite = %+v, %v", rep, err)
 			}
 			l2 := mustOpen(t, dir, Options{SegmentSize: 8 << 10})

@@ -311,7 +311,7 @@ func TestCrashSIGKILL(t *testing.T) {
 			t.Fatalf("cycle %d: Close: %v", cycle, err)
 		}
 
-		rep, err := Verify(dir, nil)
+		rep, err := Verify(dir, VerifyOptions{})
 		if err != nil {
 			t.Fatalf("cycle %d: Verify: %v", cycle, err)
 		}

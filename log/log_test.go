@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -151,8 +152,19 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil || first != n+1 {
 				t.Fatalf("Append after reopen = %d, %v; want %d", first, err, n+1)
 			}
-			if rep, err := Verify(dir, nil); err != nil || !rep.OK() {
-				t.Fatalf("Verify = %+v, %v", rep, err)
+			// Verify's visitor replays every record, in order, at the
+			// position an Iterator gives it.
+			var visited []string
+			rep, err := Verify(dir, VerifyOptions{Visit: func(r Record, pos Position) {
+				visited = append(visited, fmt.Sprintf("%d %q @%d:%d", r.ID, r.Body, pos.Segment, pos.Offset))
+			}})
+			var iterated []string
+			for it := l2.Iter(1); it.Next(); {
+				r, pos := it.Record(), it.Position()
+				iterated = append(iterated, fmt.Sprintf("%d %q @%d:%d", r.ID, r.Body, pos.Segment, pos.Offset))
+			}
+			if err != nil || !rep.OK() || len(visited) != int(n+1) || !slices.Equal(visited, iterated) {
+				t.Fatalf("Verify = %+v, %v; visited %d records, want %d, the Iterator's:\n%.300v\n%.300v", rep, err, len(visited), n+1, visited, iterated)
 			}
 		})
 	}
@@ -301,7 +313,7 @@ func TestUnknownVersionRefusesToOpen(t *testing.T) {
 	if _, err := Open(dir, Options{Logger: quiet}); !errors.Is(err, ErrUnsupportedVersion) {
 		t.Fatalf("Open err = %v, want ErrUnsupportedVersion", err)
 	}
-	if _, err := Verify(dir, nil); !errors.Is(err, ErrUnsupportedVersion) {
+	if _, err := Verify(dir, VerifyOptions{}); !errors.Is(err, ErrUnsupportedVersion) {
 		t.Fatalf("Verify err = %v, want ErrUnsupportedVersion", err)
 	}
 }

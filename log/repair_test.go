@@ -160,7 +160,7 @@ func TestBitFlipInEveryByteOfAMiddleFrameIsDetected(t *testing.T) {
 		if err := os.WriteFile(fx.path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Verify(fx.dir, nil)
+		rep, err := Verify(fx.dir, VerifyOptions{})
 		if err != nil || len(rep.Problems) != 1 || rep.Problems[0].TornTail || rep.Problems[0].Offset != mid.off {
 			t.Fatalf("flip at %d: Verify = %+v, %v; want one corrupt range at %d", at, rep, err, mid.off)
 		}
@@ -295,7 +295,7 @@ func TestTornHeaderAtRotationIsRecreated(t *testing.T) {
 			if err != nil || first != newest.Base {
 				t.Fatalf("Append after recreate = %d, %v; want %d", first, err, newest.Base)
 			}
-			if rep, err := Verify(dir, nil); err != nil || !rep.OK() {
+			if rep, err := Verify(dir, VerifyOptions{}); err != nil || !rep.OK() {
 				t.Fatalf("Verify after recreate = %+v, %v", rep, err)
 			}
 		})
@@ -322,7 +322,7 @@ func TestCorruptSealedSegmentHeaderIsReportedNotFatal(t *testing.T) {
 	if r, err := l2.Read(1); err != nil || r.Body[0] != 0 {
 		t.Fatalf("Read(1) = %v, %v: frames after a damaged header should still verify", r, err)
 	}
-	if rep, err := Verify(dir, nil); err != nil || len(rep.Problems) != 1 {
+	if rep, err := Verify(dir, VerifyOptions{}); err != nil || len(rep.Problems) != 1 {
 		t.Fatalf("Verify = %+v, %v; want one problem", rep, err)
 	}
 }

@@ -29,11 +29,21 @@ type SegmentReport struct {
 	LastID  uint64 // last id found, Base-1 if none
 }
 
+// VerifyOptions tune Verify.
+type VerifyOptions struct {
+	FS FS // nil means OS
+	// Visit, if set, is called for every record of every frame that
+	// verifies, in id order, with its frame's position: a read-only replay
+	// for `spool check`. The record's slices are valid only during the call.
+	Visit func(r Record, pos Position)
+}
+
 // Verify reads every segment in dir and checks every header, checksum,
 // record and id ordering, without changing anything: it is what `spool
 // check` runs on a directory no server holds. It fails only when it cannot
 // read (I/O error, unknown format version); damage goes in the report.
-func Verify(dir string, fsys FS) (*VerifyReport, error) {
+func Verify(dir string, o VerifyOptions) (*VerifyReport, error) {
+	fsys := o.FS
 	if fsys == nil {
 		fsys = OS
 	}
@@ -51,7 +61,7 @@ func Verify(dir string, fsys FS) (*VerifyReport, error) {
 	var b frameBuf
 	for i, base := range bases {
 		newest := i == len(bases)-1
-		sr, probs, err := verifySegment(fsys, filepath.Join(dir, segmentName(base)), base, newest, &b)
+		sr, probs, err := verifySegment(fsys, filepath.Join(dir, segmentName(base)), base, newest, &b, o.Visit)
 		if err != nil {
 			return nil, err
 		}
@@ -64,7 +74,7 @@ func Verify(dir string, fsys FS) (*VerifyReport, error) {
 	return rep, nil
 }
 
-func verifySegment(fsys FS, path string, base uint64, newest bool, b *frameBuf) (SegmentReport, []Problem, error) {
+func verifySegment(fsys FS, path string, base uint64, newest bool, b *frameBuf, visit func(Record, Position)) (SegmentReport, []Problem, error) {
 	sr := SegmentReport{Path: path, Base: base, LastID: base - 1}
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
@@ -79,7 +89,16 @@ func verifySegment(fsys FS, path string, base uint64, newest bool, b *frameBuf) 
 	if err != nil {
 		return sr, nil, err
 	}
-	res, err := walkFrames(f, path, base, sr.Size, b, nil)
+	var onFrame func(off int64, _ frameHeader) error
+	if visit != nil {
+		onFrame = func(off int64, _ frameHeader) error {
+			for _, r := range b.recs {
+				visit(r, Position{Segment: base, Offset: off})
+			}
+			return nil
+		}
+	}
+	res, err := walkFrames(f, path, base, sr.Size, b, onFrame)
 	if err != nil {
 		return sr, nil, fmt.Errorf("verify: %w", err)
 	}
