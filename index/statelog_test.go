@@ -574,16 +574,23 @@ func TestVerifyStateLogReportsWithoutChanging(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	rep, err := VerifyStateLog(dir)
+	var visited []string
+	rep, err := VerifyStateLog(dir, func(index uint64, events []Event) {
+		visited = append(visited, fmt.Sprintf("%d:%v/%d,%v/%d", index, events[0].Type, events[0].ID, events[1].Type, events[1].ID))
+	})
 	if err != nil || len(rep.Problems) != 0 || rep.Entries != 5 || rep.Events != 10 {
 		t.Fatalf("clean log: %+v, %v", rep, err)
+	}
+	want := fmt.Sprintf("[1:%[1]v/1,%[2]v/11 2:%[1]v/2,%[2]v/12 3:%[1]v/3,%[2]v/13 4:%[1]v/4,%[2]v/14 5:%[1]v/5,%[2]v/15]", EvAck, EvDead)
+	if got := fmt.Sprint(visited); got != want {
+		t.Fatalf("visited %s, want %s", got, want)
 	}
 	path, _ := newestSegment(dir)
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.Write([]byte{0x40, 1, 2, 3}) // a length with too few bytes after it
 	f.Close()
 	before, _ := os.ReadFile(path)
-	rep, err = VerifyStateLog(dir)
+	rep, err = VerifyStateLog(dir, nil)
 	if err != nil || len(rep.Problems) != 1 || !rep.Problems[0].TornTail || rep.Entries != 5 {
 		t.Fatalf("torn log: %+v, %v", rep, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // StateLogReport is what VerifyStateLog found.
@@ -34,9 +35,13 @@ func (p StateLogProblem) String() string {
 
 // VerifyStateLog reads every entry of the state log in dir without
 // changing anything (tidwall/wal itself cannot open a torn log, and would
-// repair nothing anyway): each entry's framing and our CRC. It fails only
-// when it cannot read; damage goes in the report.
-func VerifyStateLog(dir string) (*StateLogReport, error) {
+// repair nothing anyway): each entry's framing and our CRC. If visit is
+// set, it gets every entry that verifies, with its index, in order: a
+// read-only replay for `spool check` (the events are valid only during the
+// call). A segment's entries after a damaged one are not visited, where
+// Replay would skip just the damaged entry. It fails only when it cannot
+// read; damage goes in the report.
+func VerifyStateLog(dir string, visit func(index uint64, events []Event)) (*StateLogReport, error) {
 	names, err := segmentNames(dir)
 	if err != nil {
 		return nil, fmt.Errorf("verify %w", err)
@@ -48,7 +53,12 @@ func VerifyStateLog(dir string) (*StateLogReport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("verify state log: %w", err)
 		}
+		index, _ := strconv.ParseUint(name, 10, 64) // tidwall names a segment by its first index; segmentNames checked it parses
 		off, damage := walkEntries(data, func(events []Event) {
+			if visit != nil {
+				visit(index, events)
+			}
+			index++
 			rep.Entries++
 			rep.Events += len(events)
 		})
