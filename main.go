@@ -786,6 +786,10 @@ func checkCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 record of its message log, every state-log entry and its snapshots. It
 needs no server, and refuses a directory a running server holds.
 
+Per queue it prints the messages a server would load, by state (as the
+files say: a lease that ran out while no server ran still counts as
+leased), and the segments, records, bytes, state entries and snapshots.
+
 Exit status: 0 clean, 1 problems found, 2 cannot check (unreadable, or
 held by a server).
 
@@ -832,7 +836,7 @@ Examples:
 // printCheck prints a per-queue summary and every problem, and returns the
 // problems.
 func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
-	tw := newTable(w, "QUEUE", "SEGMENTS", "RECORDS", "BYTES", "STATE ENTRIES", "SNAPSHOTS")
+	tw := newTable(w, "QUEUE", "MESSAGES", "READY", "DELAYED", "LEASED", "DEAD", "SEGMENTS", "RECORDS", "BYTES", "STATE ENTRIES", "SNAPSHOTS")
 	for _, q := range rep.Queues {
 		var segs, records int
 		var bytes int64
@@ -847,7 +851,8 @@ func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
 		if q.State != nil {
 			entries = q.State.Entries
 		}
-		tw.row(q.Name, segs, records, bytes, entries, len(q.Snapshots))
+		c := q.Counts
+		tw.row(q.Name, c.Total, c.Ready, c.Delayed, c.Leased, c.Dead, segs, records, bytes, entries, len(q.Snapshots))
 	}
 	tw.flush()
 	problems := rep.Problems()

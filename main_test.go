@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -392,6 +393,7 @@ func TestCheckCommand(t *testing.T) {
 		rs[i] = m.Receipt
 	}
 	q.Ack(rs)
+	q.Receive(context.Background(), queue.ReceiveOptions{Max: 5})
 	b.Close()
 	check := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
@@ -400,8 +402,19 @@ func TestCheckCommand(t *testing.T) {
 	}
 
 	out, err := check(data)
-	if err != nil || !strings.Contains(out, "clean") || !strings.Contains(out, "jobs") {
+	if err != nil || !strings.Contains(out, "clean") {
 		t.Fatalf("check of a clean directory = %v:\n%s", err, out)
+	}
+	// The summary counts what a server would load: 90 messages, 85 ready
+	// and 5 leased.
+	var row []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "jobs" {
+			row = f
+		}
+	}
+	if want := []string{"jobs", "90", "85", "0", "5", "0"}; len(row) < len(want) || !slices.Equal(row[:len(want)], want) {
+		t.Fatalf("check summary row %q, want it to start %q:\n%s", row, want, out)
 	}
 	logDir := filepath.Join(data, "queues", "jobs", "log")
 	segs, _ := filepath.Glob(filepath.Join(logDir, "*.seg"))

@@ -23,6 +23,11 @@ type QueueCheck struct {
 	Log       *log.VerifyReport
 	State     *index.StateLogReport
 	Snapshots []SnapshotCheck
+	Meta      error // nil, or how many records' metadata does not decode
+	// Counts are the messages a server would load, by state, as the files
+	// say: leases and delays are not advanced to the present, so a lease
+	// that ran out while the server was down still counts as leased.
+	Counts Counts
 }
 
 // SnapshotCheck says whether one snapshot file decodes.
@@ -55,6 +60,9 @@ func (r *CheckReport) Problems() []Problem {
 			for _, p := range q.State.Problems {
 				out = append(out, Problem{Queue: q.Name, What: p.String(), Repairable: p.TornTail})
 			}
+		}
+		if q.Meta != nil {
+			out = append(out, Problem{Queue: q.Name, What: q.Meta.Error()})
 		}
 		for _, s := range q.Snapshots {
 			if s.Err != nil {
@@ -125,13 +133,8 @@ func checkQueue(qdir, name string) (QueueCheck, error) {
 	} else if _, err := decodeQueueFile(data); err != nil {
 		qc.Config = err
 	}
-	var err error
-	if qc.Log, err = log.Verify(filepath.Join(qdir, logDirName), nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return qc, fmt.Errorf("check queue %s: %w", name, err)
-	}
-	if qc.State, err = index.VerifyStateLog(filepath.Join(qdir, stateDirName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return qc, fmt.Errorf("check queue %s: %w", name, err)
-	}
+	snap := index.Snapshot{Table: index.NewTable()} // as loadSnapshot: the newest that decodes
+	loaded := false
 	for _, sn := range []string{snapshotName, prevSnapshotName} {
 		data, err := os.ReadFile(filepath.Join(qdir, sn))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -139,12 +142,57 @@ func checkQueue(qdir, name string) (QueueCheck, error) {
 		}
 		sc := SnapshotCheck{Name: sn, Err: err}
 		if err == nil {
-			var snap index.Snapshot
-			snap, sc.Err = index.DecodeSnapshot(data)
-			sc.Index = snap.StateIndex
+			var s index.Snapshot
+			if s, sc.Err = index.DecodeSnapshot(data); sc.Err == nil {
+				sc.Index = s.StateIndex
+				if !loaded {
+					snap, loaded = s, true
+				}
+			}
 		}
 		qc.Snapshots = append(qc.Snapshots, sc)
 	}
+	// One read-only pass over each log both verifies it and replays it
+	// into the table a server would load, for the counts.
+	var badMeta int
+	_, err := replayTable(snap.Table, snap.StateIndex, tableSource{
+		records: func(from uint64, insert func(id uint64, offset uint32, meta []byte)) (uint64, error) {
+			rep, err := log.Verify(filepath.Join(qdir, logDirName), log.VerifyOptions{Visit: func(r log.Record, pos log.Position) {
+				if r.ID >= from {
+					insert(r.ID, uint32(pos.Offset), r.Meta)
+				}
+			}})
+			if errors.Is(err, fs.ErrNotExist) {
+				return 0, nil
+			}
+			qc.Log = rep
+			var lastID uint64
+			if rep != nil && len(rep.Segments) > 0 {
+				lastID = rep.Segments[len(rep.Segments)-1].LastID
+			}
+			return lastID, err
+		},
+		events: func(after uint64, apply func([]index.Event)) error {
+			rep, err := index.VerifyStateLog(filepath.Join(qdir, stateDirName), func(i uint64, events []index.Event) {
+				if i > after {
+					apply(events)
+				}
+			})
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			qc.State = rep
+			return err
+		},
+		badMeta: func(uint64, error) { badMeta++ },
+	})
+	if err != nil {
+		return qc, fmt.Errorf("check queue %s: %w", name, err)
+	}
+	if badMeta > 0 {
+		qc.Meta = fmt.Errorf("%d records with metadata that does not decode (delivered without their delay and attributes)", badMeta)
+	}
+	qc.Counts = countsOf(snap.Table)
 	return qc, nil
 }
 

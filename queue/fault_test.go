@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spoolq/spool/index"
 )
@@ -22,8 +24,8 @@ type faultScenario struct {
 	failed func(what string, err error)
 
 	enqueued map[uint64]string // enqueues that succeeded
-	acked    map[uint64]bool   // acks (and fails) that succeeded
-	maybe    map[uint64]bool   // acks and fails whose call failed: done or not
+	acked    map[uint64]bool   // acks that succeeded
+	maybe    map[uint64]bool   // acks whose call failed: done or not
 }
 
 func (s *faultScenario) call(what string, err error) bool {
@@ -56,13 +58,13 @@ func (s *faultScenario) receive(n int) []Receipt {
 	return receipts(msgs)
 }
 
-// finish acks (or fails) rs, noting which are surely done and which may be.
-func (s *faultScenario) finish(what string, op func([]Receipt) ([]error, error), rs []Receipt) {
+// ack acks rs, noting which are surely gone and which may be.
+func (s *faultScenario) ack(rs []Receipt) {
 	if len(rs) == 0 {
 		return
 	}
-	errs, err := op(rs)
-	if !s.call(what, err) {
+	errs, err := s.q.Ack(rs)
+	if !s.call("ack", err) {
 		for _, r := range rs {
 			s.maybe[r.ID] = true
 		}
@@ -79,20 +81,30 @@ func (s *faultScenario) run() {
 	s.enqueue("a", "b", "c", "d", "e", "f")
 	rs := s.receive(4)
 	if len(rs) == 4 {
-		s.finish("ack", s.q.Ack, rs[:1])
+		s.ack(rs[:1])
 		_, err := s.q.Nack(rs[1:2], NackOptions{})
 		s.call("nack", err)
 		_, err = s.q.Extend(rs[2:3], 0)
 		s.call("extend", err)
-		s.finish("fail", s.q.Fail, rs[3:4])
+		_, err = s.q.Fail(rs[3:4])
+		s.call("fail", err)
 	}
 	s.call("maintain", s.b.Maintain()) // writes the leases, snapshots
 	_, err := s.q.Redrive(0)
 	s.call("redrive", err)
 	s.enqueue("g", "h")
-	s.finish("ack", s.q.Ack, s.receive(3))
+	s.ack(s.receive(3))
 	s.call("maintain", s.b.Maintain())
-	s.finish("ack", s.q.Ack, s.receive(2))
+	s.ack(s.receive(1))
+	// End with a message in every state: a delayed one, a dead one, a
+	// leased one (from above) and ready ones.
+	delay := time.Hour
+	ids, err := s.q.Enqueue([]NewMessage{{Body: []byte("later"), Delay: &delay}})
+	if s.call("enqueue delayed", err) {
+		s.enqueued[ids[0]] = "later"
+	}
+	_, err = s.q.Fail(s.receive(1))
+	s.call("fail", err)
 }
 
 // TestStateLogFaults fails each state-log write, short write, fsync and
@@ -183,8 +195,26 @@ func runFaultScenario(t *testing.T, fault index.Fault, failed func(what string, 
 	if err := b.Close(); err != nil {
 		failed("close (its snapshot)", err) // the fault can land here too
 	}
-	if rep, err := Check(dir); err != nil || len(rep.Problems()) > 0 {
+	rep, err := Check(dir)
+	if err != nil || len(rep.Problems()) > 0 {
 		t.Fatalf("check after the scenario: %v %v", err, rep.Problems())
+	}
+	var want Counts // check's offline replay must count what the queue held
+	for _, m := range before {
+		switch m[strings.LastIndex(m, "/")+1:] {
+		case index.StateReady.String():
+			want.Ready++
+		case index.StateDelayed.String():
+			want.Delayed++
+		case index.StateLeased.String():
+			want.Leased++
+		case index.StateDead.String():
+			want.Dead++
+		}
+	}
+	want.Total = len(before)
+	if got := rep.Queues[0].Counts; got != want {
+		t.Fatalf("check counts %+v, the queue held %+v", got, want)
 	}
 	opts.stateFault = nil
 	b = mustOpen(t, dir, opts)

@@ -74,6 +74,17 @@ type Info struct {
 	Stats  Stats
 }
 
+func countsOf(t *index.Table) Counts {
+	c := Counts{
+		Ready:   t.Count(index.StateReady),
+		Delayed: t.Count(index.StateDelayed),
+		Leased:  t.Count(index.StateLeased),
+		Dead:    t.Count(index.StateDead),
+	}
+	c.Total = c.Ready + c.Delayed + c.Leased + c.Dead
+	return c
+}
+
 // Stats are running totals since the queue was opened.
 type Stats struct {
 	Enqueued, Acked, Nacked, Expired, Dead, DeadLettered, Removed uint64
@@ -272,16 +283,9 @@ func (q *Queue) Info() (Info, error) {
 		return Info{}, err
 	}
 	q.processDue(q.now())
-	t := q.t
-	c := Counts{
-		Ready:   t.Count(index.StateReady),
-		Delayed: t.Count(index.StateDelayed),
-		Leased:  t.Count(index.StateLeased),
-		Dead:    t.Count(index.StateDead),
-	}
+	c := countsOf(q.t)
 	cfg := q.cfg
 	q.mu.Unlock()
-	c.Total = c.Ready + c.Delayed + c.Leased + c.Dead
 	var bytes int64
 	for _, s := range q.log.Segments() {
 		bytes += s.Size

@@ -97,54 +97,90 @@ func (q *Queue) rebuild() error {
 		return err
 	}
 	q.t, q.snapIndex = snap.Table, snap.StateIndex
-	// Rebuild as the events happened, not as the clock says now: a delayed
-	// message stays delayed until its EvReady (or, if that was never
-	// written, until the first processDue after startup).
-	const replayNow = 0
-	// Records appended after the snapshot (or all, without one).
-	from := q.t.FirstHole()
-	if segs := q.log.Segments(); len(segs) > 0 {
-		from = max(from, segs[0].Base)
-	}
-	it := q.log.Iter(from)
-	for {
-		for it.Next() {
-			r := it.Record()
-			meta, err := index.DecodeMeta(r.Meta)
-			if err != nil {
-				lg.Error("queue: record with unreadable metadata, delivering it without", "id", r.ID, "err", err)
+	skipped, err := replayTable(q.t, q.snapIndex, tableSource{
+		records: func(from uint64, insert func(id uint64, offset uint32, meta []byte)) (uint64, error) {
+			if segs := q.log.Segments(); len(segs) > 0 {
+				from = max(from, segs[0].Base)
 			}
-			q.t.Insert(r.ID, uint32(it.Position().Offset), meta.ReadyAt, replayNow)
-		}
-		if it.Err() == nil {
-			break
-		}
-		if !errors.Is(it.Err(), log.ErrCorrupt) {
-			return it.Err()
-		}
-		lg.Error("queue: damaged range in the message log; its messages cannot be delivered", "err", it.Err())
-	}
-	q.t.SealHoles(q.log.LastID())
-	var skipped int
-	damaged, err := q.state.Replay(q.snapIndex, func(_ uint64, events []index.Event) error {
-		for _, ev := range events {
-			if q.t.Apply(ev, replayNow) != nil {
-				skipped++
+			it := q.log.Iter(from)
+			for {
+				for it.Next() {
+					insert(it.Record().ID, uint32(it.Position().Offset), it.Record().Meta)
+				}
+				if it.Err() == nil {
+					return q.log.LastID(), nil
+				}
+				if !errors.Is(it.Err(), log.ErrCorrupt) {
+					return 0, it.Err()
+				}
+				lg.Error("queue: damaged range in the message log; its messages cannot be delivered", "err", it.Err())
 			}
-		}
-		return nil
+		},
+		events: func(after uint64, apply func([]index.Event)) error {
+			damaged, err := q.state.Replay(after, func(_ uint64, events []index.Event) error {
+				apply(events)
+				return nil
+			})
+			for _, d := range damaged {
+				lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
+			}
+			return err
+		},
+		badMeta: func(id uint64, err error) {
+			lg.Error("queue: record with unreadable metadata, delivering it without", "id", id, "err", err)
+		},
 	})
 	if err != nil {
 		return err
-	}
-	for _, d := range damaged {
-		lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
 	}
 	if skipped > 0 {
 		lg.Warn("queue: state events about messages the log no longer holds were skipped", "count", skipped)
 	}
 	q.written, q.synced = 0, 0
 	return nil
+}
+
+// tableSource is where a queue's durable state comes from: opening a
+// queue reads it through the open logs, Check through read-only walks of
+// the files. Either way replayTable turns it into the same table.
+type tableSource struct {
+	// records calls insert for every message-log record with id ≥ from,
+	// in id order, and returns the log's last id.
+	records func(from uint64, insert func(id uint64, offset uint32, meta []byte)) (lastID uint64, err error)
+	// events calls apply for every state-log entry after index after.
+	events func(after uint64, apply func([]index.Event)) error
+	// badMeta hears of a record whose metadata does not decode.
+	badMeta func(id uint64, err error)
+}
+
+// replayTable brings t, loaded from the snapshot at state index snapIndex
+// (or empty), up to date: the records appended after it, then the state
+// events after it. It returns how many events named messages the log no
+// longer holds.
+func replayTable(t *index.Table, snapIndex uint64, src tableSource) (skipped int, err error) {
+	// Rebuild as the events happened, not as the clock says now: a delayed
+	// message stays delayed until its EvReady (or, if that was never
+	// written, until the first processDue after startup).
+	const replayNow = 0
+	lastID, err := src.records(t.FirstHole(), func(id uint64, offset uint32, raw []byte) {
+		meta, err := index.DecodeMeta(raw)
+		if err != nil {
+			src.badMeta(id, err)
+		}
+		t.Insert(id, offset, meta.ReadyAt, replayNow)
+	})
+	if err != nil {
+		return 0, err
+	}
+	t.SealHoles(lastID)
+	err = src.events(snapIndex, func(events []index.Event) {
+		for _, ev := range events {
+			if t.Apply(ev, replayNow) != nil {
+				skipped++
+			}
+		}
+	})
+	return skipped, err
 }
 
 // loadSnapshot returns the newest snapshot that verifies, or an empty
