@@ -283,6 +283,7 @@ func serve(env *cmdEnv, f serveFlags) error {
 		MaxMessageBytes: f.maxMessageBytes,
 		Logger:          logger,
 		OnCommit:        metrics.OnCommit,
+		OnStateSync:     metrics.OnStateSync,
 	})
 	if err != nil {
 		return err

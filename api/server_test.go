@@ -88,6 +88,7 @@ func srvStart(t *testing.T, cfg Config) *srvFixture {
 		Now:                 f.clock.Now,
 		MaxMessageBytes:     cfg.MaxMessageBytes,
 		OnCommit:            f.metrics.OnCommit,
+		OnStateSync:         f.metrics.OnStateSync,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -971,6 +972,28 @@ func TestServerHealthAndMetrics(t *testing.T) {
 		}
 		if t.Failed() {
 			t.Logf("metrics:\n%s", text)
+		}
+	})
+
+	t.Run("an ack's fsync of the state log is counted", func(t *testing.T) {
+		value := func(text, name string) int {
+			for line := range strings.Lines(text) {
+				if v, ok := strings.CutPrefix(line, name+" "); ok {
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					return n
+				}
+			}
+			t.Fatalf("metrics lack %s:\n%s", name, text)
+			return 0
+		}
+		before := string(f.get("/metrics").body)
+		m := f.receiveOne("jobs", "")
+		srvWantStatus(t, f.post("/v1/queues/jobs/ack", srvReceipts(m.Receipt)), http.StatusOK)
+		after := string(f.get("/metrics").body)
+		for _, name := range []string{"spool_state_fsyncs_total", "spool_fsyncs_total"} {
+			if d := value(after, name) - value(before, name); d != 1 {
+				t.Errorf("%s went up by %d over one ack, want 1", name, d)
+			}
 		}
 	})
 

@@ -205,12 +205,13 @@ type Report struct {
 	LatencyMax  time.Duration `json:"latency_max_ns"`
 	LatencyMean time.Duration `json:"latency_mean_ns"`
 
-	// Fsyncs are the server's message-log fsyncs in the window (Unknown
-	// for receive-ack*: their fsyncs are the state log's, which spool does
-	// not count); FsyncSource says how they were counted.
+	// Fsyncs are the server's fsyncs in the window, of its message logs
+	// (enqueues) and state logs (acks); FsyncSource says how they were
+	// counted.
 	Fsyncs       int64   `json:"fsyncs"`
 	FsyncsPerSec float64 `json:"fsyncs_per_sec"`
-	// MsgsPerFsync is messages enqueued per fsync (Unknown with Fsyncs).
+	// MsgsPerFsync is the scenario's messages (enqueued, or acked for
+	// receive-ack*) per fsync (Unknown with Fsyncs).
 	MsgsPerFsync float64 `json:"msgs_per_fsync"`
 	FsyncSource  string  `json:"fsync_source"`
 	// DiskFlushes are the flush requests the data directory's disk
@@ -624,17 +625,11 @@ func (r *runner) measure(ctx context.Context, rep *Report, dataDir string) error
 
 	// Fsyncs.
 	if r.t.inProcess() {
-		rep.FsyncSource = "message-log commit rounds that fsynced, counted through queue.Options.OnCommit"
+		rep.FsyncSource = "message-log and state-log fsyncs, counted through queue.Options.OnCommit and OnStateSync"
 	} else {
-		rep.FsyncSource = "spool_fsyncs_total of the server's /metrics before and after (every queue's message log)"
+		rep.FsyncSource = "spool_fsyncs_total of the server's /metrics before and after (every queue's message and state logs)"
 	}
 	switch {
-	case receiving:
-		rep.Fsyncs, rep.FsyncsPerSec, rep.MsgsPerFsync = Unknown, Unknown, Unknown
-		rep.FsyncSource = "not counted: acks fsync the queue's state log, which spool's counters (OnCommit, spool_fsyncs_total) leave out"
-		if before.flushesOK && after.flushesOK {
-			rep.FsyncSource += "; see disk_flushes"
-		}
 	case before.fsyncsOK && after.fsyncsOK:
 		rep.Fsyncs = after.fsyncs - before.fsyncs
 		rep.FsyncsPerSec = rate(rep.Fsyncs, el)

@@ -62,13 +62,13 @@
 // buckets per power of two: quantiles within 0.8%, 18 KiB whatever the
 // sample count). p50/p99/p99.9 are the samples of rank ceil(q·n).
 //
-// Fsyncs: in-process, the message log's commit rounds that fsynced,
-// counted through queue.Options.OnCommit; remote, spool_fsyncs_total of
-// GET /metrics before and after (every queue on that server). Messages
-// per fsync is messages enqueued in the window over those fsyncs. Acks
-// fsync the queue's state log, which neither counter covers, so the
-// receive-ack scenarios report fsyncs as Unknown. In-process, the disk's
-// own flush counter (/sys/block/DEV/stat) is reported beside them for
+// Fsyncs: in-process, the fsyncs of the message logs (enqueues) and state
+// logs (acks), counted through queue.Options.OnCommit and OnStateSync;
+// remote, spool_fsyncs_total of GET /metrics before and after (every
+// queue on that server, both logs). Messages per fsync is the messages
+// enqueued in the window (acked, for the receive-ack scenarios) over
+// those fsyncs. In-process, the disk's own flush counter
+// (/sys/block/DEV/stat) is reported beside them for
 // every scenario: it counts every fsync on that disk, by any process,
 // and the journal's flushes too.
 //

@@ -62,6 +62,10 @@ func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error
 					t.fsyncs.Add(1)
 				}
 			},
+			OnStateSync: func(name string, events int, took time.Duration) {
+				m.OnStateSync(name, events, took)
+				t.fsyncs.Add(1)
+			},
 		})
 		if err != nil {
 			return
@@ -148,9 +152,9 @@ func (t *target) purge(ctx context.Context) error {
 	return t.api.PurgeQueue(ctx, t.cfg.Queue)
 }
 
-// fsyncCount returns the message-log fsyncs so far: counted through
-// queue.Options.OnCommit in-process, spool_fsyncs_total of GET /metrics
-// for a remote server.
+// fsyncCount returns the message-log and state-log fsyncs so far: counted
+// through queue.Options.OnCommit and OnStateSync in-process,
+// spool_fsyncs_total of GET /metrics for a remote server.
 func (t *target) fsyncCount(ctx context.Context) (int64, bool) {
 	if t.inProcess() {
 		return t.fsyncs.Load(), true

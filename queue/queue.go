@@ -205,8 +205,12 @@ func (q *Queue) commitLocked(upTo uint64, durable bool) error {
 	}
 	if durable && q.synced < upTo {
 		if q.b.opts.Sync == log.SyncAlways {
+			start := time.Now()
 			if err := q.state.Sync(); err != nil {
 				return q.breakWith(err)
+			}
+			if hook := q.b.opts.OnStateSync; hook != nil {
+				hook(q.name, int(q.written-q.synced), time.Since(start))
 			}
 		}
 		q.synced = q.written
