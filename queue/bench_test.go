@@ -109,9 +109,11 @@ func BenchmarkEnqueueConcurrent(b *testing.B) {
 // message. The queue is refilled outside the timer.
 func BenchmarkReceiveAck(b *testing.B) {
 	for _, policy := range []log.SyncPolicy{log.SyncAlways, log.SyncNone} {
-		for _, consumers := range []int{1, 16} {
+		for _, consumers := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("batch=10/consumers=%d/sync=%s", consumers, policy), func(b *testing.B) {
-				_, q := benchBroker(b, policy)
+				br, q := benchBroker(b, policy)
+				var syncs atomic.Int64
+				br.opts.OnStateSync = func(string, int, time.Duration) { syncs.Add(1) } // before any goroutine reads opts
 				const fill = 100_000
 				msgs := batchOf(1000, 100)
 				refill := func() {
@@ -153,6 +155,9 @@ func BenchmarkReceiveAck(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+				if n := syncs.Load(); n > 0 {
+					b.ReportMetric(float64(b.N)/float64(n), "acks/fsync")
+				}
 			})
 		}
 	}
