@@ -121,7 +121,8 @@ type Queue struct {
 	entryBuf      []byte
 	spare         []index.Event
 	sinceSnapshot int
-	snapIndex     uint64 // state index of the current snapshot file
+	snapIndex     uint64     // state index of the current snapshot file
+	snapMu        sync.Mutex // one snapshot at a time (maintenance, close)
 
 	readMu sync.Mutex // guards cursor
 	cursor *log.Cursor
@@ -802,6 +803,8 @@ func (q *Queue) close(snapshot bool) error {
 	if snapshot && q.broken.Load() == nil {
 		errs = append(errs, q.snapshot())
 	}
+	q.snapMu.Lock() // a maintenance snapshot may be writing its file
+	defer q.snapMu.Unlock()
 	q.commitMu.Lock()
 	defer q.commitMu.Unlock()
 	q.mu.Lock()

@@ -215,36 +215,17 @@ func (q *Queue) loadSnapshot() (index.Snapshot, error) {
 
 // snapshot writes the table at the state log's newest index: the previous
 // snapshot becomes snapshot.prev, and the state log is truncated to it, so
-// one damaged snapshot never loses state.
+// one damaged snapshot never loses state. Writing and fsyncing the file
+// (megabytes for a big queue) holds no lock: acks and receives go on, and
+// their events land in the state log after the snapshot's index, which
+// the next start replays.
 func (q *Queue) snapshot() error {
-	q.commitMu.Lock()
-	defer q.commitMu.Unlock()
-	// Write everything applied so far (through the one commit path, with
-	// its handling of a failed write), then, holding mu so nothing new is
-	// applied, fsync: the snapshot covers exactly the state log up to its
-	// index, whatever the sync policy.
-	for {
-		if err := q.begin(); err != nil {
-			return err
-		}
-		if len(q.pending) == 0 {
-			break
-		}
-		seq := q.seq
-		q.mu.Unlock()
-		if err := q.commitLocked(seq, false); err != nil {
-			return err
-		}
+	q.snapMu.Lock()
+	defer q.snapMu.Unlock()
+	data, stateIndex, err := q.snapshotData()
+	if err != nil {
+		return err
 	}
-	if err := q.state.Sync(); err != nil {
-		q.mu.Unlock()
-		return q.breakWith(err)
-	}
-	q.written, q.synced = q.seq, q.seq
-	stateIndex := q.state.LastIndex()
-	data := index.EncodeSnapshot(nil, stateIndex, q.t)
-	q.mu.Unlock()
-
 	path := filepath.Join(q.dir, snapshotName)
 	if _, err := os.Stat(path); err == nil {
 		if err := os.Rename(path, filepath.Join(q.dir, prevSnapshotName)); err != nil {
@@ -254,9 +235,55 @@ func (q *Queue) snapshot() error {
 	if err := log.WriteFileAtomic(log.OS, path, data); err != nil {
 		return fmt.Errorf("snapshot %s: %w", q.name, err)
 	}
+	q.commitMu.Lock()
+	defer q.commitMu.Unlock()
 	prev := q.snapIndex
-	q.snapIndex, q.sinceSnapshot = stateIndex, 0
+	q.snapIndex = stateIndex
 	return q.state.TruncateFront(prev + 1)
+}
+
+// snapshotData encodes the table at the state-log index that covers it
+// exactly, and makes the state log durable up to there (else new entries
+// could reuse indexes the snapshot claims to cover).
+func (q *Queue) snapshotData() ([]byte, uint64, error) {
+	// The buffer is allocated before mu is taken: allocating megabytes can
+	// make this goroutine help the GC first, which under the lock once
+	// stalled every receive and ack for 50-150 ms. An eighth more leaves
+	// room for what is enqueued meanwhile.
+	q.mu.Lock()
+	bound := index.SnapshotSizeBound(q.t)
+	q.mu.Unlock()
+	buf := make([]byte, 0, bound+bound/8)
+
+	q.commitMu.Lock()
+	defer q.commitMu.Unlock()
+	// Write everything applied so far (through the one commit path, with
+	// its handling of a failed write), then encode holding mu, so nothing
+	// new is applied in between.
+	for {
+		if err := q.begin(); err != nil {
+			return nil, 0, err
+		}
+		if len(q.pending) == 0 {
+			break
+		}
+		seq := q.seq
+		q.mu.Unlock()
+		if err := q.commitLocked(seq, false); err != nil {
+			return nil, 0, err
+		}
+	}
+	seq := q.seq
+	stateIndex := q.state.LastIndex()
+	data := index.EncodeSnapshot(buf, stateIndex, q.t)
+	q.mu.Unlock()
+	// Under commitMu nothing is appended until this fsync is done,
+	// whatever the sync policy.
+	if err := q.state.Sync(); err != nil {
+		return nil, 0, q.breakWith(err)
+	}
+	q.written, q.synced, q.sinceSnapshot = seq, seq, 0
+	return data, stateIndex, nil
 }
 
 // maintain is one queue's share of a maintenance run.
