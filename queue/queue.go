@@ -114,6 +114,7 @@ type Queue struct {
 	// whoever holds it writes every pending event, so callers queued
 	// behind it usually find their events already durable (group commit).
 	commitMu      sync.Mutex
+	window        commitWindow
 	written       uint64 // seq written to the state log
 	synced        uint64 // seq fsynced
 	broken        atomic.Pointer[error]
@@ -177,6 +178,8 @@ func (q *Queue) broadcast() {
 // commit makes the events up to seq written (and fsynced if durable and
 // the sync policy is always) in the state log.
 func (q *Queue) commit(upTo uint64, durable bool) error {
+	q.window.enter()
+	defer q.window.leave()
 	q.commitMu.Lock()
 	defer q.commitMu.Unlock()
 	return q.commitLocked(upTo, durable)
@@ -190,6 +193,9 @@ func (q *Queue) commitLocked(upTo uint64, durable bool) error {
 		return nil
 	}
 	if q.written < upTo {
+		if durable && q.b.opts.Sync == log.SyncAlways {
+			q.window.wait()
+		}
 		q.mu.Lock()
 		events, seq := q.pending, q.seq
 		q.pending = q.spare[:0]
@@ -210,6 +216,7 @@ func (q *Queue) commitLocked(upTo uint64, durable bool) error {
 			if err := q.state.Sync(); err != nil {
 				return q.breakWith(err)
 			}
+			q.window.synced(time.Since(start))
 			if hook := q.b.opts.OnStateSync; hook != nil {
 				hook(q.name, int(q.written-q.synced), time.Since(start))
 			}
