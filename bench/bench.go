@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -259,8 +260,13 @@ type Baselines struct {
 	FsyncDir      string        `json:"fsync_dir"`
 	// TrivialReqPerSec: the scenario's main request (its body, through the
 	// same client, at the same concurrency) to a net/http handler on
-	// 127.0.0.1 that reads the body and writes "ok", for TrivialDuration.
+	// 127.0.0.1 that reads the body and writes "ok", for TrivialDuration
+	// before the window (TrivialBefore) and again after it (TrivialAfter):
+	// it is their mean, so a machine that speeds up or slows down during
+	// the run (a noisy neighbour) biases the ratio less, and shows.
 	TrivialReqPerSec  float64       `json:"trivial_req_per_sec"`
+	TrivialBefore     float64       `json:"trivial_before_req_per_sec"`
+	TrivialAfter      float64       `json:"trivial_after_req_per_sec"`
 	TrivialDuration   time.Duration `json:"trivial_duration_ns"`
 	TrivialLatencyP50 time.Duration `json:"trivial_latency_p50_ns"`
 	TrivialLatencyP99 time.Duration `json:"trivial_latency_p99_ns"`
@@ -396,9 +402,27 @@ func (r *runner) baselines(ctx context.Context, dir string) (*Baselines, error) 
 	if err != nil {
 		return nil, fmt.Errorf("bench: trivial HTTP baseline: %w", err)
 	}
-	b.TrivialReqPerSec = rate(p.msgs.Load(), p.elapsed())
+	b.TrivialBefore = rate(p.msgs.Load(), p.elapsed())
+	b.TrivialReqPerSec = b.TrivialBefore
 	b.TrivialLatencyP50, b.TrivialLatencyP99 = h.Quantile(0.50), h.Quantile(0.99)
 	return b, nil
+}
+
+// trivialAgain measures the trivial handler a second time, after the
+// window, and makes the baseline the mean of both runs.
+func (r *runner) trivialAgain(ctx context.Context, rep *Report) error {
+	b := rep.Baselines
+	p, _, err := r.trivial(ctx, b.TrivialDuration)
+	if err != nil {
+		return fmt.Errorf("bench: trivial HTTP baseline after the window: %w", err)
+	}
+	b.TrivialAfter = rate(p.msgs.Load(), p.elapsed())
+	b.TrivialReqPerSec = (b.TrivialBefore + b.TrivialAfter) / 2
+	if d := math.Abs(b.TrivialAfter-b.TrivialBefore) / b.TrivialReqPerSec; d > 0.15 {
+		rep.note("the trivial baseline moved %.0f%% during the run (%.0f req/s before the window, %.0f after): the machine's speed changed, so this run's ratios are rough; compare several runs",
+			100*d, b.TrivialBefore, b.TrivialAfter)
+	}
+	return nil
 }
 
 // fsyncProbeMax bounds the probe file (100 bytes per fsync).
@@ -691,6 +715,9 @@ func (r *runner) measure(ctx context.Context, rep *Report, dataDir string) error
 	}
 
 	if b := rep.Baselines; b != nil {
+		if err := r.trivialAgain(ctx, rep); err != nil && ctx.Err() == nil {
+			return err
+		}
 		b.MsgsPerRawFsync = rep.MsgsPerSec / b.FsyncPerSec
 		b.FsyncUse = Unknown
 		if rep.Fsyncs != Unknown {

@@ -237,9 +237,17 @@ func TestRunBaselinesAndProgress(t *testing.T) {
 	if want := rep.MsgsPerSec / b.FsyncPerSec; b.MsgsPerRawFsync != want {
 		t.Errorf("msgs per raw fsync %v, want %v", b.MsgsPerRawFsync, want)
 	}
+	// The trivial handler is measured before the window and after it; the
+	// baseline is the mean, and the ratio is against that.
+	if b.TrivialBefore <= 0 || b.TrivialAfter <= 0 || b.TrivialReqPerSec != (b.TrivialBefore+b.TrivialAfter)/2 {
+		t.Errorf("trivial before %v, after %v, baseline %v: want both measured and the baseline their mean", b.TrivialBefore, b.TrivialAfter, b.TrivialReqPerSec)
+	}
+	if want := rep.ReqPerSec / b.TrivialReqPerSec; b.VsTrivial != want {
+		t.Errorf("vs trivial %v, want %v", b.VsTrivial, want)
+	}
 	var text bytes.Buffer
 	rep.WriteText(&text)
-	for _, want := range []string{"raw fsync", "trivial net/http handler", "x the one-fsync-per-message ceiling", "of the trivial handler's rate", "of the raw fsync rate"} {
+	for _, want := range []string{"raw fsync", "trivial net/http handler", "before the window", "x the one-fsync-per-message ceiling", "of the trivial handler's rate", "of the raw fsync rate"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}

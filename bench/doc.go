@@ -88,7 +88,7 @@
 //
 // # Baselines
 //
-// With Config.Baselines, before the scenario and in the same run:
+// With Config.Baselines, in the same run:
 //   - raw fsync: 100-byte pwrite at the end of a new file, then fsync
 //     (os.File.Sync, the call spool's logs make), in a loop for a fifth of
 //     Duration within [100 ms, 1 s], in the data directory (remote: Dir).
@@ -98,10 +98,14 @@
 //     and writes "ok", loaded by the same client code with the same
 //     settings and concurrency, with the scenario's main request (enqueue
 //     and mixed: the message body; enqueue-batch: the batch; the
-//     receive-ack scenarios: an empty POST), for min(Duration, 3 s).
-//     Ratio: the scenario's requests/s over the handler's. Its rate is
-//     also a floor on what the client can drive: when it is far above the
-//     scenario's, the client was not the bottleneck.
+//     receive-ack scenarios: an empty POST), for min(Duration, 3 s),
+//     once before the window and once after it. The baseline is the mean
+//     of the two, so a machine whose speed drifts during the run (these
+//     are shared VMs) biases the ratio less; a note says when they differ
+//     by more than 15%. Ratio: the scenario's requests/s over the
+//     baseline. Its rate is also a floor on what the client can drive:
+//     when it is far above the scenario's, the client was not the
+//     bottleneck.
 //
 // # Client
 //
