@@ -17,6 +17,8 @@
 //     be an error, not a silent default.
 //   - A receive whose client hangs up while waiting leases nothing; one
 //     waiting when the server shuts down gets 503 shutting_down.
+//   - A queue reloading its state after a disk error answers 503
+//     unavailable with Retry-After: 1 (queue.ErrUnavailable): retry.
 //   - 5xx replies carry a fixed message; the real error goes to the log.
 //   - --max-disk compares the data directory's size, refreshed every
 //     second, with the quota before each enqueue (507 past it).
