@@ -83,7 +83,7 @@ func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[at:], castagnoli))
 }
 
-// SnapshotSizeBound is at most the size of t's snapshot. Growing a buffer
+// SnapshotSizeBound is an upper bound on the size of t's snapshot. Growing a buffer
 // of megabytes by doubling triples the copying and the garbage, so
 // EncodeSnapshot sizes its buffer once; a caller that encodes under a lock
 // can allocate it beforehand instead, since a large allocation may make

@@ -499,7 +499,7 @@ func BenchmarkEncodeSnapshot(b *testing.B) {
 	}
 	var data []byte
 	for b.Loop() {
-		data = EncodeSnapshot(nil, 42, tb) // as the queue calls it: a fresh buffer each time
+		data = EncodeSnapshot(nil, 42, tb) // a fresh buffer each time, as each snapshot needs one
 	}
 	b.ReportMetric(float64(len(data))/n, "B/msg")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/snapshot")

@@ -142,10 +142,31 @@ func newestSegment(dir string) (string, error) {
 // walkEntries walks the entries of one segment file's bytes (tidwall
 // frames each as uvarint length, data), checking each with our CRC, and
 // calls fn with each entry's events. It returns the offset just past the
-// last good entry and, if it stopped before the end, why: tidwall's
-// framing has no way to resync, so the rest of the segment is unreadable.
+// last good entry and, if it stopped before the end, why.
 func walkEntries(data []byte, fn func(events []Event)) (end int, damage string) {
 	var events []Event
+	var bad error
+	end, damage = eachFrame(data, func(entry []byte) bool {
+		if events, bad = DecodeEntry(events[:0], entry); bad != nil {
+			return false
+		}
+		if fn != nil {
+			fn(events)
+		}
+		return true
+	})
+	if bad != nil {
+		damage = bad.Error()
+	}
+	return end, damage
+}
+
+// eachFrame calls fn with each entry of a segment file's bytes, by
+// tidwall's framing alone, until fn returns false. It returns the offset
+// of the entry it stopped at (len(data) at the end) and, if the framing
+// broke there, why: tidwall's framing has no way to resync, so the rest
+// of the segment is unreadable.
+func eachFrame(data []byte, fn func(entry []byte) bool) (end int, broken string) {
 	for off := 0; off < len(data); {
 		size, n := binary.Uvarint(data[off:])
 		switch {
@@ -154,12 +175,8 @@ func walkEntries(data []byte, fn func(events []Event)) (end int, damage string) 
 		case size > uint64(len(data)-off-n):
 			return off, fmt.Sprintf("entry of %d bytes runs past the end", size)
 		}
-		var err error
-		if events, err = DecodeEntry(events[:0], data[off+n:off+n+int(size)]); err != nil {
-			return off, err.Error()
-		}
-		if fn != nil {
-			fn(events)
+		if !fn(data[off+n : off+n+int(size)]) {
+			return off, ""
 		}
 		off += n + int(size)
 	}

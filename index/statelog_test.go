@@ -407,6 +407,16 @@ func TestStateLogReportsAndSkipsADamagedEntryInASealedSegment(t *testing.T) {
 	if r := replay(t, s, bad, pad160); len(r.damaged) != 0 || len(r.indexes) != int(n-bad) {
 		t.Fatalf("replay after the damage: %d entries, damaged %v", len(r.indexes), r.damaged)
 	}
+	// VerifyStateLog's read-only replay (spool check's) applies what
+	// Replay applies: every entry but the damaged one.
+	var visited []uint64
+	rep, err := VerifyStateLog(dir, func(i uint64, _ []Event) { visited = append(visited, i) })
+	if err != nil || len(rep.Problems) != 1 || rep.Problems[0].TornTail {
+		t.Fatalf("verify: %+v, %v; want one problem, not a torn tail", rep, err)
+	}
+	if !slices.Equal(visited, want) {
+		t.Fatalf("verify visited %d entries, replay applied %d (want all %d but %d)", len(visited), len(want), n, bad)
+	}
 }
 
 // tidwall/wal reads a sealed segment by its length prefixes alone: one

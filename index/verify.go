@@ -35,12 +35,15 @@ func (p StateLogProblem) String() string {
 
 // VerifyStateLog reads every entry of the state log in dir without
 // changing anything (tidwall/wal itself cannot open a torn log, and would
-// repair nothing anyway): each entry's framing and our CRC. If visit is
-// set, it gets every entry that verifies, with its index, in order: a
-// read-only replay for `spool check` (the events are valid only during the
-// call). A segment's entries after a damaged one are not visited, where
-// Replay would skip just the damaged entry. It fails only when it cannot
-// read; damage goes in the report.
+// repair nothing anyway): each entry's framing and our CRC. It fails only
+// when it cannot read; damage goes in the report.
+//
+// If visit is set, it gets, in order and with their indexes, the entries
+// opening the log and replaying it would apply: a read-only replay for
+// `spool check` (the events are valid only during the call). In the
+// newest segment those are the entries before the first damage (opening
+// cuts the rest off as a torn tail); in a sealed one, every entry that
+// verifies up to broken framing, past which tidwall cannot read either.
 func VerifyStateLog(dir string, visit func(index uint64, events []Event)) (*StateLogReport, error) {
 	names, err := segmentNames(dir)
 	if err != nil {
@@ -53,18 +56,36 @@ func VerifyStateLog(dir string, visit func(index uint64, events []Event)) (*Stat
 		if err != nil {
 			return nil, fmt.Errorf("verify state log: %w", err)
 		}
-		index, _ := strconv.ParseUint(name, 10, 64) // tidwall names a segment by its first index; segmentNames checked it parses
+		newest := i == len(names)-1
 		off, damage := walkEntries(data, func(events []Event) {
-			if visit != nil {
-				visit(index, events)
-			}
-			index++
 			rep.Entries++
 			rep.Events += len(events)
 		})
 		if damage != "" {
-			rep.Problems = append(rep.Problems, StateLogProblem{Path: path, Offset: int64(off), Reason: damage, TornTail: i == len(names)-1})
+			rep.Problems = append(rep.Problems, StateLogProblem{Path: path, Offset: int64(off), Reason: damage, TornTail: newest})
+		}
+		if visit != nil {
+			first, _ := strconv.ParseUint(name, 10, 64) // tidwall names a segment by its first index; segmentNames checked it parses
+			visitSegment(data, first, newest, visit)
 		}
 	}
 	return rep, nil
+}
+
+// visitSegment calls visit with the entries of one segment that a replay
+// applies (see VerifyStateLog), index being the segment's first.
+func visitSegment(data []byte, index uint64, newest bool, visit func(index uint64, events []Event)) {
+	var events []Event
+	eachFrame(data, func(entry []byte) bool {
+		var err error
+		events, err = DecodeEntry(events[:0], entry)
+		if err != nil && newest {
+			return false // opening cuts the newest segment here
+		}
+		if err == nil { // Replay skips a damaged entry of a sealed segment
+			visit(index, events)
+		}
+		index++
+		return true
+	})
 }
