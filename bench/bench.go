@@ -344,16 +344,34 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	defer func() {
-		if cerr := r.t.close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("bench: closing the server: %w", cerr))
+	closeTarget := func() error {
+		t := r.t
+		if t == nil {
+			return nil
 		}
-	}()
+		r.t = nil
+		if err := t.close(); err != nil {
+			return fmt.Errorf("bench: closing the server: %w", err)
+		}
+		return nil
+	}
+	defer func() { err = errors.Join(err, closeTarget()) }()
 	r.cl = newClient(cfg.Concurrency, cfg.Token)
 	defer r.cl.close()
 	r.s = newScenario(cfg, r.t.base, r.epoch)
 	if err := r.measure(ctx, rep, probeDir); err != nil {
 		return nil, err
+	}
+	// The second trivial baseline runs with the server gone: an idle
+	// in-process one still snapshots and compacts, and shares the heap.
+	if err := closeTarget(); err != nil {
+		return nil, err
+	}
+	if rep.Baselines != nil {
+		if err := r.trivialAgain(ctx, rep); err != nil && ctx.Err() == nil {
+			return nil, err
+		}
+		rep.Baselines.ratios(rep)
 	}
 	return rep, nil
 }
@@ -714,18 +732,17 @@ func (r *runner) measure(ctx context.Context, rep *Report, dataDir string) error
 		rep.CPUSource = "the bench process's getrusage; the server's CPU is not measured (give its PID)"
 	}
 
-	if b := rep.Baselines; b != nil {
-		if err := r.trivialAgain(ctx, rep); err != nil && ctx.Err() == nil {
-			return err
-		}
-		b.MsgsPerRawFsync = rep.MsgsPerSec / b.FsyncPerSec
-		b.FsyncUse = Unknown
-		if rep.Fsyncs != Unknown {
-			b.FsyncUse = rep.FsyncsPerSec / b.FsyncPerSec
-		}
-		b.VsTrivial = rep.ReqPerSec / b.TrivialReqPerSec
-	}
 	return nil
+}
+
+// ratios sets the ratios of rep's figures to the baselines.
+func (b *Baselines) ratios(rep *Report) {
+	b.MsgsPerRawFsync = rep.MsgsPerSec / b.FsyncPerSec
+	b.FsyncUse = Unknown
+	if rep.Fsyncs != Unknown {
+		b.FsyncUse = rep.FsyncsPerSec / b.FsyncPerSec
+	}
+	b.VsTrivial = rep.ReqPerSec / b.TrivialReqPerSec
 }
 
 // prefillFor fills the queue of a receive-ack scenario before the window:
