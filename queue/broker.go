@@ -42,8 +42,9 @@ type Options struct {
 	// must be fast and must not call the broker.
 	OnCommit func(queue string, c log.Commit)
 	// OnStateSync, if set, is called after every fsync of a queue's state
-	// log (the group commit of acks, nacks and the like), with how many
-	// events it made durable and how long it took. Same rules as OnCommit.
+	// log: a group commit of acks, nacks and the like (under Sync=always)
+	// or a snapshot's, with how many events it made durable and how long
+	// it took. Same rules as OnCommit.
 	OnStateSync func(queue string, events int, took time.Duration)
 
 	// stateFault, set by tests, fails state-log operations (index.Fault).

@@ -43,11 +43,12 @@
 //
 // A failed state-log write (a full disk) fails the call and is retried
 // with the next one; the queue stays up. A failed fsync cannot be retried
-// (the kernel may have dropped the pages), so the queue reloads its state
-// from disk in the next maintenance run (within a second); until then,
-// and for calls in flight across the reload, calls return ErrUnavailable
-// (HTTP 503 unavailable, with Retry-After). A *Queue handle stays valid
-// across a reload: it follows the reloaded queue.
+// (the kernel may have dropped the pages): the calls committing then get
+// that error (their outcome unknown, as for any failed call), and the
+// queue reloads its state from disk in the next maintenance run (within a
+// second). Until it has, calls return ErrUnavailable (HTTP 503
+// unavailable, with Retry-After) having done nothing. A *Queue handle
+// stays valid across a reload: it follows the reloaded queue.
 //
 // # On disk
 //

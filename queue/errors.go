@@ -39,10 +39,12 @@ var (
 	// directory (a running server).
 	ErrLocked = errors.New("data directory in use")
 
-	// ErrUnavailable is returned while a queue reloads its state from disk
-	// after its state log failed (an fsync error, say), and by operations
-	// that were in flight on it. Nothing was done; retry shortly. Handles
-	// to the queue stay valid: they follow the reloaded queue.
+	// ErrUnavailable is returned by calls that reach a queue after its
+	// state log failed (an fsync error, say), until maintenance has
+	// reloaded it from disk (within a second). Nothing was done; retry
+	// shortly. The calls that were committing when the failure happened
+	// get the failure itself, and may or may not have taken effect.
+	// Handles to the queue stay valid: they follow the reloaded queue.
 	ErrUnavailable = errors.New("queue temporarily unavailable")
 
 	// ErrClosed is returned by every call after Broker.Close, and to

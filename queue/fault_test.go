@@ -257,3 +257,42 @@ func (s *faultScenario) contents() map[uint64]string {
 	}
 	return out // fmt prints maps sorted by key, so two print alike iff equal
 }
+
+// TestBrokenQueueGoneIsNotFound: a queue whose state log failed answers
+// ErrUnavailable (retry) while it waits for its reload, but once it is
+// deleted, or its broker closed, its handles say ErrQueueNotFound: a
+// retry would never succeed.
+func TestBrokenQueueGoneIsNotFound(t *testing.T) {
+	for _, gone := range []string{"deleted", "broker closed"} {
+		t.Run(gone, func(t *testing.T) {
+			opts := testOptions(newClock())
+			var failing bool
+			opts.stateFault = func(op index.FaultOp) (int, error) {
+				if failing && op == index.OpFsync {
+					return 0, syscall.EIO
+				}
+				return 0, nil
+			}
+			b := mustOpen(t, t.TempDir(), opts)
+			q := mustCreate(t, b, "jobs", ConfigUpdate{})
+			enqueue(t, q, "a")
+			failing = true
+			if _, err := q.Ack(receipts(receive(t, q, 1))); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("ack with a failing fsync: %v, want EIO", err)
+			}
+			if _, err := q.Info(); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("broken queue: %v, want ErrUnavailable", err)
+			}
+			if gone == "deleted" {
+				if err := b.Delete("jobs"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				b.Close() // its error is the broken queue's, reported
+			}
+			if _, err := q.Info(); !errors.Is(err, ErrQueueNotFound) || errors.Is(err, ErrUnavailable) {
+				t.Fatalf("queue %s: %v, want ErrQueueNotFound", gone, err)
+			}
+		})
+	}
+}

@@ -106,9 +106,12 @@ type Queue struct {
 	inflight int           // messages being appended, counted against MaxLength
 	wake     chan struct{} // closed (and replaced) when messages become ready
 	closed   bool
-	timer    *time.Timer
-	timerAt  int64
-	retained uint64 // ids up to this were checked for retention
+	// reloading is set by Broker.reopen before it closes a broken q to
+	// load it afresh: closed then means "being replaced", not "gone".
+	reloading bool
+	timer     *time.Timer
+	timerAt   int64
+	retained  uint64 // ids up to this were checked for retention
 
 	// commitMu makes one caller at a time the writer of the state log:
 	// whoever holds it writes every pending event, so callers queued
@@ -149,10 +152,11 @@ func (q *Queue) live() *Queue {
 }
 
 // begin locks q for an operation, failing if it is broken (a reload is
-// due or under way: ErrUnavailable, retryable) or closed.
+// due or under way: ErrUnavailable, retryable) or closed (deleted, or the
+// broker closed: ErrQueueNotFound, for good).
 func (q *Queue) begin() error {
 	q.mu.Lock()
-	if p := q.broken.Load(); p != nil {
+	if p := q.broken.Load(); p != nil && (!q.closed || q.reloading) {
 		q.mu.Unlock()
 		return fmt.Errorf("%w: queue %s is reloading its state from disk after a failure; retry shortly: %w", ErrUnavailable, q.name, *p)
 	}

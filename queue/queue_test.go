@@ -507,3 +507,64 @@ func TestDamagedSnapshotsFallBack(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedSnapshotIsRetried: a snapshot whose file cannot be written
+// stays due, so the next maintenance run writes it, without waiting for
+// SnapshotEvery more events.
+func TestFailedSnapshotIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(newClock())
+	opts.SnapshotEvery = 4
+	b := mustOpen(t, dir, opts)
+	q := mustCreate(t, b, "jobs", ConfigUpdate{})
+	qdir := filepath.Join(dir, "queues", "jobs")
+	snapIndex := func() uint64 {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(qdir, snapshotName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := index.DecodeSnapshot(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.StateIndex
+	}
+	ackAll := func() {
+		t.Helper()
+		enqueue(t, q, "a", "b", "c", "d", "e")
+		if _, err := q.Ack(receipts(receive(t, q, 5))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ackAll()
+	if err := b.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	first := snapIndex()
+
+	// snapshot.prev as a non-empty directory: the rename before the write fails.
+	blocker := filepath.Join(qdir, prevSnapshotName)
+	if err := os.Remove(blocker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ackAll()
+	if err := b.Maintain(); err == nil {
+		t.Fatal("maintenance succeeded with snapshot.prev blocked")
+	}
+	if got := snapIndex(); got != first {
+		t.Fatalf("snapshot at index %d after a failed write, want still %d", got, first)
+	}
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Maintain(); err != nil { // no new events: the snapshot is still due
+		t.Fatal(err)
+	}
+	if got := snapIndex(); got <= first {
+		t.Fatalf("snapshot at index %d after the retry, want past %d", got, first)
+	}
+}

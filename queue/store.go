@@ -222,7 +222,7 @@ func (q *Queue) loadSnapshot() (index.Snapshot, error) {
 func (q *Queue) snapshot() error {
 	q.snapMu.Lock()
 	defer q.snapMu.Unlock()
-	data, stateIndex, err := q.snapshotData()
+	data, stateIndex, covered, err := q.snapshotData()
 	if err != nil {
 		return err
 	}
@@ -237,6 +237,9 @@ func (q *Queue) snapshot() error {
 	}
 	q.commitMu.Lock()
 	defer q.commitMu.Unlock()
+	// Only now do the covered events stop counting toward the next
+	// snapshot: a failed write leaves it due at the next maintenance run.
+	q.sinceSnapshot -= covered
 	prev := q.snapIndex
 	q.snapIndex = stateIndex
 	return q.state.TruncateFront(prev + 1)
@@ -244,8 +247,9 @@ func (q *Queue) snapshot() error {
 
 // snapshotData encodes the table at the state-log index that covers it
 // exactly, and makes the state log durable up to there (else new entries
-// could reuse indexes the snapshot claims to cover).
-func (q *Queue) snapshotData() ([]byte, uint64, error) {
+// could reuse indexes the snapshot claims to cover). covered is how many
+// of the events counted toward the next snapshot it holds.
+func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err error) {
 	// The buffer is allocated before mu is taken: allocating megabytes can
 	// make this goroutine help the GC first, which under the lock once
 	// stalled every receive and ack for 50-150 ms. An eighth more leaves
@@ -262,7 +266,7 @@ func (q *Queue) snapshotData() ([]byte, uint64, error) {
 	// new is applied in between.
 	for {
 		if err := q.begin(); err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 		if len(q.pending) == 0 {
 			break
@@ -270,20 +274,24 @@ func (q *Queue) snapshotData() ([]byte, uint64, error) {
 		seq := q.seq
 		q.mu.Unlock()
 		if err := q.commitLocked(seq, false); err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 	}
 	seq := q.seq
-	stateIndex := q.state.LastIndex()
-	data := index.EncodeSnapshot(buf, stateIndex, q.t)
+	stateIndex = q.state.LastIndex()
+	data = index.EncodeSnapshot(buf, stateIndex, q.t)
 	q.mu.Unlock()
 	// Under commitMu nothing is appended until this fsync is done,
 	// whatever the sync policy.
+	start := time.Now()
 	if err := q.state.Sync(); err != nil {
-		return nil, 0, q.breakWith(err)
+		return nil, 0, 0, q.breakWith(err)
 	}
-	q.written, q.synced, q.sinceSnapshot = seq, seq, 0
-	return data, stateIndex, nil
+	if hook := q.b.opts.OnStateSync; hook != nil {
+		hook(q.name, int(seq-q.synced), time.Since(start))
+	}
+	q.written, q.synced = seq, seq
+	return data, stateIndex, q.sinceSnapshot, nil
 }
 
 // maintain is one queue's share of a maintenance run.
@@ -485,6 +493,9 @@ func (b *Broker) reopen(old *Queue) error {
 	if b.queues[old.name] != old {
 		return nil
 	}
+	old.mu.Lock()
+	old.reloading = true
+	old.mu.Unlock()
 	old.close(false)
 	q, err := openQueue(b, old.name)
 	if err != nil {

@@ -30,6 +30,11 @@ type commitWindow struct {
 	callers  atomic.Int32  // in commit: leading a round or queued behind one
 	last     int           // callers when the last round began
 	syncTime time.Duration // moving average of the state log's fsync time
+
+	// yield and clock are runtime.Gosched and time.Now when nil; tests
+	// replace them to script who comes back and when.
+	yield func()
+	clock func() time.Time
 }
 
 // enter counts a caller of commit in; leave counts it out.
@@ -40,12 +45,19 @@ func (w *commitWindow) leave() { w.callers.Add(-1) }
 // before it takes the pending events.
 func (w *commitWindow) wait() {
 	if target := int32(2 * w.last); w.last >= 2 && w.callers.Load() < target {
+		yield, clock := w.yield, w.clock
+		if yield == nil {
+			yield = runtime.Gosched
+		}
+		if clock == nil {
+			clock = time.Now
+		}
 		limit := min(w.syncTime/2, maxCommitWindow)
-		start := time.Now()
+		start := clock()
 		for w.callers.Load() < target {
-			before := time.Now()
-			runtime.Gosched()
-			now := time.Now()
+			before := clock()
+			yield()
+			now := clock()
 			if now.Sub(before) < 2*time.Microsecond || now.Sub(start) >= limit {
 				break
 			}
