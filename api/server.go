@@ -565,11 +565,17 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	if err != nil {
 		return err
 	}
-	// The wait ends with the request: a client that hangs up while
-	// waiting leases nothing. Shutdown releases the wait with 503.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	defer context.AfterFunc(s.closing, cancel)()
+	ctx := r.Context()
+	if wait > 0 {
+		// The wait ends with the request: a client that hangs up while
+		// waiting leases nothing. Shutdown releases the wait with 503.
+		// (Not set up for a receive that does not wait: registering with
+		// the server-wide closing context on every receive contends.)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(s.closing, cancel)()
+	}
 	msgs, err := q.Receive(ctx, queue.ReceiveOptions{Max: maxN, Wait: wait, Visibility: vis})
 	if err != nil {
 		if s.closing.Err() != nil {
