@@ -216,18 +216,31 @@ func (q *Queue) commitLocked(upTo uint64, durable bool) error {
 	}
 	if durable && q.synced < upTo {
 		if q.b.opts.Sync == log.SyncAlways {
-			start := time.Now()
-			if err := q.state.Sync(); err != nil {
-				return q.breakWith(err)
+			took, err := q.syncState(q.written)
+			if err != nil {
+				return err
 			}
-			q.window.synced(time.Since(start))
-			if hook := q.b.opts.OnStateSync; hook != nil {
-				hook(q.name, int(q.written-q.synced), time.Since(start))
-			}
+			q.window.synced(took)
 		}
 		q.synced = q.written
 	}
 	return nil
+}
+
+// syncState fsyncs the state log, making the events up to seq durable,
+// and reports it to Options.OnStateSync. A failure breaks the queue: the
+// kernel may have dropped the pages. The caller holds commitMu and sets
+// synced.
+func (q *Queue) syncState(seq uint64) (time.Duration, error) {
+	start := time.Now()
+	if err := q.state.Sync(); err != nil {
+		return 0, q.breakWith(err)
+	}
+	took := time.Since(start)
+	if hook := q.b.opts.OnStateSync; hook != nil {
+		hook(q.name, int(seq-q.synced), took)
+	}
+	return took, nil
 }
 
 // retryLater handles a failed state-log write (a full disk, typically)

@@ -283,12 +283,8 @@ func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err
 	q.mu.Unlock()
 	// Under commitMu nothing is appended until this fsync is done,
 	// whatever the sync policy.
-	start := time.Now()
-	if err := q.state.Sync(); err != nil {
-		return nil, 0, 0, q.breakWith(err)
-	}
-	if hook := q.b.opts.OnStateSync; hook != nil {
-		hook(q.name, int(seq-q.synced), time.Since(start))
+	if _, err := q.syncState(seq); err != nil {
+		return nil, 0, 0, err
 	}
 	q.written, q.synced = seq, seq
 	return data, stateIndex, q.sinceSnapshot, nil
