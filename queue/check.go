@@ -133,25 +133,10 @@ func checkQueue(qdir, name string) (QueueCheck, error) {
 	} else if _, err := decodeQueueFile(data); err != nil {
 		qc.Config = err
 	}
-	snap := index.Snapshot{Table: index.NewTable()} // as loadSnapshot: the newest that decodes
-	loaded := false
-	for _, sn := range []string{snapshotName, prevSnapshotName} {
-		data, err := os.ReadFile(filepath.Join(qdir, sn))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		sc := SnapshotCheck{Name: sn, Err: err}
-		if err == nil {
-			var s index.Snapshot
-			if s, sc.Err = index.DecodeSnapshot(data); sc.Err == nil {
-				sc.Index = s.StateIndex
-				if !loaded {
-					snap, loaded = s, true
-				}
-			}
-		}
-		qc.Snapshots = append(qc.Snapshots, sc)
-	}
+	// The snapshot a server would load; an unreadable file is reported
+	// (in qc.Snapshots) rather than stopping the check.
+	snap, files, _ := readSnapshots(qdir, true)
+	qc.Snapshots = files
 	// One read-only pass over each log both verifies it and replays it
 	// into the table a server would load, for the counts.
 	var badMeta int

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -187,30 +188,60 @@ func replayTable(t *index.Table, snapIndex uint64, src tableSource) (skipped int
 // table at index 0 when there is none.
 func (q *Queue) loadSnapshot() (index.Snapshot, error) {
 	lg := q.b.opts.Logger.With("queue", q.name)
-	var bad int
+	snap, files, err := readSnapshots(q.dir, false)
+	if err != nil {
+		return index.Snapshot{}, err
+	}
+	bad := 0
+	for _, f := range files {
+		if f.Err != nil {
+			bad++
+			lg.Error("queue: damaged snapshot ignored", "path", filepath.Join(q.dir, f.Name), "err", f.Err)
+		} else if bad > 0 {
+			lg.Warn("queue: using the previous snapshot", "path", filepath.Join(q.dir, f.Name))
+		}
+	}
+	if bad == len(files) && bad > 0 {
+		lg.Error("queue: no usable snapshot: rebuilding from the message log and what remains of the state log; acked messages may be delivered again")
+	}
+	return snap, nil
+}
+
+// readSnapshots reads the snapshot files of the queue directory qdir,
+// newest first, and returns the first that decodes (an empty table at
+// index 0 if none does) and what each file read held, as Check reports
+// it. Unless all, it stops at the first that decodes: opening a queue
+// need not decode the fallback too. readErr is the first error reading a
+// file (other than its absence): opening the queue fails on it, Check
+// reports it and goes on.
+func readSnapshots(qdir string, all bool) (snap index.Snapshot, files []SnapshotCheck, readErr error) {
+	loaded := false
 	for _, name := range []string{snapshotName, prevSnapshotName} {
-		path := filepath.Join(q.dir, name)
-		data, err := os.ReadFile(path)
+		if (loaded || readErr != nil) && !all {
+			break
+		}
+		data, err := os.ReadFile(filepath.Join(qdir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		f := SnapshotCheck{Name: name, Err: err}
 		if err != nil {
-			return index.Snapshot{}, err
-		}
-		snap, err := index.DecodeSnapshot(data)
-		if err == nil {
-			if bad > 0 {
-				lg.Warn("queue: using the previous snapshot", "path", path)
+			readErr = cmp.Or(readErr, err)
+		} else {
+			var s index.Snapshot
+			if s, f.Err = index.DecodeSnapshot(data); f.Err == nil {
+				f.Index = s.StateIndex
+				if !loaded {
+					snap, loaded = s, true
+				}
 			}
-			return snap, nil
 		}
-		bad++
-		lg.Error("queue: damaged snapshot ignored", "path", path, "err", err)
+		files = append(files, f)
 	}
-	if bad > 0 {
-		lg.Error("queue: no usable snapshot: rebuilding from the message log and what remains of the state log; acked messages may be delivered again")
+	if !loaded {
+		snap = index.Snapshot{Table: index.NewTable()}
 	}
-	return index.Snapshot{Table: index.NewTable()}, nil
+	return snap, files, readErr
 }
 
 // snapshot writes the table at the state log's newest index: the previous
