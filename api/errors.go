@@ -52,6 +52,10 @@ const statusClientGone = 499
 // error matches (errors.Is) gives the status and code. Client maps codes
 // back to these errors, so errors.Is(err, queue.ErrStaleReceipt) works
 // over HTTP.
+//
+// The first entry for a code is also what Client maps that code back to,
+// unless it is one of this package's unexported errors, which callers
+// cannot test for: those codes map to no sentinel.
 var codes = []struct {
 	err    error
 	status int
@@ -116,29 +120,26 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("spool: %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Unwrap returns the sentinel error the code stands for, if any.
+// Unwrap returns the sentinel error the code stands for, if any: the
+// first entry of the codes table with that code.
 func (e *Error) Unwrap() error {
-	switch e.Code {
-	case CodeInvalidName:
-		return queue.ErrInvalidName
-	case CodeInvalidRequest:
-		return queue.ErrInvalid
-	case CodeQueueNotFound:
-		return queue.ErrQueueNotFound
-	case CodeMessageNotFound:
-		return queue.ErrNotFound
-	case CodeStaleReceipt:
-		return queue.ErrStaleReceipt
-	case CodeTooLarge:
-		return queue.ErrTooLarge
-	case CodeQueueFull:
-		return queue.ErrQueueFull
-	case CodeShuttingDown:
-		return queue.ErrClosed
-	case CodeUnavailable:
-		return queue.ErrUnavailable
-	case CodeInsufficientStorage:
-		return ErrQuotaExceeded
+	for _, c := range codes {
+		if c.code == e.Code {
+			if isPrivate(c.err) {
+				return nil
+			}
+			return c.err
+		}
 	}
 	return nil
+}
+
+// isPrivate reports whether err is one of this package's unexported
+// errors: no caller can test for it, so Client maps its code to none.
+func isPrivate(err error) bool {
+	switch err {
+	case errTooLarge, errBadRequest, errBadMedia, errShutdown, errUnauthorized, errClientGone:
+		return true
+	}
+	return false
 }
