@@ -105,8 +105,8 @@ func (c Config) validate(self string) error {
 	return nil
 }
 
-// configJSON is Config's JSON form, shared by queue.json and the HTTP API:
-// durations as Go duration strings.
+// configJSON is Config's JSON form in queue.json: durations as Go
+// duration strings, as the HTTP API's QueueInfo writes them too.
 type configJSON struct {
 	VisibilityTimeout string `json:"visibility_timeout"`
 	MaxAttempts       int    `json:"max_attempts"`
