@@ -25,6 +25,7 @@ const (
 	CodeInternal            = "internal"               // 500
 	CodeShuttingDown        = "shutting_down"          // 503
 	CodeUnavailable         = "unavailable"            // 503: a queue reloads after a disk error; retry
+	CodeQueueUnavailable    = "queue_unavailable"      // 503: the queue's files did not open; the message says why
 	CodeInsufficientStorage = "insufficient_storage"   // 507: disk full or over --max-disk
 )
 
@@ -75,6 +76,7 @@ var codes = []struct {
 	{queue.ErrClosed, http.StatusServiceUnavailable, CodeShuttingDown},
 	{errShutdown, http.StatusServiceUnavailable, CodeShuttingDown},
 	{queue.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
+	{queue.ErrQueueDamaged, http.StatusServiceUnavailable, CodeQueueUnavailable},
 	{ErrQuotaExceeded, http.StatusInsufficientStorage, CodeInsufficientStorage},
 	{syscall.ENOSPC, http.StatusInsufficientStorage, CodeInsufficientStorage},
 	{syscall.EDQUOT, http.StatusInsufficientStorage, CodeInsufficientStorage},
@@ -99,6 +101,8 @@ func publicMessage(status int, code string, err error) string {
 		return "the server's disk is full or over its quota; nothing was written"
 	case code == CodeUnavailable:
 		return "the queue is reloading its state from disk after a disk error; retry in a second"
+	case code == CodeQueueUnavailable:
+		return err.Error() // says why without paths (queue.ErrQueueDamaged's contract)
 	case status == http.StatusServiceUnavailable:
 		return "the server is shutting down; retry against the restarted server"
 	case status >= 500:

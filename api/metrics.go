@@ -77,7 +77,12 @@ type requestKey struct {
 
 func (m *Metrics) write(w io.Writer, b *queue.Broker) {
 	m.set.WritePrometheus(w)
+	unavailable := 0
 	for _, info := range b.List() {
+		if info.Err != nil {
+			unavailable++
+			continue
+		}
 		q := fmt.Sprintf(`{queue=%q}`, info.Name)
 		c := info.Counts
 		for _, g := range []struct {
@@ -99,5 +104,7 @@ func (m *Metrics) write(w io.Writer, b *queue.Broker) {
 			metrics.WriteCounterUint64(w, t.name+q, t.v)
 		}
 	}
+	// Queues whose files did not open: the alert for "one tenant is down".
+	metrics.WriteGaugeUint64(w, "spool_queues_unavailable", uint64(unavailable))
 	metrics.WriteProcessMetrics(w)
 }

@@ -294,6 +294,9 @@ func (s *Server) queue(ps httprouter.Params) (*queue.Queue, error) {
 }
 
 func infoJSON(i queue.Info) QueueInfo {
+	if i.Err != nil {
+		return QueueInfo{Name: i.Name, Unavailable: i.Err.Error()}
+	}
 	c := i.Config
 	return QueueInfo{
 		Name:              i.Name,

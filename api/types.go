@@ -28,6 +28,10 @@ type QueueInfo struct {
 	Delay             string `json:"delay"`
 	Counts            Counts `json:"counts"`
 	Bytes             int64  `json:"bytes"`
+	// Unavailable, in GET /v1/queues, says why a queue's files did not
+	// open (the other fields are then empty); GET of the queue itself is
+	// 503 queue_unavailable with the same words.
+	Unavailable string `json:"unavailable,omitempty"`
 }
 
 // Counts are a queue's messages by state.

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spoolq/spool/index"
@@ -100,6 +102,9 @@ type Broker struct {
 
 	mu     sync.RWMutex
 	queues map[string]*Queue
+	// failed holds the queues whose directories exist but did not open;
+	// they answer ErrQueueDamaged while the rest serve.
+	failed map[string]*failedQueue
 	closed bool
 
 	maintMu sync.Mutex
@@ -108,18 +113,52 @@ type Broker struct {
 	unlock  func() error // releases the data directory's lock
 }
 
-// Open opens the broker in dir (creating it), opening every queue found.
+// failedQueue is a queue directory that did not open, and why.
+type failedQueue struct {
+	err error
+	// foreign: no queue.json, so spool did not make it. It is never
+	// retried, and never deleted: its files are someone else's.
+	foreign bool
+}
+
+func (f *failedQueue) error(name string) error {
+	if f.foreign {
+		return fmt.Errorf("%w: %q: queues/%s has no queue.json, so spool did not create it; move it out of the data directory", ErrQueueDamaged, name, name)
+	}
+	return fmt.Errorf("%w: %q: %s", ErrQueueDamaged, name, openFailureReason(f.err))
+}
+
+// openFailureReason says in a line, without paths, why a queue did not
+// open: what an API client may be shown.
+func openFailureReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
+		return "too many open files (raise the file limit, ulimit -n); the server retries it"
+	case errors.Is(err, errConfigFile):
+		return "its queue.json is damaged (spool check says more)"
+	}
+	return "its files did not open (the server log and spool check say why); the server retries it"
+}
+
+// Open opens the broker in dir, opening every queue found. A missing or
+// empty dir becomes a data directory; one that holds anything spool did
+// not create is ErrNotDataDir. A queue that does not open is reported
+// (logged, and by List and ErrQueueDamaged) while the others serve.
 func Open(dir string, opts Options) (*Broker, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{dir: dir, opts: opts, queues: map[string]*Queue{}, stop: make(chan struct{}), done: make(chan struct{})}
+	kind, err := inspectDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{dir: dir, opts: opts, queues: map[string]*Queue{}, failed: map[string]*failedQueue{}, stop: make(chan struct{}), done: make(chan struct{})}
 	root := b.queuesDir()
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("open broker: %w", err)
+		return nil, fmt.Errorf("open data directory: %w", err)
 	}
-	if b.unlock, err = lockDir(filepath.Join(dir, "LOCK")); err != nil {
+	if b.unlock, err = lockDir(filepath.Join(dir, lockName)); err != nil {
 		return nil, err
 	}
 	opened := false
@@ -128,32 +167,36 @@ func Open(dir string, opts Options) (*Broker, error) {
 			b.unlock()
 		}
 	}()
-	names, err := log.OS.ReadDir(root)
-	if err != nil {
-		return nil, fmt.Errorf("open broker: %w", err)
-	}
-	for _, name := range names {
-		if !ValidName(name) {
-			opts.Logger.Warn("queue: ignoring entry that is not a queue name", "path", filepath.Join(root, name))
-			continue
-		}
-		qdir := filepath.Join(root, name)
-		if _, err := os.Stat(filepath.Join(qdir, queueFileName)); errors.Is(err, fs.ErrNotExist) {
-			// Create writes queue.json last and acknowledges only after it:
-			// without one, this is a create that never completed.
-			opts.Logger.Warn("queue: removing half-created queue", "path", qdir)
-			if err := os.RemoveAll(qdir); err != nil {
-				b.closeQueues()
-				return nil, fmt.Errorf("open broker: remove half-created queue %s: %w", qdir, err)
-			}
-			continue
-		}
-		q, err := openQueue(b, name)
-		if err != nil {
-			b.closeQueues()
+	if kind != dataDirMarked {
+		if err := markDataDir(dir); err != nil {
 			return nil, err
 		}
-		b.queues[name] = q
+	}
+	names, err := log.OS.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	for _, name := range names {
+		path := filepath.Join(root, name)
+		switch {
+		case isTransientDir(name):
+			// A create or delete a crash interrupted: spool's own, and
+			// never acknowledged (a create) or already committed (a delete).
+			opts.Logger.Warn("queue: removing an interrupted create or delete", "path", path)
+			if err := os.RemoveAll(path); err != nil {
+				opts.Logger.Error("queue: cannot remove an interrupted create or delete", "path", path, "err", err)
+			}
+			continue
+		case !ValidName(name):
+			opts.Logger.Warn("queue: ignoring entry that is not a queue name", "path", path)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(path, queueFileName)); errors.Is(err, fs.ErrNotExist) {
+			b.failed[name] = &failedQueue{foreign: true}
+			opts.Logger.Error("queue: directory has no queue.json; spool did not create it and leaves it alone", "path", path)
+			continue
+		}
+		b.openOrRecord(name)
 	}
 	if opts.MaintenanceInterval > 0 {
 		go b.maintain()
@@ -164,10 +207,44 @@ func Open(dir string, opts Options) (*Broker, error) {
 	return b, nil
 }
 
-func (b *Broker) queuesDir() string { return filepath.Join(b.dir, "queues") }
+// openOrRecord opens the named queue into b.queues, or records in
+// b.failed why it did not open. The caller holds mu (or is Open).
+func (b *Broker) openOrRecord(name string) bool {
+	q, err := openQueue(b, name)
+	if err != nil {
+		b.failed[name] = &failedQueue{err: err}
+		b.opts.Logger.Error("queue: cannot open; it answers 503 until it does, the other queues serve on", "queue", name, "err", err)
+		return false
+	}
+	delete(b.failed, name)
+	b.queues[name] = q
+	return true
+}
+
+// retryFailed tries again to open the queues that failed for a reason
+// that may pass (too many open files, a read error), as maintenance does
+// every CompactEvery.
+func (b *Broker) retryFailed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	for name, f := range b.failed {
+		if f.foreign || errors.Is(f.err, errConfigFile) {
+			continue
+		}
+		if b.openOrRecord(name) {
+			b.opts.Logger.Info("queue: opened after an earlier failure", "queue", name)
+		}
+	}
+}
+
+func (b *Broker) queuesDir() string { return filepath.Join(b.dir, queuesName) }
 
 // Create creates the queue with the given settings over DefaultConfig, or,
 // if it exists, applies the settings to it. created says which happened.
+// A create that fails leaves nothing behind.
 func (b *Broker) Create(name string, u ConfigUpdate) (q *Queue, created bool, err error) {
 	if err := checkName(name); err != nil {
 		return nil, false, err
@@ -180,23 +257,38 @@ func (b *Broker) Create(name string, u ConfigUpdate) (q *Queue, created bool, er
 	if q := b.queues[name]; q != nil {
 		return q, false, q.update(u)
 	}
+	if f := b.failed[name]; f != nil {
+		return nil, false, f.error(name)
+	}
 	cfg, err := DefaultConfig.apply(u, name)
 	if err != nil {
 		return nil, false, err
 	}
-	qdir := filepath.Join(b.queuesDir(), name)
-	if err := os.MkdirAll(qdir, 0o755); err != nil {
+	root := b.queuesDir()
+	qdir := filepath.Join(root, name)
+	if _, err := os.Lstat(qdir); !errors.Is(err, fs.ErrNotExist) {
+		// Appeared since Open (someone else's): never write into it.
+		return nil, false, fmt.Errorf("create queue %s: %s is in the way: %w", name, qdir, cmp.Or(err, fs.ErrExist))
+	}
+	// Staged under a name no queue can have, then renamed into place: a
+	// crash before the rename leaves only a .creating- directory, which
+	// the next start removes.
+	staged := transientDir(root, creatingPrefix, name)
+	if err := os.Mkdir(staged, 0o755); err != nil {
 		return nil, false, fmt.Errorf("create queue %s: %w", name, err)
 	}
-	if err := writeConfig(qdir, cfg); err != nil {
-		return nil, false, errors.Join(err, os.RemoveAll(qdir))
+	if err := writeConfig(staged, cfg); err != nil {
+		return nil, false, errors.Join(err, os.RemoveAll(staged))
 	}
-	if err := log.OS.SyncDir(b.queuesDir()); err != nil {
-		return nil, false, fmt.Errorf("create queue %s: %w", name, err)
+	if err := os.Rename(staged, qdir); err != nil {
+		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), os.RemoveAll(staged))
+	}
+	if err := log.OS.SyncDir(root); err != nil {
+		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), removeQueueDir(root, qdir, name))
 	}
 	q, err = openQueue(b, name)
 	if err != nil {
-		return nil, false, err
+		return nil, false, errors.Join(err, removeQueueDir(root, qdir, name))
 	}
 	b.queues[name] = q
 	return q, true, nil
@@ -211,6 +303,9 @@ func (b *Broker) Queue(name string) (*Queue, error) {
 	}
 	q := b.queues[name]
 	if q == nil {
+		if f := b.failed[name]; f != nil {
+			return nil, f.error(name)
+		}
 		if !ValidName(name) {
 			return nil, checkName(name)
 		}
@@ -219,30 +314,31 @@ func (b *Broker) Queue(name string) (*Queue, error) {
 	return q, nil
 }
 
-// Delete removes the queue and all its data from disk.
+// Delete removes the queue and all its data from disk. A queue that did
+// not open can be deleted too, unless spool did not create its directory.
 func (b *Broker) Delete(name string) error {
 	b.mu.Lock()
 	q := b.queues[name]
 	if q == nil {
-		b.mu.Unlock()
-		if !ValidName(name) {
+		defer b.mu.Unlock()
+		switch f := b.failed[name]; {
+		case f != nil && f.foreign:
+			return f.error(name)
+		case f != nil:
+			delete(b.failed, name)
+			return removeQueueDir(b.queuesDir(), filepath.Join(b.queuesDir(), name), name)
+		case !ValidName(name):
 			return checkName(name)
 		}
 		return fmt.Errorf("%w: %q", ErrQueueNotFound, name)
 	}
 	delete(b.queues, name)
 	b.mu.Unlock()
-	closeErr := q.close(false)
-	if err := os.RemoveAll(q.dir); err != nil {
-		return errors.Join(closeErr, fmt.Errorf("delete queue %s: %w", name, err))
-	}
-	if err := log.OS.SyncDir(b.queuesDir()); err != nil {
-		return fmt.Errorf("delete queue %s: %w", name, err)
-	}
-	return nil
+	return errors.Join(q.close(false), removeQueueDir(b.queuesDir(), q.dir, name))
 }
 
-// List returns every queue's Info, sorted by name.
+// List returns every queue's Info, sorted by name; a queue that did not
+// open is listed with only its Name and Err.
 func (b *Broker) List() []Info {
 	b.mu.RLock()
 	qs := make([]*Queue, 0, len(b.queues))
@@ -250,7 +346,12 @@ func (b *Broker) List() []Info {
 		qs = append(qs, q)
 	}
 	b.mu.RUnlock()
-	infos := make([]Info, 0, len(qs))
+	infos := make([]Info, 0, len(qs)+len(b.failed))
+	b.mu.RLock()
+	for name, f := range b.failed {
+		infos = append(infos, Info{Name: name, Err: f.error(name)})
+	}
+	b.mu.RUnlock()
 	for _, q := range qs {
 		if info, err := q.Info(); err == nil {
 			infos = append(infos, info)
@@ -335,6 +436,9 @@ func (b *Broker) Maintain() error {
 func (b *Broker) runMaintenance(compact bool) error {
 	b.maintMu.Lock() // one run at a time: Maintain may race the goroutine
 	defer b.maintMu.Unlock()
+	if compact {
+		b.retryFailed()
+	}
 	var errs []error
 	for _, q := range b.snapshotQueues() {
 		if err := q.maintain(compact); err != nil && !errors.Is(err, ErrQueueNotFound) {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -125,20 +126,96 @@ func TestCreateUpdateDelete(t *testing.T) {
 	}
 }
 
-func TestOpenSkipsHalfCreatedAndRefusesDamagedConfig(t *testing.T) {
+func TestOpenNeverRemovesWhatSpoolDidNotCreate(t *testing.T) {
 	dir := t.TempDir()
 	b := mustOpen(t, dir, testOptions(newClock()))
 	mustCreate(t, b, "good", ConfigUpdate{})
 	b.Close()
-	half := filepath.Join(dir, "queues", "half")
-	os.MkdirAll(filepath.Join(half, "log"), 0o755)
+	// A directory with a queue's name but no queue.json is someone else's;
+	// .creating- and .deleting- ones are what a crash leaves of spool's.
+	photo := filepath.Join(dir, "queues", "photos", "2024", "holiday.jpg")
+	os.MkdirAll(filepath.Dir(photo), 0o755)
+	os.WriteFile(photo, []byte("x"), 0o644)
+	staged := filepath.Join(dir, "queues", creatingPrefix+"half-1")
+	deleted := filepath.Join(dir, "queues", deletingPrefix+"gone-1")
+	for _, d := range []string{staged, deleted} {
+		os.MkdirAll(filepath.Join(d, "log"), 0o755)
+	}
 	b = mustOpen(t, dir, testOptions(newClock()))
-	if _, err := os.Stat(half); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal("half-created queue directory (no queue.json) was not removed")
+	for _, d := range []string{staged, deleted} {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("interrupted create or delete %s was not removed: %v", d, err)
+		}
 	}
-	if len(b.List()) != 1 {
-		t.Fatalf("List = %+v", b.List())
+	foreignCalls := []struct {
+		name string
+		call func() error
+	}{
+		{"Queue", func() error { _, err := b.Queue("photos"); return err }},
+		{"Create", func() error { _, _, err := b.Create("photos", ConfigUpdate{}); return err }},
+		{"Delete", func() error { return b.Delete("photos") }},
 	}
+	for _, c := range foreignCalls {
+		if err := c.call(); !errors.Is(err, ErrQueueDamaged) || !strings.Contains(err.Error(), "did not create") {
+			t.Errorf("%s(photos) = %v, want ErrQueueDamaged saying spool did not create it", c.name, err)
+		}
+	}
+	if data, err := os.ReadFile(photo); err != nil || string(data) != "x" {
+		t.Fatalf("the user's file is gone or changed: %q, %v", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queues", "photos", queueFileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("spool wrote a queue.json into a directory it did not create: %v", err)
+	}
+	infos := b.List()
+	if len(infos) != 2 || infos[0].Name != "good" || infos[0].Err != nil || infos[1].Name != "photos" || !errors.Is(infos[1].Err, ErrQueueDamaged) {
+		t.Fatalf("List = %+v, want good and photos (unavailable)", infos)
+	}
+}
+
+func TestOpenRefusesADirectoryThatIsNotSpools(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "queues", "photos"), 0o755)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644)
+	before, _ := os.ReadDir(dir)
+	if _, err := Open(dir, testOptions(newClock())); !errors.Is(err, ErrNotDataDir) {
+		t.Fatalf("Open of a foreign tree = %v, want ErrNotDataDir", err)
+	}
+	if _, err := Check(dir); !errors.Is(err, ErrNotDataDir) {
+		t.Fatalf("Check of a foreign tree = %v, want ErrNotDataDir", err)
+	}
+	if after, _ := os.ReadDir(dir); len(after) != len(before) {
+		t.Fatalf("a refused Open or Check wrote into the directory: %v", after)
+	}
+	if _, err := Check(t.TempDir()); !errors.Is(err, ErrNotDataDir) {
+		t.Fatalf("Check of an empty directory = %v, want ErrNotDataDir", err)
+	}
+}
+
+func TestOpenAcceptsARoundOneDirectoryAndMarksIt(t *testing.T) {
+	dir := t.TempDir()
+	b := mustOpen(t, dir, testOptions(newClock()))
+	enqueue(t, mustCreate(t, b, "jobs", ConfigUpdate{}), "kept")
+	b.Close()
+	os.Remove(filepath.Join(dir, markerName)) // as round 1 left it: LOCK and queues/
+	b = mustOpen(t, dir, testOptions(newClock()))
+	if info, err := mustQueue(t, b, "jobs").Info(); err != nil || info.Counts.Ready != 1 {
+		t.Fatalf("round-1 queue after Open: %+v, %v", info.Counts, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, markerName)); err != nil || string(data) != markerText {
+		t.Fatalf("marker after Open: %q, %v", data, err)
+	}
+	b.Close()
+	os.WriteFile(filepath.Join(dir, markerName), []byte("spool data directory\nformat 99\n"), 0o644)
+	if _, err := Open(dir, testOptions(newClock())); !errors.Is(err, ErrNotDataDir) {
+		t.Fatalf("Open with a marker it does not know = %v, want ErrNotDataDir", err)
+	}
+}
+
+func TestADamagedQueueDoesNotTakeTheOthersDown(t *testing.T) {
+	dir := t.TempDir()
+	b := mustOpen(t, dir, testOptions(newClock()))
+	mustCreate(t, b, "good", ConfigUpdate{})
+	enqueue(t, mustCreate(t, b, "other", ConfigUpdate{}), "still here")
 	b.Close()
 	cfg := filepath.Join(dir, "queues", "good", queueFileName)
 	data, _ := os.ReadFile(cfg)
@@ -147,9 +224,30 @@ func TestOpenSkipsHalfCreatedAndRefusesDamagedConfig(t *testing.T) {
 		t.Fatalf("queue.json does not hold max_attempts as expected:\n%s", data)
 	}
 	os.WriteFile(cfg, []byte(tampered), 0o644)
-	if _, err := Open(dir, testOptions(newClock())); err == nil || !strings.Contains(err.Error(), "crc32c") {
-		t.Fatalf("Open with a tampered queue.json = %v, want a checksum error", err)
+	b = mustOpen(t, dir, testOptions(newClock()))
+	if _, err := b.Queue("good"); !errors.Is(err, ErrQueueDamaged) || !strings.Contains(err.Error(), "queue.json") {
+		t.Fatalf("Queue(good) with a tampered queue.json = %v, want ErrQueueDamaged naming queue.json", err)
 	}
+	if _, _, err := b.Create("good", ConfigUpdate{}); !errors.Is(err, ErrQueueDamaged) {
+		t.Fatalf("Create over a damaged queue = %v, want ErrQueueDamaged", err)
+	}
+	msgs, err := mustQueue(t, b, "other").Receive(context.Background(), ReceiveOptions{})
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "still here" {
+		t.Fatalf("the other queue: %v, %v", msgs, err)
+	}
+	rep, err := func() (*CheckReport, error) { b.Close(); return Check(dir) }()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Problems(); len(p) != 1 || p[0].Queue != "good" || !strings.Contains(p[0].What, "crc32c") {
+		t.Fatalf("Check problems = %+v, want good's checksum", p)
+	}
+	// The operator may delete the damaged queue; then the name is free.
+	b = mustOpen(t, dir, testOptions(newClock()))
+	if err := b.Delete("good"); err != nil {
+		t.Fatalf("Delete of a damaged queue: %v", err)
+	}
+	mustCreate(t, b, "good", ConfigUpdate{})
 }
 
 func TestEnqueueRefusesBadInputAndWritesNothing(t *testing.T) {
@@ -198,4 +296,13 @@ func TestASecondBrokerOnTheSameDirectoryIsRefused(t *testing.T) {
 		t.Fatalf("Open after Close = %v: the lock was not released", err)
 	}
 	b2.Close()
+}
+
+func mustQueue(tb testing.TB, b *Broker, name string) *Queue {
+	tb.Helper()
+	q, err := b.Queue(name)
+	if err != nil {
+		tb.Fatalf("Queue(%s): %v", name, err)
+	}
+	return q
 }

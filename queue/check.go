@@ -99,7 +99,7 @@ func eachQueue(dir, what string, fn func(qdir, name string) error) error {
 		return err
 	}
 	defer unlock()
-	root := filepath.Join(dir, "queues")
+	root := filepath.Join(dir, queuesName)
 	names, err := log.OS.ReadDir(root)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", what, dir, err)
@@ -115,7 +115,8 @@ func eachQueue(dir, what string, fn func(qdir, name string) error) error {
 }
 
 // lockExisting takes the directory lock of an existing data directory
-// without creating anything else in it.
+// without creating anything else in it. A directory that is not spool's
+// is refused before anything is written to it.
 func lockExisting(dir string) (func() error, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		if err == nil {
@@ -123,12 +124,22 @@ func lockExisting(dir string) (func() error, error) {
 		}
 		return nil, fmt.Errorf("check %s: %w", dir, err)
 	}
-	return lockDir(filepath.Join(dir, "LOCK"))
+	kind, err := inspectDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if kind == dataDirNew {
+		return nil, fmt.Errorf("%w: %s is empty", ErrNotDataDir, dir)
+	}
+	return lockDir(filepath.Join(dir, lockName))
 }
 
 func checkQueue(qdir, name string) (QueueCheck, error) {
 	qc := QueueCheck{Name: name}
-	if data, err := os.ReadFile(filepath.Join(qdir, queueFileName)); err != nil {
+	if data, err := os.ReadFile(filepath.Join(qdir, queueFileName)); errors.Is(err, fs.ErrNotExist) {
+		qc.Config = fmt.Errorf("no %s: spool did not create this directory, and a server leaves it alone (move it out of the data directory)", queueFileName)
+		return qc, nil
+	} else if err != nil {
 		qc.Config = err
 	} else if _, err := decodeQueueFile(data); err != nil {
 		qc.Config = err
@@ -187,6 +198,9 @@ func checkQueue(qdir, name string) (QueueCheck, error) {
 // a person to look at. It refuses (ErrLocked) a directory a server holds.
 func Repair(dir string) error {
 	return eachQueue(dir, "repair", func(qdir, name string) error {
+		if _, err := os.Stat(filepath.Join(qdir, queueFileName)); errors.Is(err, fs.ErrNotExist) {
+			return nil // not spool's: nothing is written into it
+		}
 		l, err := log.Open(filepath.Join(qdir, logDirName), log.Options{Logger: discardLogger()})
 		if err == nil {
 			err = l.Close()

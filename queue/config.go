@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"regexp"
@@ -173,25 +174,37 @@ func encodeQueueFile(c Config) ([]byte, error) {
 	return json.MarshalIndent(queueFile{Version: queueFileVersion, Config: cfg, Checksum: crc32.Checksum(cfg, castagnoli)}, "", "  ")
 }
 
+// errConfigFile marks a queue.json that does not decode: retrying the
+// open cannot help.
+var errConfigFile = errors.New("queue.json")
+
 func decodeQueueFile(b []byte) (Config, error) {
+	c, err := decodeQueueFileText(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", errConfigFile, err)
+	}
+	return c, nil
+}
+
+func decodeQueueFileText(b []byte) (Config, error) {
 	var f queueFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return Config{}, fmt.Errorf("queue.json: %w", err)
+		return Config{}, err
 	}
 	if f.Version != queueFileVersion {
-		return Config{}, fmt.Errorf("queue.json: version %d (this build reads %d)", f.Version, queueFileVersion)
+		return Config{}, fmt.Errorf("version %d (this build reads %d)", f.Version, queueFileVersion)
 	}
 	// The file is indented for people; the checksum is over the compact form.
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, f.Config); err != nil {
-		return Config{}, fmt.Errorf("queue.json: config: %w", err)
+		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	if got := crc32.Checksum(compact.Bytes(), castagnoli); got != f.Checksum {
-		return Config{}, fmt.Errorf("queue.json: crc32c %d, want %d", got, f.Checksum)
+		return Config{}, fmt.Errorf("crc32c %d, want %d", got, f.Checksum)
 	}
 	var c Config
 	if err := json.Unmarshal(f.Config, &c); err != nil {
-		return Config{}, fmt.Errorf("queue.json: config: %w", err)
+		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
 }

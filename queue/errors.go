@@ -47,6 +47,18 @@ var (
 	// Handles to the queue stay valid: they follow the reloaded queue.
 	ErrUnavailable = errors.New("queue temporarily unavailable")
 
+	// ErrNotDataDir is returned by Open and Check for a directory that
+	// holds files spool did not create: spool never writes into, or
+	// removes anything from, a tree that is not its own.
+	ErrNotDataDir = errors.New("not a spool data directory")
+
+	// ErrQueueDamaged is returned for a queue whose directory exists but
+	// could not be opened: a damaged queue.json, too many open files, a
+	// directory spool did not create. The other queues serve on; the
+	// error says why, Broker.List shows it, and Open's retries (every
+	// Options.CompactEvery) pick the queue up once it opens.
+	ErrQueueDamaged = errors.New("queue cannot be opened")
+
 	// ErrClosed is returned by every call after Broker.Close, and to
 	// long-poll receivers waiting when it happens.
 	ErrClosed = errors.New("broker closed")

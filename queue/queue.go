@@ -72,6 +72,9 @@ type Info struct {
 	Counts Counts
 	Bytes  int64 // message-log bytes on disk
 	Stats  Stats
+	// Err, in Broker.List, is why a queue did not open (ErrQueueDamaged);
+	// the other fields are then zero.
+	Err error
 }
 
 func countsOf(t *index.Table) Counts {
