@@ -115,6 +115,9 @@ type Queue struct {
 	timer     *time.Timer
 	timerAt   int64
 	retained  uint64 // ids up to this were checked for retention
+	// retainLeased are messages past retention that were leased when
+	// retention reached them: it removes them once the lease is over.
+	retainLeased []uint64
 
 	// commitMu makes one caller at a time the writer of the state log:
 	// whoever holds it writes every pending event, so callers queued

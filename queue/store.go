@@ -400,8 +400,10 @@ func (q *Queue) moveDead(dlqName string) error {
 // maxRetainPerRun bounds the records retention reads per maintenance run.
 const maxRetainPerRun = 100_000
 
-// retain removes messages older than the retention period, except leased
-// ones, walking the log from where the last run stopped.
+// retain removes messages older than the retention period, walking the
+// log from where the last run stopped. A leased message is left to its
+// consumer, and remembered: once its lease is over (ready again, or dead),
+// a later run removes it. The list costs O(leased), never O(backlog).
 func (q *Queue) retain(retention time.Duration) error {
 	q.mu.Lock()
 	from := max(q.retained+1, q.t.FirstID())
@@ -409,26 +411,34 @@ func (q *Queue) retain(retention time.Duration) error {
 	q.mu.Unlock()
 	it := q.log.Iter(from)
 	var old []uint64
-	last := from - 1
 	for len(old) < maxRetainPerRun && it.Next() {
 		r := it.Record()
 		if r.Time >= cutoff {
 			break
 		}
 		old = append(old, r.ID)
-		last = r.ID
 	}
 	if err := it.Err(); err != nil && !errors.Is(err, log.ErrCorrupt) {
 		return fmt.Errorf("retention %s: %w", q.name, err)
 	}
 	q.mu.Lock()
-	for _, id := range old {
-		if s := q.t.Get(id).State; s != index.StateLeased && q.t.Remove(id) == nil {
-			q.record(index.Event{Type: index.EvRemove, ID: id})
-			q.stats.removed.Add(1)
+	waiting := q.retainLeased
+	q.retainLeased = nil
+	for _, ids := range [][]uint64{waiting, old} {
+		for _, id := range ids {
+			switch q.t.Get(id).State {
+			case index.StateLeased:
+				q.retainLeased = append(q.retainLeased, id)
+			case index.StateReady, index.StateDelayed, index.StateDead:
+				q.t.Remove(id) // in a live state: cannot fail
+				q.record(index.Event{Type: index.EvRemove, ID: id})
+				q.stats.removed.Add(1)
+			}
 		}
 	}
-	q.retained = max(q.retained, last)
+	if len(old) > 0 {
+		q.retained = max(q.retained, old[len(old)-1])
+	}
 	seq := q.seq
 	q.mu.Unlock()
 	return q.commit(seq, true)
