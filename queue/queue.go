@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +108,11 @@ type Queue struct {
 	pending  []index.Event // applied to t, not yet written
 	seq      uint64        // events applied so far, pending included
 	inflight int           // messages being appended, counted against MaxLength
-	wake     chan struct{} // closed (and replaced) when messages become ready
+	// waiters are the long-poll receivers waiting for a message, oldest
+	// first (*waiter). A message that becomes ready wakes one of them, not
+	// all: with thousands parked, waking every one per enqueue made
+	// enqueues quadratic.
+	waiters list.List
 	closed   bool
 	// reloading is set by Broker.reopen before it closes a broken q to
 	// load it afresh: closed then means "being replaced", not "gone".
@@ -179,10 +184,52 @@ func (q *Queue) record(ev index.Event) {
 	q.seq++
 }
 
-// broadcast wakes every long-poll receiver; the caller holds mu.
-func (q *Queue) broadcast() {
-	close(q.wake)
-	q.wake = make(chan struct{})
+// waiter is one long-poll receiver parked on a queue.
+type waiter struct {
+	ch   chan struct{} // buffered (1): notify never blocks
+	elem *list.Element // in q.waiters; nil once notified
+}
+
+// notify wakes up to n waiters, oldest first: n messages became ready.
+// The caller holds mu.
+func (q *Queue) notify(n int) {
+	for ; n > 0 && q.waiters.Len() > 0; n-- {
+		w := q.waiters.Remove(q.waiters.Front()).(*waiter)
+		w.elem = nil
+		w.ch <- struct{}{}
+	}
+}
+
+// park adds w to the waiters: at the back when it starts waiting, at the
+// front when it was woken but found nothing (another receiver was
+// faster), so it keeps its turn. The caller holds mu.
+func (q *Queue) park(w *waiter, again bool) {
+	if again {
+		w.elem = q.waiters.PushFront(w)
+	} else {
+		w.elem = q.waiters.PushBack(w)
+	}
+}
+
+// unpark takes a waiter that stops waiting off the list. If it had been
+// woken already, the message it was woken for is someone else's now: wake
+// the next waiter in its place, unless the caller is going to look for a
+// message itself (keep).
+func (q *Queue) unpark(w *waiter, keep bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w.elem != nil {
+		q.waiters.Remove(w.elem)
+		w.elem = nil
+		return
+	}
+	select {
+	case <-w.ch:
+		if !keep {
+			q.notify(1)
+		}
+	default:
+	}
 }
 
 // commit makes the events up to seq written (and fsynced if durable and
@@ -385,17 +432,17 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 		return nil, fmt.Errorf("enqueue to %s: %w", q.name, err)
 	}
 	ids := make([]uint64, len(msgs))
-	ready := false
+	ready := 0
 	now = q.now()
 	for i := range msgs {
 		ids[i] = first + uint64(i)
 		q.t.Insert(ids[i], uint32(pos.Offset), readyAt[i], now)
-		ready = ready || readyAt[i] <= now
+		if readyAt[i] <= now {
+			ready++
+		}
 	}
 	q.stats.enqueued.Add(uint64(len(msgs)))
-	if ready {
-		q.broadcast()
-	}
+	q.notify(ready)
 	q.armTimer()
 	return ids, nil
 }
@@ -443,6 +490,8 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 		return nil, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, o.Visibility, MaxVisibility)
 	}
 	var timer *time.Timer
+	var w *waiter
+	woken := false
 	for {
 		q = q.live() // follow a finished reload (see live)
 		if err := q.begin(); err != nil {
@@ -479,23 +528,34 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 			// maintenance run: waiting here would queue every receive
 			// behind the fsync of someone's ack.
 			q.armTimer()
+			if _, more := q.t.NextReady(); more {
+				q.notify(1) // what this receive left is the next waiter's
+			}
 			q.mu.Unlock()
 			return q.readLeased(leased), nil
 		}
-		ch := q.wake
-		q.mu.Unlock()
 		if o.Wait == 0 {
+			q.mu.Unlock()
 			return nil, nil
 		}
+		if w == nil {
+			w = &waiter{ch: make(chan struct{}, 1)}
+		}
+		parkedOn := q
+		q.park(w, woken)
+		q.mu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(o.Wait)
 			defer timer.Stop()
 		}
 		select {
-		case <-ch:
+		case <-w.ch:
+			woken = true
 		case <-timer.C:
+			parkedOn.unpark(w, true)
 			o.Wait = 0 // one last look, then give up
 		case <-ctx.Done():
+			parkedOn.unpark(w, false)
 			return nil, ctx.Err()
 		}
 	}
@@ -550,7 +610,7 @@ func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 // processDue applies what the clock says happened: delays run out, leases
 // expire (or, out of attempts, the message goes dead). The caller holds mu.
 func (q *Queue) processDue(now int64) {
-	woke := false
+	woke := 0
 	for {
 		id, ok := q.t.DueDelay(now)
 		if !ok {
@@ -559,7 +619,7 @@ func (q *Queue) processDue(now int64) {
 		// Logged so a replay makes it ready at the same point among the
 		// other events, in the same place, whatever the clock says then.
 		q.record(index.Event{Type: index.EvReady, ID: id, After: q.t.MaxID()})
-		woke = true
+		woke++
 	}
 	for {
 		id, due := q.t.DueLease(now)
@@ -573,11 +633,9 @@ func (q *Queue) processDue(now int64) {
 		q.t.Expire(id) // DueLease returned a leased message: cannot fail
 		q.record(index.Event{Type: index.EvExpire, ID: id})
 		q.stats.expired.Add(1)
-		woke = true
+		woke++
 	}
-	if woke {
-		q.broadcast()
-	}
+	q.notify(woke)
 }
 
 // kill makes a message dead; maintenance moves it on to the dead-letter
@@ -685,8 +743,7 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 	if o.Delay < 0 || o.Delay > MaxDelay {
 		return nil, fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, o.Delay, MaxDelay)
 	}
-	woke := false
-	errs, err = q.receiptOp(receipts, true, func(r Receipt, now int64) {
+	return q.receiptOp(receipts, true, func(r Receipt, now int64) {
 		q.stats.nacked.Add(1)
 		if q.t.Tries(r.ID) >= q.cfg.MaxAttempts {
 			q.kill(r.ID)
@@ -699,16 +756,10 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 		after := q.t.MaxID()
 		q.t.Nack(r.ID, o.Front, after, readyAt, now)
 		q.record(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: after, Time: readyAt})
-		woke = woke || readyAt == 0
-	})
-	if woke {
-		q.mu.Lock()
-		if !q.closed {
-			q.broadcast()
+		if readyAt == 0 {
+			q.notify(1)
 		}
-		q.mu.Unlock()
-	}
-	return errs, err
+	})
 }
 
 // Extend moves leases' deadlines to now + visibility (the queue's
@@ -802,9 +853,7 @@ func (q *Queue) Redrive(limit int) (int, error) {
 		q.t.Redrive(id)
 		q.record(index.Event{Type: index.EvRedrive, ID: id})
 	}
-	if len(ids) > 0 {
-		q.broadcast()
-	}
+	q.notify(len(ids))
 	seq := q.seq
 	q.mu.Unlock()
 	return len(ids), q.commit(seq, true)
@@ -846,7 +895,7 @@ func (q *Queue) close(snapshot bool) error {
 	if q.timer != nil {
 		q.timer.Stop()
 	}
-	q.broadcast()
+	q.notify(q.waiters.Len()) // they find q closed (or replaced) and go on
 	q.mu.Unlock()
 	return errors.Join(append(errs, q.log.Close(), q.state.Close())...)
 }

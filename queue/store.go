@@ -43,7 +43,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
-	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg, wake: make(chan struct{})}
+	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg}
 	lg := b.opts.Logger.With("queue", name)
 	var onCommit func(log.Commit)
 	if hook := b.opts.OnCommit; hook != nil {
