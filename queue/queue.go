@@ -113,7 +113,7 @@ type Queue struct {
 	// all: with thousands parked, waking every one per enqueue made
 	// enqueues quadratic.
 	waiters list.List
-	closed   bool
+	closed  bool
 	// reloading is set by Broker.reopen before it closes a broken q to
 	// load it afresh: closed then means "being replaced", not "gone".
 	reloading bool
