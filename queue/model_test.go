@@ -44,10 +44,11 @@ package queue
 //     ever left due and the timer cannot make a difference. That would
 //     hide an operation that skipped this step: see
 //     TestModelDueChangesBeforeEnqueueAndRedrive.
-//   - Receipts follow Queue.checkReceipt: an id the queue does not hold
-//     (never enqueued, acked, purged, moved to the dead-letter queue) or an
-//     attempt the message has not reached → ErrNotFound; any other attempt
-//     that is not the live lease's → ErrStaleReceipt; id or attempt 0 →
+//   - Receipts follow Queue.checkReceipt: an id never enqueued or an
+//     attempt the message has not reached → ErrNotFound; a message that is
+//     finished (acked, purged, removed, moved to the dead-letter queue),
+//     or any other attempt that is not the live lease's → ErrStaleReceipt;
+//     id or attempt 0 →
 //     ErrInvalid. Several receipts in one call are applied in order, so a
 //     repeated receipt is stale the second time. A redrive keeps the
 //     attempts counting (tries since the redrive count against max
@@ -322,8 +323,10 @@ func (q *mQueue) check(r Receipt) error {
 	}
 	m := q.msgs[r.ID]
 	switch {
-	case m == nil:
+	case r.ID > q.maxID:
 		return ErrNotFound
+	case m == nil:
+		return ErrStaleReceipt // finished
 	case m.state == mLeased && m.attempts == int(r.Attempt):
 		return nil
 	case int(r.Attempt) > m.attempts:

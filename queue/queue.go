@@ -703,14 +703,21 @@ func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, n
 	return errs, nil
 }
 
+// checkReceipt says whether r names a live lease. A receipt for a message
+// that is finished (acked, purged, removed, dead-lettered) is stale, like
+// one whose lease ran out: its lease is over, and the worker holding it
+// learns that (409), not that the message never was (404). Only an id
+// never enqueued, or an attempt not reached yet, is not found.
 func (q *Queue) checkReceipt(r Receipt) error {
 	if r.ID == 0 || r.Attempt == 0 {
 		return fmt.Errorf("%w: receipt %s", ErrInvalid, r)
 	}
 	e := q.t.Get(r.ID)
 	switch {
-	case e.State == index.StateNone || e.State == index.StateDone || r.ID > q.t.MaxID():
+	case r.ID > q.t.MaxID() || e.State == index.StateNone:
 		return fmt.Errorf("%w: %s has no message %d", ErrNotFound, q.name, r.ID)
+	case e.State == index.StateDone:
+		return fmt.Errorf("%w: %s (message %d is finished: acked, purged or removed)", ErrStaleReceipt, r, r.ID)
 	case e.State == index.StateLeased && e.Attempts == r.Attempt:
 		return nil
 	case r.Attempt > e.Attempts:

@@ -134,8 +134,13 @@ func TestLifecycle(t *testing.T) {
 		if err := one(q.Ack(receipts(second))); err != nil {
 			t.Fatalf("ack with the live receipt = %v", err)
 		}
-		if err := one(q.Ack(receipts(second))); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("second ack = %v, want ErrNotFound", err)
+		// The lease is over: a worker retrying its ack, or one whose lease
+		// someone else's ack ended, is told so (409), not "no such message".
+		if err := one(q.Ack(receipts(second))); !errors.Is(err, ErrStaleReceipt) {
+			t.Fatalf("second ack = %v, want ErrStaleReceipt", err)
+		}
+		if err := one(q.Ack(receipts(first))); !errors.Is(err, ErrStaleReceipt) {
+			t.Fatalf("ack with the old receipt after another worker's ack = %v, want ErrStaleReceipt", err)
 		}
 	})
 	t.Run("does not receive a delayed message before its time", func(t *testing.T) {
@@ -257,8 +262,8 @@ func TestLifecycle(t *testing.T) {
 		if info, _ := q.Info(); info.Counts.Total != 0 {
 			t.Fatalf("counts after purge %+v", info.Counts)
 		}
-		if err := one(q.Ack(receipts(leased))); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("ack after purge = %v, want ErrNotFound", err)
+		if err := one(q.Ack(receipts(leased))); !errors.Is(err, ErrStaleReceipt) {
+			t.Fatalf("ack after purge = %v, want ErrStaleReceipt", err)
 		}
 	})
 }
