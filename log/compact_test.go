@@ -192,3 +192,36 @@ func TestOpenRemovesLeftoverRewriteTemp(t *testing.T) {
 	}
 	checkIter(t, l2, 1, recs)
 }
+
+func TestRecords(t *testing.T) {
+	l, _, _ := sealedLog(t)
+	segs := l.Segments()
+	for _, s := range segs[:len(segs)-1] {
+		if n, err := l.Records(s.Base); err != nil || n != int(s.LastID-s.Base+1) {
+			t.Fatalf("Records(%d) = %d, %v; want %d", s.Base, n, err, s.LastID-s.Base+1)
+		}
+	}
+	seg := segs[1]
+	rw, err := l.Rewrite(seg.Base, func(id uint64) bool { return id%3 == 0 }, RewriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Records(seg.Base); err != nil || n != len(rw.Moved) {
+		t.Fatalf("Records of the rewritten segment = %d, %v; want %d", n, err, len(rw.Moved))
+	}
+	if _, err := l.Records(segs[len(segs)-1].Base); !errors.Is(err, ErrActiveSegment) {
+		t.Fatalf("Records(newest) = %v, want ErrActiveSegment", err)
+	}
+	if _, err := l.Records(12345); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Records(unknown) = %v, want fs.ErrNotExist", err)
+	}
+	data, _ := os.ReadFile(segs[2].Path)
+	data[fileHeaderSize+1] ^= 0x40 // the first frame's stored length
+	os.WriteFile(segs[2].Path, data, 0o644)
+	if _, err := l.Records(segs[2].Base); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Records of a segment with a damaged frame header = %v, want ErrCorrupt", err)
+	}
+}

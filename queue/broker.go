@@ -33,8 +33,6 @@ type Options struct {
 	// MaintenanceInterval is how often the background goroutine runs
 	// (default 1s); negative disables it, and tests call Maintain instead.
 	MaintenanceInterval time.Duration
-	// CompactEvery is how often a maintenance run also compacts (default 30s).
-	CompactEvery time.Duration
 	// Now is the clock; nil means time.Now. Tests inject a fake one.
 	Now func() time.Time
 	// Logger gets recovery reports and background errors; nil: slog.Default().
@@ -72,9 +70,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaintenanceInterval == 0 {
 		o.MaintenanceInterval = time.Second
-	}
-	if o.CompactEvery == 0 {
-		o.CompactEvery = 30 * time.Second
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = log.DefaultSyncInterval
@@ -223,7 +218,7 @@ func (b *Broker) openOrRecord(name string) bool {
 
 // retryFailed tries again to open the queues that failed for a reason
 // that may pass (too many open files, a read error), as maintenance does
-// every CompactEvery.
+// every retryFailedEvery.
 func (b *Broker) retryFailed() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -410,17 +405,17 @@ func (b *Broker) maintain() {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var lastCompact time.Time
+	var lastRetry time.Time
 	for {
 		select {
 		case <-b.stop:
 			return
 		case now := <-t.C:
-			compact := now.Sub(lastCompact) >= b.opts.CompactEvery
-			if compact {
-				lastCompact = now
+			retry := now.Sub(lastRetry) >= retryFailedEvery
+			if retry {
+				lastRetry = now
 			}
-			b.runMaintenance(compact)
+			b.runMaintenance(retry)
 		}
 	}
 }
@@ -433,15 +428,19 @@ func (b *Broker) Maintain() error {
 	return b.runMaintenance(true)
 }
 
-func (b *Broker) runMaintenance(compact bool) error {
+// retryFailedEvery is how often maintenance tries again to open the
+// queues that did not open.
+const retryFailedEvery = 30 * time.Second
+
+func (b *Broker) runMaintenance(retryFailed bool) error {
 	b.maintMu.Lock() // one run at a time: Maintain may race the goroutine
 	defer b.maintMu.Unlock()
-	if compact {
+	if retryFailed {
 		b.retryFailed()
 	}
 	var errs []error
 	for _, q := range b.snapshotQueues() {
-		if err := q.maintain(compact); err != nil && !errors.Is(err, ErrQueueNotFound) {
+		if err := q.maintain(); err != nil && !errors.Is(err, ErrQueueNotFound) {
 			b.opts.Logger.Error("queue: maintenance failed", "queue", q.name, "err", err)
 			errs = append(errs, err)
 		}

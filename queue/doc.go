@@ -69,7 +69,9 @@
 //
 // One goroutine per Broker runs maintenance: snapshots, retention, and
 // compaction (removing sealed segments whose messages are all done,
-// rewriting sealed segments with under 25% live messages). Each queue has
+// rewriting sealed segments with under half of their records live, within
+// a byte budget per run that keeps up with the write rate, so the log
+// stays within about twice the live data under churn). Each queue has
 // one timer for its earliest delay or lease deadline; no message has a
 // goroutine or timer of its own.
 package queue

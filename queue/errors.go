@@ -55,8 +55,8 @@ var (
 	// ErrQueueDamaged is returned for a queue whose directory exists but
 	// could not be opened: a damaged queue.json, too many open files, a
 	// directory spool did not create. The other queues serve on; the
-	// error says why, Broker.List shows it, and Open's retries (every
-	// Options.CompactEvery) pick the queue up once it opens.
+	// error says why, Broker.List shows it, and maintenance's retries (every
+	// 30s) pick the queue up once it opens.
 	ErrQueueDamaged = errors.New("queue cannot be opened")
 
 	// ErrClosed is returned by every call after Broker.Close, and to

@@ -139,6 +139,8 @@ type Queue struct {
 	snapIndex     uint64     // state index of the current snapshot file
 	snapMu        sync.Mutex // one snapshot at a time (maintenance, close)
 
+	compaction compactor // the maintenance goroutine's alone
+
 	readMu sync.Mutex // guards cursor
 	cursor *log.Cursor
 

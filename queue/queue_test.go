@@ -369,7 +369,7 @@ func TestCompactionGivesDiskSpaceBack(t *testing.T) {
 		t.Fatalf("only %d bytes on disk after 400 x 200-byte messages", full)
 	}
 	// Ack four fifths, keeping every fifth: sealed segments fall under
-	// 25% live and get rewritten, one per maintenance run.
+	// half live and get rewritten, within a byte budget per run.
 	var keep []Message
 	for {
 		got := receive(t, q, 100)

@@ -320,8 +320,10 @@ func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err
 	return data, stateIndex, q.sinceSnapshot, nil
 }
 
-// maintain is one queue's share of a maintenance run.
-func (q *Queue) maintain(compact bool) error {
+// maintain is one queue's share of a maintenance run. Compaction runs
+// every time: its work is budgeted by what was appended since the last
+// run (see compact.go), so it keeps up with churn without long pauses.
+func (q *Queue) maintain() error {
 	if err := q.begin(); err != nil {
 		if q.broken.Load() != nil {
 			return q.b.reopen(q)
@@ -348,9 +350,7 @@ func (q *Queue) maintain(compact bool) error {
 	if due {
 		errs = append(errs, q.snapshot())
 	}
-	if compact {
-		errs = append(errs, q.compact())
-	}
+	errs = append(errs, q.compact())
 	return errors.Join(errs...)
 }
 
