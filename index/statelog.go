@@ -1,9 +1,11 @@
 package index
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +24,7 @@ const StateLogSegmentSize = 256 << 10
 // fsync directories, so StateLog wraps each entry in our own CRC
 // (EncodeEntry), cuts a torn tail off before wal.Open, and fsyncs the
 // directory after tidwall creates or removes segment files. Not safe for
-// concurrent use.
+// concurrent use, except the function PrepareSync returns.
 type StateLog struct {
 	dir string
 	w   *wal.Log
@@ -272,6 +274,41 @@ func (s *StateLog) Sync() error {
 	return nil
 }
 
+// PrepareSync returns a function that makes every entry appended so far
+// durable, as Sync does, but that may run without the lock serializing
+// Appends, while they go on: it fsyncs the newest segment file through a
+// descriptor of its own instead of through tidwall/wal, which holds its
+// lock for the whole fsync. tidwall fsyncs a segment before it starts the
+// next one, so only the newest can hold unsynced entries. PrepareSync
+// itself must be serialized with Append and TruncateFront, and the
+// function must finish before the next TruncateFront (which may replace
+// the newest segment's file).
+func (s *StateLog) PrepareSync() (func() error, error) {
+	path, err := newestSegment(s.dir)
+	if err != nil || path == "" {
+		return nil, fmt.Errorf("state log %s: find the newest segment: %w", s.dir, cmp.Or(err, fs.ErrNotExist))
+	}
+	dirDirty := s.dirDirty
+	s.dirDirty = false
+	return func() error {
+		if err := s.injected(OpFsync, nil); err != nil {
+			return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
+		}
+		if err := syncFile(path); err != nil {
+			return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
+		}
+		if dirDirty {
+			if err := s.injected(OpDirSync, nil); err != nil {
+				return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
+			}
+			if err := syncDir(s.dir); err != nil {
+				return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
+			}
+		}
+		return nil
+	}, nil
+}
+
 // Replay calls fn for every entry after index after, in order. An entry
 // that fails its checksum is not applied: it is returned in damaged (with
 // its index) and replay goes on, since losing a state event only means a
@@ -351,10 +388,14 @@ func (s *StateLog) Close() error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(dir string) error { return syncFile(dir) }
+
+// syncFile fsyncs the file or directory at path through a descriptor of
+// its own: fsync flushes the file's pages whichever descriptor wrote them.
+func syncFile(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	return errors.Join(d.Sync(), d.Close())
+	return errors.Join(f.Sync(), f.Close())
 }

@@ -32,11 +32,16 @@
 // With Sync=always (the default), Enqueue, Ack, Nack, Fail, Redrive,
 // Purge, and config changes return only after their change is fsynced;
 // concurrent calls share fsyncs (group commit) in both the message log and
-// the state log. Receive and Extend do not wait for the state log: their
-// lease events are written with the next durable operation or maintenance
-// run (within a second). A lease lost to a crash or power cut before that
-// only means a redelivery, which at-least-once allows; the redelivery may
-// reuse the lost lease's receipt.
+// the state log. Receive does not wait for an fsync, but writes its lease
+// events to the state log before it returns (writes go on while another
+// caller's fsync runs), so a process crash (SIGKILL included) loses no
+// lease: no receipt is ever handed out twice, and a message is never
+// delivered more than MaxAttempts times (unless that write failed, on a
+// full disk say: the receive still succeeds, and logs it). Maintenance fsyncs what receives
+// wrote within a second; a power cut before that loses those leases, which
+// means redeliveries (as at-least-once allows) that may reuse a lost
+// lease's receipt. Extend's new deadline is written with the next commit or
+// maintenance run: losing it only ends the lease at its old deadline.
 //
 // An ack that returned an error may or may not have happened; a message
 // whose ack was not yet durable is never compacted away.

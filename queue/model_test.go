@@ -150,8 +150,9 @@ type mQueue struct {
 
 	// What a crash that loses the events not yet written leaves: the
 	// messages as of the queue's last state-log write (every Ack, Nack,
-	// Fail, Redrive, Purge, Maintain and clean Close writes all pending
-	// events; Receive, Extend and due changes do not), plus the messages
+	// Fail, Redrive, Purge, Maintain, clean Close and every Receive that
+	// leases something writes all pending events; Extend and due changes
+	// do not), plus the messages
 	// enqueued since, as enqueued (their records are in the message log).
 	flushed map[uint64]mMsg
 	since   []mMsg
@@ -485,6 +486,9 @@ type modelRun struct {
 	dlq   *mQueue // nil: no dead-letter queue in this run
 	real  map[string]*Queue
 	hist  map[string][]Receipt // receipts handed out, per queue
+	// issued is every receipt ever handed out, per queue: none may be
+	// handed out twice, crashes and restarts included.
+	issued map[string]map[Receipt]bool
 	step  int
 	tail  []string // the last operations, for failure messages
 	bodyN int
@@ -497,6 +501,7 @@ func newModelRun(t *testing.T, seed uint64, ops int) *modelRun {
 	r := &modelRun{
 		t: t, seed: seed, ops: ops, rng: rng, clk: clk, dir: modelDir(t),
 		real: map[string]*Queue{}, hist: map[string][]Receipt{}, stats: map[string]int{},
+		issued: map[string]map[Receipt]bool{},
 	}
 	r.opts = Options{
 		Now: clk.Now, MaintenanceInterval: -1, Logger: quiet,
@@ -763,6 +768,18 @@ func (r *modelRun) opReceive(mq *mQueue) (string, []Receipt) {
 			r.failf("%s\nreceive: got %v; want %v", s, gotR, wantR)
 		}
 		r.sameMsg(s, "received", got[i], &want[i].m)
+		issued := r.issued[mq.name]
+		if issued == nil {
+			issued = map[Receipt]bool{}
+			r.issued[mq.name] = issued
+		}
+		if issued[got[i].Receipt] {
+			r.failf("%s\nreceive: receipt %s was handed out before", s, got[i].Receipt)
+		}
+		issued[got[i].Receipt] = true
+	}
+	if len(want) > 0 {
+		mq.flush() // a receive writes its leases before they leave
 	}
 	return s, receipts(got)
 }

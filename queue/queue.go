@@ -124,13 +124,13 @@ type Queue struct {
 	// retention reached them: it removes them once the lease is over.
 	retainLeased []uint64
 
-	// commitMu makes one caller at a time the writer of the state log:
-	// whoever holds it writes every pending event, so callers queued
-	// behind it usually find their events already durable (group commit).
+	// commitMu makes one caller at a time the writer of the state log,
+	// and syncMu one at a time the leader of an fsync round (see commit).
 	commitMu      sync.Mutex
+	syncMu        sync.Mutex
 	window        commitWindow
-	written       uint64 // seq written to the state log
-	synced        uint64 // seq fsynced
+	written       uint64 // seq written to the state log; under commitMu
+	synced        uint64 // seq fsynced; under syncMu
 	broken        atomic.Pointer[error]
 	replacedBy    atomic.Pointer[Queue] // the queue reloaded from disk in q's place
 	entryBuf      []byte
@@ -234,61 +234,96 @@ func (q *Queue) unpark(w *waiter, keep bool) {
 	}
 }
 
-// commit makes the events up to seq written (and fsynced if durable and
-// the sync policy is always) in the state log.
+// commit makes the events up to upTo written to the state log, and, if
+// durable and the sync policy is always, fsynced.
+//
+// Writing and fsyncing are two locks: commitMu serializes writes, syncMu
+// fsync rounds (lock order syncMu, commitMu, mu). A durable caller queues
+// on syncMu; the round's leader writes every pending event under commitMu,
+// then fsyncs without it, so receives (whose lease events are written
+// before they return) and the next round's events never wait for an
+// fsync. Callers queued behind a round usually find their events durable
+// when it ends (group commit).
 func (q *Queue) commit(upTo uint64, durable bool) error {
+	if !durable || q.b.opts.Sync != log.SyncAlways {
+		q.commitMu.Lock()
+		defer q.commitMu.Unlock()
+		return q.writeLocked(upTo)
+	}
 	q.window.enter()
 	defer q.window.leave()
-	q.commitMu.Lock()
-	defer q.commitMu.Unlock()
-	return q.commitLocked(upTo, durable)
+	return q.syncRound(upTo, true)
 }
 
-func (q *Queue) commitLocked(upTo uint64, durable bool) error {
+// syncRound writes and fsyncs the events up to upTo unless they are
+// durable already: one fsync round, led by the caller (window says whether
+// to wait for more callers first).
+func (q *Queue) syncRound(upTo uint64, window bool) error {
+	q.syncMu.Lock()
+	defer q.syncMu.Unlock()
 	if p := q.broken.Load(); p != nil {
 		return *p
 	}
-	if q.synced >= upTo || (!durable && q.written >= upTo) {
+	if q.synced >= upTo {
 		return nil
 	}
-	if q.written < upTo {
-		if durable && q.b.opts.Sync == log.SyncAlways {
-			q.window.wait()
-		}
-		q.mu.Lock()
-		events, seq := q.pending, q.seq
-		q.pending = q.spare[:0]
-		q.mu.Unlock()
-		if len(events) > 0 {
-			q.entryBuf = index.EncodeEntry(q.entryBuf[:0], events)
-			if _, err := q.state.Append(q.entryBuf); err != nil {
-				return q.retryLater(events, err)
-			}
-			q.sinceSnapshot += len(events)
-		}
-		q.spare = events[:0]
-		q.written = seq
+	if window {
+		q.window.wait()
 	}
-	if durable && q.synced < upTo {
-		if q.b.opts.Sync == log.SyncAlways {
-			took, err := q.syncState(q.written)
-			if err != nil {
-				return err
-			}
-			q.window.synced(took)
-		}
-		q.synced = q.written
+	q.commitMu.Lock()
+	err := q.writeLocked(upTo)
+	seq := q.written
+	var sync func() error
+	if err == nil {
+		sync, err = q.state.PrepareSync()
 	}
+	q.commitMu.Unlock()
+	if err != nil {
+		return err
+	}
+	took, err := q.syncState(sync, seq)
+	if err != nil {
+		return err
+	}
+	if window {
+		q.window.synced(took)
+	}
+	q.synced = seq
 	return nil
 }
 
-// syncState fsyncs the state log, making the events up to seq durable,
-// and reports it to Options.OnStateSync. A failure breaks the queue: the
-// kernel may have dropped the pages. The caller holds commitMu and sets
-// synced.
-func (q *Queue) syncState(seq uint64) (time.Duration, error) {
+// writeLocked writes every pending event if those up to upTo are not
+// written yet. The caller holds commitMu.
+func (q *Queue) writeLocked(upTo uint64) error {
+	if p := q.broken.Load(); p != nil {
+		return *p
+	}
+	if q.written >= upTo {
+		return nil
+	}
+	q.mu.Lock()
+	events, seq := q.pending, q.seq
+	q.pending = q.spare[:0]
+	q.mu.Unlock()
+	if len(events) > 0 {
+		q.entryBuf = index.EncodeEntry(q.entryBuf[:0], events)
+		if _, err := q.state.Append(q.entryBuf); err != nil {
+			return q.retryLater(events, err)
+		}
+		q.sinceSnapshot += len(events)
+	}
+	q.spare = events[:0]
+	q.written = seq
+	return nil
+}
+
+// syncState runs sync (an fsync of the state log), which makes the events
+// up to seq durable, and reports it to Options.OnStateSync. A failure
+// breaks the queue: the kernel may have dropped the pages. The caller
+// holds syncMu and sets synced.
+func (q *Queue) syncState(sync func() error, seq uint64) (time.Duration, error) {
 	start := time.Now()
-	if err := q.state.Sync(); err != nil {
+	if err := sync(); err != nil {
 		return 0, q.breakWith(err)
 	}
 	took := time.Since(start)
@@ -526,14 +561,13 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
 		}
 		if len(leased) > 0 {
-			// The lease events ride along with the next durable commit or
-			// maintenance run: waiting here would queue every receive
-			// behind the fsync of someone's ack.
 			q.armTimer()
 			if _, more := q.t.NextReady(); more {
 				q.notify(1) // what this receive left is the next waiter's
 			}
+			seq := q.seq
 			q.mu.Unlock()
+			q.writeLeases(seq)
 			return q.readLeased(leased), nil
 		}
 		if o.Wait == 0 {
@@ -560,6 +594,22 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 			parkedOn.unpark(w, false)
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// writeLeases writes the events up to seq, the receive's leases among
+// them, to the state log before their receipts leave, without an fsync:
+// a process that dies (SIGKILL, a crash) then restarts knowing every
+// attempt it handed out, so no receipt is ever issued twice. Only a power
+// cut can lose them (up to the next fsync, at most a maintenance interval
+// away): then a receipt may be issued again. A failed write leaves the
+// events pending for the next commit; the receive still succeeds, since
+// consumers must be able to drain a queue on a full disk.
+func (q *Queue) writeLeases(seq uint64) {
+	q.commitMu.Lock()
+	defer q.commitMu.Unlock()
+	if err := q.writeLocked(seq); err != nil {
+		q.b.opts.Logger.Warn("queue: lease events not written yet; a crash before the next commit may reissue their receipts", "queue", q.name, "err", err)
 	}
 }
 
@@ -893,6 +943,8 @@ func (q *Queue) close(snapshot bool) error {
 	}
 	q.snapMu.Lock() // a maintenance snapshot may be writing its file
 	defer q.snapMu.Unlock()
+	q.syncMu.Lock() // an fsync round may be under way
+	defer q.syncMu.Unlock()
 	q.commitMu.Lock()
 	defer q.commitMu.Unlock()
 	q.mu.Lock()

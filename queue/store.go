@@ -265,6 +265,8 @@ func (q *Queue) snapshot() error {
 	if err := log.WriteFileAtomic(log.OS, path, data); err != nil {
 		return fmt.Errorf("snapshot %s: %w", q.name, err)
 	}
+	q.syncMu.Lock() // TruncateFront may replace the file an fsync round syncs
+	defer q.syncMu.Unlock()
 	q.commitMu.Lock()
 	defer q.commitMu.Unlock()
 	// Only now do the covered events stop counting toward the next
@@ -289,6 +291,8 @@ func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err
 	q.mu.Unlock()
 	buf := make([]byte, 0, bound+bound/8)
 
+	q.syncMu.Lock()
+	defer q.syncMu.Unlock()
 	q.commitMu.Lock()
 	defer q.commitMu.Unlock()
 	// Write everything applied so far (through the one commit path, with
@@ -303,7 +307,7 @@ func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err
 		}
 		seq := q.seq
 		q.mu.Unlock()
-		if err := q.commitLocked(seq, false); err != nil {
+		if err := q.writeLocked(seq); err != nil {
 			return nil, 0, 0, err
 		}
 	}
@@ -313,7 +317,7 @@ func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err
 	q.mu.Unlock()
 	// Under commitMu nothing is appended until this fsync is done,
 	// whatever the sync policy.
-	if _, err := q.syncState(seq); err != nil {
+	if _, err := q.syncState(q.state.Sync, seq); err != nil {
 		return nil, 0, 0, err
 	}
 	q.written, q.synced = seq, seq
@@ -337,7 +341,14 @@ func (q *Queue) maintain() error {
 	retention := q.cfg.Retention
 	q.mu.Unlock()
 	var errs []error
-	errs = append(errs, q.commit(seq, false))
+	if q.b.opts.Sync == log.SyncNone {
+		errs = append(errs, q.commit(seq, false))
+	} else {
+		// fsync what receives, extends and expiries wrote since the last
+		// round, so a power cut loses at most a maintenance interval of
+		// them (and so --sync=interval fsyncs the state log too).
+		errs = append(errs, q.syncRound(seq, false))
+	}
 	if dlq != "" && hasDead {
 		errs = append(errs, q.moveDead(dlq))
 	}
