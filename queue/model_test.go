@@ -474,25 +474,25 @@ func modelRaceBuild() bool {
 }
 
 type modelRun struct {
-	t     *testing.T
-	seed  uint64
-	ops   int
-	rng   *rand.Rand
-	clk   *clock
-	dir   string
-	opts  Options
-	b     *Broker
-	main  *mQueue
-	dlq   *mQueue // nil: no dead-letter queue in this run
-	real  map[string]*Queue
-	hist  map[string][]Receipt // receipts handed out, per queue
+	t    *testing.T
+	seed uint64
+	ops  int
+	rng  *rand.Rand
+	clk  *clock
+	dir  string
+	opts Options
+	b    *Broker
+	main *mQueue
+	dlq  *mQueue // nil: no dead-letter queue in this run
+	real map[string]*Queue
+	hist map[string][]Receipt // receipts handed out, per queue
 	// issued is every receipt ever handed out, per queue: none may be
 	// handed out twice, crashes and restarts included.
 	issued map[string]map[Receipt]bool
-	step  int
-	tail  []string // the last operations, for failure messages
-	bodyN int
-	stats map[string]int
+	step   int
+	tail   []string // the last operations, for failure messages
+	bodyN  int
+	stats  map[string]int
 }
 
 func newModelRun(t *testing.T, seed uint64, ops int) *modelRun {
