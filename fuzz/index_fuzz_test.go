@@ -56,6 +56,7 @@ func entrySeeds() [][]byte {
 		{{Type: index.EvNack, ID: 8, Time: 1_700_000_000_000_000_000, After: math.MaxUint64}},
 		{{Type: index.EvNack, ID: 1 << 35, Front: true, Time: math.MinInt64, After: 0}},
 		{{Type: index.EvReady, ID: 3, After: 0}, {Type: index.EvReady, ID: 4, After: math.MaxUint64}},
+		{{Type: index.EvMoving, ID: 9, After: 1}, {Type: index.EvMoving, ID: 10, After: math.MaxInt64}},
 		{
 			{Type: index.EvLease, ID: 1, Attempt: 1, Time: 1000},
 			{Type: index.EvAck, ID: 1},
@@ -67,6 +68,7 @@ func entrySeeds() [][]byte {
 			{Type: index.EvPurge, ID: 127},
 			{Type: index.EvExpire, ID: 128},
 			{Type: index.EvReady, ID: 129, After: 200},
+			{Type: index.EvMoving, ID: 130, After: 7},
 			{Type: index.EvPurge, ID: math.MaxUint64},
 		},
 	}
@@ -84,7 +86,8 @@ func entrySeeds() [][]byte {
 		flip(mixed, 6*8),                                       // event id, checksum now wrong
 		withCRC([]byte{0, 0, 0, 0, 2}),                         // version 2
 		withCRC([]byte{0, 0, 0, 0, 1, 0, 1}),                   // event type 0
-		withCRC([]byte{0, 0, 0, 0, 1, 11, 1}),                  // event type 11
+		withCRC([]byte{0, 0, 0, 0, 1, 12, 1}),                  // event type 12
+		withCRC([]byte{0, 0, 0, 0, 1, 11, 1, 0}),               // moving from dead-letter id 0
 		withCRC([]byte{0, 0, 0, 0, 1, 255, 1}),                 // event type 255
 		withCRC([]byte{0, 0, 0, 0, 1, 2, 0}),                   // id 0
 		withCRC([]byte{0, 0, 0, 0, 1, 1, 1, 0, 0}),             // lease attempt 0
@@ -203,7 +206,7 @@ func minimalEntry(b []byte, evs []index.Event) (minimal, known bool) {
 		case index.EvNack:
 			b = b[1:] // flags
 			ok = sv() && uv() && ok
-		case index.EvReady:
+		case index.EvReady, index.EvMoving:
 			ok = uv() && ok
 		case index.EvAck, index.EvDead, index.EvRedrive, index.EvRemove, index.EvPurge, index.EvExpire:
 		default:
@@ -232,6 +235,8 @@ func metaSeeds() [][]byte {
 		{ReadyAt: math.MaxInt64, Attributes: map[string]string{"\x00\xff": "\xff\x00", "ключ": "значение"}},
 		{Attributes: map[string]string{"big": strings.Repeat("x", index.MaxAttributeBytes-3)}},
 		{ReadyAt: 5, Attributes: many},
+		{Origin: &index.Origin{Queue: "jobs", ID: 1}},
+		{ReadyAt: 9, Attributes: map[string]string{"k": "v"}, Origin: &index.Origin{Queue: strings.Repeat("q", 80), ID: math.MaxUint64}},
 	}
 	var seeds [][]byte
 	for _, m := range metas {
@@ -242,7 +247,10 @@ func metaSeeds() [][]byte {
 		three[:len(three)-1],
 		append(bytes.Clone(three), 0),
 		[]byte{1, 0, 0},                            // empty metadata written out
-		[]byte{2, 0, 0},                            // version 2
+		[]byte{2, 0, 0},                            // version 2 without its origin
+		[]byte{2, 0, 0, 0, 1},                      // origin with no queue
+		[]byte{2, 0, 0, 1, 'q', 0},                 // origin id 0
+		[]byte{3, 0, 0},                            // version 3
 		[]byte{1, 0, 65},                           // 65 attributes
 		[]byte{1, 0, 2, 1, 'b', 0, 1, 'a', 0},      // keys out of order
 		[]byte{1, 0, 2, 1, 'a', 0, 1, 'a', 1, 'x'}, // duplicate key
@@ -316,7 +324,8 @@ func FuzzDecodeMeta(f *testing.F) {
 // sameMeta compares metadata, counting a nil and an empty attribute map
 // as equal.
 func sameMeta(a, b index.Meta) bool {
-	return a.ReadyAt == b.ReadyAt && maps.Equal(a.Attributes, b.Attributes)
+	return a.ReadyAt == b.ReadyAt && maps.Equal(a.Attributes, b.Attributes) &&
+		(a.Origin == nil) == (b.Origin == nil) && (a.Origin == nil || *a.Origin == *b.Origin)
 }
 
 // ---- snapshots ----

@@ -34,10 +34,11 @@ const (
 	EvPurge   EventType = 8  // every message with id ≤ ID is gone
 	EvExpire  EventType = 9  // a lease ran out: back to ready
 	EvReady   EventType = 10 // a delay ran out: ready, placed after After if sent to the back
-	evLimit   EventType = 11
+	EvMoving  EventType = 11 // a dead message's copy to the dead-letter queue gets an id ≥ After
+	evLimit   EventType = 12
 )
 
-var eventNames = [...]string{"", "lease", "ack", "nack", "extend", "dead", "redrive", "remove", "purge", "expire", "ready"}
+var eventNames = [...]string{"", "lease", "ack", "nack", "extend", "dead", "redrive", "remove", "purge", "expire", "ready", "moving"}
 
 func (t EventType) String() string {
 	if t > 0 && t < evLimit {
@@ -59,7 +60,8 @@ type Event struct {
 	Front bool
 	// After is, for a nack to the back (EvNack) or a delayed one becoming
 	// ready (EvReady), the newest id at the time: the message goes after
-	// every message up to it and before later ones.
+	// every message up to it and before later ones. For EvMoving it is the
+	// dead-letter queue's id from which a copy of the message may stand.
 	After uint64
 }
 
@@ -78,6 +80,7 @@ const (
 //	  extend: varint deadline
 //	  nack:   flags uint8 (1 = front) | varint ready-at | uvarint after
 //	  ready:  uvarint after
+//	  moving: uvarint after
 //	  others: nothing
 func EncodeEntry(dst []byte, events []Event) []byte {
 	at := len(dst)
@@ -99,7 +102,7 @@ func EncodeEntry(dst []byte, events []Event) []byte {
 			dst = append(dst, flags)
 			dst = binary.AppendVarint(dst, e.Time)
 			dst = binary.AppendUvarint(dst, e.After)
-		case EvReady:
+		case EvReady, EvMoving:
 			dst = binary.AppendUvarint(dst, e.After)
 		}
 	}
@@ -142,6 +145,10 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 			e.After = r.uvarint()
 		case EvReady:
 			e.After = r.uvarint()
+		case EvMoving:
+			if e.After = r.uvarint(); e.After == 0 || e.After > math.MaxInt64 {
+				r.fail("moving: dead-letter id %d out of range", e.After)
+			}
 		case EvAck, EvDead, EvRedrive, EvRemove, EvPurge, EvExpire:
 		default:
 			r.fail("unknown event type %d", e.Type)
@@ -225,33 +232,53 @@ func (r *reader) uint32() uint32 {
 }
 
 // Meta is what the queue stores in a log record's Meta besides the body:
-// when the message first becomes ready and its attributes.
+// when the message first becomes ready, its attributes, and, for a copy
+// in a dead-letter queue, where it came from.
 type Meta struct {
 	// ReadyAt is when the message may first be received (unix ns; 0 = at
 	// once): its enqueue time plus its delay.
 	ReadyAt int64
 	// Attributes are small string pairs the producer attached.
 	Attributes map[string]string
+	// Origin, if set, is the queue and id a dead-letter move copied this
+	// message from: after a crash in the middle of a move, it tells
+	// whether the copy was made.
+	Origin *Origin
+}
+
+// Origin names a message in another queue.
+type Origin struct {
+	Queue string
+	ID    uint64
 }
 
 // Limits of the metadata, enforced by the encoder's callers and the decoder.
 const (
 	MaxAttributes     = 64
 	MaxAttributeBytes = 16 << 10 // keys and values together
+	maxOriginQueue    = 255
+	// metaVersion 2 adds the origin; metadata without one is still
+	// written as version 1, byte for byte as before.
 	metaVersion       = 1
+	metaVersionOrigin = 2
 )
 
 // EncodeMeta appends m's encoding to dst; empty metadata encodes as no
 // bytes at all.
 //
 //	version uint8 | varint ready-at | uvarint count | (uvarint len, key, uvarint len, value)...
+//	version 2 adds: uvarint len, origin queue | uvarint origin id
 //
 // Keys are written sorted, so equal metadata encodes to equal bytes.
 func EncodeMeta(dst []byte, m Meta) []byte {
-	if m.ReadyAt == 0 && len(m.Attributes) == 0 {
+	if m.ReadyAt == 0 && len(m.Attributes) == 0 && m.Origin == nil {
 		return dst
 	}
-	dst = append(dst, metaVersion)
+	if m.Origin != nil {
+		dst = append(dst, metaVersionOrigin)
+	} else {
+		dst = append(dst, metaVersion)
+	}
 	dst = binary.AppendVarint(dst, m.ReadyAt)
 	dst = binary.AppendUvarint(dst, uint64(len(m.Attributes)))
 	keys := make([]string, 0, len(m.Attributes))
@@ -266,6 +293,11 @@ func EncodeMeta(dst []byte, m Meta) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
 		dst = append(dst, v...)
 	}
+	if m.Origin != nil {
+		dst = binary.AppendUvarint(dst, uint64(len(m.Origin.Queue)))
+		dst = append(dst, m.Origin.Queue...)
+		dst = binary.AppendUvarint(dst, m.Origin.ID)
+	}
 	return dst
 }
 
@@ -276,7 +308,8 @@ func DecodeMeta(b []byte) (Meta, error) {
 		return m, nil
 	}
 	r := reader{b: b}
-	if v := r.byte(); v != metaVersion {
+	v := r.byte()
+	if v != metaVersion && v != metaVersionOrigin {
 		return m, fmt.Errorf("%w: message metadata version %d", ErrCorrupt, v)
 	}
 	m.ReadyAt = r.varint()
@@ -297,6 +330,13 @@ func DecodeMeta(b []byte) (Meta, error) {
 			r.fail("duplicate attribute %q", k)
 		}
 		m.Attributes[k] = v
+	}
+	if v == metaVersionOrigin && r.err == nil {
+		o := Origin{Queue: string(r.bytes(maxOriginQueue))}
+		if o.ID = r.uvarint(); o.Queue == "" || o.ID == 0 {
+			r.fail("origin %q %d", o.Queue, o.ID)
+		}
+		m.Origin = &o
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("%d trailing bytes", len(r.b))

@@ -51,8 +51,8 @@
 //
 //	Field    Type     Description
 //	type     uint8    1 lease, 2 ack, 3 nack, 4 extend, 5 dead, 6 redrive,
-//	                  7 remove, 8 purge, 9 expire, 10 ready; any other is
-//	                  rejected
+//	                  7 remove, 8 purge, 9 expire, 10 ready, 11 moving;
+//	                  any other is rejected
 //	id       uvarint  the message id, ≥ 1 (for purge: every id up to it)
 //
 // then, by type (other types have nothing more):
@@ -71,6 +71,9 @@
 //	ready (a delay ran out):
 //	after    uvarint  the newest id at the time, where a message nacked to
 //	                  the back with a delay goes
+//	moving (a dead message's copy is about to go to the dead-letter queue):
+//	after    uvarint  the dead-letter queue's id from which the copy may
+//	                  stand, 1..2^63-1 (kept in the dead entry's time)
 //
 // # Message metadata
 //
@@ -79,7 +82,8 @@
 // bytes. Otherwise:
 //
 //	Field    Type     Description
-//	version  uint8    metadata format, 1; any other version is rejected
+//	version  uint8    metadata format: 1, or 2 with an origin; any other
+//	                  version is rejected
 //	ready-at varint   when the message may first be received, unix ns;
 //	                  0 at once
 //	count    uvarint  number of attributes, ≤ MaxAttributes (64)
@@ -88,6 +92,10 @@
 //	val len  uvarint  }   value length,
 //	value    bytes    }   then the value; all keys and values
 //	                      together ≤ MaxAttributeBytes (16 KiB)
+//	version 2 only (a copy a dead-letter move made):
+//	queue len uvarint the origin queue's name length, 1..255
+//	queue    bytes    the origin queue's name
+//	origin   uvarint  the message's id there, ≥ 1
 //
 // The encoder writes keys in ascending byte order, so equal metadata
 // encodes to equal bytes; the decoder rejects a duplicate key, attributes

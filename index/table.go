@@ -46,8 +46,10 @@ const (
 // the entry's place in the table.
 type Entry struct {
 	// Time is, for a delayed message, when it becomes ready; for a leased
-	// one, when the lease runs out; for a requeued ready one, its requeue
-	// sequence number (so stale heap items can be told apart). Unix ns.
+	// one, when the lease runs out (unix ns); for a requeued ready one, its
+	// requeue sequence number (so stale heap items can be told apart); for
+	// a dead one being moved to the dead-letter queue, the id there from
+	// which its copy may stand (see MarkMoving), else 0.
 	Time int64
 	// Offset is the position of the message's frame in its log segment
 	// (the log finds the segment from the id); it saves walking headers.
@@ -412,6 +414,27 @@ func (t *Table) Redrive(id uint64) error {
 	return nil
 }
 
+// MarkMoving records that a copy of the dead message id is about to be
+// enqueued in the dead-letter queue, at an id ≥ from there: if the move is
+// cut short (a crash between the copy and the removal here), the next one
+// looks there before copying again, so no dead letter is ever doubled.
+func (t *Table) MarkMoving(id, from uint64) error {
+	e, err := t.want(id, "mark moving", StateDead)
+	if err != nil {
+		return err
+	}
+	e.Time = int64(from)
+	return nil
+}
+
+// Moving returns what MarkMoving recorded for a dead message, or 0.
+func (t *Table) Moving(id uint64) uint64 {
+	if e := t.entry(id); e != nil && e.State == StateDead {
+		return uint64(e.Time)
+	}
+	return 0
+}
+
 // Tries returns how many times a message was leased since it was enqueued
 // or last redriven: what counts against max attempts.
 func (t *Table) Tries(id uint64) int {
@@ -509,6 +532,8 @@ func (t *Table) Apply(ev Event, now int64) error {
 		return nil
 	case EvReady:
 		return t.Ready(ev.ID, ev.After)
+	case EvMoving:
+		return t.MarkMoving(ev.ID, ev.After)
 	}
 	return fmt.Errorf("index: unknown event type %d", ev.Type)
 }

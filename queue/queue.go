@@ -48,6 +48,8 @@ type NewMessage struct {
 	// Attributes are small string pairs carried with the message (at most
 	// index.MaxAttributes, index.MaxAttributeBytes in all).
 	Attributes map[string]string
+
+	origin *index.Origin // set by dead-letter moves (see moveDead)
 }
 
 // Message is a message as received, peeked or listed.
@@ -458,7 +460,7 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 		if delay > 0 {
 			readyAt[i] = now + int64(delay)
 		}
-		recs[i] = log.Record{Time: now, Meta: index.EncodeMeta(nil, index.Meta{ReadyAt: readyAt[i], Attributes: m.Attributes}), Body: m.Body}
+		recs[i] = log.Record{Time: now, Meta: index.EncodeMeta(nil, index.Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin}), Body: m.Body}
 	}
 	first, pos, err := q.log.Append(recs)
 
