@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -226,16 +225,7 @@ func TestCrashHTTP(t *testing.T) {
 	t.Logf("seed %d, %d cycles", seed, cycles)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	// Under -race the server is built with -race too, and a data race it
-	// reports fails the test.
-	bin := filepath.Join(t.TempDir(), "spool")
-	build := []string{"build", "-o", bin}
-	if crashRace() {
-		build = append(build, "-race")
-	}
-	if out, err := exec.Command("go", append(build, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSpool(t)
 	data := t.TempDir()
 	led := newCrashLedger()
 	var completed, tornSeen, tornRepaired, longRuns, termKills, recoveryKills int

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -179,8 +180,12 @@ type serveFlags struct {
 	maxWait         time.Duration
 	maxDisk         int64
 	minFree         int64
-	logLevel        string
-	logFormat       string
+	maxConnections  int
+	// maxConnectionsSet: --max-connections was given (flag or env), so it
+	// is refused rather than lowered when it does not fit the fd limit.
+	maxConnectionsSet bool
+	logLevel          string
+	logFormat         string
 }
 
 const serveHelp = `Run the spool server.
@@ -197,6 +202,25 @@ Durability (--sync):
             acknowledged data (a crash of the process loses nothing).
   none      never fsync except at rotation and shutdown: faster, and a
             power cut can lose acknowledged data.
+
+Connections (--max-connections):
+  At most this many client connections are open at once; one beyond it
+  is answered 503 (code "unavailable", Retry-After: 1) and closed, so a
+  client sees a refusal, not a hang. Each connection is a file
+  descriptor, and so is every segment and state-log file the queues hold
+  open, so at start the server checks the open-file limit (ulimit -n):
+  the connections, the files the data directory holds open and a reserve
+  (64 plus a quarter of those files, for new segments and queues) must
+  fit under it. A --max-connections you set (or SPOOL_MAX_CONNECTIONS)
+  that does not fit stops the server with exit status 2: raise ulimit -n
+  (LimitNOFILE= in a systemd unit) or lower --max-connections. The
+  default is lowered to fit instead, with a warning, so a plain
+  'spool serve' starts anywhere.
+
+Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
+  503, give requests in flight 3s to finish, then close the connections
+  still busy (a stalled upload was never acknowledged, so nothing
+  acknowledged is lost), fsync and close the queues, exit 0.
 
 Examples:
   spool serve
@@ -220,12 +244,14 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.DurationVar(&f.maxWait, "max-wait", 20*time.Second, "longest long-poll wait a receive may ask for")
 	fs.Int64Var(&f.maxDisk, "max-disk", 0, "disk quota for the data directory in bytes; enqueues beyond it get 507 (0: none)")
 	fs.Int64Var(&f.minFree, "min-free", 32<<20, "free bytes kept in reserve: enqueues get 507 below it, so acks still work on a full disk (0: none)")
+	fs.IntVar(&f.maxConnections, "max-connections", defaultMaxConnections, "most client connections open at once; more get 503 (see above)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return func(args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("serve takes no arguments, got %q", args)}
 		}
+		f.maxConnectionsSet = fs.Changed("max-connections") // applyEnv's Set counts as a change too
 		return serve(env, f)
 	}
 }
@@ -243,6 +269,23 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageError{fmt.Sprintf("--log-format %q: want text or json", format)}
+}
+
+// checkToken refuses a token no client could present. HTTP strips white
+// space around a header value, so with a token of "abc " (a file read with
+// its newline, say) every request gets 401; control and non-ASCII bytes are
+// not carried reliably in a header either. The token itself is not echoed:
+// it is a secret and may sit in a log.
+func checkToken(token string) error {
+	if strings.TrimSpace(token) != token {
+		return usageError{"--token (or SPOOL_TOKEN) has leading or trailing white space, which HTTP strips from the Authorization header, so no client could present it: remove it (a token read from a file often ends in a newline; \"$(cat file)\" drops it)"}
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < 0x20 || c > 0x7e {
+			return usageError{fmt.Sprintf("--token (or SPOOL_TOKEN) has a control or non-ASCII byte (0x%02x at byte %d), which an HTTP header cannot carry reliably: use printable ASCII only (openssl rand -hex 32 makes one)", c, i)}
+		}
+	}
+	return nil
 }
 
 // checkExposure refuses to serve beyond loopback without a token: an open
@@ -270,11 +313,14 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if err != nil {
 		return usageError{"--sync: " + err.Error()}
 	}
+	if err := checkToken(f.token); err != nil {
+		return err
+	}
 	if err := checkExposure(f.addr, f.token, f.allowAnonymous); err != nil {
 		return err
 	}
-	if f.maxMessageBytes <= 0 || f.maxBatch <= 0 || f.maxWait < 0 || f.maxDisk < 0 || f.minFree < 0 || f.syncInterval <= 0 {
-		return usageError{"--max-message-bytes, --max-batch and --sync-interval must be positive; --max-wait, --max-disk and --min-free not negative"}
+	if f.maxMessageBytes <= 0 || f.maxBatch <= 0 || f.maxConnections <= 0 || f.maxWait < 0 || f.maxDisk < 0 || f.minFree < 0 || f.syncInterval <= 0 {
+		return usageError{"--max-message-bytes, --max-batch, --max-connections and --sync-interval must be positive; --max-wait, --max-disk and --min-free not negative"}
 	}
 	metrics := api.NewMetrics()
 	b, err := queue.Open(filepath.Join(f.data), queue.Options{
@@ -287,6 +333,11 @@ func serve(env *cmdEnv, f serveFlags) error {
 	})
 	if err != nil {
 		return err
+	}
+	// After queue.Open, so the files the data directory holds open count.
+	maxConns, err := fitConnections(f.maxConnections, f.maxConnectionsSet, logger)
+	if err != nil {
+		return errors.Join(err, b.Close())
 	}
 	var used atomic.Int64
 	if f.maxDisk > 0 {
@@ -308,8 +359,10 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if err != nil {
 		return errors.Join(err, b.Close())
 	}
+	ln = newLimitListener(ln, maxConns, logger)
+	var running requestTracker
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           running.wrap(srv.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      f.maxWait + time.Minute, // a long poll must fit
@@ -317,7 +370,7 @@ func serve(env *cmdEnv, f serveFlags) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("spool: listening", "addr", ln.Addr().String(), "data", f.data, "sync", policy.String())
+	logger.Info("spool: listening", "addr", ln.Addr().String(), "data", f.data, "sync", policy.String(), "max_connections", maxConns)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -327,16 +380,104 @@ func serve(env *cmdEnv, f serveFlags) error {
 	}
 	logger.Info("spool: shutting down")
 	srv.Shutdown() // release long polls with 503 first
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	if err := drain(hs, &running, logger); err != nil {
+		return errors.Join(err, b.Close())
+	}
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("closing the queues: %w", err)
+	}
+	logger.Info("spool: stopped cleanly")
+	return nil
+}
+
+// Shutdown deadlines. Requests in flight get drainTimeout to finish; that
+// is ample for any request that is making progress (an enqueue waits for
+// one fsync), so what is left is stalled: an upload that stopped sending,
+// say. Closing its connection ends its handler's read at once; handlers
+// get cutTimeout more to return (one may be waiting on a slow fsync)
+// before the queues are closed under them anyway.
+const (
+	drainTimeout = 3 * time.Second
+	cutTimeout   = 3 * time.Second
+)
+
+// drain stops the HTTP server: it lets requests in flight finish for up
+// to drainTimeout, then cuts the connections still busy. Cutting is the
+// expected end of a stalled request, not a failure: nothing it sent was
+// acknowledged, so it logs at WARN and returns nil.
+func drain(hs *http.Server, running *requestTracker, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	err = hs.Shutdown(ctx)
-	if cerr := b.Close(); cerr != nil {
-		err = errors.Join(err, cerr)
+	err := hs.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil {
+			return fmt.Errorf("stopping the HTTP server: %w", err)
+		}
+		return nil
 	}
-	if err == nil {
-		logger.Info("spool: stopped cleanly")
+	logger.Warn("spool: requests still running at the drain deadline; closing their connections (none of them was acknowledged)",
+		"deadline", drainTimeout, "requests", running.count())
+	if err := hs.Close(); err != nil {
+		return fmt.Errorf("closing the HTTP server's connections: %w", err)
 	}
-	return err
+	if !running.wait(cutTimeout) {
+		logger.Warn("spool: requests still running after their connections were closed; closing the queues anyway",
+			"waited", cutTimeout, "requests", running.count())
+	}
+	return nil
+}
+
+// requestTracker counts the handlers running, so shutdown can wait for
+// the ones it cut before closing the queues under them. (A WaitGroup
+// cannot: a request may start while shutdown waits, and WaitGroup forbids
+// Add from zero concurrently with Wait.)
+type requestTracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n == 0; nil means closed
+}
+
+func (t *requestTracker) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.mu.Lock()
+		if t.n == 0 {
+			t.idle = make(chan struct{})
+		}
+		t.n++
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			if t.n--; t.n == 0 {
+				close(t.idle)
+			}
+			t.mu.Unlock()
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (t *requestTracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}
+
+// wait reports whether no handler was running within timeout.
+func (t *requestTracker) wait(timeout time.Duration) bool {
+	t.mu.Lock()
+	idle := t.idle
+	t.mu.Unlock()
+	if idle == nil {
+		return true
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // trackDiskUsage refreshes the data directory's size every second for the
@@ -791,8 +932,13 @@ Per queue it prints the messages a server would load, by state (as the
 files say: a lease that ran out while no server ran still counts as
 leased), and the segments, records, bytes, state entries and snapshots.
 
-Exit status: 0 clean, 1 problems found, 2 cannot check (unreadable, or
-held by a server).
+A torn tail (a write that never completed, as a crash or SIGKILL
+leaves; it was never acknowledged) is printed as a note and does not fail
+the check: the server cuts it at start-up, and --repair cuts it now.
+
+Exit status: 0 clean or only torn tails, 1 problems found (damage that
+neither start-up nor --repair mends), 2 cannot check (unreadable, or held
+by a server).
 
 Examples:
   spool check ./spool-data
@@ -827,15 +973,27 @@ Examples:
 				problems = printCheck(env.stdout, rep)
 			}
 		}
-		if len(problems) > 0 {
-			return fmt.Errorf("%d problems found in %s", len(problems), dir)
+		if n := unrepairable(problems); n > 0 {
+			return fmt.Errorf("%d problems found in %s", n, dir)
 		}
 		return nil
 	}
 }
 
-// printCheck prints a per-queue summary and every problem, and returns the
-// problems.
+// unrepairable counts the problems that fail a check: all but torn tails,
+// which are the expected leftovers of a crash and cut at start-up.
+func unrepairable(problems []queue.Problem) int {
+	n := 0
+	for _, p := range problems {
+		if !p.Repairable {
+			n++
+		}
+	}
+	return n
+}
+
+// printCheck prints a per-queue summary, every problem and every torn
+// tail (as a note), and returns them all.
 func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
 	tw := newTable(w, "QUEUE", "MESSAGES", "READY", "DELAYED", "LEASED", "DEAD", "SEGMENTS", "RECORDS", "BYTES", "STATE ENTRIES", "SNAPSHOTS")
 	for _, q := range rep.Queues {
@@ -858,14 +1016,17 @@ func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
 	tw.flush()
 	problems := rep.Problems()
 	for _, p := range problems {
-		kind := "problem"
 		if p.Repairable {
-			kind = "torn tail (repairable)"
+			fmt.Fprintf(w, "note: %s: %s (repairable: the server cuts it at start-up, or run spool check --repair)\n", p.Queue, p.What)
+		} else {
+			fmt.Fprintf(w, "problem: %s: %s\n", p.Queue, p.What)
 		}
-		fmt.Fprintf(w, "%s: %s: %s\n", kind, p.Queue, p.What)
 	}
-	if len(problems) == 0 {
+	switch notes := len(problems) - unrepairable(problems); {
+	case len(problems) == 0:
 		fmt.Fprintln(w, "clean")
+	case notes == len(problems):
+		fmt.Fprintf(w, "no problems; %d torn tail(s) noted above, never acknowledged, to be cut at the next start\n", notes)
 	}
 	return problems
 }

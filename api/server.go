@@ -155,7 +155,12 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request, h
 			sw.status = statusClientGone
 		} else if err != nil {
 			status, code := statusOf(err)
-			if status >= 500 {
+			switch {
+			case code == CodeShuttingDown:
+				// How a graceful stop ends long polls and late requests:
+				// expected, not a fault for an operator to chase.
+				s.cfg.Logger.Debug("api: request ended by shutdown", "route", route, "status", status)
+			case status >= 500:
 				s.cfg.Logger.Error("api: request failed", "route", route, "status", status, "err", err)
 			}
 			switch code {

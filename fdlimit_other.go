@@ -1,0 +1,11 @@
+//go:build !unix
+
+package main
+
+import "errors"
+
+// openFileLimit: no RLIMIT_NOFILE here, so --max-connections is not
+// checked against one.
+func openFileLimit() (int, error) {
+	return 0, errors.New("no open-file limit on this system")
+}

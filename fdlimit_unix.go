@@ -1,0 +1,16 @@
+//go:build unix
+
+package main
+
+import "syscall"
+
+// openFileLimit returns this process's open-file limit (RLIMIT_NOFILE).
+// Go raises the soft limit to the hard one at start, so the soft limit is
+// the one the process has.
+func openFileLimit() (int, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	return int(min(rl.Cur, 1<<40)), nil
+}
