@@ -33,7 +33,8 @@ type Options struct {
 	// MaintenanceInterval is how often the background goroutine runs
 	// (default 1s); negative disables it, and tests call Maintain instead.
 	MaintenanceInterval time.Duration
-	// Now is the clock; nil means time.Now. Tests inject a fake one.
+	// Now is the clock; nil means the wall clock at Open plus the
+	// monotonic time since (see monotonicClock). Tests inject a fake one.
 	Now func() time.Time
 	// Logger gets recovery reports and background errors; nil: slog.Default().
 	Logger *slog.Logger
@@ -75,7 +76,8 @@ func (o Options) withDefaults() (Options, error) {
 		o.SyncInterval = log.DefaultSyncInterval
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		start := time.Now()
+		o.Now = monotonicClock(start, func() time.Duration { return time.Since(start) })
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -446,6 +448,17 @@ func (b *Broker) runMaintenance(retryFailed bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// monotonicClock returns a clock that reads start plus elapsed(), the
+// monotonic time since start (time.Since uses the monotonic reading). Lease and delay deadlines are kept as wall-clock
+// instants (they must mean the same after a restart), but while the
+// broker runs they must not jump when NTP steps the wall clock: a step
+// forward would expire every lease at once, a step back stretch them all.
+// The wall clock is read once, at Open; across a restart it is read anew.
+func monotonicClock(start time.Time, elapsed func() time.Duration) func() time.Time {
+	start = start.Round(0) // the wall reading alone: what the clock adds to
+	return func() time.Time { return start.Add(elapsed()) }
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

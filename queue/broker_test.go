@@ -306,3 +306,27 @@ func mustQueue(tb testing.TB, b *Broker, name string) *Queue {
 	}
 	return q
 }
+
+func TestTheDefaultClockIgnoresWallClockSteps(t *testing.T) {
+	// The clock reads the wall clock once and adds elapsed monotonic time:
+	// whatever the wall clock does meanwhile (an NTP step), leases and
+	// delays move with elapsed time only.
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var elapsed time.Duration
+	now := monotonicClock(start, func() time.Duration { return elapsed })
+	for _, e := range []time.Duration{0, time.Second, 90 * time.Minute} {
+		elapsed = e
+		if got := now(); !got.Equal(start.Add(e)) {
+			t.Fatalf("after %v the clock reads %v, want %v", e, got, start.Add(e))
+		}
+	}
+	// And the default one is built on it, from the real elapsed time.
+	opts, err := Options{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := opts.Now(), opts.Now()
+	if b.Before(a) || b.Sub(a) > time.Minute {
+		t.Fatalf("default clock read %v then %v", a, b)
+	}
+}
