@@ -21,7 +21,7 @@ var spoolBuild struct {
 }
 
 // buildSpool returns the path of the spool binary built from this tree.
-func buildSpool(t *testing.T) string {
+func buildSpool(t testing.TB) string {
 	t.Helper()
 	spoolBuild.once.Do(func() {
 		spoolBuild.dir, spoolBuild.err = os.MkdirTemp("", "spool-test-bin-")

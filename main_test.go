@@ -227,7 +227,7 @@ func TestEndToEnd(t *testing.T) {
 
 // startBinary starts `spool serve` on a free port and returns the process
 // and its address once it has said where it listens.
-func startBinary(t *testing.T, bin, data string) (*exec.Cmd, string) {
+func startBinary(t testing.TB, bin, data string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
 	logs := &syncBuffer{}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -61,5 +62,43 @@ func TestAQueueThatDidNotOpenAnswers503WhileTheOthersServe(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(text), "\nspool_queues_unavailable 1\n") {
 		t.Fatalf("/metrics lacks spool_queues_unavailable 1:\n%s", text)
+	}
+}
+
+func TestAListingThatFailsMidwayIsCutNotEndedShort(t *testing.T) {
+	f := srvStart(t, Config{})
+	f.create("q", "")
+	f.enqueue("q", "first", "")
+	f.enqueue("q", strings.Repeat("X", 4000), "")
+	f.enqueue("q", "third", "")
+	// Damage the second message's frame on disk: the listing reads the
+	// first, then finds the damage after its reply has begun.
+	segs, _ := filepath.Glob(filepath.Join(f.dir, "queues", "q", "log", "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	data, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(data), "XXXX")
+	if i < 0 {
+		t.Fatal("the second body is not in the segment as written (compressed?)")
+	}
+	data[i+100] ^= 0xff
+	os.WriteFile(segs[0], data, 0o644)
+
+	// The cut may come before the first bytes leave (they sit in the
+	// response buffer) or after: either way the client must see a broken
+	// reply, never a whole one that is short.
+	resp, err := http.Get(f.ts.URL + "/v1/queues/q/messages")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	var m Messages
+	if err == nil && resp.StatusCode == http.StatusOK && json.Unmarshal(body, &m) == nil {
+		t.Fatalf("a listing that hit damage ended as a whole reply: status %d, %d messages", resp.StatusCode, len(m.Messages))
 	}
 }

@@ -52,13 +52,17 @@ func pidCPU(pid int) (time.Duration, bool) {
 }
 
 // vmRSS returns VmRSS of /proc/<pid>/status ("self" for this process).
-func vmRSS(pid string) (int64, bool) {
+func vmRSS(pid string) (int64, bool) { return ProcStatusBytes(pid, "VmRSS") }
+
+// ProcStatusBytes returns a field of /proc/<pid>/status given in kB
+// (VmRSS, VmHWM, ...) in bytes, for pid ("self" for this process).
+func ProcStatusBytes(pid, field string) (int64, bool) {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) != 2 || f[1] != "kB" {
 				return 0, false

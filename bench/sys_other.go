@@ -13,6 +13,9 @@ func pidCPU(int) (time.Duration, bool) { return 0, false }
 
 func vmRSS(string) (int64, bool) { return 0, false }
 
+// ProcStatusBytes: there is no /proc/<pid>/status here.
+func ProcStatusBytes(string, string) (int64, bool) { return 0, false }
+
 func isTmpfs(string) bool { return false }
 
 func diskFlushes(string) (func() (int64, bool), string, bool) { return nil, "", false }

@@ -467,6 +467,10 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.inflight -= len(msgs)
+	if errors.Is(err, log.ErrTooLarge) {
+		// One batch is one frame of the log: MaxBatchBytes in all.
+		return nil, fmt.Errorf("%w: the batch does not fit one log frame (%d bytes of bodies and metadata at most): %w", ErrTooLarge, MaxBatchBytes, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("enqueue to %s: %w", q.name, err)
 	}
@@ -507,6 +511,10 @@ type ReceiveOptions struct {
 	Visibility time.Duration // lease length; 0 means the queue's visibility timeout
 }
 
+// MaxBatchBytes bounds one Enqueue's bodies and metadata together: a batch
+// is written as one frame of the log, so it is durable all or nothing.
+const MaxBatchBytes = log.MaxFramePayload
+
 // Receive limits.
 const (
 	MaxReceive = 1000
@@ -517,16 +525,30 @@ const (
 // message is ready, the wait is over (nil, nil) or ctx ends (ctx.Err()); a
 // receiver that gives up leases nothing.
 func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error) {
+	var msgs []Message
+	_, err := q.ReceiveEach(ctx, o, func(m Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	return msgs, err
+}
+
+// ReceiveEach is Receive that hands each leased message to fn as its body
+// is read, and returns how many it handed out: a caller streaming a reply
+// holds one body at a time, not o.Max of them. If fn fails (the client
+// went away), the messages not yet handed out stay leased until their
+// lease runs out, and ReceiveEach returns fn's error.
+func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Message) error) (int, error) {
 	if o.Max == 0 {
 		o.Max = 1
 	}
 	switch {
 	case o.Max < 0 || o.Max > MaxReceive:
-		return nil, fmt.Errorf("%w: max %d must be between 1 and %d", ErrInvalid, o.Max, MaxReceive)
+		return 0, fmt.Errorf("%w: max %d must be between 1 and %d", ErrInvalid, o.Max, MaxReceive)
 	case o.Wait < 0 || o.Wait > MaxWait:
-		return nil, fmt.Errorf("%w: wait %s must be between 0 and %s", ErrInvalid, o.Wait, MaxWait)
+		return 0, fmt.Errorf("%w: wait %s must be between 0 and %s", ErrInvalid, o.Wait, MaxWait)
 	case o.Visibility < 0 || o.Visibility > MaxVisibility:
-		return nil, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, o.Visibility, MaxVisibility)
+		return 0, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, o.Visibility, MaxVisibility)
 	}
 	var timer *time.Timer
 	var w *waiter
@@ -534,7 +556,7 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 	for {
 		q = q.live() // follow a finished reload (see live)
 		if err := q.begin(); err != nil {
-			return nil, err
+			return 0, err
 		}
 		now := q.now()
 		q.processDue(now)
@@ -557,7 +579,7 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 			until := now + int64(vis)
 			if err := q.t.Lease(id, attempt, until); err != nil {
 				q.mu.Unlock()
-				return nil, fmt.Errorf("receive from %s: %w", q.name, err)
+				return 0, fmt.Errorf("receive from %s: %w", q.name, err)
 			}
 			q.record(index.Event{Type: index.EvLease, ID: id, Attempt: attempt, Time: until})
 			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
@@ -570,11 +592,11 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 			seq := q.seq
 			q.mu.Unlock()
 			q.writeLeases(seq)
-			return q.readLeased(leased), nil
+			return q.readLeased(leased, fn)
 		}
 		if o.Wait == 0 {
 			q.mu.Unlock()
-			return nil, nil
+			return 0, nil
 		}
 		if w == nil {
 			w = &waiter{ch: make(chan struct{}, 1)}
@@ -594,7 +616,7 @@ func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error
 			o.Wait = 0 // one last look, then give up
 		case <-ctx.Done():
 			parkedOn.unpark(w, false)
-			return nil, ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 }
@@ -621,11 +643,11 @@ type leasedMsg struct {
 	offset  uint32
 }
 
-// readLeased reads the bodies of freshly leased messages. A message whose
-// record cannot be read (damage the log reported) is failed rather than
-// handed out broken, and left out.
-func (q *Queue) readLeased(leased []leasedMsg) []Message {
-	msgs := make([]Message, 0, len(leased))
+// readLeased reads the bodies of freshly leased messages, one at a time,
+// and hands each to fn. A message whose record cannot be read (damage the
+// log reported) is failed rather than handed out broken, and left out.
+func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, error) {
+	n := 0
 	for _, l := range leased {
 		m, err := q.read(l.id, l.offset)
 		if err != nil {
@@ -641,9 +663,12 @@ func (q *Queue) readLeased(leased []leasedMsg) []Message {
 		m.Receipt = Receipt{ID: l.id, Attempt: l.attempt}
 		m.Attempts = int(l.attempt)
 		m.State = index.StateLeased
-		msgs = append(msgs, m)
+		if err := fn(m); err != nil {
+			return n, err
+		}
+		n++
 	}
-	return msgs
+	return n, nil
 }
 
 // read returns a copy of the message's record.
@@ -850,24 +875,48 @@ func (q *Queue) Fail(receipts []Receipt) (errs []error, err error) {
 // Peek returns up to limit messages with id > after that are ready,
 // delayed or leased, without leasing them.
 func (q *Queue) Peek(after uint64, limit int) ([]Message, error) {
-	return q.list(after, limit, func(s index.State) bool { return s != index.StateDead })
+	return collect(func(fn func(Message) error) error { return q.PeekEach(after, limit, fn) })
 }
 
 // Dead returns up to limit dead messages with id > after.
 func (q *Queue) Dead(after uint64, limit int) ([]Message, error) {
-	return q.list(after, limit, func(s index.State) bool { return s == index.StateDead })
+	return collect(func(fn func(Message) error) error { return q.DeadEach(after, limit, fn) })
+}
+
+// PeekEach is Peek that hands each message to fn as its body is read, so
+// a caller streaming a reply holds one body at a time. An error of fn
+// stops it and is returned.
+func (q *Queue) PeekEach(after uint64, limit int, fn func(Message) error) error {
+	return q.list(after, limit, func(s index.State) bool { return s != index.StateDead }, fn)
+}
+
+// DeadEach is Dead as PeekEach is Peek.
+func (q *Queue) DeadEach(after uint64, limit int, fn func(Message) error) error {
+	return q.list(after, limit, func(s index.State) bool { return s == index.StateDead }, fn)
+}
+
+func collect(each func(fn func(Message) error) error) ([]Message, error) {
+	msgs := []Message{}
+	err := each(func(m Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return msgs, nil
 }
 
 // MaxList bounds Peek and Dead.
 const MaxList = 1000
 
-func (q *Queue) list(after uint64, limit int, want func(index.State) bool) ([]Message, error) {
+func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn func(Message) error) error {
 	q = q.live()
 	if limit <= 0 || limit > MaxList {
-		return nil, fmt.Errorf("%w: limit %d must be between 1 and %d", ErrInvalid, limit, MaxList)
+		return fmt.Errorf("%w: limit %d must be between 1 and %d", ErrInvalid, limit, MaxList)
 	}
 	if err := q.begin(); err != nil {
-		return nil, err
+		return err
 	}
 	q.processDue(q.now())
 	type found struct {
@@ -884,16 +933,17 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool) ([]Me
 		})
 	}
 	q.mu.Unlock()
-	msgs := make([]Message, 0, len(ids))
 	for _, f := range ids {
 		m, err := q.read(f.id, f.e.Offset)
 		if err != nil {
-			return nil, fmt.Errorf("%s: message %d: %w", q.name, f.id, err)
+			return fmt.Errorf("%s: message %d: %w", q.name, f.id, err)
 		}
 		m.Attempts, m.State = int(f.e.Attempts), f.e.State
-		msgs = append(msgs, m)
+		if err := fn(m); err != nil {
+			return err
+		}
 	}
-	return msgs, nil
+	return nil
 }
 
 // Redrive returns up to limit dead messages (all if limit ≤ 0) to ready
