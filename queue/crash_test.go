@@ -348,6 +348,7 @@ func testQueueCrash(t *testing.T, delays bool) {
 
 	var (
 		known    = map[uint64]string{} // id → body, of every message ever seen
+		leasedAs = map[uint64]int{}    // id → the highest attempt an R line showed
 		byBody   = map[string]uint64{}
 		acked    = map[uint64]int{}  // id → attempt whose Ack returned nil
 		maybe    = map[uint64]bool{} // Ack called, outcome unknown (killed)
@@ -359,6 +360,7 @@ func testQueueCrash(t *testing.T, delays bool) {
 		unloggedEnq, maybeApplied, maybeNotApplied  int
 		stale, partials, childSnapshots             int
 		losses, ackedAgain, maxBacklog, maxSegments int
+		reusedReceipts                              int
 		prevSegs                                    = map[uint64]int64{} // base → size at the last check
 		segsRewritten, segsRemoved, prevBacklog     int
 	)
@@ -431,6 +433,13 @@ func testQueueCrash(t *testing.T, delays bool) {
 				if l.attempt > 1 {
 					redeliveries++
 				}
+				// Receipts are id.attempt: an attempt not above every one
+				// handed out before is a receipt handed out twice.
+				if prev, ok := leasedAs[l.id]; ok && l.attempt <= prev {
+					t.Errorf("cycle %d: message %d leased as attempt %d after attempt %d: receipt %d.%d handed out twice", cycle, l.id, l.attempt, prev, l.id, l.attempt)
+					reusedReceipts++
+				}
+				leasedAs[l.id] = max(leasedAs[l.id], l.attempt)
 				if gone[l.id] {
 					t.Errorf("cycle %d: message %d (%s) was gone at an earlier check and was received again as attempt %d", cycle, l.id, l.text, l.attempt)
 					ackedAgain++
@@ -658,8 +667,8 @@ func testQueueCrash(t *testing.T, delays bool) {
 	t.Logf("%d cycles in %s: %d enqueues acknowledged (+%d found unacknowledged), %d acks acknowledged, %d receives (%d redeliveries), %d acks cut by the kill (%d had happened, %d had not), %d stale acks, %d lines cut by the kill, %d child snapshots, backlog up to %d, up to %d segments (%d rewritten, %d removed by compaction); final drain %d (%d redriven from dead)",
 		qcrashCycles, time.Since(start).Round(time.Millisecond), enqueued, unloggedEnq, ackLines, receives, redeliveries,
 		maybeApplied+maybeNotApplied+len(maybe), maybeApplied, maybeNotApplied, stale, partials, childSnapshots, maxBacklog, maxSegments, segsRewritten, segsRemoved, drained, redriven)
-	t.Logf("losses: %d (must be 0), acked messages delivered or present again: %d (must be 0)", losses, ackedAgain)
-	if losses != 0 || ackedAgain != 0 {
+	t.Logf("losses: %d (must be 0), acked messages delivered or present again: %d (must be 0), receipts handed out twice: %d (must be 0)", losses, ackedAgain, reusedReceipts)
+	if losses != 0 || ackedAgain != 0 || reusedReceipts != 0 {
 		t.Fail()
 	}
 	if childSnapshots == 0 {
