@@ -46,11 +46,18 @@ type crashServer struct {
 func startCrashServer(t *testing.T, bin, data string) *crashServer {
 	t.Helper()
 	s := startCrashServerNoWait(t, bin, data)
+	s.waitListening(t)
+	return s
+}
+
+// waitListening waits until the server says where it listens.
+func (s *crashServer) waitListening(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := listenRE.FindStringSubmatch(s.logs.String()); m != nil {
 			s.addr = m[1]
-			return s
+			return
 		}
 		select {
 		case <-s.done:
@@ -60,15 +67,20 @@ func startCrashServer(t *testing.T, bin, data string) *crashServer {
 		time.Sleep(5 * time.Millisecond) // polling the log with a deadline
 	}
 	t.Fatalf("spool serve did not report its address:\n%s", s.logs.String())
-	return nil
 }
 
 // startCrashServerNoWait starts `spool serve` on data without waiting for
 // it to listen, to SIGKILL it during recovery.
 func startCrashServerNoWait(t *testing.T, bin, data string) *crashServer {
 	t.Helper()
-	s := &crashServer{logs: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
+	return startServerCmd(t, exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data))
+}
+
+// startServerCmd starts cmd, a spool serve command line (perhaps behind a
+// shell that sets limits), keeping its log and exit status.
+func startServerCmd(t *testing.T, cmd *exec.Cmd) *crashServer {
+	t.Helper()
+	s := &crashServer{logs: &syncBuffer{}, done: make(chan struct{}), cmd: cmd}
 	s.cmd.Stderr = s.logs
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,8 @@ func fdReserve(inUse int) int { return 64 + inUse/4 }
 // cannot starve the queues of file descriptors (a failed segment rotation
 // costs far more than a refused connection). A value the user set that
 // does not fit is a usage error saying what to do; the default is lowered
-// to fit, with a warning, so `spool serve` starts on any machine.
+// to fit (at least minConnections), with a warning, so `spool serve` starts
+// on any machine, even one whose queues took every file descriptor.
 func fitConnections(want int, explicit bool, logger *slog.Logger) (int, error) {
 	limit, err := openFileLimit()
 	if err != nil {
@@ -52,7 +53,7 @@ func fitConnections(want int, explicit bool, logger *slog.Logger) (int, error) {
 		return want, nil
 	}
 	need := want + inUse + reserve
-	if explicit || fit < 1 {
+	if explicit {
 		lower := fmt.Sprintf(", or lower --max-connections to %d", fit)
 		if fit < 1 {
 			lower = ""
@@ -60,10 +61,17 @@ func fitConnections(want int, explicit bool, logger *slog.Logger) (int, error) {
 		return 0, usageError{fmt.Sprintf("--max-connections %d does not fit the open-file limit: ulimit -n is %d, and the data directory holds %d files open with %d more kept in reserve for new segments and queues; raise the limit to at least %d (ulimit -n %d, or LimitNOFILE=%d in a systemd unit)%s",
 			want, limit, inUse, reserve, need, need, need, lower)}
 	}
+	// With the default, serve anyway: the queues that opened answer, the
+	// ones that did not are reported (queue.ErrQueueDamaged), and the log
+	// says what to raise. A few connections are kept even with no room.
+	fit = max(fit, minConnections)
 	logger.Warn("spool: lowered --max-connections to fit the open-file limit; raise ulimit -n to allow more",
 		"max_connections", fit, "default", want, "open_file_limit", limit, "files_open", inUse, "reserve", reserve, "ulimit_needed", need)
 	return fit, nil
 }
+
+// minConnections is the fewest connections the default is lowered to.
+const minConnections = 8
 
 // openFiles counts this process's open file descriptors where the system
 // lists them (Linux, and /dev/fd on the BSDs and macOS), else 0: then the
