@@ -115,8 +115,19 @@ func BenchmarkEnqueueWithParkedReceivers(b *testing.B) {
 	for _, c := range []struct {
 		sync   log.SyncPolicy
 		parked int
-	}{{log.SyncNone, 0}, {log.SyncNone, enqueues}, {log.SyncAlways, 0}, {log.SyncAlways, enqueues}} {
-		b.Run(fmt.Sprintf("sync=%s/parked=%d", c.sync, c.parked), func(b *testing.B) {
+		// then: with none parked, receive the messages one by one after
+		// the enqueues, so the run does the deliveries the parked
+		// receivers do: what is left of the ratio is the cost of parking.
+		then bool
+	}{
+		{log.SyncNone, 0, false}, {log.SyncNone, 0, true}, {log.SyncNone, enqueues, false},
+		{log.SyncAlways, 0, false}, {log.SyncAlways, 0, true}, {log.SyncAlways, enqueues, false},
+	} {
+		name := fmt.Sprintf("sync=%s/parked=%d", c.sync, c.parked)
+		if c.then {
+			name += "+receive-after"
+		}
+		b.Run(name, func(b *testing.B) {
 			br, err := Open(b.TempDir(), Options{MaintenanceInterval: -1, Logger: quiet, Sync: c.sync})
 			if err != nil {
 				b.Fatal(err)
@@ -151,8 +162,14 @@ func BenchmarkEnqueueWithParkedReceivers(b *testing.B) {
 						b.Fatalf("parked receiver got %v, %v", r.msgs, r.err)
 					}
 				}
+				for i := 0; c.then && i < enqueues; i++ {
+					if msgs, err := q.Receive(context.Background(), ReceiveOptions{}); err != nil || len(msgs) != 1 {
+						b.Fatalf("receive after: %v, %v", msgs, err)
+					}
+				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*enqueues), "ns/enqueue")
 		})
 	}
 }
+
