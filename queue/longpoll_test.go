@@ -172,4 +172,3 @@ func BenchmarkEnqueueWithParkedReceivers(b *testing.B) {
 		})
 	}
 }
-
