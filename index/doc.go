@@ -177,6 +177,10 @@
 //     can be torn, since tidwall fsyncs a segment before starting the next;
 //   - directory fsyncs: at the first Sync after open and after a write
 //     that made tidwall start a segment file, and in TruncateFront.
+//   - lazy opening: tidwall is opened only when an entry is written or
+//     replayed, and closed again when the queue is idle (Release); the
+//     last index is read from the newest segment, which the torn-tail
+//     repair walks anyway.
 //
 // Appends are not durable until Sync. Replay skips an entry that fails its
 // CRC and reports it as damaged: losing a state event means a redelivery,

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/tidwall/wal"
 )
@@ -25,9 +26,19 @@ const StateLogSegmentSize = 256 << 10
 // (EncodeEntry), cuts a torn tail off before wal.Open, and fsyncs the
 // directory after tidwall creates or removes segment files. Not safe for
 // concurrent use, except the function PrepareSync returns.
+//
+// tidwall/wal holds its newest segment in memory and a file open, so a
+// StateLog opens it only when it is needed (an Append, a Replay with
+// entries to replay, a TruncateFront), and Release closes it again: a queue
+// that only opened, or has been idle a while, costs no file and no buffer.
 type StateLog struct {
 	dir string
-	w   *wal.Log
+	w   *wal.Log // nil until needed, and after Release
+	// last is the index of the newest entry, known without tidwall: read
+	// from the newest segment at open, then counted by Append.
+	last    uint64
+	closed  bool  // Close was called: nothing reopens tidwall
+	lastUse int64 // monoNow at the last use of tidwall (see Release)
 	// tailBytes mirrors the size of tidwall's newest segment, to know
 	// when a write made it start a new segment file (which needs a
 	// directory fsync before the entry in it is durable).
@@ -93,11 +104,59 @@ func OpenStateLog(dir string) (*StateLog, *StateLogRepair, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("open state log: %w", err)
 	}
-	repair, tail, err := repairStateTail(dir)
+	names, recovering, err := scanSegments(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := wal.Open(dir, &wal.Options{
+	repair, tail, entries, err := repairStateTail(dir, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	// dirDirty starts true: tidwall may create the directory's first
+	// segment file when it opens, and never fsyncs a directory itself.
+	s := &StateLog{dir: dir, tailBytes: tail, dirDirty: true}
+	if len(names) > 0 {
+		// tidwall's rule: the newest segment's name is the index of its
+		// first entry (an empty newest segment: the next index).
+		base, _ := strconv.ParseUint(names[len(names)-1], 10, 64)
+		s.last = base + uint64(entries) - 1
+	}
+	if recovering {
+		// A truncation a crash interrupted left tidwall's START or END
+		// file: let tidwall finish it now, and take its word for the index.
+		w, err := s.openWAL()
+		if err != nil {
+			return nil, nil, err
+		}
+		s.w, s.last = w, lastIndexOf(w)
+	}
+	return s, repair, nil
+}
+
+// open opens the tidwall log if it is not open. tidwall must find the
+// newest index this StateLog knows: anything else means the files changed
+// under it.
+func (s *StateLog) open() error {
+	s.lastUse = monoNow()
+	if s.w != nil {
+		return nil
+	}
+	if s.closed {
+		return fmt.Errorf("state log %s: %w", s.dir, wal.ErrClosed)
+	}
+	w, err := s.openWAL()
+	if err != nil {
+		return err
+	}
+	if got := lastIndexOf(w); got != s.last {
+		return errors.Join(fmt.Errorf("%w: state log %s: tidwall/wal finds last index %d, %d expected", ErrCorrupt, s.dir, got, s.last), w.Close())
+	}
+	s.w = w
+	return nil
+}
+
+func (s *StateLog) openWAL() (*wal.Log, error) {
+	w, err := wal.Open(s.dir, &wal.Options{
 		NoSync:           true, // we fsync once per group commit, in Sync
 		SegmentSize:      StateLogSegmentSize,
 		SegmentCacheSize: 1,
@@ -106,11 +165,64 @@ func OpenStateLog(dir string) (*StateLog, *StateLogRepair, error) {
 		FilePerms:        0o644,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open state log %s: %w", dir, err)
+		return nil, fmt.Errorf("open state log %s: %w", s.dir, err)
 	}
-	// dirDirty starts true: tidwall may just have created the directory's
-	// first segment file, and never fsyncs a directory itself.
-	return &StateLog{dir: dir, w: w, tailBytes: tail, dirDirty: true}, repair, nil
+	return w, nil
+}
+
+func lastIndexOf(w *wal.Log) uint64 {
+	i, _ := w.LastIndex() // only fails on a closed or corrupt log, which later calls report
+	return i
+}
+
+// Release closes the tidwall log if it is open and was not used (appended
+// to, replayed, truncated) for idle, giving back its file and its
+// in-memory tail segment; the next call that needs it reopens it. It
+// reports whether it released anything. tidwall's Close fsyncs the newest
+// segment: an error means that fsync failed, and entries appended since
+// the last Sync may be lost (the log stays open, as tidwall leaves it).
+func (s *StateLog) Release(idle time.Duration) (bool, error) {
+	if s.w == nil || s.closed || monoNow()-s.lastUse < int64(idle) {
+		return false, nil
+	}
+	if err := s.w.Close(); err != nil {
+		return false, fmt.Errorf("state log %s: close: %w", s.dir, err)
+	}
+	s.w = nil
+	return true, nil
+}
+
+// monoStart anchors monoNow.
+var monoStart = time.Now()
+
+// monoNow is the monotonic time in nanoseconds since the process started.
+func monoNow() int64 { return int64(time.Since(monoStart)) }
+
+// scanSegments returns tidwall's plain segment files in dir (see
+// segmentNames) and whether tidwall's START or END recovery files are
+// there too.
+func scanSegments(dir string) (names []string, recovering bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("state log: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || len(name) < 20 {
+			continue
+		}
+		if _, err := strconv.ParseUint(name[:20], 10, 64); err != nil {
+			continue
+		}
+		switch {
+		case len(name) == 20:
+			names = append(names, name)
+		case name[20:] == ".START" || name[20:] == ".END":
+			recovering = true
+		}
+	}
+	slices.Sort(names)
+	return names, recovering, nil
 }
 
 // segmentNames returns tidwall's plain segment files in dir, oldest
@@ -185,26 +297,28 @@ func eachFrame(data []byte, fn func(entry []byte) bool) (end int, broken string)
 	return len(data), ""
 }
 
-// repairStateTail cuts the newest segment at its first entry that is short
-// or fails our CRC. Only the newest segment can have a torn tail: tidwall
-// fsyncs a segment before starting the next.
-func repairStateTail(dir string) (*StateLogRepair, int, error) {
-	path, err := newestSegment(dir)
-	if err != nil || path == "" {
-		return nil, 0, err
+// repairStateTail cuts the newest of the segments names (in dir, oldest
+// first) at its first entry that is short or fails our CRC, and returns
+// the newest segment's size and entry count after that. Only the newest
+// segment can have a torn tail: tidwall fsyncs a segment before starting
+// the next.
+func repairStateTail(dir string, names []string) (repair *StateLogRepair, size, entries int, err error) {
+	if len(names) == 0 {
+		return nil, 0, 0, nil
 	}
-	data, err := os.ReadFile(path) // tidwall itself reads it whole next; it is small
+	path := filepath.Join(dir, names[len(names)-1])
+	data, err := os.ReadFile(path) // small: at most about StateLogSegmentSize
 	if err != nil {
-		return nil, 0, fmt.Errorf("state log: %w", err)
+		return nil, 0, 0, fmt.Errorf("state log: %w", err)
 	}
-	off, damage := walkEntries(data, nil)
+	off, damage := walkEntries(data, func([]Event) { entries++ })
 	if damage == "" {
-		return nil, off, nil
+		return nil, off, entries, nil
 	}
 	if err := truncateSync(path, int64(off)); err != nil {
-		return nil, 0, fmt.Errorf("state log: cut torn tail of %s at %d: %w", path, off, err)
+		return nil, 0, 0, fmt.Errorf("state log: cut torn tail of %s at %d: %w", path, off, err)
 	}
-	return &StateLogRepair{Path: path, Offset: int64(off), Truncated: int64(len(data) - off)}, off, nil
+	return &StateLogRepair{Path: path, Offset: int64(off), Truncated: int64(len(data) - off)}, off, entries, nil
 }
 
 func truncateSync(path string, size int64) error {
@@ -221,21 +335,22 @@ func truncateSync(path string, size int64) error {
 
 // LastIndex returns the index of the newest entry (0 if none was ever
 // written).
-func (s *StateLog) LastIndex() uint64 {
-	i, _ := s.w.LastIndex() // only fails on a closed or corrupt log, which later calls report
-	return i
-}
+func (s *StateLog) LastIndex() uint64 { return s.last }
 
 // Append writes one entry (from EncodeEntry) without fsyncing it, and
 // returns its index. Sync makes it durable.
 func (s *StateLog) Append(entry []byte) (uint64, error) {
-	index := s.LastIndex() + 1
+	if err := s.open(); err != nil {
+		return 0, err
+	}
+	index := s.last + 1
 	if err := s.injected(OpWrite, entry); err != nil {
 		return 0, fmt.Errorf("state log %s: write entry %d: %w", s.dir, index, err)
 	}
 	if err := s.w.Write(index, entry); err != nil {
 		return 0, fmt.Errorf("state log %s: write entry %d: %w", s.dir, index, err)
 	}
+	s.last = index
 	// Mirror tidwall's cycle rule: a new segment before the write if the
 	// tail was over size, and after it if the write filled the tail.
 	n := len(entry) + uvarintLen(uint64(len(entry)))
@@ -259,8 +374,15 @@ func (s *StateLog) Sync() error {
 	if err := s.injected(OpFsync, nil); err != nil {
 		return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
 	}
-	if err := s.w.Sync(); err != nil {
-		return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
+	// Closed, tidwall has written nothing since it was last closed, and
+	// its Close fsyncs.
+	if s.w == nil && s.closed {
+		return fmt.Errorf("state log %s: fsync: %w", s.dir, wal.ErrClosed)
+	}
+	if s.w != nil {
+		if err := s.w.Sync(); err != nil {
+			return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
+		}
 	}
 	if s.dirDirty {
 		if err := s.injected(OpDirSync, nil); err != nil {
@@ -285,6 +407,11 @@ func (s *StateLog) Sync() error {
 // the newest segment's file).
 func (s *StateLog) PrepareSync() (func() error, error) {
 	path, err := newestSegment(s.dir)
+	if err == nil && path == "" && s.w == nil && s.last == 0 {
+		// Never written: tidwall has not even created a file. There is
+		// nothing to make durable.
+		return func() error { return nil }, nil
+	}
 	if err != nil || path == "" {
 		return nil, fmt.Errorf("state log %s: find the newest segment: %w", s.dir, cmp.Or(err, fs.ErrNotExist))
 	}
@@ -314,6 +441,15 @@ func (s *StateLog) PrepareSync() (func() error, error) {
 // its index) and replay goes on, since losing a state event only means a
 // redelivery, never a lost message.
 func (s *StateLog) Replay(after uint64, fn func(index uint64, events []Event) error) (damaged []error, err error) {
+	if s.closed {
+		return nil, fmt.Errorf("state log %s: %w", s.dir, wal.ErrClosed)
+	}
+	if after >= s.last {
+		return nil, nil // nothing after it: no need to open tidwall
+	}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
 	first, err := s.w.FirstIndex()
 	if err != nil {
 		return nil, fmt.Errorf("state log %s: %w", s.dir, err)
@@ -355,6 +491,9 @@ func (s *StateLog) read(i uint64) (data []byte, err error) {
 
 // TruncateFront drops every entry before index (a snapshot covers them).
 func (s *StateLog) TruncateFront(index uint64) error {
+	if err := s.open(); err != nil {
+		return err
+	}
 	first, err := s.w.FirstIndex()
 	if err != nil {
 		return fmt.Errorf("state log %s: %w", s.dir, err)
@@ -382,6 +521,13 @@ func (s *StateLog) TruncateFront(index uint64) error {
 
 // Close closes the log.
 func (s *StateLog) Close() error {
+	if s.closed && s.w == nil {
+		return fmt.Errorf("state log %s: close: %w", s.dir, wal.ErrClosed)
+	}
+	s.closed = true
+	if s.w == nil {
+		return nil
+	}
 	if err := s.w.Close(); err != nil {
 		return fmt.Errorf("state log %s: close: %w", s.dir, err)
 	}

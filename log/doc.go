@@ -134,4 +134,16 @@
 // to where the round started (truncate + fsync) and fails every caller of
 // the round; if even that fails the log refuses appends (ErrFailed) until a
 // later round manages the cut, so it never appends after garbage.
+//
+// # Idle logs
+//
+// A Log holds files and a goroutine only while it is used: a data
+// directory may hold thousands of logs, most of them idle. Open closes
+// every file once recovery is done; a segment file opens again on the first
+// read or write that needs it, and the committer goroutine starts with the
+// first Append. Release, which the owner calls once the log has been idle a
+// while, stops the committer (after it served what was sent), fsyncs what
+// SyncInterval or SyncNone left unsynced, closes every file and frees the
+// write buffers. None of this changes what is durable or what readers see:
+// a released log is the log a fresh Open would find.
 package log

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -207,26 +208,48 @@ type Stats struct {
 }
 
 // Log is one directory of segment files. Append, Read, Iter, Cursor,
-// Segments, Remove and Rewrite are safe for concurrent use.
+// Segments, Remove, Rewrite and Release are safe for concurrent use.
+//
+// A Log holds no file open and runs no goroutine until it is used: segment
+// files open on their first read or write, and the committer goroutine
+// starts with the first Append. Release (called when the log has been idle
+// a while) closes the files, stops the committer and frees its buffers, so
+// an idle log costs a few hundred bytes; the next use reopens what it needs.
 type Log struct {
 	dir  string
 	opts Options
 	fs   FS
 
-	// mu guards segs and each segment's file handle and sealed flag.
-	// Readers hold it shared for the length of a pread, so Remove and
-	// Rewrite can never close a file under a read.
+	// mu guards segs and each segment's sealed flag, and the closing of
+	// segment files. Readers hold it shared for the length of a pread (a
+	// file a reader finds closed it opens, see file), so Remove, Rewrite
+	// and Release can never close a file under a read.
 	mu   sync.RWMutex
 	segs []*segment
 
-	// closeMu orders Append's send against Close: Append sends while
-	// holding it shared, Close takes it exclusively before closing reqs.
+	// closeMu orders Append's send against Close and Release: Append
+	// sends while holding it shared; Close and Release take it exclusively
+	// before closing the committer's channel.
 	closeMu sync.RWMutex
 	closed  bool
-	reqs    chan *appendReq
+	// reqs is the running committer's channel, nil while none runs;
+	// stopped is closed when that committer has returned. A committer
+	// starts under closeMu shared plus startMu, and stops (Close,
+	// Release) under closeMu exclusive.
+	reqs    atomic.Pointer[chan *appendReq]
+	startMu sync.Mutex
 	stopped chan struct{}
+	// lastUse is when a file was last read or written (monoNow);
+	// released is set by Release and cleared by any use that opens a file
+	// or starts the committer.
+	lastUse  atomic.Int64
+	released atomic.Bool
 
-	lastID   atomic.Uint64 // highest id appended and published
+	lastID atomic.Uint64 // highest id appended and published
+	// rewrites counts committed rewrites; marked is the caller's Mark
+	// (see Changes).
+	rewrites atomic.Uint64
+	marked   atomic.Uint64
 	recovery Recovery
 	stats    struct {
 		appends, records, bytes, rounds, fsyncs atomic.Uint64
@@ -247,9 +270,13 @@ type Log struct {
 }
 
 type segment struct {
-	base   uint64
-	path   string
-	f      File
+	base uint64
+	path string
+	// f is the open file, nil while closed (Release); file opens it under
+	// fmu. It is closed only under Log.mu held exclusively, with the
+	// committer stopped if the segment is the newest.
+	f      atomic.Pointer[File]
+	fmu    sync.Mutex
 	sealed bool
 	gone   bool // removed or replaced by a rewrite: readers must relocate
 	// size is the published length: readers never look past it, so they
@@ -281,13 +308,8 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{
-		dir:     dir,
-		opts:    opts,
-		fs:      opts.FS,
-		reqs:    make(chan *appendReq, 1024),
-		stopped: make(chan struct{}),
-	}
+	l := &Log{dir: dir, opts: opts, fs: opts.FS}
+	l.marked.Store(math.MaxUint64) // no mark yet
 	if err := l.load(); err != nil {
 		l.closeFiles()
 		return nil, err
@@ -296,8 +318,133 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.nextID = l.tail.lastID.Load() + 1
 	l.lastID.Store(l.nextID - 1)
 	l.report()
-	go l.run()
+	// Nothing stays open until it is used: a data directory of thousands
+	// of queues that are mostly idle holds few files.
+	if err := l.closeSegmentFiles(); err != nil {
+		l.closeFiles()
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	l.released.Store(true)
 	return l, nil
+}
+
+// monoStart anchors monoNow.
+var monoStart = time.Now()
+
+// monoNow is the monotonic time in nanoseconds since the process started.
+func monoNow() int64 { return int64(time.Since(monoStart)) }
+
+// file returns seg's open file, opening it if it is closed. The caller
+// holds mu (shared is enough) or is the committer, and seg is not gone.
+func (l *Log) file(seg *segment) (File, error) {
+	l.lastUse.Store(monoNow())
+	if p := seg.f.Load(); p != nil {
+		return *p, nil
+	}
+	seg.fmu.Lock()
+	defer seg.fmu.Unlock()
+	if p := seg.f.Load(); p != nil {
+		return *p, nil
+	}
+	f, err := l.fs.OpenFile(seg.path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reopen segment: %w", err)
+	}
+	seg.f.Store(&f)
+	l.released.Store(false)
+	return f, nil
+}
+
+// setFile installs f as seg's open file.
+func (seg *segment) setFile(f File) { seg.f.Store(&f) }
+
+// closeFile closes seg's file if it is open. The caller holds mu
+// exclusively, and for the newest segment the committer is stopped.
+func (seg *segment) closeFile() error {
+	if p := seg.f.Swap(nil); p != nil {
+		return (*p).Close()
+	}
+	return nil
+}
+
+// closeSegmentFiles closes every segment's file; the caller holds mu, or
+// is Open, and no committer runs.
+func (l *Log) closeSegmentFiles() error {
+	var errs []error
+	for _, s := range l.segs {
+		errs = append(errs, s.closeFile())
+	}
+	return errors.Join(errs...)
+}
+
+// Release gives back what an idle log holds, if it has not been used for
+// idle: it stops the committer, fsyncs what a relaxed sync policy left
+// unsynced, closes every segment file and frees the write buffers. It
+// reports whether it released anything. The log stays fully usable:
+// the next Append starts the committer again, and a read reopens the one
+// file it needs. Release waits for an append under way but leaves a busy
+// log alone.
+func (l *Log) Release(idle time.Duration) (bool, error) {
+	if l.released.Load() || monoNow()-l.lastUse.Load() < int64(idle) {
+		return false, nil
+	}
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	if l.closed {
+		return false, ErrClosed
+	}
+	if p := l.reqs.Load(); p != nil {
+		if len(*p) > 0 {
+			return false, nil // appends are waiting: not idle after all
+		}
+		l.stopCommitter()
+	}
+	// No committer runs, and none can start until closeMu is released:
+	// the committer's fields are ours.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dirty {
+		f, err := l.file(l.tail)
+		if err == nil {
+			err = l.syncFile(f)
+		}
+		if err != nil {
+			return false, fmt.Errorf("release %s: fsync: %w", l.tail.path, err)
+		}
+		l.dirty = false
+	}
+	err := l.closeSegmentFiles()
+	l.round, l.wbuf, l.rawBuf, l.compBuf = nil, nil, nil, nil
+	l.released.Store(true)
+	return true, err
+}
+
+// committer returns the running committer's channel, starting one if none
+// runs. The caller holds closeMu shared, and the log is not closed.
+func (l *Log) committer() chan *appendReq {
+	if p := l.reqs.Load(); p != nil {
+		return *p
+	}
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	if p := l.reqs.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan *appendReq, 1024)
+	l.stopped = make(chan struct{})
+	l.released.Store(false)
+	go l.run(ch, l.stopped)
+	l.reqs.Store(&ch)
+	return ch
+}
+
+// stopCommitter closes the running committer's channel and waits for it
+// to serve what was sent and return. The caller holds closeMu exclusively.
+func (l *Log) stopCommitter() {
+	if p := l.reqs.Swap(nil); p != nil {
+		close(*p)
+		<-l.stopped
+	}
 }
 
 func (l *Log) load() error {
@@ -355,7 +502,8 @@ func (l *Log) openSegment(base uint64, newest bool) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open segment: %w", err)
 	}
-	seg := &segment{base: base, path: path, f: f}
+	seg := &segment{base: base, path: path}
+	seg.setFile(f)
 	size, err := f.Size()
 	if err != nil {
 		f.Close()
@@ -432,7 +580,8 @@ func (l *Log) createSegment(base uint64) (*segment, error) {
 		f.Close()
 		return nil, errors.Join(fmt.Errorf("create segment %s: %w", path, err), removeIfExists(l.fs, path))
 	}
-	seg := &segment{base: base, path: path, f: f}
+	seg := &segment{base: base, path: path}
+	seg.setFile(f)
 	seg.size.Store(fileHeaderSize)
 	seg.lastID.Store(base - 1)
 	return seg, nil
@@ -463,6 +612,20 @@ func (l *Log) Dir() string { return l.dir }
 // LastID returns the highest id appended so far (0 if none). Records up to
 // it are readable.
 func (l *Log) LastID() uint64 { return l.lastID.Load() }
+
+// Changes returns how many times the records changed since Open: appends
+// and committed rewrites (which move records). A caller that keeps state
+// derived from the records and their positions (an index snapshot) can
+// tell from it whether that state may have gone stale: it marks the
+// Changes value its state covers with Mark, and compares later.
+func (l *Log) Changes() uint64 { return l.stats.appends.Load() + l.rewrites.Load() }
+
+// Mark records c, a Changes value, for the caller; Marked returns it
+// (math.MaxUint64 before any Mark).
+func (l *Log) Mark(c uint64) { l.marked.Store(c) }
+
+// Marked returns the last value given to Mark.
+func (l *Log) Marked() uint64 { return l.marked.Load() }
 
 // Stats returns running totals since Open.
 func (l *Log) Stats() Stats {
@@ -517,7 +680,7 @@ func (l *Log) submit(req *appendReq) error {
 		reqPool.Put(req)
 		return ErrClosed
 	}
-	l.reqs <- req
+	l.committer() <- req
 	l.closeMu.RUnlock()
 	<-req.done
 	return nil
@@ -547,12 +710,15 @@ func (l *Log) Close() error {
 		return ErrClosed
 	}
 	l.closed = true
-	close(l.reqs)
+	l.stopCommitter()
 	l.closeMu.Unlock()
-	<-l.stopped
 	var err error
 	if l.dirty {
-		err = l.syncFile(l.tail.f)
+		f, ferr := l.file(l.tail)
+		if ferr == nil {
+			ferr = l.syncFile(f)
+		}
+		err = ferr
 	}
 	return errors.Join(err, l.closeFiles())
 }
@@ -562,7 +728,7 @@ func (l *Log) closeFiles() error {
 	defer l.mu.Unlock()
 	var errs []error
 	for _, s := range l.segs {
-		errs = append(errs, s.f.Close())
+		errs = append(errs, s.closeFile())
 		s.gone = true
 	}
 	l.segs = nil
@@ -570,9 +736,10 @@ func (l *Log) closeFiles() error {
 }
 
 // run is the committer: the only goroutine that writes or fsyncs the
-// newest segment.
-func (l *Log) run() {
-	defer close(l.stopped)
+// newest segment. It serves reqs until the channel is closed (Close,
+// Release), then closes stopped.
+func (l *Log) run(reqs chan *appendReq, stopped chan struct{}) {
+	defer close(stopped)
 	var tick <-chan time.Time
 	if l.opts.Sync == SyncInterval {
 		t := time.NewTicker(l.opts.SyncInterval)
@@ -581,7 +748,7 @@ func (l *Log) run() {
 	}
 	for {
 		select {
-		case req, ok := <-l.reqs:
+		case req, ok := <-reqs:
 			if !ok {
 				return
 			}
@@ -589,21 +756,21 @@ func (l *Log) run() {
 			// not have sent again yet; without this pause the first one back
 			// would get an fsync of its own and rounds would alternate
 			// 1, N-1, 1, N-1, halving the records per fsync.
-			for i := 0; i < 8 && len(l.reqs)+1 < l.lastAppends; i++ {
+			for i := 0; i < 8 && len(reqs)+1 < l.lastAppends; i++ {
 				runtime.Gosched()
 			}
 			if req.rotate {
 				l.serveRotate(req)
 				continue
 			}
-			round, rot := l.gather(req)
+			round, rot := l.gather(reqs, req)
 			l.commit(round)
 			if rot != nil {
 				l.serveRotate(rot)
 			}
 		case <-tick:
 			if l.dirty {
-				if err := l.syncFile(l.tail.f); err != nil {
+				if err := l.syncTail(); err != nil {
 					l.opts.Logger.Error("log: interval fsync failed", "path", l.tail.path, "err", err)
 				} else {
 					l.dirty = false
@@ -616,12 +783,12 @@ func (l *Log) run() {
 // gather collects the requests already waiting, up to maxRoundBytes: every
 // one of them rides on this round's single write and fsync. A Rotate
 // request ends the round and is served after it.
-func (l *Log) gather(first *appendReq) (round []*appendReq, rotate *appendReq) {
+func (l *Log) gather(reqs chan *appendReq, first *appendReq) (round []*appendReq, rotate *appendReq) {
 	round = append(l.round[:0], first)
 	bytes := first.size
 	for bytes < maxRoundBytes {
 		select {
-		case req, ok := <-l.reqs:
+		case req, ok := <-reqs:
 			if !ok {
 				return round, nil
 			}
@@ -685,13 +852,17 @@ func (l *Log) write(round []*appendReq, c *Commit) error {
 	for i, req := range round {
 		req.pos = Position{Segment: tail.base, Offset: start + int64(frameOffs[i])}
 	}
-	if _, err := tail.f.WriteAt(buf, start); err != nil {
+	f, err := l.file(tail)
+	if err != nil {
+		return fmt.Errorf("append to %s: %w", tail.path, err) // nothing written
+	}
+	if _, err := f.WriteAt(buf, start); err != nil {
 		return l.fail(tail, start, fmt.Errorf("append to %s: %w", tail.path, err))
 	}
 	l.dirty = true
 	if l.opts.Sync == SyncAlways {
 		t0 := time.Now()
-		if err := l.syncFile(tail.f); err != nil {
+		if err := l.syncFile(f); err != nil {
 			return l.fail(tail, start, fmt.Errorf("append to %s: fsync: %w", tail.path, err))
 		}
 		c.Synced, c.SyncTime = true, time.Since(t0)
@@ -807,10 +978,14 @@ func (l *Log) fail(tail *segment, start int64, cause error) error {
 }
 
 func (l *Log) cutBack(tail *segment, size int64) error {
-	if err := tail.f.Truncate(size); err != nil {
+	f, err := l.file(tail)
+	if err != nil {
 		return fmt.Errorf("truncate %s to %d: %w", tail.path, size, err)
 	}
-	if err := l.syncFile(tail.f); err != nil {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("truncate %s to %d: %w", tail.path, size, err)
+	}
+	if err := l.syncFile(f); err != nil {
 		return fmt.Errorf("fsync %s after truncate: %w", tail.path, err)
 	}
 	l.dirty = false
@@ -821,7 +996,7 @@ func (l *Log) cutBack(tail *segment, size int64) error {
 func (l *Log) rotate(base uint64) error {
 	old := l.tail
 	if l.dirty {
-		if err := l.syncFile(old.f); err != nil {
+		if err := l.syncTail(); err != nil {
 			return fmt.Errorf("seal %s: %w", old.path, err)
 		}
 		l.dirty = false
@@ -836,6 +1011,16 @@ func (l *Log) rotate(base uint64) error {
 	l.mu.Unlock()
 	l.tail = seg
 	return nil
+}
+
+// syncTail fsyncs the newest segment; the caller is the committer (or
+// holds closeMu exclusively with no committer running).
+func (l *Log) syncTail() error {
+	f, err := l.file(l.tail)
+	if err != nil {
+		return err
+	}
+	return l.syncFile(f)
 }
 
 func (l *Log) syncFile(f File) error {
@@ -885,7 +1070,7 @@ func (l *Log) Remove(base uint64) error {
 	}
 	seg.gone = true
 	l.segs = slices.Delete(l.segs, i, i+1)
-	return errors.Join(seg.f.Close(), l.fs.SyncDir(l.dir))
+	return errors.Join(seg.closeFile(), l.fs.SyncDir(l.dir))
 }
 
 // find returns the segment with the given base; the caller holds mu.

@@ -35,6 +35,11 @@ type Cursor struct {
 // NewCursor returns a Cursor over l.
 func (l *Log) NewCursor() *Cursor { return &Cursor{l: l} }
 
+// Reset drops the cursor's cached frame and frees its buffers (an idle
+// reader need not keep a frame of up to MaxFramePayload bytes); the
+// cursor stays usable.
+func (c *Cursor) Reset() { *c = Cursor{l: c.l} }
+
 // Read returns the record with the given id. Meta and Body alias the
 // cursor's buffer and stay valid until the next call on the cursor.
 func (c *Cursor) Read(id uint64) (Record, error) {
@@ -58,14 +63,18 @@ func (c *Cursor) ReadAt(id uint64, hint Position) (Record, error) {
 	}
 	c.seg = nil
 	end := seg.size.Load()
+	f, err := l.file(seg)
+	if err != nil {
+		return Record{}, fmt.Errorf("read id %d: %w", id, err)
+	}
 	if (hint.Segment == seg.base || hint.Segment == 0) && hint.Offset >= fileHeaderSize {
-		h, err := c.buf.load(seg.f, hint.Offset, end)
+		h, err := c.buf.load(f, hint.Offset, end)
 		if err == nil && h.first <= id && id <= h.last() {
 			c.seg, c.off, c.hdr = seg, hint.Offset, h
 			return c.pick(id)
 		}
 	}
-	off, h, err := c.seek(seg, id, end)
+	off, h, err := c.seek(seg, f, id, end)
 	if err != nil {
 		return Record{}, err
 	}
@@ -76,10 +85,10 @@ func (c *Cursor) ReadAt(id uint64, hint Position) (Record, error) {
 // seek walks seg's frame headers to the frame whose id range covers id and
 // loads it. Damage on the way is resynced over; if id could have been in
 // the damaged bytes the answer is ErrCorrupt, never a guess.
-func (c *Cursor) seek(seg *segment, id uint64, end int64) (int64, frameHeader, error) {
+func (c *Cursor) seek(seg *segment, f File, id uint64, end int64) (int64, frameHeader, error) {
 	prevLast := seg.base - 1
 	for off := int64(fileHeaderSize); off < end; {
-		h, err := c.buf.readHeader(seg.f, off, end)
+		h, err := c.buf.readHeader(f, off, end)
 		if err == nil && h.first <= prevLast {
 			err = damaged("frame ids %d..%d do not follow id %d", h.first, h.last(), prevLast)
 		}
@@ -92,7 +101,7 @@ func (c *Cursor) seek(seg *segment, id uint64, end int64) (int64, frameHeader, e
 			// Verify the payload before trusting this header's ids: a
 			// frame whose header checks out but whose payload does not is
 			// damage, and its ids mean nothing.
-			err = c.buf.loadPayload(seg.f, off, h)
+			err = c.buf.loadPayload(f, off, h)
 			if err == nil && h.first > id {
 				break
 			}
@@ -103,7 +112,7 @@ func (c *Cursor) seek(seg *segment, id uint64, end int64) (int64, frameHeader, e
 		if !isDamage(err) {
 			return 0, h, fmt.Errorf("read id %d: segment %s offset %d: %w", id, seg.path, off, err)
 		}
-		next, found, ferr := c.buf.findFrame(seg.f, off+frameAlign, end, prevLast+1)
+		next, found, ferr := c.buf.findFrame(f, off+frameAlign, end, prevLast+1)
 		if ferr != nil {
 			return 0, h, fmt.Errorf("read id %d: segment %s offset %d: %w", id, seg.path, off, ferr)
 		}
@@ -198,8 +207,20 @@ func (it *Iterator) nextFrame() (bool, error) {
 		}
 		seg := it.seg
 		end := seg.size.Load()
+		if it.off >= end && it.damagedAt < 0 {
+			if !seg.sealed {
+				return false, nil // caught up with the writer, no file needed
+			}
+			it.seg = nil
+			it.from = max(it.from, seg.lastID.Load()+1)
+			continue
+		}
+		f, err := l.file(seg)
+		if err != nil {
+			return false, fmt.Errorf("segment %s: %w", seg.path, err)
+		}
 		if it.damagedAt >= 0 {
-			next, found, err := it.buf.findFrame(seg.f, it.damagedAt+frameAlign, end, it.from)
+			next, found, err := it.buf.findFrame(f, it.damagedAt+frameAlign, end, it.from)
 			if err != nil {
 				return false, fmt.Errorf("segment %s offset %d: %w", seg.path, it.damagedAt, err)
 			}
@@ -218,13 +239,13 @@ func (it *Iterator) nextFrame() (bool, error) {
 			it.from = max(it.from, seg.lastID.Load()+1)
 			continue
 		}
-		h, err := it.buf.readHeader(seg.f, it.off, end)
+		h, err := it.buf.readHeader(f, it.off, end)
 		if err == nil && h.last() < it.from {
 			it.off += int64(encodedSize(int(h.storedLen)))
 			continue
 		}
 		if err == nil {
-			err = it.buf.loadPayload(seg.f, it.off, h)
+			err = it.buf.loadPayload(f, it.off, h)
 		}
 		if err != nil {
 			if !isDamage(err) {

@@ -195,12 +195,15 @@ func (rw *Rewrite) Commit() error {
 		return errors.Join(fmt.Errorf("rewrite %s: %w", seg.path, err), rw.abort())
 	}
 	rw.done = true
-	ns := &segment{base: seg.base, path: seg.path, f: rw.f, sealed: true}
+	ns := &segment{base: seg.base, path: seg.path, sealed: true}
+	ns.setFile(rw.f)
+	l.released.Store(false) // ns's file is open: a Release closes it
 	ns.size.Store(rw.size)
 	ns.lastID.Store(seg.lastID.Load())
 	l.segs = slices.Replace(l.segs, i, i+1, ns)
 	seg.gone = true
-	return errors.Join(seg.f.Close(), l.fs.SyncDir(l.dir))
+	l.rewrites.Add(1)
+	return errors.Join(seg.closeFile(), l.fs.SyncDir(l.dir))
 }
 
 // Abort discards the prepared rewrite.

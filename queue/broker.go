@@ -33,6 +33,11 @@ type Options struct {
 	// MaintenanceInterval is how often the background goroutine runs
 	// (default 1s); negative disables it, and tests call Maintain instead.
 	MaintenanceInterval time.Duration
+	// IdleTimeout is how long a queue goes without a read or a write
+	// before maintenance closes its files and frees its buffers (they
+	// reopen on the next use; see idle.go). Default DefaultIdleTimeout,
+	// a minute; negative: never.
+	IdleTimeout time.Duration
 	// Now is the clock; nil means the wall clock at Open plus the
 	// monotonic time since (see monotonicClock). Tests inject a fake one.
 	Now func() time.Time
@@ -75,6 +80,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SyncInterval == 0 {
 		o.SyncInterval = log.DefaultSyncInterval
 	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	if o.Now == nil {
 		start := time.Now()
 		o.Now = monotonicClock(start, func() time.Duration { return time.Since(start) })
@@ -104,10 +112,11 @@ type Broker struct {
 	failed map[string]*failedQueue
 	closed bool
 
-	maintMu sync.Mutex
-	stop    chan struct{}
-	done    chan struct{}
-	unlock  func() error // releases the data directory's lock
+	maintMu     sync.Mutex
+	maintQueues []*Queue // runMaintenance's list, under maintMu
+	stop        chan struct{}
+	done        chan struct{}
+	unlock      func() error // releases the data directory's lock
 }
 
 // failedQueue is a queue directory that did not open, and why.
@@ -173,6 +182,7 @@ func Open(dir string, opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
+	var toOpen []string
 	for _, name := range names {
 		path := filepath.Join(root, name)
 		switch {
@@ -193,8 +203,17 @@ func Open(dir string, opts Options) (*Broker, error) {
 			opts.Logger.Error("queue: directory has no queue.json; spool did not create it and leaves it alone", "path", path)
 			continue
 		}
-		b.openOrRecord(name)
+		toOpen = append(toOpen, name)
 	}
+	// A few at a time: with thousands of queues, opening them one by one
+	// was most of the start-up time.
+	var mu sync.Mutex
+	eachParallel(len(toOpen), func(i int) {
+		q, err := openQueue(b, toOpen[i])
+		mu.Lock()
+		defer mu.Unlock()
+		b.recordOpen(toOpen[i], q, err)
+	})
 	if opts.MaintenanceInterval > 0 {
 		go b.maintain()
 	} else {
@@ -208,6 +227,12 @@ func Open(dir string, opts Options) (*Broker, error) {
 // b.failed why it did not open. The caller holds mu (or is Open).
 func (b *Broker) openOrRecord(name string) bool {
 	q, err := openQueue(b, name)
+	return b.recordOpen(name, q, err)
+}
+
+// recordOpen records the outcome of opening the named queue, as
+// openOrRecord does.
+func (b *Broker) recordOpen(name string, q *Queue, err error) bool {
 	if err != nil {
 		b.failed[name] = &failedQueue{err: err}
 		b.opts.Logger.Error("queue: cannot open; it answers 503 until it does, the other queues serve on", "queue", name, "err", err)
@@ -366,6 +391,19 @@ func (b *Broker) List() []Info {
 	return infos
 }
 
+// MaxOpenFiles is how many files the queues would hold open if every one
+// of them were busy at once: every segment of every message log, and every
+// state log. Idle queues hold none (see Options.IdleTimeout), so the files
+// a process has open after Open say little about what its queues may need
+// later: this is the bound to budget file descriptors against.
+func (b *Broker) MaxOpenFiles() int {
+	n := 0
+	for _, q := range b.snapshotQueues() {
+		n += len(q.live().log.Segments()) + 1
+	}
+	return n
+}
+
 // Close stops background work, snapshots and closes every queue.
 func (b *Broker) Close() error {
 	b.mu.Lock()
@@ -381,17 +419,22 @@ func (b *Broker) Close() error {
 }
 
 func (b *Broker) closeQueues() error {
-	var errs []error
+	qs := make([]*Queue, 0, len(b.queues))
 	for _, q := range b.queues {
-		errs = append(errs, q.close(true))
+		qs = append(qs, q)
 	}
+	errs := make([]error, len(qs))
+	eachParallel(len(qs), func(i int) { errs[i] = qs[i].close(true) })
 	return errors.Join(errs...)
 }
 
-func (b *Broker) snapshotQueues() []*Queue {
+func (b *Broker) snapshotQueues() []*Queue { return b.appendQueues(nil) }
+
+// appendQueues appends the open queues to qs.
+func (b *Broker) appendQueues(qs []*Queue) []*Queue {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	qs := make([]*Queue, 0, len(b.queues))
+	qs = slices.Grow(qs, len(b.queues))
 	for _, q := range b.queues {
 		qs = append(qs, q)
 	}
@@ -441,12 +484,16 @@ func (b *Broker) runMaintenance(retryFailed bool) error {
 		b.retryFailed()
 	}
 	var errs []error
-	for _, q := range b.snapshotQueues() {
+	// The list is kept between runs (under maintMu): with thousands of
+	// queues, a new one every second was most of an idle broker's garbage.
+	b.maintQueues = b.appendQueues(b.maintQueues[:0])
+	for _, q := range b.maintQueues {
 		if err := q.maintain(); err != nil && !errors.Is(err, ErrQueueNotFound) {
 			b.opts.Logger.Error("queue: maintenance failed", "queue", q.name, "err", err)
 			errs = append(errs, err)
 		}
 	}
+	clear(b.maintQueues) // hold no closed queue until the next run
 	return errors.Join(errs...)
 }
 

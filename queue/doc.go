@@ -79,4 +79,8 @@
 // stays within about twice the live data under churn). Each queue has
 // one timer for its earliest delay or lease deadline; no message has a
 // goroutine or timer of its own.
+//
+// Maintenance also gives back what a queue unused for Options.IdleTimeout
+// (a minute) holds: its files, its log's committer goroutine, its buffers;
+// the next use reopens them (see idle.go).
 package queue

@@ -650,6 +650,25 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 	n := 0
 	for _, l := range leased {
 		m, err := q.read(l.id, l.offset)
+		if err != nil && !errors.Is(err, log.ErrCorrupt) && !errors.Is(err, log.ErrNotFound) {
+			// Not damage: the file could not be read now (an idle queue's
+			// segment reopened into a full file table, an I/O error). The
+			// message is sound: its lease ends at once, as an expiry would.
+			q.b.opts.Logger.Warn("queue: leased message could not be read now; returning it to the queue", "queue", q.name, "id", l.id, "err", err)
+			q.mu.Lock()
+			if e := q.t.Get(l.id); e.State == index.StateLeased && e.Attempts == l.attempt {
+				if q.t.Tries(l.id) >= q.cfg.MaxAttempts {
+					q.kill(l.id)
+				} else {
+					q.t.Expire(l.id)
+					q.record(index.Event{Type: index.EvExpire, ID: l.id})
+					q.stats.expired.Add(1)
+					q.notify(1)
+				}
+			}
+			q.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			q.b.opts.Logger.Error("queue: leased message cannot be read; failing it", "queue", q.name, "id", l.id, "err", err)
 			q.mu.Lock()

@@ -92,11 +92,12 @@ func (q *Queue) openStateLog() (*index.StateLog, *index.StateLogRepair, error) {
 
 func (q *Queue) rebuild() error {
 	lg := q.b.opts.Logger.With("queue", q.name)
-	snap, err := q.loadSnapshot()
+	snap, clean, err := q.loadSnapshot()
 	if err != nil {
 		return err
 	}
 	q.t, q.snapIndex = snap.Table, snap.StateIndex
+	inserted := 0
 	skipped, err := replayTable(q.t, q.snapIndex, tableSource{
 		records: func(from uint64, insert func(id uint64, offset uint32, meta []byte)) (uint64, error) {
 			if segs := q.log.Segments(); len(segs) > 0 {
@@ -106,6 +107,7 @@ func (q *Queue) rebuild() error {
 			for {
 				for it.Next() {
 					insert(it.Record().ID, uint32(it.Position().Offset), it.Record().Meta)
+					inserted++
 				}
 				if it.Err() == nil {
 					return q.log.LastID(), nil
@@ -137,8 +139,19 @@ func (q *Queue) rebuild() error {
 		lg.Warn("queue: state events about messages the log no longer holds were skipped", "count", skipped)
 	}
 	q.written, q.synced = 0, 0
+	if clean && q.state.LastIndex() == q.snapIndex && inserted <= cleanOpenRecords {
+		// The snapshot file, with the few records past it, is this table:
+		// opening again would rebuild the same one. Until something
+		// changes, a new snapshot is not needed (see snapshot).
+		q.log.Mark(q.log.Changes())
+	}
 	return nil
 }
+
+// cleanOpenRecords bounds the records past the snapshot that opening a
+// queue may read from the message log and still count the snapshot as
+// current: beyond it, the next snapshot saves the next start the reading.
+const cleanOpenRecords = 10_000
 
 // tableSource is where a queue's durable state comes from: opening a
 // queue reads it through the open logs, Check through read-only walks of
@@ -184,12 +197,13 @@ func replayTable(t *index.Table, snapIndex uint64, src tableSource) (skipped int
 }
 
 // loadSnapshot returns the newest snapshot that verifies, or an empty
-// table at index 0 when there is none.
-func (q *Queue) loadSnapshot() (index.Snapshot, error) {
+// table at index 0 when there is none. clean says that it came from the
+// snapshot file, or that there is no snapshot file at all: no fallback.
+func (q *Queue) loadSnapshot() (snap index.Snapshot, clean bool, err error) {
 	lg := q.b.opts.Logger.With("queue", q.name)
 	snap, files, err := readSnapshots(q.dir, false)
 	if err != nil {
-		return index.Snapshot{}, err
+		return index.Snapshot{}, false, err
 	}
 	bad := 0
 	for _, f := range files {
@@ -203,7 +217,8 @@ func (q *Queue) loadSnapshot() (index.Snapshot, error) {
 	if bad == len(files) && bad > 0 {
 		lg.Error("queue: no usable snapshot: rebuilding from the message log and what remains of the state log; acked messages may be delivered again")
 	}
-	return snap, nil
+	clean = len(files) == 0 || (files[0].Name == snapshotName && files[0].Err == nil)
+	return snap, clean, nil
 }
 
 // readSnapshots reads the snapshot files of the queue directory qdir,
@@ -252,7 +267,15 @@ func readSnapshots(qdir string, all bool) (snap index.Snapshot, files []Snapshot
 func (q *Queue) snapshot() error {
 	q.snapMu.Lock()
 	defer q.snapMu.Unlock()
-	data, stateIndex, covered, err := q.snapshotData()
+	if q.snapshotCurrent() {
+		// Nothing happened since the snapshot was written (or since the
+		// queue was opened from it): no state event, no enqueue, no
+		// compaction. Writing it again would change nothing a restart
+		// sees, and cost three fsyncs, which with thousands of idle
+		// queues was most of a clean stop.
+		return nil
+	}
+	data, stateIndex, changes, covered, err := q.snapshotData()
 	if err != nil {
 		return err
 	}
@@ -265,6 +288,7 @@ func (q *Queue) snapshot() error {
 	if err := log.WriteFileAtomic(log.OS, path, data); err != nil {
 		return fmt.Errorf("snapshot %s: %w", q.name, err)
 	}
+	q.log.Mark(changes)
 	q.syncMu.Lock() // TruncateFront may replace the file an fsync round syncs
 	defer q.syncMu.Unlock()
 	q.commitMu.Lock()
@@ -277,11 +301,27 @@ func (q *Queue) snapshot() error {
 	return q.state.TruncateFront(prev + 1)
 }
 
+// snapshotCurrent reports whether the snapshot file (or, with none, the
+// empty table) is what a snapshot would write now, as far as a restart can
+// tell: no event was applied since its state index, and the message log
+// did not change since it was written or since the queue was opened from
+// it (see rebuild). Such a snapshot is also durable: it was fsynced with
+// the state log up to its index. The caller holds snapMu.
+func (q *Queue) snapshotCurrent() bool {
+	q.commitMu.Lock()
+	defer q.commitMu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) == 0 && q.written == q.seq && q.broken.Load() == nil &&
+		q.state.LastIndex() == q.snapIndex && q.log.Changes() == q.log.Marked()
+}
+
 // snapshotData encodes the table at the state-log index that covers it
 // exactly, and makes the state log durable up to there (else new entries
-// could reuse indexes the snapshot claims to cover). covered is how many
+// could reuse indexes the snapshot claims to cover). changes is the
+// message log's Changes when the table was encoded; covered is how many
 // of the events counted toward the next snapshot it holds.
-func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err error) {
+func (q *Queue) snapshotData() (data []byte, stateIndex, changes uint64, covered int, err error) {
 	// The buffer is allocated before mu is taken: allocating megabytes can
 	// make this goroutine help the GC first, which under the lock once
 	// stalled every receive and ack for 50-150 ms. An eighth more leaves
@@ -300,7 +340,7 @@ func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err
 	// new is applied in between.
 	for {
 		if err := q.begin(); err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, 0, err
 		}
 		if len(q.pending) == 0 {
 			break
@@ -308,20 +348,26 @@ func (q *Queue) snapshotData() (data []byte, stateIndex uint64, covered int, err
 		seq := q.seq
 		q.mu.Unlock()
 		if err := q.writeLocked(seq); err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, 0, err
 		}
 	}
 	seq := q.seq
 	stateIndex = q.state.LastIndex()
+	// Appends whose records are not in the table yet count: the records
+	// past a snapshot are read from the log at the next start anyway.
+	changes = q.log.Changes()
 	data = index.EncodeSnapshot(buf, stateIndex, q.t)
 	q.mu.Unlock()
 	// Under commitMu nothing is appended until this fsync is done,
-	// whatever the sync policy.
-	if _, err := q.syncState(q.state.Sync, seq); err != nil {
-		return nil, 0, 0, err
+	// whatever the sync policy. Events fsynced already (by a commit
+	// round, or the last snapshot) need no second one.
+	if q.synced < seq {
+		if _, err := q.syncState(q.state.Sync, seq); err != nil {
+			return nil, 0, 0, 0, err
+		}
 	}
 	q.written, q.synced = seq, seq
-	return data, stateIndex, q.sinceSnapshot, nil
+	return data, stateIndex, changes, q.sinceSnapshot, nil
 }
 
 // maintain is one queue's share of a maintenance run. Compaction runs
@@ -340,28 +386,36 @@ func (q *Queue) maintain() error {
 	hasDead := q.t.Count(index.StateDead) > 0
 	retention := q.cfg.Retention
 	q.mu.Unlock()
+	// Every queue runs this every second, idle or not: it allocates
+	// nothing unless there is work (errs stays nil unless one fails).
 	var errs []error
+	keep := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if q.b.opts.Sync == log.SyncNone {
-		errs = append(errs, q.commit(seq, false))
+		keep(q.commit(seq, false))
 	} else {
 		// fsync what receives, extends and expiries wrote since the last
 		// round, so a power cut loses at most a maintenance interval of
 		// them (and so --sync=interval fsyncs the state log too).
-		errs = append(errs, q.syncRound(seq, false))
+		keep(q.syncRound(seq, false))
 	}
 	if dlq != "" && hasDead {
-		errs = append(errs, q.moveDead(dlq))
+		keep(q.moveDead(dlq))
 	}
 	if retention > 0 {
-		errs = append(errs, q.retain(retention))
+		keep(q.retain(retention))
 	}
 	q.commitMu.Lock()
 	due := q.sinceSnapshot >= q.b.opts.SnapshotEvery
 	q.commitMu.Unlock()
 	if due {
-		errs = append(errs, q.snapshot())
+		keep(q.snapshot())
 	}
-	errs = append(errs, q.compact())
+	keep(q.compact())
+	keep(q.releaseIdle())
 	return errors.Join(errs...)
 }
 
