@@ -37,7 +37,7 @@ func fdReserve(inUse int) int { return 64 + inUse/4 }
 // does not fit is a usage error saying what to do; the default is lowered
 // to fit (at least minConnections), with a warning, so `spool serve` starts
 // on any machine, even one whose queues took every file descriptor.
-func fitConnections(want int, explicit bool, logger *slog.Logger) (int, error) {
+func fitConnections(want int, explicit bool, queueFiles int, logger *slog.Logger) (int, error) {
 	limit, err := openFileLimit()
 	if err != nil {
 		logger.Warn("spool: cannot read the open-file limit; not checking --max-connections against it", "err", err)
@@ -46,7 +46,7 @@ func fitConnections(want int, explicit bool, logger *slog.Logger) (int, error) {
 	if limit > 1<<31 {
 		return want, nil // unlimited, or beyond any connection count
 	}
-	inUse := openFiles()
+	inUse := openFiles() + queueFiles // idle queues close their files; count what busy ones open
 	reserve := fdReserve(inUse)
 	fit := limit - inUse - reserve
 	if want <= fit {

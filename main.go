@@ -335,7 +335,7 @@ func serve(env *cmdEnv, f serveFlags) error {
 		return err
 	}
 	// After queue.Open, so the files the data directory holds open count.
-	maxConns, err := fitConnections(f.maxConnections, f.maxConnectionsSet, logger)
+	maxConns, err := fitConnections(f.maxConnections, f.maxConnectionsSet, b.MaxOpenFiles(), logger)
 	if err != nil {
 		return errors.Join(err, b.Close())
 	}

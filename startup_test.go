@@ -94,10 +94,13 @@ func TestServeServesAroundAQueueThatDoesNotOpen(t *testing.T) {
 	}
 }
 
-// TestQueuesUnderAFileLimit creates queues under a low open-file limit
-// until creates fail: a failed create must leave nothing behind, so after
-// a restart without the limit exactly the queues whose create succeeded
-// are there.
+// TestQueuesUnderAFileLimit creates queues under a low open-file limit,
+// enqueueing into each while it can (a queue in use holds its segment
+// open; idle ones hold none), until a create fails: a failed create must
+// leave nothing behind, so after a restart exactly the queues whose create
+// succeeded are there, with every message acknowledged into them. A
+// restart under the same limit serves them all: opening a queue holds no
+// file.
 func TestQueuesUnderAFileLimit(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("needs sh to lower ulimit -n")
@@ -105,31 +108,50 @@ func TestQueuesUnderAFileLimit(t *testing.T) {
 	bin := buildSpool(t)
 	data := t.TempDir()
 	const limit = 160
-	underLimit := func(limit int) *crashServer {
+	underLimit := func() *crashServer {
 		cmd := exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, limit), bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
 		s := startServerCmd(t, cmd)
 		s.waitListening(t)
 		return s
 	}
-	srv := underLimit(limit)
-	created, failed := 0, 0
-	for i := 0; i < 400 && failed == 0; i++ {
-		resp, err := http.Post(fmt.Sprintf("http://%s/v1/queues/q%03d", srv.addr, i), "application/json", nil)
+	post := func(srv *crashServer, path, body string) int {
+		resp, err := http.Post("http://"+srv.addr+path, "application/json", strings.NewReader(body))
 		if err != nil {
-			t.Fatalf("create q%03d: %v", i, err)
+			t.Fatalf("POST %s: %v", path, err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusCreated:
+		return resp.StatusCode
+	}
+	srv := underLimit()
+	created, failed, enqueued := 0, 0, map[string]bool{}
+	full := false // an enqueue failed: the file table is full of busy queues
+	for i := 0; i < 600 && failed == 0; i++ {
+		name := fmt.Sprintf("q%03d", i)
+		switch st := post(srv, "/v1/queues/"+name, ""); {
+		case st == http.StatusCreated:
 			created++
-		case resp.StatusCode >= 500:
+		case st >= 500:
 			failed++
+			continue
 		default:
-			t.Fatalf("create q%03d: %d", i, resp.StatusCode)
+			t.Fatalf("create %s: %d", name, st)
+		}
+		if !full {
+			switch st := post(srv, "/v1/queues/"+name+"/messages", "m-"+name); {
+			case st == http.StatusCreated:
+				enqueued[name] = true
+			case st >= 500:
+				full = true
+			default:
+				t.Fatalf("enqueue to %s: %d", name, st)
+			}
 		}
 	}
-	srv.stop(t)
+	// Killed, not stopped: with the file table full, a clean stop cannot
+	// write every queue's snapshot (it exits 1 saying so); a crash must
+	// lose nothing acknowledged either way.
+	srv.kill(t)
 	if failed == 0 {
 		t.Skipf("%d queues fit under ulimit -n %d: no create failed, nothing to check", created, limit)
 	}
@@ -140,13 +162,34 @@ func TestQueuesUnderAFileLimit(t *testing.T) {
 		if q.Unavailable != "" {
 			t.Errorf("queue %s unavailable without the limit: %s", q.Name, q.Unavailable)
 		}
+		if want := btoi(enqueued[q.Name]); q.Counts.Total != want {
+			t.Errorf("queue %s holds %d messages, want %d", q.Name, q.Counts.Total, want)
+		}
 	}
 	if len(list.Queues) != created {
 		t.Fatalf("%d queues after a restart, want the %d whose create succeeded (a failed create left its queue behind)", len(list.Queues), created)
 	}
 	srv.stop(t)
 
-	t.Logf("ulimit -n %d: %d creates succeeded before one failed, and exactly those queues are there after a restart", limit, created)
+	srv = underLimit()
+	list = getJSON[api.QueueList](t, "http://"+srv.addr+"/v1/queues")
+	for _, q := range list.Queues {
+		if q.Unavailable != "" {
+			t.Errorf("under ulimit -n %d again, queue %s is unavailable: %s", limit, q.Name, q.Unavailable)
+		}
+	}
+	if len(list.Queues) != created {
+		t.Fatalf("under ulimit -n %d again: %d queues listed, want %d", limit, len(list.Queues), created)
+	}
+	srv.stop(t)
+	t.Logf("ulimit -n %d: %d creates succeeded before one failed (%d with a message); after restarts with and without the limit exactly those are there and open", limit, created, len(enqueued))
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func getJSON[T any](t *testing.T, url string) T {
