@@ -7,10 +7,10 @@ import "syscall"
 // openFileLimit returns this process's open-file limit (RLIMIT_NOFILE).
 // Go raises the soft limit to the hard one at start, so the soft limit is
 // the one the process has.
-func openFileLimit() (int, error) {
+func openFileLimit() (int64, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, err
 	}
-	return int(min(rl.Cur, 1<<40)), nil
+	return int64(min(uint64(rl.Cur), 1<<40)), nil
 }

@@ -38,14 +38,15 @@ func fdReserve(inUse int) int { return 64 + inUse/4 }
 // to fit (at least minConnections), with a warning, so `spool serve` starts
 // on any machine, even one whose queues took every file descriptor.
 func fitConnections(want int, explicit bool, queueFiles int, logger *slog.Logger) (int, error) {
-	limit, err := openFileLimit()
+	limit64, err := openFileLimit()
 	if err != nil {
 		logger.Warn("spool: cannot read the open-file limit; not checking --max-connections against it", "err", err)
 		return want, nil
 	}
-	if limit > 1<<31 {
+	if limit64 > 1<<30 {
 		return want, nil // unlimited, or beyond any connection count
 	}
+	limit := int(limit64)
 	inUse := openFiles() + queueFiles // idle queues close their files; count what busy ones open
 	reserve := fdReserve(inUse)
 	fit := limit - inUse - reserve
