@@ -489,7 +489,7 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, ps httprou
 	for _, m := range msgs {
 		size += len(m.Body)
 	}
-	if size >= bigBatch {
+	if size >= bigRequest {
 		defer s.releaseMemory()
 	}
 	if err := s.checkQuota(); err != nil {
@@ -503,14 +503,15 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, ps httprou
 	return nil
 }
 
-// bigBatch is the size of bodies past which a batch gives the memory it
-// took back to the system when it is done. The Go runtime otherwise
-// keeps freed memory for minutes, and on a Pi a few big batches would
-// leave the server hundreds of megabytes larger than its data needs.
-const bigBatch = 8 << 20
+// bigRequest is the size of bodies past which a batch, or a receive or
+// listing reply, gives the memory it took back to the system when it is
+// done. The Go runtime otherwise keeps freed memory for minutes, and on a
+// Pi a few big requests would leave the server hundreds of megabytes
+// larger than its data needs.
+const bigRequest = 8 << 20
 
 // releaseMemory returns freed memory to the system (a forced GC), at most
-// once a second however many big batches end.
+// once a second however many big requests end.
 func (s *Server) releaseMemory() {
 	now := time.Now().UnixNano()
 	last := s.lastRelease.Load()
@@ -696,6 +697,11 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		defer context.AfterFunc(s.closing, cancel)()
 	}
 	out := messageStream{w: w}
+	defer func() {
+		if out.bytes >= bigRequest {
+			s.releaseMemory()
+		}
+	}()
 	n, err := q.ReceiveEach(ctx, queue.ReceiveOptions{Max: maxN, Wait: wait, Visibility: vis}, func(m queue.Message) error {
 		if raw {
 			h := w.Header()
@@ -735,8 +741,9 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, ps httprouter.P
 // in memory whole (issue 11 measured +744 MB of RSS for such a peek when
 // it did). The bytes are those writeJSON would write for the whole reply.
 type messageStream struct {
-	w http.ResponseWriter
-	n int
+	w     http.ResponseWriter
+	n     int
+	bytes int // written so far
 }
 
 func (s *messageStream) add(m queue.Message) error {
@@ -752,6 +759,7 @@ func (s *messageStream) add(m queue.Message) error {
 		b = append([]byte{','}, b...)
 	}
 	s.n++
+	s.bytes += len(b)
 	_, err = s.w.Write(b)
 	return err
 }
@@ -905,6 +913,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 		each = q.DeadEach
 	}
 	out := messageStream{w: w}
+	defer func() {
+		if out.bytes >= bigRequest {
+			s.releaseMemory()
+		}
+	}()
 	if err := each(after, limit, out.add); err != nil {
 		if out.n > 0 {
 			s.cfg.Logger.Error("api: listing failed after its reply started; cutting it", "queue", q.Name(), "err", err)

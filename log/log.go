@@ -816,15 +816,25 @@ func (l *Log) commit(round []*appendReq) {
 	c := Commit{Appends: len(round)}
 	l.lastAppends = len(round)
 	c.Err = l.write(round, &c)
+	// One huge append must not pin its buffers (the round's frames, a
+	// frame's raw and compressed payload: up to a 64 MiB batch each)
+	// forever. Dropped before the appenders wake, so a caller that gives
+	// memory back to the system after a big batch finds them garbage.
+	if cap(l.wbuf) > 2*maxRoundBytes {
+		l.wbuf = nil
+	}
+	if cap(l.rawBuf) > 2*maxRoundBytes {
+		l.rawBuf = nil
+	}
+	if cap(l.compBuf) > 2*maxRoundBytes {
+		l.compBuf = nil
+	}
 	for _, req := range round {
 		req.err = c.Err
 		req.done <- struct{}{}
 	}
 	clear(round)
 	l.round = round[:0]
-	if cap(l.wbuf) > 2*maxRoundBytes {
-		l.wbuf = nil // one huge append must not pin its buffer forever
-	}
 	if l.opts.OnCommit != nil {
 		l.opts.OnCommit(c)
 	}
