@@ -330,3 +330,17 @@ func TestTheDefaultClockIgnoresWallClockSteps(t *testing.T) {
 		t.Fatalf("default clock read %v then %v", a, b)
 	}
 }
+
+// reopenQueue closes b, opens dir again with opts, and returns the new
+// broker and its queue name.
+func reopenQueue(tb testing.TB, b *Broker, dir string, opts Options, name string) (*Broker, *Queue) {
+	tb.Helper()
+	if err := b.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := Open(dir, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b, mustQueue(tb, b, name)
+}

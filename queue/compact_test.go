@@ -302,15 +302,7 @@ func TestCompactRewritesRewrittenSegments(t *testing.T) {
 				t.Fatalf("after the first compaction: %+v", segs[:2])
 			}
 			if restart {
-				if err := b.Close(); err != nil {
-					t.Fatal(err)
-				}
-				if b, err = Open(dir, opts); err != nil {
-					t.Fatal(err)
-				}
-				if q, err = b.Queue("q"); err != nil {
-					t.Fatal(err)
-				}
+				b, q = reopenQueue(t, b, dir, opts, "q")
 			}
 			second, err := os.Stat(q.log.Segments()[1].Path)
 			if err != nil {
@@ -337,15 +329,7 @@ func TestCompactRewritesRewrittenSegments(t *testing.T) {
 			}
 			for i := range 2 {
 				if i == 1 {
-					if err := b.Close(); err != nil {
-						t.Fatal(err)
-					}
-					if b, err = Open(dir, opts); err != nil {
-						t.Fatal(err)
-					}
-					if q, err = b.Queue("q"); err != nil {
-						t.Fatal(err)
-					}
+					b, q = reopenQueue(t, b, dir, opts, "q")
 				}
 				if err := b.Maintain(); err != nil {
 					t.Fatal(err)
@@ -401,15 +385,7 @@ func TestCompactKeepsEveryLiveMessage(t *testing.T) {
 		t.Fatalf("no segment was rewritten: %+v", q.log.Segments())
 	}
 	c.checkAll(q)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if b, err = Open(dir, opts); err != nil {
-		t.Fatal(err)
-	}
-	if q, err = b.Queue("q"); err != nil {
-		t.Fatal(err)
-	}
+	b, q = reopenQueue(t, b, dir, opts, "q")
 	c.q = q
 	c.checkAll(q)
 	// Deliver all of it: delays run out, and every delivery is acked.

@@ -1127,15 +1127,7 @@ func TestRestartCompactionForgetsRewrites(t *testing.T) {
 				t.Fatalf("after one compaction, with one message in ten live: %+v", segs[:2])
 			}
 			if restart {
-				if err := b.Close(); err != nil {
-					t.Fatal(err)
-				}
-				if b, err = Open(dir, opts); err != nil {
-					t.Fatal(err)
-				}
-				if q, err = b.Queue("q"); err != nil {
-					t.Fatal(err)
-				}
+				b, q = reopenQueue(t, b, dir, opts, "q")
 			}
 			var before []os.FileInfo
 			for _, s := range q.log.Segments()[:2] {
