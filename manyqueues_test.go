@@ -147,27 +147,10 @@ func mqMakeQueues(t *testing.T, dir string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	work := make(chan int)
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				if _, _, err := b.Create(fmt.Sprintf("q%05d", i), queue.ConfigUpdate{}); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	mqEach(t, n, func(i int) error {
+		_, _, err := b.Create(fmt.Sprintf("q%05d", i), queue.ConfigUpdate{})
+		return err
+	})
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -176,13 +159,20 @@ func mqMakeQueues(t *testing.T, dir string, n int) {
 // touchAll enqueues one message on every queue, receives and acks it.
 func mqTouchAll(t *testing.T, base string, n int) {
 	t.Helper()
+	mqEach(t, n, func(i int) error { return mqTouchQueue(base, fmt.Sprintf("q%05d", i)) })
+}
+
+// mqEach calls fn(i) for every i in [0, n), eight at a time, and fails t
+// with the first error.
+func mqEach(t *testing.T, n int, fn func(i int) error) {
+	t.Helper()
 	var wg sync.WaitGroup
 	work := make(chan int)
-	errs := make(chan error, 8)
+	errs := make(chan error, 1)
 	for range 8 {
 		wg.Go(func() {
 			for i := range work {
-				if err := mqTouchQueue(base, fmt.Sprintf("q%05d", i)); err != nil {
+				if err := fn(i); err != nil {
 					select {
 					case errs <- err:
 					default:
