@@ -630,9 +630,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 // events pending for the next commit; the receive still succeeds, since
 // consumers must be able to drain a queue on a full disk.
 func (q *Queue) writeLeases(seq uint64) {
-	q.commitMu.Lock()
-	defer q.commitMu.Unlock()
-	if err := q.writeLocked(seq); err != nil {
+	if err := q.commit(seq, false); err != nil {
 		q.b.opts.Logger.Warn("queue: lease events not written yet; a crash before the next commit may reissue their receipts", "queue", q.name, "err", err)
 	}
 }
