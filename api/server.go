@@ -267,16 +267,22 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
-		}
-		return fmt.Errorf("%w: body is not the JSON this route takes: %w", errBadRequest, err)
+		return jsonError(err, limit)
 	}
 	if dec.More() {
 		return fmt.Errorf("%w: body holds more than one JSON value", errBadRequest)
 	}
 	return nil
+}
+
+// jsonError turns a failure to decode a JSON body of at most limit bytes
+// into the request error: too large, or not the JSON the route takes.
+func jsonError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
+	}
+	return fmt.Errorf("%w: body is not the JSON this route takes: %w", errBadRequest, err)
 }
 
 // checkJSONType refuses a body labelled other than JSON.
@@ -537,13 +543,7 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([]queue.NewM
 	limit = min(limit, 512<<20)
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
-	bad := func(err error) error {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
-		}
-		return fmt.Errorf("%w: body is not the JSON this route takes: %w", errBadRequest, err)
-	}
+	bad := func(err error) error { return jsonError(err, limit) }
 	expect := func(want json.Delim) error {
 		tok, err := dec.Token()
 		if err != nil {
