@@ -30,7 +30,6 @@ import (
 
 	"github.com/spoolq/spool/api"
 	"github.com/spoolq/spool/bench"
-	"github.com/spoolq/spool/log"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -238,7 +237,7 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.StringVar(&f.token, "token", "", "require Authorization: Bearer <token> (all routes but /healthz)")
 	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "allow listening on a non-loopback address without --token")
 	fs.StringVar(&f.sync, "sync", "always", "fsync policy: always, interval or none (see above)")
-	fs.DurationVar(&f.syncInterval, "sync-interval", log.DefaultSyncInterval, "fsync period for --sync=interval")
+	fs.DurationVar(&f.syncInterval, "sync-interval", queue.DefaultSyncInterval, "fsync period for --sync=interval")
 	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", queue.DefaultMaxMessageBytes, "largest message body in bytes")
 	fs.IntVar(&f.maxBatch, "max-batch", 1000, "most messages per batch enqueue, receive or receipt call")
 	fs.DurationVar(&f.maxWait, "max-wait", 20*time.Second, "longest long-poll wait a receive may ask for")
@@ -309,7 +308,7 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	policy, err := log.ParseSyncPolicy(f.sync)
+	policy, err := queue.ParseSyncPolicy(f.sync)
 	if err != nil {
 		return usageError{"--sync: " + err.Error()}
 	}

@@ -27,7 +27,6 @@ import (
 	"testing"
 
 	"github.com/spoolq/spool/api"
-	"github.com/spoolq/spool/log"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -44,7 +43,7 @@ var benchTransport = sync.OnceValue(func() *http.Transport {
 	return t
 })
 
-var benchPolicies = []log.SyncPolicy{log.SyncAlways, log.SyncNone}
+var benchPolicies = []queue.SyncPolicy{queue.SyncAlways, queue.SyncNone}
 
 // benchServe serves h on 127.0.0.1 until the benchmark ends and returns a
 // client for it on the shared transport.
@@ -67,7 +66,7 @@ type benchEnv struct {
 	records, fsyncs atomic.Int64
 }
 
-func benchSpool(b *testing.B, policy log.SyncPolicy) *benchEnv {
+func benchSpool(b *testing.B, policy queue.SyncPolicy) *benchEnv {
 	b.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	e := &benchEnv{}
@@ -76,7 +75,7 @@ func benchSpool(b *testing.B, policy log.SyncPolicy) *benchEnv {
 		Sync:                policy,
 		MaintenanceInterval: -1,
 		Logger:              quiet,
-		OnCommit: func(name string, c log.Commit) {
+		OnCommit: func(name string, c queue.Commit) {
 			m.OnCommit(name, c)
 			e.records.Add(int64(c.Records))
 			if c.Synced {
@@ -108,8 +107,8 @@ func (e *benchEnv) drop(b *testing.B) {
 
 // reportFsyncs reports messages per fsync of the message log since the
 // given counts (under sync=always; other policies hardly fsync).
-func (e *benchEnv) reportFsyncs(b *testing.B, policy log.SyncPolicy, records, fsyncs int64) {
-	if policy == log.SyncAlways {
+func (e *benchEnv) reportFsyncs(b *testing.B, policy queue.SyncPolicy, records, fsyncs int64) {
+	if policy == queue.SyncAlways {
 		b.ReportMetric(float64(e.records.Load()-records)/float64(max(e.fsyncs.Load()-fsyncs, 1)), "msgs/fsync")
 	}
 }
@@ -214,7 +213,7 @@ func BenchmarkHTTPReceiveAck(b *testing.B) {
 	}
 }
 
-func benchReceiveAck(b *testing.B, batch, conc int, policy log.SyncPolicy) {
+func benchReceiveAck(b *testing.B, batch, conc int, policy queue.SyncPolicy) {
 	e := benchSpool(b, policy)
 	ctx := context.Background()
 	fill := make([]queue.NewMessage, 1000)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/spoolq/spool/log"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -46,7 +45,7 @@ func (m *Metrics) OnStateSync(_ string, _ int, took time.Duration) {
 }
 
 // OnCommit records one message-log commit round.
-func (m *Metrics) OnCommit(_ string, c log.Commit) {
+func (m *Metrics) OnCommit(_ string, c queue.Commit) {
 	if c.Err != nil {
 		m.set.GetOrCreateCounter("spool_commit_errors_total").Inc()
 		return

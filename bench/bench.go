@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	spoollog "github.com/spoolq/spool/log"
+	"github.com/spoolq/spool/queue"
 )
 
 // The scenarios (Config.Scenario). The package doc says what each one
@@ -156,7 +156,7 @@ func (c Config) normalize() (Config, error) {
 	case int64(c.Batch)*int64(c.Size+12) > maxRequestBytes:
 		return c, fmt.Errorf("batch %d of %d-byte messages: a request over %d MiB", c.Batch, c.Size, maxRequestBytes>>20)
 	}
-	if _, err := spoollog.ParseSyncPolicy(c.Sync); err != nil && c.Addr == "" {
+	if _, err := queue.ParseSyncPolicy(c.Sync); err != nil && c.Addr == "" {
 		return c, fmt.Errorf("sync: %w", err)
 	}
 	if c.Scenario == Mixed && c.Size < mixedMinSize {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/api"
-	spoollog "github.com/spoolq/spool/log"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -44,7 +43,7 @@ func (t *target) inProcess() bool { return t.broker != nil }
 // the queue and serves the API on 127.0.0.1:0, all labelled as the server
 // side for the CPU profile.
 func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error) {
-	policy, err := spoollog.ParseSyncPolicy(cfg.Sync)
+	policy, err := queue.ParseSyncPolicy(cfg.Sync)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +55,7 @@ func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error
 			Sync:            policy,
 			MaxMessageBytes: maxBytes,
 			Logger:          cfg.Logger,
-			OnCommit: func(name string, c spoollog.Commit) {
+			OnCommit: func(name string, c queue.Commit) {
 				m.OnCommit(name, c)
 				if c.Err == nil && c.Synced {
 					t.fsyncs.Add(1)

@@ -20,7 +20,7 @@ import (
 // Options configure a Broker. The zero value is usable.
 type Options struct {
 	// Sync is the fsync policy of every queue's message and state logs.
-	Sync         log.SyncPolicy
+	Sync         SyncPolicy
 	SyncInterval time.Duration
 	// SegmentSize is the message-log segment size (default 16 MiB; at most
 	// 1 GiB, so a frame offset fits the index's 32 bits).
@@ -46,7 +46,7 @@ type Options struct {
 	// OnCommit, if set, is called after every commit round of a queue's
 	// message log (for metrics: fsync latency, records per commit). It
 	// must be fast and must not call the broker.
-	OnCommit func(queue string, c log.Commit)
+	OnCommit func(queue string, c Commit)
 	// OnStateSync, if set, is called after every fsync of a queue's state
 	// log: a group commit of acks, nacks and the like (under Sync=always)
 	// or a snapshot's, with how many events it made durable and how long

@@ -57,7 +57,7 @@ type Message struct {
 	ID         uint64
 	Receipt    Receipt // set by Receive only
 	Attempts   int
-	State      index.State
+	State      State
 	EnqueuedAt time.Time
 	Body       []byte
 	Attributes map[string]string
