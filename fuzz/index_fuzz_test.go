@@ -674,6 +674,9 @@ func sameTables(t *testing.T, a, b *index.Table) {
 			if !ok {
 				break
 			}
+			if err := tb.Ready(id, tb.MaxID()); err != nil {
+				t.Fatalf("Ready(%d) of a due delay: %v", id, err)
+			}
 			ids = append(ids, id)
 		}
 		return ids

@@ -122,7 +122,7 @@ func compareTables(t testing.TB, a, b *Table) {
 	same("ready order", drain(t, a), drain(t, b))
 	due := func(tb *Table) (ids []uint64) {
 		for {
-			id, ok := tb.DueDelay(math.MaxInt64)
+			id, ok := dueDelay(t, tb, math.MaxInt64)
 			if !ok {
 				return ids
 			}

@@ -538,9 +538,9 @@ func (t *Table) Apply(ev Event, now int64) error {
 	return fmt.Errorf("index: unknown event type %d", ev.Type)
 }
 
-// DueDelay moves the earliest delayed message whose time has come to ready
-// and returns its id. One sent to the back goes after the newest id, MaxID:
-// the caller logs that as EvReady's After so a replay agrees.
+// DueDelay returns the earliest delayed message whose time has come,
+// without changing it: the caller applies EvReady (Ready), with the newest
+// id, MaxID, as its After, so that a replay puts it where it went live.
 func (t *Table) DueDelay(now int64) (uint64, bool) {
 	for t.delays.Len() > 0 {
 		top := t.delays[0]
@@ -552,8 +552,6 @@ func (t *Table) DueDelay(now int64) (uint64, bool) {
 		if top.at > now {
 			return 0, false
 		}
-		heap.Pop(&t.delays)
-		t.becomeReady(top.id, e, e.Requeue, 0, now, 0)
 		return top.id, true
 	}
 	return 0, false

@@ -288,7 +288,7 @@ func TestDelayedMessagesBecomeReadyWhenDue(t *testing.T) {
 		{1000, 0, false},
 	}
 	for _, s := range steps {
-		if id, ok := tb.DueDelay(s.now); id != s.wantID || ok != s.wantOK {
+		if id, ok := dueDelay(t, tb, s.now); id != s.wantID || ok != s.wantOK {
 			t.Fatalf("DueDelay(%d) = %d, %v; want %d, %v", s.now, id, ok, s.wantID, s.wantOK)
 		}
 		checkCounts(t, tb)
@@ -325,7 +325,7 @@ func TestDelayedNacksGoToTheirPlaceWhenDue(t *testing.T) {
 			if id, _ := tb.NextReady(); id != 2 {
 				t.Fatalf("NextReady = %d before the delay ran out, want 2", id)
 			}
-			if id, ok := tb.DueDelay(100); !ok || id != 1 {
+			if id, ok := dueDelay(t, tb, 100); !ok || id != 1 {
 				t.Fatalf("DueDelay = %d, %v", id, ok)
 			}
 			checkCounts(t, tb)
@@ -421,7 +421,7 @@ func TestDeadMessagesLeaveTheOrderAndRedriveRestartsTheirTries(t *testing.T) {
 			if tb.Count(StateDead) != 1 {
 				t.Fatalf("Count(dead) = %d", tb.Count(StateDead))
 			}
-			if id, ok := tb.DueDelay(math.MaxInt64); ok {
+			if id, ok := dueDelay(t, tb, math.MaxInt64); ok {
 				t.Fatalf("DueDelay gave dead message %d", id)
 			}
 			if id, ok := tb.DueLease(math.MaxInt64); ok {
@@ -862,7 +862,7 @@ func TestCountsMatchARecountAfterRandomOperations(t *testing.T) {
 				}
 			case 13:
 				for {
-					if _, ok := tb.DueDelay(now); !ok {
+					if _, ok := dueDelay(t, tb, now); !ok {
 						break
 					}
 				}
@@ -1037,4 +1037,18 @@ func TestInsertAtOrBelowTheFloorOfAReleasedTableIsRefused(t *testing.T) {
 		t.Fatalf("Insert past the floor: %+v", tb.Get(10001))
 	}
 	checkCounts(t, tb)
+}
+
+// dueDelay does what the queue does with a delay that ran out: DueDelay
+// names the message, and EvReady's transition (Ready, after the newest id)
+// makes it ready.
+func dueDelay(t testing.TB, tb *Table, now int64) (uint64, bool) {
+	t.Helper()
+	id, ok := tb.DueDelay(now)
+	if ok {
+		if err := tb.Ready(id, tb.MaxID()); err != nil {
+			t.Fatalf("Ready(%d) of a due delay: %v", id, err)
+		}
+	}
+	return id, ok
 }

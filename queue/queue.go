@@ -166,10 +166,11 @@ func (q *Queue) live() *Queue {
 	return q
 }
 
-// begin locks q for an operation, failing if it is broken (a reload is
-// due or under way: ErrUnavailable, retryable) or closed (deleted, or the
-// broker closed: ErrQueueNotFound, for good).
-func (q *Queue) begin() error {
+// lockOpen locks q.mu for an operation and returns with it held, unless
+// it fails (with mu released) because q is broken (a reload is due or
+// under way: ErrUnavailable, retryable) or closed (deleted, or the broker
+// closed: ErrQueueNotFound, for good).
+func (q *Queue) lockOpen() error {
 	q.mu.Lock()
 	if p := q.broken.Load(); p != nil && (!q.closed || q.reloading) {
 		q.mu.Unlock()
@@ -182,10 +183,18 @@ func (q *Queue) begin() error {
 	return nil
 }
 
-// record queues an event already applied to the table; the caller holds mu.
-func (q *Queue) record(ev index.Event) {
+// applyLocked is the one door every state change goes through: it applies
+// ev to the table and, only if that succeeded, queues the same ev for the
+// state log, so what is logged is by construction what was done. Replay
+// (replayTable) applies the logged events through the same Table.Apply.
+// now matters only to a nack (delayed or not); the caller holds mu.
+func (q *Queue) applyLocked(ev index.Event, now int64) error {
+	if err := q.t.Apply(ev, now); err != nil {
+		return err
+	}
 	q.pending = append(q.pending, ev)
 	q.seq++
+	return nil
 }
 
 // waiter is one long-poll receiver parked on a queue.
@@ -400,7 +409,7 @@ func (q *Queue) update(u ConfigUpdate) error {
 // Info returns the queue's config, counts and size.
 func (q *Queue) Info() (Info, error) {
 	q = q.live()
-	if err := q.begin(); err != nil {
+	if err := q.lockOpen(); err != nil {
 		return Info{}, err
 	}
 	q.processDue(q.now())
@@ -436,7 +445,7 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 			return nil, fmt.Errorf("%w: message %d: delay %s must be between 0 and %s", ErrInvalid, i, *m.Delay, MaxDelay)
 		}
 	}
-	if err := q.begin(); err != nil {
+	if err := q.lockOpen(); err != nil {
 		return nil, err
 	}
 	q.processDue(q.now()) // what is due goes before these messages
@@ -555,7 +564,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 	woken := false
 	for {
 		q = q.live() // follow a finished reload (see live)
-		if err := q.begin(); err != nil {
+		if err := q.lockOpen(); err != nil {
 			return 0, err
 		}
 		now := q.now()
@@ -577,11 +586,10 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			}
 			attempt := e.Attempts + 1
 			until := now + int64(vis)
-			if err := q.t.Lease(id, attempt, until); err != nil {
+			if err := q.applyLocked(index.Event{Type: index.EvLease, ID: id, Attempt: attempt, Time: until}, now); err != nil {
 				q.mu.Unlock()
 				return 0, fmt.Errorf("receive from %s: %w", q.name, err)
 			}
-			q.record(index.Event{Type: index.EvLease, ID: id, Attempt: attempt, Time: until})
 			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
 		}
 		if len(leased) > 0 {
@@ -657,9 +665,7 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 			if e := q.t.Get(l.id); e.State == index.StateLeased && e.Attempts == l.attempt {
 				if q.t.Tries(l.id) >= q.cfg.MaxAttempts {
 					q.kill(l.id)
-				} else {
-					q.t.Expire(l.id)
-					q.record(index.Event{Type: index.EvExpire, ID: l.id})
+				} else if q.applyLocked(index.Event{Type: index.EvExpire, ID: l.id}, 0) == nil {
 					q.stats.expired.Add(1)
 					q.notify(1)
 				}
@@ -670,9 +676,8 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 		if err != nil {
 			q.b.opts.Logger.Error("queue: leased message cannot be read; failing it", "queue", q.name, "id", l.id, "err", err)
 			q.mu.Lock()
-			if q.t.Get(l.id).State == index.StateLeased && q.t.Dead(l.id) == nil {
-				q.record(index.Event{Type: index.EvDead, ID: l.id})
-				q.stats.dead.Add(1)
+			if q.t.Get(l.id).State == index.StateLeased {
+				q.kill(l.id)
 			}
 			q.mu.Unlock()
 			continue
@@ -714,7 +719,8 @@ func (q *Queue) processDue(now int64) {
 		}
 		// Logged so a replay makes it ready at the same point among the
 		// other events, in the same place, whatever the clock says then.
-		q.record(index.Event{Type: index.EvReady, ID: id, After: q.t.MaxID()})
+		// DueDelay returned a delayed message: this cannot fail.
+		q.applyLocked(index.Event{Type: index.EvReady, ID: id, After: q.t.MaxID()}, now)
 		woke++
 	}
 	for {
@@ -726,8 +732,7 @@ func (q *Queue) processDue(now int64) {
 			q.kill(id)
 			continue
 		}
-		q.t.Expire(id) // DueLease returned a leased message: cannot fail
-		q.record(index.Event{Type: index.EvExpire, ID: id})
+		q.applyLocked(index.Event{Type: index.EvExpire, ID: id}, now) // DueLease returned a leased message: cannot fail
 		q.stats.expired.Add(1)
 		woke++
 	}
@@ -737,8 +742,7 @@ func (q *Queue) processDue(now int64) {
 // kill makes a message dead; maintenance moves it on to the dead-letter
 // queue if one is configured. The caller holds mu.
 func (q *Queue) kill(id uint64) {
-	if q.t.Dead(id) == nil {
-		q.record(index.Event{Type: index.EvDead, ID: id})
+	if q.applyLocked(index.Event{Type: index.EvDead, ID: id}, 0) == nil {
 		q.stats.dead.Add(1)
 	}
 }
@@ -776,7 +780,7 @@ func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, n
 	if len(receipts) == 0 {
 		return nil, fmt.Errorf("%w: no receipts", ErrInvalid)
 	}
-	if err := q.begin(); err != nil {
+	if err := q.lockOpen(); err != nil {
 		return nil, err
 	}
 	now := q.now()
@@ -827,8 +831,7 @@ func (q *Queue) checkReceipt(r Receipt) error {
 func (q *Queue) Ack(receipts []Receipt) (errs []error, err error) {
 	q = q.live()
 	return q.receiptOp(receipts, true, func(r Receipt, _ int64) {
-		q.t.Ack(r.ID)
-		q.record(index.Event{Type: index.EvAck, ID: r.ID})
+		q.applyLocked(index.Event{Type: index.EvAck, ID: r.ID}, 0) // checkReceipt: a live lease
 		q.stats.acked.Add(1)
 	})
 }
@@ -856,9 +859,7 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 		if o.Delay > 0 {
 			readyAt = now + int64(o.Delay)
 		}
-		after := q.t.MaxID()
-		q.t.Nack(r.ID, o.Front, after, readyAt, now)
-		q.record(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: after, Time: readyAt})
+		q.applyLocked(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: q.t.MaxID(), Time: readyAt}, now)
 		if readyAt == 0 {
 			q.notify(1)
 		}
@@ -877,9 +878,7 @@ func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []err
 		if vis == 0 {
 			vis = q.cfg.VisibilityTimeout
 		}
-		until := now + int64(vis)
-		q.t.Extend(r.ID, until)
-		q.record(index.Event{Type: index.EvExtend, ID: r.ID, Time: until})
+		q.applyLocked(index.Event{Type: index.EvExtend, ID: r.ID, Time: now + int64(vis)}, now)
 	})
 }
 
@@ -932,7 +931,7 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn fu
 	if limit <= 0 || limit > MaxList {
 		return fmt.Errorf("%w: limit %d must be between 1 and %d", ErrInvalid, limit, MaxList)
 	}
-	if err := q.begin(); err != nil {
+	if err := q.lockOpen(); err != nil {
 		return err
 	}
 	q.processDue(q.now())
@@ -968,7 +967,7 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn fu
 // attempts keep counting, so no receipt is ever handed out twice.
 func (q *Queue) Redrive(limit int) (int, error) {
 	q = q.live()
-	if err := q.begin(); err != nil {
+	if err := q.lockOpen(); err != nil {
 		return 0, err
 	}
 	q.processDue(q.now())
@@ -978,8 +977,7 @@ func (q *Queue) Redrive(limit int) (int, error) {
 		return limit <= 0 || len(ids) < limit
 	})
 	for _, id := range ids {
-		q.t.Redrive(id)
-		q.record(index.Event{Type: index.EvRedrive, ID: id})
+		q.applyLocked(index.Event{Type: index.EvRedrive, ID: id}, 0) // Scan found it dead
 	}
 	q.notify(len(ids))
 	seq := q.seq
@@ -990,13 +988,12 @@ func (q *Queue) Redrive(limit int) (int, error) {
 // Purge removes every message the queue holds.
 func (q *Queue) Purge() error {
 	q = q.live()
-	if err := q.begin(); err != nil {
+	if err := q.lockOpen(); err != nil {
 		return err
 	}
 	q.processDue(q.now())
 	if upTo := q.t.MaxID(); upTo > 0 {
-		q.t.Purge(upTo)
-		q.record(index.Event{Type: index.EvPurge, ID: upTo})
+		q.applyLocked(index.Event{Type: index.EvPurge, ID: upTo}, 0) // a purge cannot fail
 	}
 	seq := q.seq
 	q.mu.Unlock()

@@ -339,7 +339,7 @@ func (q *Queue) snapshotData() (data []byte, stateIndex, changes uint64, covered
 	// its handling of a failed write), then encode holding mu, so nothing
 	// new is applied in between.
 	for {
-		if err := q.begin(); err != nil {
+		if err := q.lockOpen(); err != nil {
 			return nil, 0, 0, 0, err
 		}
 		if len(q.pending) == 0 {
@@ -374,7 +374,7 @@ func (q *Queue) snapshotData() (data []byte, stateIndex, changes uint64, covered
 // every time: its work is budgeted by what was appended since the last
 // run (see compact.go), so it keeps up with churn without long pauses.
 func (q *Queue) maintain() error {
-	if err := q.begin(); err != nil {
+	if err := q.lockOpen(); err != nil {
 		if q.broken.Load() != nil {
 			return q.b.reopen(q)
 		}
@@ -495,8 +495,7 @@ func (q *Queue) moveBatch(dlq *Queue, items []moveItem) (int, error) {
 	q.mu.Lock()
 	from := dlq.live().log.LastID() + 1 // every copy enqueued from now on gets an id ≥ from
 	for i, it := range batch {
-		if !copied[it.id] && q.t.Get(it.id).State == index.StateDead && q.t.MarkMoving(it.id, from) == nil {
-			q.record(index.Event{Type: index.EvMoving, ID: it.id, After: from})
+		if !copied[it.id] && q.applyLocked(index.Event{Type: index.EvMoving, ID: it.id, After: from}, 0) == nil {
 			toCopy = append(toCopy, msgs[i])
 		}
 	}
@@ -514,8 +513,7 @@ func (q *Queue) moveBatch(dlq *Queue, items []moveItem) (int, error) {
 	for _, it := range batch {
 		// Redriven or purged meanwhile: its copy (if any) stays a
 		// dead letter there, the message lives on here.
-		if q.t.Get(it.id).State == index.StateDead && q.t.Remove(it.id) == nil {
-			q.record(index.Event{Type: index.EvRemove, ID: it.id})
+		if q.t.Get(it.id).State == index.StateDead && q.applyLocked(index.Event{Type: index.EvRemove, ID: it.id}, 0) == nil {
 			q.stats.deadLettered.Add(1)
 		}
 	}
@@ -585,8 +583,7 @@ func (q *Queue) retain(retention time.Duration) error {
 			case index.StateLeased:
 				q.retainLeased = append(q.retainLeased, id)
 			case index.StateReady, index.StateDelayed, index.StateDead:
-				q.t.Remove(id) // in a live state: cannot fail
-				q.record(index.Event{Type: index.EvRemove, ID: id})
+				q.applyLocked(index.Event{Type: index.EvRemove, ID: id}, 0) // in a live state: cannot fail
 				q.stats.removed.Add(1)
 			}
 		}
