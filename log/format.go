@@ -182,6 +182,17 @@ func frameChecksum(header, payload []byte) uint32 {
 	return crc32.Update(c, castagnoli, payload)
 }
 
+// appendFrameBytes appends a whole frame to dst: header, stored payload
+// and the zero padding that puts the next frame on an 8-byte boundary.
+func appendFrameBytes(dst []byte, h frameHeader, stored []byte) []byte {
+	at := len(dst)
+	dst = append(dst, make([]byte, frameHeaderSize)...)
+	dst = append(dst, stored...)
+	encodeFrameHeader(dst[at:at+frameHeaderSize], h, stored)
+	pad := alignUp(len(stored)) - len(stored)
+	return append(dst, make([]byte, pad)...)
+}
+
 // decodeFrameHeader parses and checks buf[:frameHeaderSize]: the header
 // checksum, the codec, reserved bytes and that the fields are consistent and
 // within format limits. It does not look at the payload; verifyFramePayload

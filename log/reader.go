@@ -54,7 +54,7 @@ func (c *Cursor) ReadAt(id uint64, hint Position) (Record, error) {
 	l := c.l
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	seg := l.holding(id)
+	seg := l.holdingLocked(id)
 	if seg == nil {
 		return Record{}, fmt.Errorf("read id %d: %w", id, ErrNotFound)
 	}
@@ -201,7 +201,7 @@ func (it *Iterator) nextFrame() (bool, error) {
 	it.buf.recs, it.i, it.err = it.buf.recs[:0], 0, nil
 	for {
 		if it.seg == nil || it.seg.gone {
-			if !it.locate() {
+			if !it.locateLocked() {
 				return false, nil
 			}
 		}
@@ -260,9 +260,9 @@ func (it *Iterator) nextFrame() (bool, error) {
 	}
 }
 
-// locate points the iterator at the first segment that can hold it.from;
-// the caller holds mu.
-func (it *Iterator) locate() bool {
+// locateLocked points the iterator at the first segment that can hold
+// it.from; the caller holds mu.
+func (it *Iterator) locateLocked() bool {
 	for _, s := range it.l.segs {
 		if s.lastID.Load() >= it.from || !s.sealed {
 			it.seg, it.off = s, fileHeaderSize

@@ -60,7 +60,7 @@ func (l *Log) Rewrite(base uint64, keep func(id uint64) bool, opts RewriteOption
 		opts.FrameSize = 256 << 10
 	}
 	l.mu.RLock()
-	_, seg := l.find(base)
+	_, seg := l.findLocked(base)
 	var sealed bool
 	var oldSize int64
 	if seg != nil {
@@ -187,7 +187,7 @@ func (rw *Rewrite) Commit() error {
 	l := rw.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	i, seg := l.find(rw.seg.base)
+	i, seg := l.findLocked(rw.seg.base)
 	if seg != rw.seg {
 		return errors.Join(fmt.Errorf("rewrite %s: the segment was removed or rewritten meanwhile", rw.seg.path), rw.abort())
 	}
@@ -203,7 +203,7 @@ func (rw *Rewrite) Commit() error {
 	l.segs = slices.Replace(l.segs, i, i+1, ns)
 	seg.gone = true
 	l.rewrites.Add(1)
-	return errors.Join(seg.closeFile(), l.fs.SyncDir(l.dir))
+	return errors.Join(seg.closeFileLocked(), l.fs.SyncDir(l.dir))
 }
 
 // Abort discards the prepared rewrite.
@@ -227,7 +227,7 @@ func (rw *Rewrite) abort() error {
 // ErrCorrupt.
 func (l *Log) Records(base uint64) (int, error) {
 	l.mu.RLock()
-	_, seg := l.find(base)
+	_, seg := l.findLocked(base)
 	var sealed bool
 	if seg != nil {
 		sealed = seg.sealed
