@@ -1,0 +1,36 @@
+package log
+
+import (
+	"errors"
+	"os"
+)
+
+// PathOps adapts an FS to the path-based steps that code beside the log
+// takes on files it does not write through a File: the state log (package
+// index) repairs and fsyncs the segments tidwall/wal writes. Passing one
+// built on the queue's FS puts those steps behind the same seam, and the
+// same fault injection, as everything else spool persists.
+type PathOps struct{ FS }
+
+// TruncateSync cuts the file at path to size and makes that durable.
+func (p PathOps) TruncateSync(path string, size int64) error {
+	f, err := p.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// SyncFile fsyncs the file at path through a descriptor of its own: fsync
+// flushes a file's pages whichever descriptor wrote them.
+func (p PathOps) SyncFile(path string) error {
+	f, err := p.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
+}
