@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"slices"
 )
 
-// This file owns the bytes of the state log entries and of the message
-// metadata that rides in each log record's Meta.
+// This file owns the bytes of the state log entries.
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -229,120 +227,4 @@ func (r *reader) uint32() uint32 {
 	v := binary.LittleEndian.Uint32(r.b)
 	r.b = r.b[4:]
 	return v
-}
-
-// Meta is what the queue stores in a log record's Meta besides the body:
-// when the message first becomes ready, its attributes, and, for a copy
-// in a dead-letter queue, where it came from.
-type Meta struct {
-	// ReadyAt is when the message may first be received (unix ns; 0 = at
-	// once): its enqueue time plus its delay.
-	ReadyAt int64
-	// Attributes are small string pairs the producer attached.
-	Attributes map[string]string
-	// Origin, if set, is the queue and id a dead-letter move copied this
-	// message from: after a crash in the middle of a move, it tells
-	// whether the copy was made.
-	Origin *Origin
-}
-
-// Origin names a message in another queue.
-type Origin struct {
-	Queue string
-	ID    uint64
-}
-
-// Limits of the metadata, enforced by the encoder's callers and the decoder.
-const (
-	MaxAttributes     = 64
-	MaxAttributeBytes = 16 << 10 // keys and values together
-	maxOriginQueue    = 255
-	// metaVersion 2 adds the origin; metadata without one is still
-	// written as version 1, byte for byte as before.
-	metaVersion       = 1
-	metaVersionOrigin = 2
-)
-
-// EncodeMeta appends m's encoding to dst; empty metadata encodes as no
-// bytes at all.
-//
-//	version uint8 | varint ready-at | uvarint count | (uvarint len, key, uvarint len, value)...
-//	version 2 adds: uvarint len, origin queue | uvarint origin id
-//
-// Keys are written sorted, so equal metadata encodes to equal bytes.
-func EncodeMeta(dst []byte, m Meta) []byte {
-	if m.ReadyAt == 0 && len(m.Attributes) == 0 && m.Origin == nil {
-		return dst
-	}
-	if m.Origin != nil {
-		dst = append(dst, metaVersionOrigin)
-	} else {
-		dst = append(dst, metaVersion)
-	}
-	dst = binary.AppendVarint(dst, m.ReadyAt)
-	dst = binary.AppendUvarint(dst, uint64(len(m.Attributes)))
-	keys := make([]string, 0, len(m.Attributes))
-	for k := range m.Attributes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		dst = binary.AppendUvarint(dst, uint64(len(k)))
-		dst = append(dst, k...)
-		v := m.Attributes[k]
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		dst = append(dst, v...)
-	}
-	if m.Origin != nil {
-		dst = binary.AppendUvarint(dst, uint64(len(m.Origin.Queue)))
-		dst = append(dst, m.Origin.Queue...)
-		dst = binary.AppendUvarint(dst, m.Origin.ID)
-	}
-	return dst
-}
-
-// DecodeMeta decodes what EncodeMeta wrote.
-func DecodeMeta(b []byte) (Meta, error) {
-	var m Meta
-	if len(b) == 0 {
-		return m, nil
-	}
-	r := reader{b: b}
-	v := r.byte()
-	if v != metaVersion && v != metaVersionOrigin {
-		return m, fmt.Errorf("%w: message metadata version %d", ErrCorrupt, v)
-	}
-	m.ReadyAt = r.varint()
-	n := r.uvarint()
-	if n > MaxAttributes {
-		return Meta{}, fmt.Errorf("%w: %d attributes", ErrCorrupt, n)
-	}
-	if n > 0 {
-		m.Attributes = make(map[string]string, n)
-	}
-	total := 0
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		k := string(r.bytes(MaxAttributeBytes - total))
-		total += len(k)
-		v := string(r.bytes(MaxAttributeBytes - total))
-		total += len(v)
-		if _, dup := m.Attributes[k]; dup && r.err == nil {
-			r.fail("duplicate attribute %q", k)
-		}
-		m.Attributes[k] = v
-	}
-	if v == metaVersionOrigin && r.err == nil {
-		o := Origin{Queue: string(r.bytes(maxOriginQueue))}
-		if o.ID = r.uvarint(); o.Queue == "" || o.ID == 0 {
-			r.fail("origin %q %d", o.Queue, o.ID)
-		}
-		m.Origin = &o
-	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	if r.err != nil {
-		return Meta{}, fmt.Errorf("%w: message metadata: %v", ErrCorrupt, r.err)
-	}
-	return m, nil
 }

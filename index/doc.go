@@ -1,6 +1,7 @@
 // Package index owns one queue's in-memory message states and the bytes
-// that make them durable: the state table, the state-event codec, the
-// message-metadata codec, snapshots, and the state log.
+// that make them durable: the state table, the state-event codec,
+// snapshots, and the state log. (What rides in each message-log record
+// besides the body, the message metadata, is the queue's: queue/meta.go.)
 //
 // It holds no message bodies: those live in the message log (package log).
 // The queue (package queue) serializes every call; nothing here is safe for
@@ -74,34 +75,6 @@
 //	moving (a dead message's copy is about to go to the dead-letter queue):
 //	after    uvarint  the dead-letter queue's id from which the copy may
 //	                  stand, 1..2^63-1 (kept in the dead entry's time)
-//
-// # Message metadata
-//
-// The queue stores a message's Meta in its log record's metadata
-// (EncodeMeta). Empty metadata (ready at once, no attributes) is zero
-// bytes. Otherwise:
-//
-//	Field    Type     Description
-//	version  uint8    metadata format: 1, or 2 with an origin; any other
-//	                  version is rejected
-//	ready-at varint   when the message may first be received, unix ns;
-//	                  0 at once
-//	count    uvarint  number of attributes, ≤ MaxAttributes (64)
-//	key len  uvarint  } count times: key length,
-//	key      bytes    }   then the key,
-//	val len  uvarint  }   value length,
-//	value    bytes    }   then the value; all keys and values
-//	                      together ≤ MaxAttributeBytes (16 KiB)
-//	version 2 only (a copy a dead-letter move made):
-//	queue len uvarint the origin queue's name length, 1..255
-//	queue    bytes    the origin queue's name
-//	origin   uvarint  the message's id there, ≥ 1
-//
-// The encoder writes keys in ascending byte order, so equal metadata
-// encodes to equal bytes; the decoder rejects a duplicate key, attributes
-// over the limits and any bytes after the last attribute (it does not
-// insist on minimal varints or sorted keys). There is no checksum: the
-// message log's frame checksum covers the metadata.
 //
 // # Snapshot
 //

@@ -44,7 +44,22 @@ type StateLog struct {
 	// directory fsync before the entry in it is durable).
 	tailBytes int
 	dirDirty  bool
+	files     Files
 	fault     Fault
+}
+
+// Files is what the state log does to its files itself, beside
+// tidwall/wal (which reads and writes its segments through package os):
+// it cuts a torn tail and makes appends and new segments durable. The
+// queue passes log.PathOps over its file system, so these steps sit behind
+// the same seam (and fault injection) as every other file spool writes.
+type Files interface {
+	// TruncateSync cuts the file at path to size and makes that durable.
+	TruncateSync(path string, size int64) error
+	// SyncFile fsyncs the file at path through a descriptor of its own.
+	SyncFile(path string) error
+	// SyncDir makes the creates, renames and removes in dir durable.
+	SyncDir(dir string) error
 }
 
 // FaultOp names a state-log operation a Fault can fail.
@@ -99,8 +114,9 @@ type StateLogRepair struct {
 }
 
 // OpenStateLog opens (creating) the state log in dir, first cutting off a
-// torn or unverifiable tail of its newest segment.
-func OpenStateLog(dir string) (*StateLog, *StateLogRepair, error) {
+// torn or unverifiable tail of its newest segment; files does that and
+// every fsync.
+func OpenStateLog(dir string, files Files) (*StateLog, *StateLogRepair, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("open state log: %w", err)
 	}
@@ -108,13 +124,13 @@ func OpenStateLog(dir string) (*StateLog, *StateLogRepair, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	repair, tail, entries, err := repairStateTail(dir, names)
+	repair, tail, entries, err := repairStateTail(files, dir, names)
 	if err != nil {
 		return nil, nil, err
 	}
 	// dirDirty starts true: tidwall may create the directory's first
 	// segment file when it opens, and never fsyncs a directory itself.
-	s := &StateLog{dir: dir, tailBytes: tail, dirDirty: true}
+	s := &StateLog{dir: dir, tailBytes: tail, dirDirty: true, files: files}
 	if len(names) > 0 {
 		// tidwall's rule: the newest segment's name is the index of its
 		// first entry (an empty newest segment: the next index).
@@ -302,7 +318,7 @@ func eachFrame(data []byte, fn func(entry []byte) bool) (end int, broken string)
 // the newest segment's size and entry count after that. Only the newest
 // segment can have a torn tail: tidwall fsyncs a segment before starting
 // the next.
-func repairStateTail(dir string, names []string) (repair *StateLogRepair, size, entries int, err error) {
+func repairStateTail(files Files, dir string, names []string) (repair *StateLogRepair, size, entries int, err error) {
 	if len(names) == 0 {
 		return nil, 0, 0, nil
 	}
@@ -315,22 +331,10 @@ func repairStateTail(dir string, names []string) (repair *StateLogRepair, size, 
 	if damage == "" {
 		return nil, off, entries, nil
 	}
-	if err := truncateSync(path, int64(off)); err != nil {
+	if err := files.TruncateSync(path, int64(off)); err != nil {
 		return nil, 0, 0, fmt.Errorf("state log: cut torn tail of %s at %d: %w", path, off, err)
 	}
 	return &StateLogRepair{Path: path, Offset: int64(off), Truncated: int64(len(data) - off)}, off, entries, nil
-}
-
-func truncateSync(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
 }
 
 // LastIndex returns the index of the newest entry (0 if none was ever
@@ -388,7 +392,7 @@ func (s *StateLog) Sync() error {
 		if err := s.injected(OpDirSync, nil); err != nil {
 			return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
 		}
-		if err := syncDir(s.dir); err != nil {
+		if err := s.files.SyncDir(s.dir); err != nil {
 			return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
 		}
 		s.dirDirty = false
@@ -421,14 +425,14 @@ func (s *StateLog) PrepareSync() (func() error, error) {
 		if err := s.injected(OpFsync, nil); err != nil {
 			return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
 		}
-		if err := syncFile(path); err != nil {
+		if err := s.files.SyncFile(path); err != nil {
 			return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
 		}
 		if dirDirty {
 			if err := s.injected(OpDirSync, nil); err != nil {
 				return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
 			}
-			if err := syncDir(s.dir); err != nil {
+			if err := s.files.SyncDir(s.dir); err != nil {
 				return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
 			}
 		}
@@ -513,7 +517,7 @@ func (s *StateLog) TruncateFront(index uint64) error {
 	// tidwall renames and removes files without a directory fsync; a
 	// power cut could bring old segments back, which is harmless (replay
 	// starts after the snapshot), but make it durable anyway.
-	if err := syncDir(s.dir); err != nil {
+	if err := s.files.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("state log %s: fsync dir: %w", s.dir, err)
 	}
 	return nil
@@ -532,16 +536,4 @@ func (s *StateLog) Close() error {
 		return fmt.Errorf("state log %s: close: %w", s.dir, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error { return syncFile(dir) }
-
-// syncFile fsyncs the file or directory at path through a descriptor of
-// its own: fsync flushes the file's pages whichever descriptor wrote them.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return errors.Join(f.Sync(), f.Close())
 }

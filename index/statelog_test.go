@@ -11,7 +11,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spoolq/spool/log"
 )
+
+// osFiles is what the queue passes the state log, over the real file system.
+var osFiles = log.PathOps{FS: log.OS}
 
 // testEvents is entry i's events: pad extra acks make entries of
 // different sizes.
@@ -28,7 +33,7 @@ func testEvents(i uint64, pad int) []Event {
 
 func openStateLog(t *testing.T, dir string) (*StateLog, *StateLogRepair) {
 	t.Helper()
-	s, repair, err := OpenStateLog(dir)
+	s, repair, err := OpenStateLog(dir, osFiles)
 	if err != nil {
 		t.Fatalf("OpenStateLog: %v", err)
 	}
@@ -571,7 +576,7 @@ func TestStateLogRefusesWorkAfterClose(t *testing.T) {
 
 func TestVerifyStateLogReportsWithoutChanging(t *testing.T) {
 	dir := t.TempDir()
-	s, _, err := OpenStateLog(dir)
+	s, _, err := OpenStateLog(dir, osFiles)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,10 @@ type Options struct {
 	// Now is the clock; nil means the wall clock at Open plus the
 	// monotonic time since (see monotonicClock). Tests inject a fake one.
 	Now func() time.Time
+	// FS is the file system every queue file is written through (segments,
+	// state-log repairs, queue.json, snapshots, directory syncs); nil: the
+	// real one. Tests inject faults and power cuts (log/faultfs).
+	FS FS
 	// Logger gets recovery reports and background errors; nil: slog.Default().
 	Logger *slog.Logger
 	// OnCommit, if set, is called after every commit round of a queue's
@@ -89,6 +93,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = log.OS
 	}
 	switch {
 	case o.SegmentSize < 0 || o.SegmentSize > maxSegmentSize:
@@ -161,7 +168,7 @@ func Open(dir string, opts Options) (*Broker, error) {
 	}
 	b := &Broker{dir: dir, opts: opts, queues: map[string]*Queue{}, failed: map[string]*failedQueue{}, stop: make(chan struct{}), done: make(chan struct{})}
 	root := b.queuesDir()
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := opts.FS.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	if b.unlock, err = lockDir(filepath.Join(dir, lockName)); err != nil {
@@ -174,11 +181,11 @@ func Open(dir string, opts Options) (*Broker, error) {
 		}
 	}()
 	if kind != dataDirMarked {
-		if err := markDataDir(dir); err != nil {
+		if err := b.markDataDir(); err != nil {
 			return nil, err
 		}
 	}
-	names, err := log.OS.ReadDir(root)
+	names, err := opts.FS.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
@@ -190,7 +197,7 @@ func Open(dir string, opts Options) (*Broker, error) {
 			// A create or delete a crash interrupted: spool's own, and
 			// never acknowledged (a create) or already committed (a delete).
 			opts.Logger.Warn("queue: removing an interrupted create or delete", "path", path)
-			if err := os.RemoveAll(path); err != nil {
+			if err := opts.FS.RemoveAll(path); err != nil {
 				opts.Logger.Error("queue: cannot remove an interrupted create or delete", "path", path, "err", err)
 			}
 			continue
@@ -296,21 +303,21 @@ func (b *Broker) Create(name string, u ConfigUpdate) (q *Queue, created bool, er
 	// crash before the rename leaves only a .creating- directory, which
 	// the next start removes.
 	staged := transientDir(root, creatingPrefix, name)
-	if err := os.Mkdir(staged, 0o755); err != nil {
+	if err := b.opts.FS.MkdirAll(staged, 0o755); err != nil {
 		return nil, false, fmt.Errorf("create queue %s: %w", name, err)
 	}
-	if err := writeConfig(staged, cfg); err != nil {
-		return nil, false, errors.Join(err, os.RemoveAll(staged))
+	if err := writeConfig(b.opts.FS, staged, cfg); err != nil {
+		return nil, false, errors.Join(err, b.opts.FS.RemoveAll(staged))
 	}
-	if err := os.Rename(staged, qdir); err != nil {
-		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), os.RemoveAll(staged))
+	if err := b.opts.FS.Rename(staged, qdir); err != nil {
+		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), b.opts.FS.RemoveAll(staged))
 	}
-	if err := log.OS.SyncDir(root); err != nil {
-		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), removeQueueDir(root, qdir, name))
+	if err := b.opts.FS.SyncDir(root); err != nil {
+		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), b.removeQueueDir(root, qdir, name))
 	}
 	q, err = openQueue(b, name)
 	if err != nil {
-		return nil, false, errors.Join(err, removeQueueDir(root, qdir, name))
+		return nil, false, errors.Join(err, b.removeQueueDir(root, qdir, name))
 	}
 	b.queues[name] = q
 	return q, true, nil
@@ -348,7 +355,7 @@ func (b *Broker) Delete(name string) error {
 			return f.error(name)
 		case f != nil:
 			delete(b.failed, name)
-			return removeQueueDir(b.queuesDir(), filepath.Join(b.queuesDir(), name), name)
+			return b.removeQueueDir(b.queuesDir(), filepath.Join(b.queuesDir(), name), name)
 		case !ValidName(name):
 			return checkName(name)
 		}
@@ -356,7 +363,7 @@ func (b *Broker) Delete(name string) error {
 	}
 	delete(b.queues, name)
 	b.mu.Unlock()
-	return errors.Join(q.close(false), removeQueueDir(b.queuesDir(), q.dir, name))
+	return errors.Join(q.close(false), b.removeQueueDir(b.queuesDir(), q.dir, name))
 }
 
 // List returns every queue's Info, sorted by name; a queue that did not

@@ -208,7 +208,7 @@ func Repair(dir string) error {
 		if err != nil {
 			return fmt.Errorf("repair queue %s: %w", name, err)
 		}
-		st, _, err := index.OpenStateLog(filepath.Join(qdir, stateDirName))
+		st, _, err := index.OpenStateLog(filepath.Join(qdir, stateDirName), log.PathOps{FS: log.OS})
 		if err == nil {
 			err = st.Close()
 		}

@@ -84,9 +84,9 @@ func inspectDataDir(dir string) (dataDirState, error) {
 
 // markDataDir writes the marker of a directory inspectDataDir accepted.
 // The caller holds the directory's lock.
-func markDataDir(dir string) error {
-	if err := log.WriteFileAtomic(log.OS, filepath.Join(dir, markerName), []byte(markerText)); err != nil {
-		return fmt.Errorf("data directory %s: %w", dir, err)
+func (b *Broker) markDataDir() error {
+	if err := log.WriteFileAtomic(b.opts.FS, filepath.Join(b.dir, markerName), []byte(markerText)); err != nil {
+		return fmt.Errorf("data directory %s: %w", b.dir, err)
 	}
 	return nil
 }
@@ -110,15 +110,15 @@ func transientDir(root, prefix, name string) string {
 // rename to a .deleting- name (fsynced, so the queue cannot come back after
 // a crash), then the removal of that directory. A removal that fails is
 // finished by the next start.
-func removeQueueDir(root, qdir, name string) error {
+func (b *Broker) removeQueueDir(root, qdir, name string) error {
 	gone := transientDir(root, deletingPrefix, name)
-	if err := os.Rename(qdir, gone); err != nil {
+	if err := b.opts.FS.Rename(qdir, gone); err != nil {
 		return fmt.Errorf("remove queue %s: %w", name, err)
 	}
-	if err := log.OS.SyncDir(root); err != nil {
+	if err := b.opts.FS.SyncDir(root); err != nil {
 		return fmt.Errorf("remove queue %s: %w", name, err)
 	}
-	if err := os.RemoveAll(gone); err != nil {
+	if err := b.opts.FS.RemoveAll(gone); err != nil {
 		return fmt.Errorf("remove queue %s: %w (the next start removes the rest)", name, err)
 	}
 	return nil

@@ -70,6 +70,34 @@
 // If both are damaged, the queue opens from whatever state log remains and
 // says so: acked messages may be delivered again, none is lost.
 //
+// # Message metadata
+//
+// A message's Meta (meta.go) rides in its log record's metadata, which
+// the log keeps as opaque bytes (EncodeMeta). Empty metadata (ready at once, no attributes) is zero
+// bytes. Otherwise:
+//
+//	Field    Type     Description
+//	version  uint8    metadata format: 1, or 2 with an origin; any other
+//	                  version is rejected
+//	ready-at varint   when the message may first be received, unix ns;
+//	                  0 at once
+//	count    uvarint  number of attributes, ≤ MaxAttributes (64)
+//	key len  uvarint  } count times: key length,
+//	key      bytes    }   then the key,
+//	val len  uvarint  }   value length,
+//	value    bytes    }   then the value; all keys and values
+//	                      together ≤ MaxAttributeBytes (16 KiB)
+//	version 2 only (a copy a dead-letter move made):
+//	queue len uvarint the origin queue's name length, 1..255
+//	queue    bytes    the origin queue's name
+//	origin   uvarint  the message's id there, ≥ 1
+//
+// The encoder writes keys in ascending byte order, so equal metadata
+// encodes to equal bytes; the decoder rejects a duplicate key, attributes
+// over the limits and any bytes after the last attribute (it does not
+// insist on minimal varints or sorted keys). There is no checksum: the
+// message log's frame checksum covers the metadata.
+//
 // # Background work
 //
 // One goroutine per Broker runs maintenance: snapshots, retention, and

@@ -1,6 +1,10 @@
 package queue
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/spoolq/spool/log"
+)
 
 var (
 	// ErrQueueNotFound is returned for a queue that does not exist (never
@@ -62,4 +66,9 @@ var (
 	// ErrClosed is returned by every call after Broker.Close, and to
 	// long-poll receivers waiting when it happens.
 	ErrClosed = errors.New("broker closed")
+
+	// ErrCorrupt is returned for stored data that fails its checks: a
+	// message record whose frame or metadata (DecodeMeta) is damaged. It
+	// is the log's own ErrCorrupt, so one errors.Is covers both.
+	ErrCorrupt = log.ErrCorrupt
 )

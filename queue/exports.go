@@ -32,6 +32,10 @@ const DefaultSyncInterval = log.DefaultSyncInterval
 // ParseSyncPolicy parses "always", "interval" or "none".
 func ParseSyncPolicy(s string) (SyncPolicy, error) { return log.ParseSyncPolicy(s) }
 
+// FS is the file system queues write through (Options.FS): log.OS, or a
+// fault-injecting one in tests.
+type FS = log.FS
+
 // Commit describes one commit round of a queue's message log, as passed to
 // Options.OnCommit.
 type Commit = log.Commit

@@ -46,10 +46,10 @@ type NewMessage struct {
 	// default delay.
 	Delay *time.Duration
 	// Attributes are small string pairs carried with the message (at most
-	// index.MaxAttributes, index.MaxAttributeBytes in all).
+	// MaxAttributes, MaxAttributeBytes in all).
 	Attributes map[string]string
 
-	origin *index.Origin // set by dead-letter moves (see moveDead)
+	origin *Origin // set by dead-letter moves (see moveDead)
 }
 
 // Message is a message as received, peeked or listed.
@@ -399,7 +399,7 @@ func (q *Queue) update(u ConfigUpdate) error {
 	if cfg == q.cfg {
 		return nil
 	}
-	if err := writeConfig(q.dir, cfg); err != nil {
+	if err := writeConfig(q.b.opts.FS, q.dir, cfg); err != nil {
 		return err
 	}
 	q.cfg = cfg
@@ -469,7 +469,7 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 		if delay > 0 {
 			readyAt[i] = now + int64(delay)
 		}
-		recs[i] = log.Record{Time: now, Meta: index.EncodeMeta(nil, index.Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin}), Body: m.Body}
+		recs[i] = log.Record{Time: now, Meta: EncodeMeta(nil, Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin}), Body: m.Body}
 	}
 	first, pos, err := q.log.Append(recs)
 
@@ -500,15 +500,15 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 }
 
 func checkAttributes(attrs map[string]string) error {
-	if len(attrs) > index.MaxAttributes {
-		return fmt.Errorf("%w: %d attributes, at most %d", ErrInvalid, len(attrs), index.MaxAttributes)
+	if len(attrs) > MaxAttributes {
+		return fmt.Errorf("%w: %d attributes, at most %d", ErrInvalid, len(attrs), MaxAttributes)
 	}
 	n := 0
 	for k, v := range attrs {
 		n += len(k) + len(v)
 	}
-	if n > index.MaxAttributeBytes {
-		return fmt.Errorf("%w: attributes take %d bytes, at most %d", ErrInvalid, n, index.MaxAttributeBytes)
+	if n > MaxAttributeBytes {
+		return fmt.Errorf("%w: attributes take %d bytes, at most %d", ErrInvalid, n, MaxAttributeBytes)
 	}
 	return nil
 }
@@ -701,7 +701,7 @@ func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	meta, err := index.DecodeMeta(rec.Meta)
+	meta, err := DecodeMeta(rec.Meta)
 	if err != nil {
 		return Message{}, err
 	}

@@ -22,12 +22,12 @@ const (
 	prevSnapshotName = "snapshot.prev"
 )
 
-func writeConfig(qdir string, c Config) error {
+func writeConfig(fsys FS, qdir string, c Config) error {
 	data, err := encodeQueueFile(c)
 	if err != nil {
 		return err
 	}
-	return log.WriteFileAtomic(log.OS, filepath.Join(qdir, queueFileName), data)
+	return log.WriteFileAtomic(fsys, filepath.Join(qdir, queueFileName), data)
 }
 
 // openQueue opens a queue's files and rebuilds its table: snapshot, then
@@ -50,8 +50,9 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 		onCommit = func(c log.Commit) { hook(name, c) }
 	}
 	q.log, err = log.Open(filepath.Join(qdir, logDirName), log.Options{
+		FS:            b.opts.FS,
 		SegmentSize:   b.opts.SegmentSize,
-		MaxRecordSize: b.opts.MaxMessageBytes + index.MaxAttributeBytes + 64,
+		MaxRecordSize: b.opts.MaxMessageBytes + MaxAttributeBytes + 64,
 		Sync:          b.opts.Sync,
 		SyncInterval:  b.opts.SyncInterval,
 		Logger:        lg,
@@ -83,7 +84,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 
 // openStateLog opens q's state log, cutting a torn tail.
 func (q *Queue) openStateLog() (*index.StateLog, *index.StateLogRepair, error) {
-	st, repair, err := index.OpenStateLog(filepath.Join(q.dir, stateDirName))
+	st, repair, err := index.OpenStateLog(filepath.Join(q.dir, stateDirName), log.PathOps{FS: q.b.opts.FS})
 	if err == nil {
 		st.SetFault(q.b.opts.stateFault)
 	}
@@ -176,7 +177,7 @@ func replayTable(t *index.Table, snapIndex uint64, src tableSource) (skipped int
 	// written, until the first processDue after startup).
 	const replayNow = 0
 	lastID, err := src.records(t.FirstHole(), func(id uint64, offset uint32, raw []byte) {
-		meta, err := index.DecodeMeta(raw)
+		meta, err := DecodeMeta(raw)
 		if err != nil {
 			src.badMeta(id, err)
 		}
@@ -281,11 +282,11 @@ func (q *Queue) snapshot() error {
 	}
 	path := filepath.Join(q.dir, snapshotName)
 	if _, err := os.Stat(path); err == nil {
-		if err := os.Rename(path, filepath.Join(q.dir, prevSnapshotName)); err != nil {
+		if err := q.b.opts.FS.Rename(path, filepath.Join(q.dir, prevSnapshotName)); err != nil {
 			return fmt.Errorf("snapshot %s: %w", q.name, err)
 		}
 	}
-	if err := log.WriteFileAtomic(log.OS, path, data); err != nil {
+	if err := log.WriteFileAtomic(q.b.opts.FS, path, data); err != nil {
 		return fmt.Errorf("snapshot %s: %w", q.name, err)
 	}
 	q.log.Mark(changes)
@@ -483,7 +484,7 @@ func (q *Queue) moveBatch(dlq *Queue, items []moveItem) (int, error) {
 		}
 		zero := time.Duration(0)
 		batch = append(batch, it)
-		msgs = append(msgs, NewMessage{Body: m.Body, Attributes: m.Attributes, Delay: &zero, origin: &index.Origin{Queue: q.name, ID: it.id}})
+		msgs = append(msgs, NewMessage{Body: m.Body, Attributes: m.Attributes, Delay: &zero, origin: &Origin{Queue: q.name, ID: it.id}})
 		bytes += len(m.Body)
 	}
 	copied, err := dlq.copiesOf(q.name, batch)
@@ -539,7 +540,7 @@ func (q *Queue) copiesOf(origin string, items []moveItem) (map[uint64]bool, erro
 	it := q.log.Iter(from)
 	copied := map[uint64]bool{}
 	for it.Next() {
-		meta, err := index.DecodeMeta(it.Record().Meta)
+		meta, err := DecodeMeta(it.Record().Meta)
 		if err == nil && meta.Origin != nil && meta.Origin.Queue == origin {
 			copied[meta.Origin.ID] = true
 		}

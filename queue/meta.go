@@ -1,0 +1,172 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// Meta is what the queue stores in a message's log record besides the
+// body: when it first becomes ready, its attributes and, for a copy in a
+// dead-letter queue, where it came from. The log carries it as opaque
+// bytes (log.Record.Meta); the format is in doc.go ("Message metadata").
+// It is exported, with its codec, for the fuzz targets.
+type Meta struct {
+	// ReadyAt is when the message may first be received (unix ns; 0 = at
+	// once): its enqueue time plus its delay.
+	ReadyAt int64
+	// Attributes are small string pairs the producer attached.
+	Attributes map[string]string
+	// Origin, if set, is the queue and id a dead-letter move copied this
+	// message from: after a crash in the middle of a move, it tells
+	// whether the copy was made.
+	Origin *Origin
+}
+
+// Origin names a message in another queue.
+type Origin struct {
+	Queue string
+	ID    uint64
+}
+
+// Limits of a message's attributes, checked by Enqueue and by the decoder.
+const (
+	MaxAttributes     = 64
+	MaxAttributeBytes = 16 << 10 // keys and values together
+
+	maxOriginQueue = 255
+	// metaVersion 2 adds the origin; metadata without one is still
+	// written as version 1, byte for byte as before.
+	metaVersion       = 1
+	metaVersionOrigin = 2
+)
+
+// EncodeMeta appends m's encoding to dst; empty metadata (ready at once,
+// no attributes, no origin) is no bytes at all:
+//
+//	version uint8 | varint ready-at | uvarint count | (uvarint len, key, uvarint len, value)...
+//	version 2 adds: uvarint len, origin queue | uvarint origin id
+//
+// Keys are written sorted, so equal metadata encodes to equal bytes.
+func EncodeMeta(dst []byte, m Meta) []byte {
+	if m.ReadyAt == 0 && len(m.Attributes) == 0 && m.Origin == nil {
+		return dst
+	}
+	version := byte(metaVersion)
+	if m.Origin != nil {
+		version = metaVersionOrigin
+	}
+	dst = append(dst, version)
+	dst = binary.AppendVarint(dst, m.ReadyAt)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Attributes)))
+	keys := make([]string, 0, len(m.Attributes))
+	for k := range m.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		dst = appendString(dst, k)
+		dst = appendString(dst, m.Attributes[k])
+	}
+	if m.Origin != nil {
+		dst = appendString(dst, m.Origin.Queue)
+		dst = binary.AppendUvarint(dst, m.Origin.ID)
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+// DecodeMeta decodes what EncodeMeta wrote. Damage is ErrCorrupt, with a
+// zero Meta.
+func DecodeMeta(b []byte) (Meta, error) {
+	if len(b) == 0 {
+		return Meta{}, nil
+	}
+	d := metaDecoder{rest: b[1:]}
+	m, err := d.decode(b[0])
+	if err != nil {
+		return Meta{}, fmt.Errorf("%w: message metadata: %w", ErrCorrupt, err)
+	}
+	return m, nil
+}
+
+// metaDecoder reads the fields after the version byte in order; the first
+// failure ends the decode.
+type metaDecoder struct{ rest []byte }
+
+func (d *metaDecoder) decode(version byte) (Meta, error) {
+	if version != metaVersion && version != metaVersionOrigin {
+		return Meta{}, fmt.Errorf("version %d", version)
+	}
+	u, err := d.uvarint()
+	if err != nil {
+		return Meta{}, err
+	}
+	m := Meta{ReadyAt: int64(u>>1) ^ -int64(u&1)} // zig-zag, as binary.AppendVarint wrote it
+	n, err := d.uvarint()
+	switch {
+	case err != nil:
+		return Meta{}, err
+	case n > MaxAttributes:
+		return Meta{}, fmt.Errorf("%d attributes, at most %d", n, MaxAttributes)
+	case n > 0:
+		m.Attributes = make(map[string]string, n)
+	}
+	budget := MaxAttributeBytes
+	for range n {
+		k, err := d.string(budget)
+		if err != nil {
+			return Meta{}, err
+		}
+		v, err := d.string(budget - len(k))
+		if err != nil {
+			return Meta{}, err
+		}
+		if _, dup := m.Attributes[k]; dup {
+			return Meta{}, fmt.Errorf("duplicate attribute %q", k)
+		}
+		m.Attributes[k] = v
+		budget -= len(k) + len(v)
+	}
+	if version == metaVersionOrigin {
+		q, err := d.string(maxOriginQueue)
+		if err != nil {
+			return Meta{}, err
+		}
+		id, err := d.uvarint()
+		if err != nil || q == "" || id == 0 {
+			return Meta{}, fmt.Errorf("origin %q %d (%v)", q, id, err)
+		}
+		m.Origin = &Origin{Queue: q, ID: id}
+	}
+	if len(d.rest) != 0 {
+		return Meta{}, fmt.Errorf("%d trailing bytes", len(d.rest))
+	}
+	return m, nil
+}
+
+func (d *metaDecoder) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(d.rest)
+	if n <= 0 {
+		return 0, fmt.Errorf("bad varint at %x", d.rest[:min(len(d.rest), 10)])
+	}
+	d.rest = d.rest[n:]
+	return v, nil
+}
+
+// string reads a length-prefixed string of at most limit bytes.
+func (d *metaDecoder) string(limit int) (string, error) {
+	n, err := d.uvarint()
+	if err != nil {
+		return "", err
+	}
+	if n > uint64(len(d.rest)) || n > uint64(limit) {
+		return "", fmt.Errorf("length %d out of range", n)
+	}
+	s := string(d.rest[:n])
+	d.rest = d.rest[n:]
+	return s, nil
+}
