@@ -1,0 +1,233 @@
+package index
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The golden files in testdata were written by EncodeEntry and
+// EncodeSnapshot from the fixed inputs below, and are checked in so that
+// any change to those bytes, or to how they decode, fails a test instead
+// of leaving every queue's state log or snapshot unreadable after an
+// upgrade:
+//
+//	entry.golden     one state-log entry holding every event type
+//	snapshot.golden  a snapshot of a table with a message in every state:
+//	                 ready by id, nacked to the front and to the back,
+//	                 delayed (by enqueue and by a delayed nack), leased
+//	                 (extended, and after a redrive), dead (being moved to
+//	                 a dead-letter queue), done, and never inserted
+//
+// After an intended format change (which also bumps the entry or
+// snapshot version, keeping a reader for the old one), regenerate them
+// with
+//
+//	go test ./index/ -run TestGolden -update
+//
+// and check the new files in.
+var updateGolden = flag.Bool("update", false, "rewrite index/testdata/*.golden from today's encoders")
+
+// goldenNow is the clock the golden inputs are built at, unix ns.
+const goldenNow = int64(1_700_000_000_000_000_000) // 2023-11-14T22:13:20Z
+
+func goldenAt(d time.Duration) int64 { return goldenNow + int64(d) }
+
+// goldenEvents covers every event type and the varint widths that matter:
+// an attempt and ids past one byte, a nack to the front at once and one to
+// the back with a delay, a purge far past the newest id.
+func goldenEvents() []Event {
+	return []Event{
+		{Type: EvLease, ID: 1, Attempt: 1, Time: goldenAt(30 * time.Second)},
+		{Type: EvLease, ID: 300, Attempt: 300, Time: goldenAt(time.Minute)},
+		{Type: EvExtend, ID: 1, Time: goldenAt(90 * time.Second)},
+		{Type: EvAck, ID: 2},
+		{Type: EvNack, ID: 3, Front: true},
+		{Type: EvNack, ID: 4, Time: goldenAt(5 * time.Second), After: 299},
+		{Type: EvExpire, ID: 5},
+		{Type: EvDead, ID: 6},
+		{Type: EvRedrive, ID: 6},
+		{Type: EvMoving, ID: 7, After: 1 << 40},
+		{Type: EvRemove, ID: 7},
+		{Type: EvReady, ID: 4, After: 310},
+		{Type: EvPurge, ID: 1 << 33},
+	}
+}
+
+// goldenStateIndex is the state-log index the golden snapshot is taken at.
+const goldenStateIndex = uint64(1)<<40 + 7
+
+// goldenTable builds the golden snapshot's table through the methods the
+// queue uses, message by message; offsets are id*100 (id 12's needs five
+// bytes) so that each entry's bytes are its own.
+func goldenTable(t *testing.T) *Table {
+	t.Helper()
+	tb := NewTable()
+	for id := uint64(1); id <= 12; id++ {
+		offset, readyAt := uint32(id*100), int64(0)
+		switch id {
+		case 5:
+			readyAt = goldenAt(time.Hour)
+		case 11:
+			continue // an enqueue still in flight
+		case 12:
+			offset = 0xfffffff0
+		}
+		if !tb.Insert(id, offset, readyAt, goldenNow) {
+			t.Fatalf("Insert(%d) = false", id)
+		}
+	}
+	lease := goldenAt(30 * time.Second)
+	must(t, tb.Lease(1, 1, lease))
+	must(t, tb.Ack(1))
+	must(t, tb.Lease(3, 1, lease))
+	must(t, tb.Nack(3, true, 0, 0, goldenNow))
+	must(t, tb.Lease(4, 1, lease))
+	must(t, tb.Nack(4, false, 10, 0, goldenNow))
+	must(t, tb.Lease(6, 1, lease))
+	must(t, tb.Expire(6))
+	must(t, tb.Lease(6, 2, goldenAt(45*time.Second)))
+	must(t, tb.Extend(6, goldenAt(75*time.Second)))
+	must(t, tb.Lease(7, 1, lease))
+	must(t, tb.Dead(7))
+	must(t, tb.MarkMoving(7, 500))
+	must(t, tb.Lease(8, 1, lease))
+	must(t, tb.Dead(8))
+	must(t, tb.Redrive(8))
+	must(t, tb.Lease(8, 2, goldenAt(20*time.Second)))
+	must(t, tb.Lease(9, 1, lease))
+	must(t, tb.Nack(9, false, 0, goldenAt(10*time.Minute), goldenNow))
+	must(t, tb.Remove(10))
+	return tb
+}
+
+// goldenEntries is every entry of the golden table, as decoded: done
+// entries keep only their state, and a requeued ready message's time is
+// its requeue sequence number (3 was nacked first, then 4).
+var goldenEntries = map[uint64]Entry{
+	1:  {State: StateDone},
+	2:  {Offset: 200, State: StateReady},
+	3:  {Time: 1, Offset: 300, Attempts: 1, State: StateReady, Requeue: Front},
+	4:  {Time: 2, Offset: 400, Attempts: 1, State: StateReady, Requeue: Back},
+	5:  {Time: goldenAt(time.Hour), Offset: 500, State: StateDelayed},
+	6:  {Time: goldenAt(75 * time.Second), Offset: 600, Attempts: 2, State: StateLeased},
+	7:  {Time: 500, Offset: 700, Attempts: 1, State: StateDead},
+	8:  {Time: goldenAt(20 * time.Second), Offset: 800, Attempts: 2, State: StateLeased},
+	9:  {Time: goldenAt(10 * time.Minute), Offset: 900, Attempts: 1, State: StateDelayed, Requeue: Back},
+	10: {State: StateDone},
+	11: {},
+	12: {Offset: 0xfffffff0, State: StateReady},
+	13: {}, // past the newest id
+}
+
+// golden returns the checked-in bytes of testdata/name, first rewriting
+// them from encoded under -update.
+func golden(t *testing.T, name string, encoded []byte) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, encoded, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestGoldenEntry(t *testing.T) {
+	want := goldenEvents()
+	b := golden(t, "entry.golden", EncodeEntry(nil, want))
+
+	t.Run("the golden entry holds every event type", func(t *testing.T) {
+		for ty := EventType(1); !strings.HasPrefix(ty.String(), "event("); ty++ {
+			if !slices.ContainsFunc(want, func(e Event) bool { return e.Type == ty }) {
+				t.Fatalf("no %s event in the golden entry: add one and regenerate", ty)
+			}
+		}
+	})
+	t.Run("it decodes to the events it was made from", func(t *testing.T) {
+		got, err := DecodeEntry(nil, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("DecodeEntry =\n %+v\nwant\n %+v", got, want)
+		}
+	})
+	t.Run("EncodeEntry writes the golden bytes", func(t *testing.T) {
+		if got := EncodeEntry(nil, want); !bytes.Equal(got, b) {
+			t.Fatalf("EncodeEntry =\n %x\ngolden\n %x", got, b)
+		}
+	})
+}
+
+func TestGoldenSnapshot(t *testing.T) {
+	b := golden(t, "snapshot.golden", EncodeSnapshot(nil, goldenStateIndex, goldenTable(t)))
+	snap, err := DecodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := snap.Table
+
+	t.Run("it decodes to the table it was taken of", func(t *testing.T) {
+		if snap.StateIndex != goldenStateIndex {
+			t.Fatalf("StateIndex = %d, want %d", snap.StateIndex, goldenStateIndex)
+		}
+		for id := uint64(1); id <= 13; id++ {
+			if got, want := tb.Get(id), goldenEntries[id]; got != want {
+				t.Fatalf("Get(%d) = %+v, want %+v", id, got, want)
+			}
+		}
+		counts := map[State]int{StateNone: 0, StateReady: 4, StateDelayed: 2, StateLeased: 2, StateDead: 1, StateDone: 2}
+		for s, want := range counts {
+			if got := tb.Count(s); got != want {
+				t.Fatalf("Count(%s) = %d, want %d", s, got, want)
+			}
+		}
+		if tb.MaxID() != 12 || tb.FirstID() != 1 || tb.FirstHole() != 11 || tb.Live() != 9 {
+			t.Fatalf("MaxID %d, FirstID %d, FirstHole %d, Live %d; want 12, 1, 11, 9", tb.MaxID(), tb.FirstID(), tb.FirstHole(), tb.Live())
+		}
+		if tb.Tries(8) != 1 || tb.Moving(7) != 500 {
+			t.Fatalf("Tries(8) = %d, Moving(7) = %d; want 1 (redriven after one try) and 500", tb.Tries(8), tb.Moving(7))
+		}
+		if at, ok := tb.NextDeadline(); !ok || at != goldenAt(20*time.Second) {
+			t.Fatalf("NextDeadline = %d, %v; want id 8's lease, %d", at, ok, goldenAt(20*time.Second))
+		}
+	})
+	t.Run("EncodeSnapshot writes the golden bytes", func(t *testing.T) {
+		if got := EncodeSnapshot(nil, goldenStateIndex, goldenTable(t)); !bytes.Equal(got, b) {
+			t.Fatalf("EncodeSnapshot of the golden table differs from the golden file (%d bytes, golden %d)", len(got), len(b))
+		}
+		if got := EncodeSnapshot(nil, snap.StateIndex, tb); !bytes.Equal(got, b) {
+			t.Fatalf("EncodeSnapshot of the decoded table differs from the golden file (%d bytes, golden %d)", len(got), len(b))
+		}
+	})
+	// Last, as it leases from the decoded table.
+	t.Run("the decoded table hands out messages in the golden order", func(t *testing.T) {
+		var order []uint64
+		for {
+			id, ok := tb.NextReady()
+			if !ok {
+				break
+			}
+			order = append(order, id)
+			must(t, tb.Lease(id, tb.Get(id).Attempts+1, far))
+		}
+		// 3 was nacked to the front; 4 to the back after id 10, so after
+		// every ready id up to 10 and before 12.
+		if want := []uint64{3, 2, 4, 12}; !slices.Equal(order, want) {
+			t.Fatalf("ready order %v, want %v", order, want)
+		}
+	})
+}
