@@ -1,0 +1,160 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
+)
+
+// Committing state events: the state log's group commit (commit,
+// syncRound) and what happens when a write or fsync fails.
+
+// commit makes the events up to upTo written to the state log, and, if
+// durable and the sync policy is always, fsynced.
+//
+// Writing and fsyncing are two locks: commitMu serializes writes, syncMu
+// fsync rounds (lock order syncMu, commitMu, mu). A durable caller queues
+// on syncMu; the round's leader writes every pending event under commitMu,
+// then fsyncs without it, so receives (whose lease events are written
+// before they return) and the next round's events never wait for an
+// fsync. Callers queued behind a round usually find their events durable
+// when it ends (group commit).
+func (q *Queue) commit(upTo uint64, durable bool) error {
+	if !durable || q.b.opts.Sync != log.SyncAlways {
+		q.commitMu.Lock()
+		defer q.commitMu.Unlock()
+		return q.writeLocked(upTo)
+	}
+	q.window.enter()
+	defer q.window.leave()
+	return q.syncRound(upTo, true)
+}
+
+// syncRound writes and fsyncs the events up to upTo unless they are
+// durable already: one fsync round, led by the caller (window says whether
+// to wait for more callers first).
+func (q *Queue) syncRound(upTo uint64, window bool) error {
+	q.syncMu.Lock()
+	defer q.syncMu.Unlock()
+	if p := q.broken.Load(); p != nil {
+		return *p
+	}
+	if q.synced >= upTo {
+		return nil
+	}
+	if window {
+		q.window.wait()
+	}
+	q.commitMu.Lock()
+	err := q.writeLocked(upTo)
+	seq := q.written
+	var sync func() error
+	if err == nil {
+		sync, err = q.state.PrepareSync()
+	}
+	q.commitMu.Unlock()
+	if err != nil {
+		return err
+	}
+	took, err := q.syncState(sync, seq)
+	if err != nil {
+		return err
+	}
+	if window {
+		q.window.synced(took)
+	}
+	q.synced = seq
+	return nil
+}
+
+// writeLocked writes every pending event if those up to upTo are not
+// written yet. The caller holds commitMu.
+func (q *Queue) writeLocked(upTo uint64) error {
+	if p := q.broken.Load(); p != nil {
+		return *p
+	}
+	if q.written >= upTo {
+		return nil
+	}
+	q.mu.Lock()
+	events, seq := q.pending, q.seq
+	q.pending = q.spare[:0]
+	q.mu.Unlock()
+	if len(events) > 0 {
+		q.entryBuf = index.EncodeEntry(q.entryBuf[:0], events)
+		if _, err := q.state.Append(q.entryBuf); err != nil {
+			return q.retryLater(events, err)
+		}
+		q.sinceSnapshot += len(events)
+	}
+	q.spare = events[:0]
+	q.written = seq
+	return nil
+}
+
+// syncState runs sync (an fsync of the state log), which makes the events
+// up to seq durable, and reports it to Options.OnStateSync. A failure
+// breaks the queue: the kernel may have dropped the pages. The caller
+// holds syncMu and sets synced.
+func (q *Queue) syncState(sync func() error, seq uint64) (time.Duration, error) {
+	start := time.Now()
+	if err := sync(); err != nil {
+		return 0, q.breakWith(err)
+	}
+	took := time.Since(start)
+	if hook := q.b.opts.OnStateSync; hook != nil {
+		hook(q.name, int(seq-q.synced), took)
+	}
+	return took, nil
+}
+
+// retryLater handles a failed state-log write (a full disk, typically)
+// without taking the queue down: tidwall/wal cannot be trusted after a
+// failed write, so the state log is reopened (cutting whatever part of the
+// entry reached the file), and the events go back in front of the pending
+// ones, to be written by the next commit. The caller gets the error (an
+// ack on a full disk is a 507 that may or may not have happened, which is
+// what an error promises). Only if the reopen fails is the queue broken.
+// The caller holds commitMu.
+func (q *Queue) retryLater(events []index.Event, cause error) error {
+	err := fmt.Errorf("queue %s: state log: %w", q.name, cause)
+	if cerr := q.state.Close(); cerr != nil {
+		q.b.opts.Logger.Warn("queue: closing the state log after a failed write", "queue", q.name, "err", cerr)
+	}
+	st, _, oerr := q.openStateLog()
+	if oerr != nil {
+		return q.breakWith(errors.Join(cause, oerr))
+	}
+	q.state = st
+	q.mu.Lock()
+	q.pending = append(append(make([]index.Event, 0, len(events)+len(q.pending)), events...), q.pending...)
+	q.mu.Unlock()
+	q.spare = nil // events' backing array now lives on in pending
+	return err
+}
+
+// breakWith marks the queue unusable: its in-memory state may hold changes
+// the state log does not. Maintenance reloads it from disk.
+func (q *Queue) breakWith(err error) error {
+	err = fmt.Errorf("queue %s: state log: %w", q.name, err)
+	q.broken.CompareAndSwap(nil, &err)
+	q.b.opts.Logger.Error("queue: state log failed; the queue reloads its state", "queue", q.name, "err", err)
+	return err
+}
+
+// writeLeases writes the events up to seq, the receive's leases among
+// them, to the state log before their receipts leave, without an fsync:
+// a process that dies (SIGKILL, a crash) then restarts knowing every
+// attempt it handed out, so no receipt is ever issued twice. Only a power
+// cut can lose them (up to the next fsync, at most a maintenance interval
+// away): then a receipt may be issued again. A failed write leaves the
+// events pending for the next commit; the receive still succeeds, since
+// consumers must be able to drain a queue on a full disk.
+func (q *Queue) writeLeases(seq uint64) {
+	if err := q.commit(seq, false); err != nil {
+		q.b.opts.Logger.Warn("queue: lease events not written yet; a crash before the next commit may reissue their receipts", "queue", q.name, "err", err)
+	}
+}

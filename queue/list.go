@@ -1,0 +1,104 @@
+package queue
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/spoolq/spool/index"
+)
+
+// Looking without leasing (peek, the dead list) and redriving the dead.
+
+// Peek returns up to limit messages with id > after that are ready,
+// delayed or leased, without leasing them.
+func (q *Queue) Peek(after uint64, limit int) ([]Message, error) {
+	return collect(func(fn func(Message) error) error { return q.PeekEach(after, limit, fn) })
+}
+
+// Dead returns up to limit dead messages with id > after.
+func (q *Queue) Dead(after uint64, limit int) ([]Message, error) {
+	return collect(func(fn func(Message) error) error { return q.DeadEach(after, limit, fn) })
+}
+
+// PeekEach is Peek that hands each message to fn as its body is read, so
+// a caller streaming a reply holds one body at a time. An error of fn
+// stops it and is returned.
+func (q *Queue) PeekEach(after uint64, limit int, fn func(Message) error) error {
+	return q.list(after, limit, func(s index.State) bool { return s != index.StateDead }, fn)
+}
+
+// DeadEach is Dead as PeekEach is Peek.
+func (q *Queue) DeadEach(after uint64, limit int, fn func(Message) error) error {
+	return q.list(after, limit, func(s index.State) bool { return s == index.StateDead }, fn)
+}
+
+func collect(each func(fn func(Message) error) error) ([]Message, error) {
+	msgs := []Message{}
+	err := each(func(m Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn func(Message) error) error {
+	q = q.live()
+	if limit <= 0 || limit > MaxList {
+		return fmt.Errorf("%w: limit %d must be between 1 and %d", ErrInvalid, limit, MaxList)
+	}
+	if err := q.lockOpen(); err != nil {
+		return err
+	}
+	q.processDue(q.now())
+	type found struct {
+		id uint64
+		e  index.Entry
+	}
+	var ids []found
+	if after < math.MaxUint64 {
+		q.t.Scan(after+1, index.StateNone, func(id uint64, e index.Entry) bool {
+			if want(e.State) {
+				ids = append(ids, found{id, e})
+			}
+			return len(ids) < limit
+		})
+	}
+	q.mu.Unlock()
+	for _, f := range ids {
+		m, err := q.read(f.id, f.e.Offset)
+		if err != nil {
+			return fmt.Errorf("%s: message %d: %w", q.name, f.id, err)
+		}
+		m.Attempts, m.State = int(f.e.Attempts), f.e.State
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Redrive returns up to limit dead messages (all if limit ≤ 0) to ready
+// and reports how many. Each gets MaxAttempts more deliveries; its
+// attempts keep counting, so no receipt is ever handed out twice.
+func (q *Queue) Redrive(limit int) (int, error) {
+	q = q.live()
+	if err := q.lockOpen(); err != nil {
+		return 0, err
+	}
+	q.processDue(q.now())
+	var ids []uint64
+	q.t.Scan(0, index.StateDead, func(id uint64, _ index.Entry) bool {
+		ids = append(ids, id)
+		return limit <= 0 || len(ids) < limit
+	})
+	for _, id := range ids {
+		q.applyLocked(index.Event{Type: index.EvRedrive, ID: id}, 0) // Scan found it dead
+	}
+	q.notify(len(ids))
+	seq := q.seq
+	q.mu.Unlock()
+	return len(ids), q.commit(seq, true)
+}

@@ -1,0 +1,118 @@
+package queue
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spoolq/spool/index"
+)
+
+// What a consumer does with a lease: ack, nack, extend, fail.
+
+// receiptOp applies fn to each receipt that names a live lease, under one
+// lock, and commits the events. errs[i] is receipt i's outcome.
+func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, now int64)) ([]error, error) {
+	if len(receipts) == 0 {
+		return nil, fmt.Errorf("%w: no receipts", ErrInvalid)
+	}
+	if err := q.lockOpen(); err != nil {
+		return nil, err
+	}
+	now := q.now()
+	q.processDue(now)
+	errs := make([]error, len(receipts))
+	for i, r := range receipts {
+		if errs[i] = q.checkReceipt(r); errs[i] == nil {
+			fn(r, now)
+		}
+	}
+	seq := q.seq
+	q.armTimer()
+	q.mu.Unlock()
+	if !durable {
+		return errs, nil // written with the next durable commit, like leases
+	}
+	if err := q.commit(seq, true); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// checkReceipt says whether r names a live lease. A receipt for a message
+// that is finished (acked, purged, removed, dead-lettered) is stale, like
+// one whose lease ran out: its lease is over, and the worker holding it
+// learns that (409), not that the message never was (404). Only an id
+// never enqueued, or an attempt not reached yet, is not found.
+func (q *Queue) checkReceipt(r Receipt) error {
+	if r.ID == 0 || r.Attempt == 0 {
+		return fmt.Errorf("%w: receipt %s", ErrInvalid, r)
+	}
+	e := q.t.Get(r.ID)
+	switch {
+	case r.ID > q.t.MaxID() || e.State == index.StateNone:
+		return fmt.Errorf("%w: %s has no message %d", ErrNotFound, q.name, r.ID)
+	case e.State == index.StateDone:
+		return fmt.Errorf("%w: %s (message %d is finished: acked, purged or removed)", ErrStaleReceipt, r, r.ID)
+	case e.State == index.StateLeased && e.Attempts == r.Attempt:
+		return nil
+	case r.Attempt > e.Attempts:
+		return fmt.Errorf("%w: message %d was never leased as attempt %d", ErrNotFound, r.ID, r.Attempt)
+	}
+	return fmt.Errorf("%w: %s (message %d is %s, attempt %d)", ErrStaleReceipt, r, r.ID, e.State, e.Attempts)
+}
+
+// Ack finishes leased messages. errs[i] is receipt i's outcome
+// (ErrStaleReceipt, ErrNotFound); err is a failure of the whole call.
+func (q *Queue) Ack(receipts []Receipt) (errs []error, err error) {
+	q = q.live()
+	return q.receiptOp(receipts, true, func(r Receipt, _ int64) {
+		q.applyLocked(index.Event{Type: index.EvAck, ID: r.ID}, 0) // checkReceipt: a live lease
+		q.stats.acked.Add(1)
+	})
+}
+
+// Nack returns leased messages to the queue, or, for a lease that was the
+// last allowed attempt, sends the message dead.
+func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error) {
+	q = q.live()
+	if o.Delay < 0 || o.Delay > MaxDelay {
+		return nil, fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, o.Delay, MaxDelay)
+	}
+	return q.receiptOp(receipts, true, func(r Receipt, now int64) {
+		q.stats.nacked.Add(1)
+		if q.t.Tries(r.ID) >= q.cfg.MaxAttempts {
+			q.kill(r.ID)
+			return
+		}
+		var readyAt int64
+		if o.Delay > 0 {
+			readyAt = now + int64(o.Delay)
+		}
+		q.applyLocked(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: q.t.MaxID(), Time: readyAt}, now)
+		if readyAt == 0 {
+			q.notify(1)
+		}
+	})
+}
+
+// Extend moves leases' deadlines to now + visibility (the queue's
+// visibility timeout if 0).
+func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []error, err error) {
+	q = q.live()
+	if visibility < 0 || visibility > MaxVisibility {
+		return nil, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, visibility, MaxVisibility)
+	}
+	return q.receiptOp(receipts, false, func(r Receipt, now int64) {
+		vis := visibility
+		if vis == 0 {
+			vis = q.cfg.VisibilityTimeout
+		}
+		q.applyLocked(index.Event{Type: index.EvExtend, ID: r.ID, Time: now + int64(vis)}, now)
+	})
+}
+
+// Fail sends leased messages straight to dead (or the dead-letter queue).
+func (q *Queue) Fail(receipts []Receipt) (errs []error, err error) {
+	q = q.live()
+	return q.receiptOp(receipts, true, func(r Receipt, _ int64) { q.kill(r.ID) })
+}

@@ -1,0 +1,229 @@
+package queue
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
+)
+
+// Receiving: leasing ready messages, long polls parked in FIFO order,
+// and reading the leased records back from the log.
+
+// waiter is one long-poll receiver parked on a queue.
+type waiter struct {
+	ch   chan struct{} // buffered (1): notify never blocks
+	elem *list.Element // in q.waiters; nil once notified
+}
+
+// notify wakes up to n waiters, oldest first: n messages became ready.
+// The caller holds mu.
+func (q *Queue) notify(n int) {
+	for ; n > 0 && q.waiters.Len() > 0; n-- {
+		w := q.waiters.Remove(q.waiters.Front()).(*waiter)
+		w.elem = nil
+		w.ch <- struct{}{}
+	}
+}
+
+// park adds w to the waiters: at the back when it starts waiting, at the
+// front when it was woken but found nothing (another receiver was
+// faster), so it keeps its turn. The caller holds mu.
+func (q *Queue) park(w *waiter, again bool) {
+	if again {
+		w.elem = q.waiters.PushFront(w)
+	} else {
+		w.elem = q.waiters.PushBack(w)
+	}
+}
+
+// unpark takes a waiter that stops waiting off the list. If it had been
+// woken already, the message it was woken for is someone else's now: wake
+// the next waiter in its place, unless the caller is going to look for a
+// message itself (keep).
+func (q *Queue) unpark(w *waiter, keep bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w.elem != nil {
+		q.waiters.Remove(w.elem)
+		w.elem = nil
+		return
+	}
+	select {
+	case <-w.ch:
+		if !keep {
+			q.notify(1)
+		}
+	default:
+	}
+}
+
+// Receive leases up to o.Max ready messages. With o.Wait it blocks until a
+// message is ready, the wait is over (nil, nil) or ctx ends (ctx.Err()); a
+// receiver that gives up leases nothing.
+func (q *Queue) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error) {
+	var msgs []Message
+	_, err := q.ReceiveEach(ctx, o, func(m Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	return msgs, err
+}
+
+// ReceiveEach is Receive that hands each leased message to fn as its body
+// is read, and returns how many it handed out: a caller streaming a reply
+// holds one body at a time, not o.Max of them. If fn fails (the client
+// went away), the messages not yet handed out stay leased until their
+// lease runs out, and ReceiveEach returns fn's error.
+func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Message) error) (int, error) {
+	if o.Max == 0 {
+		o.Max = 1
+	}
+	switch {
+	case o.Max < 0 || o.Max > MaxReceive:
+		return 0, fmt.Errorf("%w: max %d must be between 1 and %d", ErrInvalid, o.Max, MaxReceive)
+	case o.Wait < 0 || o.Wait > MaxWait:
+		return 0, fmt.Errorf("%w: wait %s must be between 0 and %s", ErrInvalid, o.Wait, MaxWait)
+	case o.Visibility < 0 || o.Visibility > MaxVisibility:
+		return 0, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, o.Visibility, MaxVisibility)
+	}
+	var timer *time.Timer
+	var w *waiter
+	woken := false
+	for {
+		q = q.live() // follow a finished reload (see live)
+		if err := q.lockOpen(); err != nil {
+			return 0, err
+		}
+		now := q.now()
+		q.processDue(now)
+		vis := o.Visibility
+		if vis == 0 {
+			vis = q.cfg.VisibilityTimeout
+		}
+		var leased []leasedMsg
+		for len(leased) < o.Max {
+			id, ok := q.t.NextReady()
+			if !ok {
+				break
+			}
+			e := q.t.Get(id)
+			if e.Attempts == math.MaxUint16 {
+				q.kill(id) // no attempt number left for a receipt
+				continue
+			}
+			attempt := e.Attempts + 1
+			until := now + int64(vis)
+			if err := q.applyLocked(index.Event{Type: index.EvLease, ID: id, Attempt: attempt, Time: until}, now); err != nil {
+				q.mu.Unlock()
+				return 0, fmt.Errorf("receive from %s: %w", q.name, err)
+			}
+			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
+		}
+		if len(leased) > 0 {
+			q.armTimer()
+			if _, more := q.t.NextReady(); more {
+				q.notify(1) // what this receive left is the next waiter's
+			}
+			seq := q.seq
+			q.mu.Unlock()
+			q.writeLeases(seq)
+			return q.readLeased(leased, fn)
+		}
+		if o.Wait == 0 {
+			q.mu.Unlock()
+			return 0, nil
+		}
+		if w == nil {
+			w = &waiter{ch: make(chan struct{}, 1)}
+		}
+		parkedOn := q
+		q.park(w, woken)
+		q.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(o.Wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-w.ch:
+			woken = true
+		case <-timer.C:
+			parkedOn.unpark(w, true)
+			o.Wait = 0 // one last look, then give up
+		case <-ctx.Done():
+			parkedOn.unpark(w, false)
+			return 0, ctx.Err()
+		}
+	}
+}
+
+type leasedMsg struct {
+	id      uint64
+	attempt uint16
+	offset  uint32
+}
+
+// readLeased reads the bodies of freshly leased messages, one at a time,
+// and hands each to fn. A message whose record cannot be read (damage the
+// log reported) is failed rather than handed out broken, and left out.
+func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, error) {
+	n := 0
+	for _, l := range leased {
+		m, err := q.read(l.id, l.offset)
+		if err != nil && !errors.Is(err, log.ErrCorrupt) && !errors.Is(err, log.ErrNotFound) {
+			// Not damage: the file could not be read now (an idle queue's
+			// segment reopened into a full file table, an I/O error). The
+			// message is sound: its lease ends at once, as an expiry would.
+			q.b.opts.Logger.Warn("queue: leased message could not be read now; returning it to the queue", "queue", q.name, "id", l.id, "err", err)
+			q.mu.Lock()
+			if e := q.t.Get(l.id); e.State == index.StateLeased && e.Attempts == l.attempt {
+				if q.t.Tries(l.id) >= q.cfg.MaxAttempts {
+					q.kill(l.id)
+				} else if q.applyLocked(index.Event{Type: index.EvExpire, ID: l.id}, 0) == nil {
+					q.stats.expired.Add(1)
+					q.notify(1)
+				}
+			}
+			q.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			q.b.opts.Logger.Error("queue: leased message cannot be read; failing it", "queue", q.name, "id", l.id, "err", err)
+			q.mu.Lock()
+			if q.t.Get(l.id).State == index.StateLeased {
+				q.kill(l.id)
+			}
+			q.mu.Unlock()
+			continue
+		}
+		m.Receipt = Receipt{ID: l.id, Attempt: l.attempt}
+		m.Attempts = int(l.attempt)
+		m.State = index.StateLeased
+		if err := fn(m); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// read returns a copy of the message's record.
+func (q *Queue) read(id uint64, offset uint32) (Message, error) {
+	q.readMu.Lock()
+	defer q.readMu.Unlock()
+	rec, err := q.cursor.ReadAt(id, log.Position{Offset: int64(offset)})
+	if err != nil {
+		return Message{}, err
+	}
+	meta, err := DecodeMeta(rec.Meta)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{ID: id, EnqueuedAt: time.Unix(0, rec.Time), Body: slices.Clone(rec.Body), Attributes: meta.Attributes}, nil
+}

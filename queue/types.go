@@ -1,0 +1,118 @@
+package queue
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
+)
+
+// The values the Queue's methods take and return, and their limits.
+
+// Receipt identifies one lease: the message id and the attempt number it
+// was leased with. Its text form is "id.attempt", e.g. "42.3".
+type Receipt struct {
+	ID      uint64
+	Attempt uint16
+}
+
+func (r Receipt) String() string {
+	return strconv.FormatUint(r.ID, 10) + "." + strconv.FormatUint(uint64(r.Attempt), 10)
+}
+
+// ParseReceipt parses "id.attempt".
+func ParseReceipt(s string) (Receipt, error) {
+	idText, attText, ok := strings.Cut(s, ".")
+	id, err1 := strconv.ParseUint(idText, 10, 64)
+	att, err2 := strconv.ParseUint(attText, 10, 16)
+	if !ok || err1 != nil || err2 != nil || id == 0 || att == 0 {
+		return Receipt{}, fmt.Errorf("%w: receipt %q (want id.attempt, e.g. 42.3)", ErrInvalid, s)
+	}
+	return Receipt{ID: id, Attempt: uint16(att)}, nil
+}
+
+// NewMessage is a message to enqueue.
+type NewMessage struct {
+	Body []byte
+	// Delay before the message can be received; nil means the queue's
+	// default delay.
+	Delay *time.Duration
+	// Attributes are small string pairs carried with the message (at most
+	// MaxAttributes, MaxAttributeBytes in all).
+	Attributes map[string]string
+
+	origin *Origin // set by dead-letter moves (see moveDead)
+}
+
+// Message is a message as received, peeked or listed.
+type Message struct {
+	ID         uint64
+	Receipt    Receipt // set by Receive only
+	Attempts   int
+	State      State
+	EnqueuedAt time.Time
+	Body       []byte
+	Attributes map[string]string
+}
+
+// Counts are a queue's messages by state.
+type Counts struct {
+	Ready, Delayed, Leased, Dead, Total int
+}
+
+// Info describes a queue.
+type Info struct {
+	Name   string
+	Config Config
+	Counts Counts
+	Bytes  int64 // message-log bytes on disk
+	Stats  Stats
+	// Err, in Broker.List, is why a queue did not open (ErrQueueDamaged);
+	// the other fields are then zero.
+	Err error
+}
+
+func countsOf(t *index.Table) Counts {
+	c := Counts{
+		Ready:   t.Count(index.StateReady),
+		Delayed: t.Count(index.StateDelayed),
+		Leased:  t.Count(index.StateLeased),
+		Dead:    t.Count(index.StateDead),
+	}
+	c.Total = c.Ready + c.Delayed + c.Leased + c.Dead
+	return c
+}
+
+// Stats are running totals since the queue was opened.
+type Stats struct {
+	Enqueued, Acked, Nacked, Expired, Dead, DeadLettered, Removed uint64
+}
+
+// ReceiveOptions tune Receive.
+type ReceiveOptions struct {
+	Max        int           // messages at most (default 1, at most MaxReceive)
+	Wait       time.Duration // long poll: wait this long for a first message
+	Visibility time.Duration // lease length; 0 means the queue's visibility timeout
+}
+
+// MaxBatchBytes bounds one Enqueue's bodies and metadata together: a batch
+// is written as one frame of the log, so it is durable all or nothing.
+const MaxBatchBytes = log.MaxFramePayload
+
+// Receive limits.
+const (
+	MaxReceive = 1000
+	MaxWait    = 20 * time.Minute
+)
+
+// NackOptions tune Nack.
+type NackOptions struct {
+	Front bool          // to the front of the queue instead of the back
+	Delay time.Duration // ready again only after this
+}
+
+// MaxList bounds Peek and Dead.
+const MaxList = 1000
