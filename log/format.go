@@ -46,6 +46,11 @@ const (
 // castagnoli is the CRC32C table used for every checksum in the format.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// Checksum returns the CRC-32C (Castagnoli) of b, the checksum of the
+// segment format, so the queue's own files (queue.json) use the same one.
+// (Package index, beside log rather than above it, keeps its own table.)
+func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
 // Codec says how a frame's payload is stored. Zero is invalid so that an
 // all-zero (never written) header can never parse as a frame.
 type Codec uint8

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"regexp"
 	"time"
+
+	"github.com/spoolq/spool/log"
 )
 
 // Config is a queue's configuration.
@@ -164,14 +165,12 @@ type queueFile struct {
 
 const queueFileVersion = 1
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 func encodeQueueFile(c Config) ([]byte, error) {
 	cfg, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
-	return json.MarshalIndent(queueFile{Version: queueFileVersion, Config: cfg, Checksum: crc32.Checksum(cfg, castagnoli)}, "", "  ")
+	return json.MarshalIndent(queueFile{Version: queueFileVersion, Config: cfg, Checksum: log.Checksum(cfg)}, "", "  ")
 }
 
 // errConfigFile marks a queue.json that does not decode: retrying the
@@ -199,7 +198,7 @@ func decodeQueueFileText(b []byte) (Config, error) {
 	if err := json.Compact(&compact, f.Config); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	if got := crc32.Checksum(compact.Bytes(), castagnoli); got != f.Checksum {
+	if got := log.Checksum(compact.Bytes()); got != f.Checksum {
 		return Config{}, fmt.Errorf("crc32c %d, want %d", got, f.Checksum)
 	}
 	var c Config

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -745,7 +744,7 @@ func rsMsgs(msgs []Message) string {
 		}
 		body := fmt.Sprintf("%q", m.Body)
 		if len(m.Body) > 32 { // the bulk bodies
-			body = fmt.Sprintf("%d bytes crc %08x", len(m.Body), crc32.Checksum(m.Body, castagnoli))
+			body = fmt.Sprintf("%d bytes crc %08x", len(m.Body), log.Checksum(m.Body))
 		}
 		fmt.Fprintf(&sb, "%d(%s att=%d %s %s", m.ID, m.Receipt, m.Attempts, m.State, body)
 		if len(m.Attributes) > 0 {
