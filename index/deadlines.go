@@ -1,0 +1,117 @@
+package index
+
+import (
+	"container/heap"
+)
+
+// Deadlines: the delay and lease heaps behind the queue's one timer, and
+// the heap of requeued messages that keeps nacks in their place.
+
+// DueDelay returns the earliest delayed message whose time has come,
+// without changing it: the caller applies EvReady (Ready), with the newest
+// id, MaxID, as its After, so that a replay puts it where it went live.
+func (t *Table) DueDelay(now int64) (uint64, bool) {
+	for t.delays.Len() > 0 {
+		top := t.delays[0]
+		e := t.entry(top.id)
+		if e == nil || e.State != StateDelayed || e.Time != top.at {
+			heap.Pop(&t.delays)
+			continue
+		}
+		if top.at > now {
+			return 0, false
+		}
+		return top.id, true
+	}
+	return 0, false
+}
+
+// DueLease returns a leased message whose lease has run out, without
+// changing it: the queue decides between Expire and Dead and logs it.
+func (t *Table) DueLease(now int64) (uint64, bool) {
+	for t.leases.Len() > 0 {
+		top := t.leases[0]
+		e := t.entry(top.id)
+		if e == nil || e.State != StateLeased || e.Time != top.at {
+			heap.Pop(&t.leases)
+			continue
+		}
+		return top.id, top.at <= now
+	}
+	return 0, false
+}
+
+// NextDeadline returns the earliest time a delayed message becomes ready
+// or a lease runs out, for the queue's single timer.
+func (t *Table) NextDeadline() (int64, bool) {
+	var at int64
+	found := false
+	for _, h := range []*deadlineHeap{&t.delays, &t.leases} {
+		for h.Len() > 0 {
+			top := (*h)[0]
+			e := t.entry(top.id)
+			if e != nil && (e.State == StateDelayed || e.State == StateLeased) && e.Time == top.at {
+				if !found || top.at < at {
+					at, found = top.at, true
+				}
+				break
+			}
+			heap.Pop(h)
+		}
+	}
+	return at, found
+}
+
+type deadline struct {
+	at int64
+	id uint64
+}
+
+type deadlineHeap []deadline
+
+func (h deadlineHeap) Len() int { return len(h) }
+
+func (h deadlineHeap) Less(i, j int) bool {
+	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].id < h[j].id)
+}
+
+func (h deadlineHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+
+func (h *deadlineHeap) Push(x any) { *h = append(*h, x.(deadline)) }
+
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// requeued is a ready message placed by a nack: front ones (after == 0)
+// first in nack order, then back ones by the id they follow.
+type requeued struct {
+	id    uint64
+	after uint64
+	seq   int64
+}
+
+type requeueHeap []requeued
+
+func (h requeueHeap) Len() int { return len(h) }
+
+func (h requeueHeap) Less(i, j int) bool {
+	if h[i].after != h[j].after {
+		return h[i].after < h[j].after
+	}
+	return h[i].seq < h[j].seq
+}
+
+func (h requeueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+
+func (h *requeueHeap) Push(x any) { *h = append(*h, x.(requeued)) }
+
+func (h *requeueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
