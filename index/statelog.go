@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -60,57 +58,6 @@ type Files interface {
 	SyncFile(path string) error
 	// SyncDir makes the creates, renames and removes in dir durable.
 	SyncDir(dir string) error
-}
-
-// FaultOp names a state-log operation a Fault can fail.
-type FaultOp string
-
-// The operations a Fault sees.
-const (
-	OpWrite   FaultOp = "write"   // Append's write of an entry
-	OpFsync   FaultOp = "fsync"   // Sync's fsync of the newest segment
-	OpDirSync FaultOp = "dirsync" // Sync's fsync of the directory after a new segment
-)
-
-// A Fault fails state-log operations, for tests: tidwall/wal opens its own
-// files, so the message log's FS seam (log.Options.FS) cannot reach them.
-// It is called before each operation; a non-nil err fails the operation
-// instead of doing it. For OpWrite, torn > 0 first appends that many bytes
-// of the entry's framing to the newest segment, as a short write on a full
-// disk leaves them; the state log must then be reopened, which cuts them.
-type Fault func(op FaultOp) (torn int, err error)
-
-// SetFault installs f (nil removes it). Not for production use.
-func (s *StateLog) SetFault(f Fault) { s.fault = f }
-
-// injected runs the installed Fault for op, writing torn bytes of framed
-// (tidwall's length prefix and the entry) if it asks.
-func (s *StateLog) injected(op FaultOp, entry []byte) error {
-	if s.fault == nil {
-		return nil
-	}
-	torn, err := s.fault(op)
-	if err == nil {
-		return nil
-	}
-	if op == OpWrite && torn > 0 {
-		framed := binary.AppendUvarint(nil, uint64(len(entry)))
-		framed = append(framed, entry...)
-		if path, perr := newestSegment(s.dir); perr == nil && path != "" {
-			if f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); ferr == nil {
-				_, werr := f.Write(framed[:min(torn, len(framed)-1)])
-				err = errors.Join(err, werr, f.Close())
-			}
-		}
-	}
-	return fmt.Errorf("injected %s fault: %w", op, err)
-}
-
-// StateLogRepair says what OpenStateLog cut off.
-type StateLogRepair struct {
-	Path      string
-	Offset    int64
-	Truncated int64
 }
 
 // OpenStateLog opens (creating) the state log in dir, first cutting off a
@@ -213,129 +160,6 @@ var monoStart = time.Now()
 
 // monoNow is the monotonic time in nanoseconds since the process started.
 func monoNow() int64 { return int64(time.Since(monoStart)) }
-
-// scanSegments returns tidwall's plain segment files in dir (see
-// segmentNames) and whether tidwall's START or END recovery files are
-// there too.
-func scanSegments(dir string) (names []string, recovering bool, err error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, false, fmt.Errorf("state log: %w", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || len(name) < 20 {
-			continue
-		}
-		if _, err := strconv.ParseUint(name[:20], 10, 64); err != nil {
-			continue
-		}
-		switch {
-		case len(name) == 20:
-			names = append(names, name)
-		case name[20:] == ".START" || name[20:] == ".END":
-			recovering = true
-		}
-	}
-	slices.Sort(names)
-	return names, recovering, nil
-}
-
-// segmentNames returns tidwall's plain segment files in dir, oldest
-// first: 20-digit names (.START/.END/.TEMP are tidwall's own recovery files).
-func segmentNames(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("state log: %w", err)
-	}
-	var names []string
-	for _, e := range entries {
-		if name := e.Name(); len(name) == 20 && !e.IsDir() {
-			if _, err := strconv.ParseUint(name, 10, 64); err == nil {
-				names = append(names, name)
-			}
-		}
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-// newestSegment returns the path of tidwall's newest plain segment file.
-func newestSegment(dir string) (string, error) {
-	names, err := segmentNames(dir)
-	if err != nil || len(names) == 0 {
-		return "", err
-	}
-	return filepath.Join(dir, names[len(names)-1]), nil
-}
-
-// walkEntries walks the entries of one segment file's bytes (tidwall
-// frames each as uvarint length, data), checking each with our CRC, and
-// calls fn with each entry's events. It returns the offset just past the
-// last good entry and, if it stopped before the end, why.
-func walkEntries(data []byte, fn func(events []Event)) (end int, damage string) {
-	var events []Event
-	var bad error
-	end, damage = eachFrame(data, func(entry []byte) bool {
-		if events, bad = DecodeEntry(events[:0], entry); bad != nil {
-			return false
-		}
-		if fn != nil {
-			fn(events)
-		}
-		return true
-	})
-	if bad != nil {
-		damage = bad.Error()
-	}
-	return end, damage
-}
-
-// eachFrame calls fn with each entry of a segment file's bytes, by
-// tidwall's framing alone, until fn returns false. It returns the offset
-// of the entry it stopped at (len(data) at the end) and, if the framing
-// broke there, why: tidwall's framing has no way to resync, so the rest
-// of the segment is unreadable.
-func eachFrame(data []byte, fn func(entry []byte) bool) (end int, broken string) {
-	for off := 0; off < len(data); {
-		size, n := binary.Uvarint(data[off:])
-		switch {
-		case n <= 0:
-			return off, "bad entry length"
-		case size > uint64(len(data)-off-n):
-			return off, fmt.Sprintf("entry of %d bytes runs past the end", size)
-		}
-		if !fn(data[off+n : off+n+int(size)]) {
-			return off, ""
-		}
-		off += n + int(size)
-	}
-	return len(data), ""
-}
-
-// repairStateTail cuts the newest of the segments names (in dir, oldest
-// first) at its first entry that is short or fails our CRC, and returns
-// the newest segment's size and entry count after that. Only the newest
-// segment can have a torn tail: tidwall fsyncs a segment before starting
-// the next.
-func repairStateTail(files Files, dir string, names []string) (repair *StateLogRepair, size, entries int, err error) {
-	if len(names) == 0 {
-		return nil, 0, 0, nil
-	}
-	path := filepath.Join(dir, names[len(names)-1])
-	data, err := os.ReadFile(path) // small: at most about StateLogSegmentSize
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("state log: %w", err)
-	}
-	off, damage := walkEntries(data, func([]Event) { entries++ })
-	if damage == "" {
-		return nil, off, entries, nil
-	}
-	if err := files.TruncateSync(path, int64(off)); err != nil {
-		return nil, 0, 0, fmt.Errorf("state log: cut torn tail of %s at %d: %w", path, off, err)
-	}
-	return &StateLogRepair{Path: path, Offset: int64(off), Truncated: int64(len(data) - off)}, off, entries, nil
-}
 
 // LastIndex returns the index of the newest entry (0 if none was ever
 // written).
