@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
-	"github.com/spoolq/spool/index"
 	"github.com/spoolq/spool/queue"
 	"github.com/spoolq/spool/queue/queuetest"
 )
@@ -1534,7 +1533,7 @@ func TestServerBadInputChangesNothing(t *testing.T) {
 
 	long := strings.Repeat("a", queue.MaxNameLength+1)
 	attrs := map[string]string{}
-	for i := range index.MaxAttributes + 1 {
+	for i := range queue.MaxAttributes + 1 {
 		attrs["k"+strconv.Itoa(i)] = "v"
 	}
 	attrJSON, _ := json.Marshal(attrs)
