@@ -52,7 +52,7 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn fu
 	if err := q.lockOpen(); err != nil {
 		return err
 	}
-	q.processDue(q.now())
+	q.processDueLocked(q.now())
 	type found struct {
 		id uint64
 		e  index.Entry
@@ -88,7 +88,7 @@ func (q *Queue) Redrive(limit int) (int, error) {
 	if err := q.lockOpen(); err != nil {
 		return 0, err
 	}
-	q.processDue(q.now())
+	q.processDueLocked(q.now())
 	var ids []uint64
 	q.t.Scan(0, index.StateDead, func(id uint64, _ index.Entry) bool {
 		ids = append(ids, id)
@@ -97,7 +97,7 @@ func (q *Queue) Redrive(limit int) (int, error) {
 	for _, id := range ids {
 		q.applyLocked(index.Event{Type: index.EvRedrive, ID: id}, 0) // Scan found it dead
 	}
-	q.notify(len(ids))
+	q.notifyLocked(len(ids))
 	seq := q.seq
 	q.mu.Unlock()
 	return len(ids), q.commit(seq, true)

@@ -92,7 +92,7 @@ func TestLongPollPassesAWakeOnWhenItsReceiverGivesUp(t *testing.T) {
 	// Wake the first while it is parked, then have it give up before it
 	// can look: the message must reach the second.
 	q.mu.Lock()
-	q.notify(1)
+	q.notifyLocked(1)
 	q.mu.Unlock()
 	cancel()
 	if r := <-first; r.err == nil && len(r.msgs) > 0 {

@@ -136,7 +136,7 @@ func (q *Queue) maintain() error {
 		}
 		return err
 	}
-	q.processDue(q.now())
+	q.processDueLocked(q.now())
 	seq := q.seq
 	dlq := q.cfg.DeadLetterQueue
 	hasDead := q.t.Count(index.StateDead) > 0

@@ -44,7 +44,7 @@ package queue
 //     ever left due and the timer cannot make a difference. That would
 //     hide an operation that skipped this step: see
 //     TestModelDueChangesBeforeEnqueueAndRedrive.
-//   - Receipts follow Queue.checkReceipt: an id never enqueued or an
+//   - Receipts follow Queue.checkReceiptLocked: an id never enqueued or an
 //     attempt the message has not reached → ErrNotFound; a message that is
 //     finished (acked, purged, removed, moved to the dead-letter queue),
 //     or any other attempt that is not the live lease's → ErrStaleReceipt;
@@ -317,7 +317,7 @@ func (q *mQueue) receive(now int64, max int, vis time.Duration) []mLease {
 }
 
 // check classifies a receipt the way the documentation (and
-// Queue.checkReceipt) does; nil means it names the live lease.
+// Queue.checkReceiptLocked) does; nil means it names the live lease.
 func (q *mQueue) check(r Receipt) error {
 	if r.ID == 0 || r.Attempt == 0 {
 		return ErrInvalid

@@ -76,7 +76,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
 	q.mu.Lock()
-	q.armTimer()
+	q.armTimerLocked()
 	q.mu.Unlock()
 	return q, nil
 }
@@ -173,7 +173,7 @@ type tableSource struct {
 func replayTable(t *index.Table, snapIndex uint64, src tableSource) (skipped int, err error) {
 	// Rebuild as the events happened, not as the clock says now: a delayed
 	// message stays delayed until its EvReady (or, if that was never
-	// written, until the first processDue after startup).
+	// written, until the first processDueLocked after startup).
 	const replayNow = 0
 	lastID, err := src.records(t.FirstHole(), func(id uint64, offset uint32, raw []byte) {
 		meta, err := DecodeMeta(raw)

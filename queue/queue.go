@@ -147,7 +147,7 @@ func (q *Queue) Info() (Info, error) {
 	if err := q.lockOpen(); err != nil {
 		return Info{}, err
 	}
-	q.processDue(q.now())
+	q.processDueLocked(q.now())
 	c := countsOf(q.t)
 	cfg := q.cfg
 	q.mu.Unlock()
@@ -183,7 +183,7 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	if err := q.lockOpen(); err != nil {
 		return nil, err
 	}
-	q.processDue(q.now()) // what is due goes before these messages
+	q.processDueLocked(q.now()) // what is due goes before these messages
 	if max := q.cfg.MaxLength; max > 0 && q.t.Live()+q.inflight+len(msgs) > max {
 		n := q.t.Live() + q.inflight
 		q.mu.Unlock()
@@ -229,8 +229,8 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 		}
 	}
 	q.stats.enqueued.Add(uint64(len(msgs)))
-	q.notify(ready)
-	q.armTimer()
+	q.notifyLocked(ready)
+	q.armTimerLocked()
 	return ids, nil
 }
 
@@ -254,7 +254,7 @@ func (q *Queue) Purge() error {
 	if err := q.lockOpen(); err != nil {
 		return err
 	}
-	q.processDue(q.now())
+	q.processDueLocked(q.now())
 	if upTo := q.t.MaxID(); upTo > 0 {
 		q.applyLocked(index.Event{Type: index.EvPurge, ID: upTo}, 0) // a purge cannot fail
 	}
@@ -285,7 +285,7 @@ func (q *Queue) close(snapshot bool) error {
 	if q.timer != nil {
 		q.timer.Stop()
 	}
-	q.notify(q.waiters.Len()) // they find q closed (or replaced) and go on
+	q.notifyLocked(q.waiters.Len()) // they find q closed (or replaced) and go on
 	q.mu.Unlock()
 	return errors.Join(append(errs, q.log.Close(), q.state.Close())...)
 }

@@ -19,15 +19,15 @@ func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, n
 		return nil, err
 	}
 	now := q.now()
-	q.processDue(now)
+	q.processDueLocked(now)
 	errs := make([]error, len(receipts))
 	for i, r := range receipts {
-		if errs[i] = q.checkReceipt(r); errs[i] == nil {
+		if errs[i] = q.checkReceiptLocked(r); errs[i] == nil {
 			fn(r, now)
 		}
 	}
 	seq := q.seq
-	q.armTimer()
+	q.armTimerLocked()
 	q.mu.Unlock()
 	if !durable {
 		return errs, nil // written with the next durable commit, like leases
@@ -38,12 +38,12 @@ func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, n
 	return errs, nil
 }
 
-// checkReceipt says whether r names a live lease. A receipt for a message
+// checkReceiptLocked says whether r names a live lease. A receipt for a message
 // that is finished (acked, purged, removed, dead-lettered) is stale, like
 // one whose lease ran out: its lease is over, and the worker holding it
 // learns that (409), not that the message never was (404). Only an id
 // never enqueued, or an attempt not reached yet, is not found.
-func (q *Queue) checkReceipt(r Receipt) error {
+func (q *Queue) checkReceiptLocked(r Receipt) error {
 	if r.ID == 0 || r.Attempt == 0 {
 		return fmt.Errorf("%w: receipt %s", ErrInvalid, r)
 	}
@@ -81,7 +81,7 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 	return q.receiptOp(receipts, true, func(r Receipt, now int64) {
 		q.stats.nacked.Add(1)
 		if q.t.Tries(r.ID) >= q.cfg.MaxAttempts {
-			q.kill(r.ID)
+			q.killLocked(r.ID)
 			return
 		}
 		var readyAt int64
@@ -90,7 +90,7 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 		}
 		q.applyLocked(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: q.t.MaxID(), Time: readyAt}, now)
 		if readyAt == 0 {
-			q.notify(1)
+			q.notifyLocked(1)
 		}
 	})
 }
@@ -114,5 +114,5 @@ func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []err
 // Fail sends leased messages straight to dead (or the dead-letter queue).
 func (q *Queue) Fail(receipts []Receipt) (errs []error, err error) {
 	q = q.live()
-	return q.receiptOp(receipts, true, func(r Receipt, _ int64) { q.kill(r.ID) })
+	return q.receiptOp(receipts, true, func(r Receipt, _ int64) { q.killLocked(r.ID) })
 }

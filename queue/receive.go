@@ -18,13 +18,13 @@ import (
 
 // waiter is one long-poll receiver parked on a queue.
 type waiter struct {
-	ch   chan struct{} // buffered (1): notify never blocks
+	ch   chan struct{} // buffered (1): notifyLocked never blocks
 	elem *list.Element // in q.waiters; nil once notified
 }
 
-// notify wakes up to n waiters, oldest first: n messages became ready.
+// notifyLocked wakes up to n waiters, oldest first: n messages became ready.
 // The caller holds mu.
-func (q *Queue) notify(n int) {
+func (q *Queue) notifyLocked(n int) {
 	for ; n > 0 && q.waiters.Len() > 0; n-- {
 		w := q.waiters.Remove(q.waiters.Front()).(*waiter)
 		w.elem = nil
@@ -32,10 +32,10 @@ func (q *Queue) notify(n int) {
 	}
 }
 
-// park adds w to the waiters: at the back when it starts waiting, at the
+// parkLocked adds w to the waiters: at the back when it starts waiting, at the
 // front when it was woken but found nothing (another receiver was
 // faster), so it keeps its turn. The caller holds mu.
-func (q *Queue) park(w *waiter, again bool) {
+func (q *Queue) parkLocked(w *waiter, again bool) {
 	if again {
 		w.elem = q.waiters.PushFront(w)
 	} else {
@@ -58,7 +58,7 @@ func (q *Queue) unpark(w *waiter, keep bool) {
 	select {
 	case <-w.ch:
 		if !keep {
-			q.notify(1)
+			q.notifyLocked(1)
 		}
 	default:
 	}
@@ -102,7 +102,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			return 0, err
 		}
 		now := q.now()
-		q.processDue(now)
+		q.processDueLocked(now)
 		vis := o.Visibility
 		if vis == 0 {
 			vis = q.cfg.VisibilityTimeout
@@ -115,7 +115,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			}
 			e := q.t.Get(id)
 			if e.Attempts == math.MaxUint16 {
-				q.kill(id) // no attempt number left for a receipt
+				q.killLocked(id) // no attempt number left for a receipt
 				continue
 			}
 			attempt := e.Attempts + 1
@@ -127,9 +127,9 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
 		}
 		if len(leased) > 0 {
-			q.armTimer()
+			q.armTimerLocked()
 			if _, more := q.t.NextReady(); more {
-				q.notify(1) // what this receive left is the next waiter's
+				q.notifyLocked(1) // what this receive left is the next waiter's
 			}
 			seq := q.seq
 			q.mu.Unlock()
@@ -144,7 +144,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			w = &waiter{ch: make(chan struct{}, 1)}
 		}
 		parkedOn := q
-		q.park(w, woken)
+		q.parkLocked(w, woken)
 		q.mu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(o.Wait)
@@ -184,10 +184,10 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 			q.mu.Lock()
 			if e := q.t.Get(l.id); e.State == index.StateLeased && e.Attempts == l.attempt {
 				if q.t.Tries(l.id) >= q.cfg.MaxAttempts {
-					q.kill(l.id)
+					q.killLocked(l.id)
 				} else if q.applyLocked(index.Event{Type: index.EvExpire, ID: l.id}, 0) == nil {
 					q.stats.expired.Add(1)
-					q.notify(1)
+					q.notifyLocked(1)
 				}
 			}
 			q.mu.Unlock()
@@ -197,7 +197,7 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 			q.b.opts.Logger.Error("queue: leased message cannot be read; failing it", "queue", q.name, "id", l.id, "err", err)
 			q.mu.Lock()
 			if q.t.Get(l.id).State == index.StateLeased {
-				q.kill(l.id)
+				q.killLocked(l.id)
 			}
 			q.mu.Unlock()
 			continue

@@ -9,9 +9,9 @@ import (
 // The clock's part: delays that run out, leases that expire, and the
 // queue's one timer for the earliest of them.
 
-// processDue applies what the clock says happened: delays run out, leases
+// processDueLocked applies what the clock says happened: delays run out, leases
 // expire (or, out of attempts, the message goes dead). The caller holds mu.
-func (q *Queue) processDue(now int64) {
+func (q *Queue) processDueLocked(now int64) {
 	woke := 0
 	for {
 		id, ok := q.t.DueDelay(now)
@@ -30,27 +30,27 @@ func (q *Queue) processDue(now int64) {
 			break
 		}
 		if q.t.Tries(id) >= q.cfg.MaxAttempts {
-			q.kill(id)
+			q.killLocked(id)
 			continue
 		}
 		q.applyLocked(index.Event{Type: index.EvExpire, ID: id}, now) // DueLease returned a leased message: cannot fail
 		q.stats.expired.Add(1)
 		woke++
 	}
-	q.notify(woke)
+	q.notifyLocked(woke)
 }
 
-// kill makes a message dead; maintenance moves it on to the dead-letter
+// killLocked makes a message dead; maintenance moves it on to the dead-letter
 // queue if one is configured. The caller holds mu.
-func (q *Queue) kill(id uint64) {
+func (q *Queue) killLocked(id uint64) {
 	if q.applyLocked(index.Event{Type: index.EvDead, ID: id}, 0) == nil {
 		q.stats.dead.Add(1)
 	}
 }
 
-// armTimer makes the queue's one timer fire at the earliest deadline. The
+// armTimerLocked makes the queue's one timer fire at the earliest deadline. The
 // caller holds mu.
-func (q *Queue) armTimer() {
+func (q *Queue) armTimerLocked() {
 	at, ok := q.t.NextDeadline()
 	if !ok || (q.timerAt != 0 && q.timerAt <= at) {
 		return
@@ -71,6 +71,6 @@ func (q *Queue) onTimer() {
 		return
 	}
 	q.timerAt = 0
-	q.processDue(q.now())
-	q.armTimer()
+	q.processDueLocked(q.now())
+	q.armTimerLocked()
 }
