@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/queue"
+)
+
+type serveFlags struct {
+	addr            string
+	data            string
+	token           string
+	allowAnonymous  bool
+	sync            string
+	syncInterval    time.Duration
+	maxMessageBytes int
+	maxBatch        int
+	maxWait         time.Duration
+	maxDisk         int64
+	minFree         int64
+	maxConnections  int
+	// maxConnectionsSet: --max-connections was given (flag or env), so it
+	// is refused rather than lowered when it does not fit the fd limit.
+	maxConnectionsSet bool
+	logLevel          string
+	logFormat         string
+}
+
+const serveHelp = `Run the spool server.
+
+With no flags it listens on 127.0.0.1:7070 and keeps its data in
+./spool-data. Every flag can also be set by an environment variable:
+--max-batch is SPOOL_MAX_BATCH, and so on.
+
+Durability (--sync):
+  always    (default) every 2xx for enqueue, ack, nack, fail, purge or a
+            config change means the change is fsynced; concurrent requests
+            share fsyncs, so throughput grows with concurrency.
+  interval  fsync every --sync-interval: a power cut can lose that much
+            acknowledged data (a crash of the process loses nothing).
+  none      never fsync except at rotation and shutdown: faster, and a
+            power cut can lose acknowledged data.
+
+Connections (--max-connections):
+  At most this many client connections are open at once; one beyond it
+  is answered 503 (code "unavailable", Retry-After: 1) and closed, so a
+  client sees a refusal, not a hang. Each connection is a file
+  descriptor, and so is every segment and state-log file the queues hold
+  open, so at start the server checks the open-file limit (ulimit -n):
+  the connections, the files the data directory holds open and a reserve
+  (64 plus a quarter of those files, for new segments and queues) must
+  fit under it. A --max-connections you set (or SPOOL_MAX_CONNECTIONS)
+  that does not fit stops the server with exit status 2: raise ulimit -n
+  (LimitNOFILE= in a systemd unit) or lower --max-connections. The
+  default is lowered to fit instead, with a warning, so a plain
+  'spool serve' starts anywhere.
+
+Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
+  503, give requests in flight 3s to finish, then close the connections
+  still busy (a stalled upload was never acknowledged, so nothing
+  acknowledged is lost), fsync and close the queues, exit 0.
+
+Examples:
+  spool serve
+  spool serve --addr 0.0.0.0:7070 --token "$(cat /etc/spool/token)"
+  SPOOL_DATA=/var/lib/spool SPOOL_SYNC=interval spool serve
+
+Flags:
+`
+
+func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+	var f serveFlags
+	fs.Usage = func() { fmt.Fprint(env.stderr, serveHelp+fs.FlagUsages()) }
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:7070", "address to listen on")
+	fs.StringVar(&f.data, "data", "./spool-data", "data directory")
+	fs.StringVar(&f.token, "token", "", "require Authorization: Bearer <token> (all routes but /healthz)")
+	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "allow listening on a non-loopback address without --token")
+	fs.StringVar(&f.sync, "sync", "always", "fsync policy: always, interval or none (see above)")
+	fs.DurationVar(&f.syncInterval, "sync-interval", queue.DefaultSyncInterval, "fsync period for --sync=interval")
+	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", queue.DefaultMaxMessageBytes, "largest message body in bytes")
+	fs.IntVar(&f.maxBatch, "max-batch", 1000, "most messages per batch enqueue, receive or receipt call")
+	fs.DurationVar(&f.maxWait, "max-wait", 20*time.Second, "longest long-poll wait a receive may ask for")
+	fs.Int64Var(&f.maxDisk, "max-disk", 0, "disk quota for the data directory in bytes; enqueues beyond it get 507 (0: none)")
+	fs.Int64Var(&f.minFree, "min-free", 32<<20, "free bytes kept in reserve: enqueues get 507 below it, so acks still work on a full disk (0: none)")
+	fs.IntVar(&f.maxConnections, "max-connections", defaultMaxConnections, "most client connections open at once; more get 503 (see above)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Sprintf("serve takes no arguments, got %q", args)}
+		}
+		f.maxConnectionsSet = fs.Changed("max-connections") // applyEnv's Set counts as a change too
+		return serve(env, f)
+	}
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Sprintf("--log-format %q: want text or json", format)}
+}
+
+// checkToken refuses a token no client could present. HTTP strips white
+// space around a header value, so with a token of "abc " (a file read with
+// its newline, say) every request gets 401; control and non-ASCII bytes are
+// not carried reliably in a header either. The token itself is not echoed:
+// it is a secret and may sit in a log.
+func checkToken(token string) error {
+	if strings.TrimSpace(token) != token {
+		return usageError{"--token (or SPOOL_TOKEN) has leading or trailing white space, which HTTP strips from the Authorization header, so no client could present it: remove it (a token read from a file often ends in a newline; \"$(cat file)\" drops it)"}
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < 0x20 || c > 0x7e {
+			return usageError{fmt.Sprintf("--token (or SPOOL_TOKEN) has a control or non-ASCII byte (0x%02x at byte %d), which an HTTP header cannot carry reliably: use printable ASCII only (openssl rand -hex 32 makes one)", c, i)}
+		}
+	}
+	return nil
+}
+
+// checkExposure refuses to serve beyond loopback without a token: an open
+// queue on a public address is a gift to anyone who finds it.
+func checkExposure(addr, token string, allowAnonymous bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError{fmt.Sprintf("--addr %q: %v", addr, err)}
+	}
+	if token != "" || allowAnonymous || host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return usageError{fmt.Sprintf("refusing to listen on %s without a token: set --token (or SPOOL_TOKEN) so clients must authenticate, or pass --allow-anonymous if the network is trusted", addr)}
+}
+
+func serve(env *cmdEnv, f serveFlags) error {
+	logger, err := newLogger(env.stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	policy, err := queue.ParseSyncPolicy(f.sync)
+	if err != nil {
+		return usageError{"--sync: " + err.Error()}
+	}
+	if err := checkToken(f.token); err != nil {
+		return err
+	}
+	if err := checkExposure(f.addr, f.token, f.allowAnonymous); err != nil {
+		return err
+	}
+	if f.maxMessageBytes <= 0 || f.maxBatch <= 0 || f.maxConnections <= 0 || f.maxWait < 0 || f.maxDisk < 0 || f.minFree < 0 || f.syncInterval <= 0 {
+		return usageError{"--max-message-bytes, --max-batch, --max-connections and --sync-interval must be positive; --max-wait, --max-disk and --min-free not negative"}
+	}
+	metrics := api.NewMetrics()
+	b, err := queue.Open(filepath.Join(f.data), queue.Options{
+		Sync:            policy,
+		SyncInterval:    f.syncInterval,
+		MaxMessageBytes: f.maxMessageBytes,
+		Logger:          logger,
+		OnCommit:        metrics.OnCommit,
+		OnStateSync:     metrics.OnStateSync,
+	})
+	if err != nil {
+		return err
+	}
+	// After queue.Open, so the files the data directory holds open count.
+	maxConns, err := fitConnections(f.maxConnections, f.maxConnectionsSet, b.MaxOpenFiles(), logger)
+	if err != nil {
+		return errors.Join(err, b.Close())
+	}
+	var used atomic.Int64
+	if f.maxDisk > 0 {
+		used.Store(dirSize(f.data))
+		go trackDiskUsage(env.ctx, f.data, &used)
+	}
+	srv := api.New(b, api.Config{
+		Token:           f.token,
+		MaxMessageBytes: f.maxMessageBytes,
+		MaxBatch:        f.maxBatch,
+		MaxWait:         f.maxWait,
+		MaxDisk:         f.maxDisk,
+		DiskUsage:       used.Load,
+		MinFree:         f.minFree,
+		DiskFree:        func() int64 { return api.FreeBytes(f.data) },
+		Logger:          logger,
+	}, metrics)
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return errors.Join(err, b.Close())
+	}
+	ln = newLimitListener(ln, maxConns, logger)
+	var running requestTracker
+	hs := &http.Server{
+		Handler:           running.wrap(srv.Handler()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      f.maxWait + time.Minute, // a long poll must fit
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("spool: listening", "addr", ln.Addr().String(), "data", f.data, "sync", policy.String(), "max_connections", maxConns)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return errors.Join(err, b.Close())
+	case <-env.ctx.Done():
+	}
+	logger.Info("spool: shutting down")
+	srv.Shutdown() // release long polls with 503 first
+	if err := drain(hs, &running, logger); err != nil {
+		return errors.Join(err, b.Close())
+	}
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("closing the queues: %w", err)
+	}
+	logger.Info("spool: stopped cleanly")
+	return nil
+}
+
+// Shutdown deadlines. Requests in flight get drainTimeout to finish; that
+// is ample for any request that is making progress (an enqueue waits for
+// one fsync), so what is left is stalled: an upload that stopped sending,
+// say. Closing its connection ends its handler's read at once; handlers
+// get cutTimeout more to return (one may be waiting on a slow fsync)
+// before the queues are closed under them anyway.
+const (
+	drainTimeout = 3 * time.Second
+	cutTimeout   = 3 * time.Second
+)
+
+// drain stops the HTTP server: it lets requests in flight finish for up
+// to drainTimeout, then cuts the connections still busy. Cutting is the
+// expected end of a stalled request, not a failure: nothing it sent was
+// acknowledged, so it logs at WARN and returns nil.
+func drain(hs *http.Server, running *requestTracker, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	err := hs.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil {
+			return fmt.Errorf("stopping the HTTP server: %w", err)
+		}
+		return nil
+	}
+	logger.Warn("spool: requests still running at the drain deadline; closing their connections (none of them was acknowledged)",
+		"deadline", drainTimeout, "requests", running.count())
+	if err := hs.Close(); err != nil {
+		return fmt.Errorf("closing the HTTP server's connections: %w", err)
+	}
+	if !running.wait(cutTimeout) {
+		logger.Warn("spool: requests still running after their connections were closed; closing the queues anyway",
+			"waited", cutTimeout, "requests", running.count())
+	}
+	return nil
+}
+
+// requestTracker counts the handlers running, so shutdown can wait for
+// the ones it cut before closing the queues under them. (A WaitGroup
+// cannot: a request may start while shutdown waits, and WaitGroup forbids
+// Add from zero concurrently with Wait.)
+type requestTracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n == 0; nil means closed
+}
+
+func (t *requestTracker) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.mu.Lock()
+		if t.n == 0 {
+			t.idle = make(chan struct{})
+		}
+		t.n++
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			if t.n--; t.n == 0 {
+				close(t.idle)
+			}
+			t.mu.Unlock()
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (t *requestTracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}
+
+// wait reports whether no handler was running within timeout.
+func (t *requestTracker) wait(timeout time.Duration) bool {
+	t.mu.Lock()
+	idle := t.idle
+	t.mu.Unlock()
+	if idle == nil {
+		return true
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// trackDiskUsage refreshes the data directory's size every second for the
+// --max-disk quota: walking per request would cost more than the enqueue.
+func trackDiskUsage(ctx context.Context, dir string, used *atomic.Int64) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			used.Store(dirSize(dir))
+		}
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
