@@ -18,6 +18,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
+
+	"github.com/spoolq/spool/api"
 )
 
 func main() {
@@ -79,11 +81,15 @@ Run 'spool COMMAND --help' for a command's flags and examples.
 // the function that runs once they are parsed.
 type command func(fs *pflag.FlagSet, env *cmdEnv) func(args []string) error
 
+// cmdEnv is what a command runs with: run's arguments, and hooks tests set.
 type cmdEnv struct {
 	ctx    context.Context
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// listening, if set, gets serve's api.Service once it listens, so a
+	// test learns the address from the service itself, not from the log.
+	listening func(*api.Service)
 }
 
 var commands = map[string]command{
@@ -102,24 +108,29 @@ var commands = map[string]command{
 
 // run executes one spool command line.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return (&cmdEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}).run(args)
+}
+
+// run executes one spool command line in env.
+func (env *cmdEnv) run(args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(env.stderr, usage)
 		return usageError{"no command given"}
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(env.stdout, usage)
 		return nil
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(env.stderr, usage)
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
 	fs := pflag.NewFlagSet(args[0], pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(env.stderr)
 	fs.SortFlags = false
-	exec := c(fs, &cmdEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr})
+	exec := c(fs, env)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err

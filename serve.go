@@ -1,18 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
-	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -97,7 +91,7 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.DurationVar(&f.maxWait, "max-wait", 20*time.Second, "longest long-poll wait a receive may ask for")
 	fs.Int64Var(&f.maxDisk, "max-disk", 0, "disk quota for the data directory in bytes; enqueues beyond it get 507 (0: none)")
 	fs.Int64Var(&f.minFree, "min-free", 32<<20, "free bytes kept in reserve: enqueues get 507 below it, so acks still work on a full disk (0: none)")
-	fs.IntVar(&f.maxConnections, "max-connections", defaultMaxConnections, "most client connections open at once; more get 503 (see above)")
+	fs.IntVar(&f.maxConnections, "max-connections", api.DefaultMaxConnections, "most client connections open at once; more get 503 (see above)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return func(args []string) error {
@@ -157,6 +151,8 @@ func checkExposure(addr, token string, allowAnonymous bool) error {
 	return usageError{fmt.Sprintf("refusing to listen on %s without a token: set --token (or SPOOL_TOKEN) so clients must authenticate, or pass --allow-anonymous if the network is trusted", addr)}
 }
 
+// serve checks the flags, runs an api.Service until env.ctx is done (or
+// its listener fails) and stops it in order.
 func serve(env *cmdEnv, f serveFlags) error {
 	logger, err := newLogger(env.stderr, f.logLevel, f.logFormat)
 	if err != nil {
@@ -175,188 +171,38 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if f.maxMessageBytes <= 0 || f.maxBatch <= 0 || f.maxConnections <= 0 || f.maxWait < 0 || f.maxDisk < 0 || f.minFree < 0 || f.syncInterval <= 0 {
 		return usageError{"--max-message-bytes, --max-batch, --max-connections and --sync-interval must be positive; --max-wait, --max-disk and --min-free not negative"}
 	}
-	metrics := api.NewMetrics()
-	b, err := queue.Open(filepath.Join(f.data), queue.Options{
-		Sync:            policy,
-		SyncInterval:    f.syncInterval,
-		MaxMessageBytes: f.maxMessageBytes,
-		Logger:          logger,
-		OnCommit:        metrics.OnCommit,
-		OnStateSync:     metrics.OnStateSync,
+	svc, err := api.Open(f.data, api.ServiceConfig{
+		Addr: f.addr,
+		Queue: queue.Options{
+			Sync:            policy,
+			SyncInterval:    f.syncInterval,
+			MaxMessageBytes: f.maxMessageBytes,
+		},
+		API: api.Config{
+			Token:           f.token,
+			MaxMessageBytes: f.maxMessageBytes,
+			MaxBatch:        f.maxBatch,
+			MaxWait:         f.maxWait,
+			MaxDisk:         f.maxDisk,
+			MinFree:         f.minFree,
+		},
+		MaxConnections:         f.maxConnections,
+		ExplicitMaxConnections: f.maxConnectionsSet,
+		Logger:                 logger,
 	})
+	var tooMany *api.ConnectionLimitError
+	if errors.As(err, &tooMany) {
+		return exitStatus{2, err} // a usage error: the flag, or the ulimit, must change
+	}
 	if err != nil {
 		return err
 	}
-	// After queue.Open, so the files the data directory holds open count.
-	maxConns, err := fitConnections(f.maxConnections, f.maxConnectionsSet, b.MaxOpenFiles(), logger)
-	if err != nil {
-		return errors.Join(err, b.Close())
+	if env.listening != nil {
+		env.listening(svc)
 	}
-	var used atomic.Int64
-	if f.maxDisk > 0 {
-		used.Store(dirSize(f.data))
-		go trackDiskUsage(env.ctx, f.data, &used)
-	}
-	srv := api.New(b, api.Config{
-		Token:           f.token,
-		MaxMessageBytes: f.maxMessageBytes,
-		MaxBatch:        f.maxBatch,
-		MaxWait:         f.maxWait,
-		MaxDisk:         f.maxDisk,
-		DiskUsage:       used.Load,
-		MinFree:         f.minFree,
-		DiskFree:        func() int64 { return api.FreeBytes(f.data) },
-		Logger:          logger,
-	}, metrics)
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return errors.Join(err, b.Close())
-	}
-	ln = newLimitListener(ln, maxConns, logger)
-	var running requestTracker
-	hs := &http.Server{
-		Handler:           running.wrap(srv.Handler()),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      f.maxWait + time.Minute, // a long poll must fit
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	logger.Info("spool: listening", "addr", ln.Addr().String(), "data", f.data, "sync", policy.String(), "max_connections", maxConns)
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	select {
-	case err := <-served:
-		return errors.Join(err, b.Close())
+	case <-svc.Done(): // the listener failed; Close says how
 	case <-env.ctx.Done():
 	}
-	logger.Info("spool: shutting down")
-	srv.Shutdown() // release long polls with 503 first
-	if err := drain(hs, &running, logger); err != nil {
-		return errors.Join(err, b.Close())
-	}
-	if err := b.Close(); err != nil {
-		return fmt.Errorf("closing the queues: %w", err)
-	}
-	logger.Info("spool: stopped cleanly")
-	return nil
-}
-
-// Shutdown deadlines. Requests in flight get drainTimeout to finish; that
-// is ample for any request that is making progress (an enqueue waits for
-// one fsync), so what is left is stalled: an upload that stopped sending,
-// say. Closing its connection ends its handler's read at once; handlers
-// get cutTimeout more to return (one may be waiting on a slow fsync)
-// before the queues are closed under them anyway.
-const (
-	drainTimeout = 3 * time.Second
-	cutTimeout   = 3 * time.Second
-)
-
-// drain stops the HTTP server: it lets requests in flight finish for up
-// to drainTimeout, then cuts the connections still busy. Cutting is the
-// expected end of a stalled request, not a failure: nothing it sent was
-// acknowledged, so it logs at WARN and returns nil.
-func drain(hs *http.Server, running *requestTracker, logger *slog.Logger) error {
-	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	err := hs.Shutdown(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		if err != nil {
-			return fmt.Errorf("stopping the HTTP server: %w", err)
-		}
-		return nil
-	}
-	logger.Warn("spool: requests still running at the drain deadline; closing their connections (none of them was acknowledged)",
-		"deadline", drainTimeout, "requests", running.count())
-	if err := hs.Close(); err != nil {
-		return fmt.Errorf("closing the HTTP server's connections: %w", err)
-	}
-	if !running.wait(cutTimeout) {
-		logger.Warn("spool: requests still running after their connections were closed; closing the queues anyway",
-			"waited", cutTimeout, "requests", running.count())
-	}
-	return nil
-}
-
-// requestTracker counts the handlers running, so shutdown can wait for
-// the ones it cut before closing the queues under them. (A WaitGroup
-// cannot: a request may start while shutdown waits, and WaitGroup forbids
-// Add from zero concurrently with Wait.)
-type requestTracker struct {
-	mu   sync.Mutex
-	n    int
-	idle chan struct{} // closed while n == 0; nil means closed
-}
-
-func (t *requestTracker) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.mu.Lock()
-		if t.n == 0 {
-			t.idle = make(chan struct{})
-		}
-		t.n++
-		t.mu.Unlock()
-		defer func() {
-			t.mu.Lock()
-			if t.n--; t.n == 0 {
-				close(t.idle)
-			}
-			t.mu.Unlock()
-		}()
-		h.ServeHTTP(w, r)
-	})
-}
-
-func (t *requestTracker) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.n
-}
-
-// wait reports whether no handler was running within timeout.
-func (t *requestTracker) wait(timeout time.Duration) bool {
-	t.mu.Lock()
-	idle := t.idle
-	t.mu.Unlock()
-	if idle == nil {
-		return true
-	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case <-idle:
-		return true
-	case <-timer.C:
-		return false
-	}
-}
-
-// trackDiskUsage refreshes the data directory's size every second for the
-// --max-disk quota: walking per request would cost more than the enqueue.
-func trackDiskUsage(ctx context.Context, dir string, used *atomic.Int64) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			used.Store(dirSize(dir))
-		}
-	}
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
+	return svc.Close()
 }

@@ -1,7 +1,8 @@
-package main
+package api
 
-// Connection limits of spool serve: --max-connections, fitted to the
-// open-file limit, and a listener that refuses what is over it with 503.
+// Connection limits of a Service (spool serve's --max-connections),
+// fitted to the open-file limit, and a listener that refuses what is over
+// it with 503.
 
 import (
 	"encoding/json"
@@ -13,14 +14,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/spoolq/spool/api"
 )
 
-// defaultMaxConnections is the --max-connections default: far more than a
-// queue on one small machine serves, few enough that every connection's
-// buffers and goroutine fit a Pi's memory.
-const defaultMaxConnections = 1024
+// DefaultMaxConnections is ServiceConfig.MaxConnections' default (and
+// --max-connections'): far more than a queue on one small machine serves,
+// few enough that every connection's buffers and goroutine fit a Pi's
+// memory.
+const DefaultMaxConnections = 1024
 
 // fdReserve is how many file descriptors are kept free beyond the
 // connections and the files the data directory held open at start, for
@@ -34,9 +34,10 @@ func fdReserve(inUse int) int { return 64 + inUse/4 }
 // beside the files already open and a reserve, so a flood of connections
 // cannot starve the queues of file descriptors (a failed segment rotation
 // costs far more than a refused connection). A value the user set that
-// does not fit is a usage error saying what to do; the default is lowered
-// to fit (at least minConnections), with a warning, so `spool serve` starts
-// on any machine, even one whose queues took every file descriptor.
+// does not fit is a *ConnectionLimitError saying what to do; the default
+// is lowered to fit (at least minConnections), with a warning, so `spool
+// serve` starts on any machine, even one whose queues took every file
+// descriptor.
 func fitConnections(want int, explicit bool, queueFiles int, logger *slog.Logger) (int, error) {
 	limit64, err := openFileLimit()
 	if err != nil {
@@ -53,22 +54,38 @@ func fitConnections(want int, explicit bool, queueFiles int, logger *slog.Logger
 	if want <= fit {
 		return want, nil
 	}
-	need := want + inUse + reserve
 	if explicit {
-		lower := fmt.Sprintf(", or lower --max-connections to %d", fit)
-		if fit < 1 {
-			lower = ""
-		}
-		return 0, usageError{fmt.Sprintf("--max-connections %d does not fit the open-file limit: ulimit -n is %d, and the data directory holds %d files open with %d more kept in reserve for new segments and queues; raise the limit to at least %d (ulimit -n %d, or LimitNOFILE=%d in a systemd unit)%s",
-			want, limit, inUse, reserve, need, need, need, lower)}
+		return 0, &ConnectionLimitError{Want: want, Limit: limit, FilesOpen: inUse, Reserve: reserve}
 	}
 	// With the default, serve anyway: the queues that opened answer, the
 	// ones that did not are reported (queue.ErrQueueDamaged), and the log
 	// says what to raise. A few connections are kept even with no room.
 	fit = max(fit, minConnections)
 	logger.Warn("spool: lowered --max-connections to fit the open-file limit; raise ulimit -n to allow more",
-		"max_connections", fit, "default", want, "open_file_limit", limit, "files_open", inUse, "reserve", reserve, "ulimit_needed", need)
+		"max_connections", fit, "default", want, "open_file_limit", limit, "files_open", inUse, "reserve", reserve, "ulimit_needed", want+inUse+reserve)
 	return fit, nil
+}
+
+// ConnectionLimitError is Open's error when ServiceConfig.MaxConnections
+// was asked for (ExplicitMaxConnections) and does not fit the open-file
+// limit beside the files the data directory holds open and a reserve for
+// the files it will open. Its message, written for the user of `spool
+// serve` (who gets exit status 2), says what to raise or lower.
+type ConnectionLimitError struct {
+	Want      int // the connections asked for
+	Limit     int // the open-file limit (RLIMIT_NOFILE)
+	FilesOpen int // files open now plus the ones busy queues would open
+	Reserve   int // files kept free for new segments, queues, compaction
+}
+
+func (e *ConnectionLimitError) Error() string {
+	need := e.Want + e.FilesOpen + e.Reserve
+	lower := ""
+	if fit := e.Limit - e.FilesOpen - e.Reserve; fit >= 1 {
+		lower = fmt.Sprintf(", or lower --max-connections to %d", fit)
+	}
+	return fmt.Sprintf("--max-connections %d does not fit the open-file limit: ulimit -n is %d, and the data directory holds %d files open with %d more kept in reserve for new segments and queues; raise the limit to at least %d (ulimit -n %d, or LimitNOFILE=%d in a systemd unit)%s",
+		e.Want, e.Limit, e.FilesOpen, e.Reserve, need, need, need, lower)
 }
 
 // minConnections is the fewest connections the default is lowered to.
@@ -115,8 +132,8 @@ const (
 )
 
 func newLimitListener(ln net.Listener, n int, logger *slog.Logger) *limitListener {
-	body, _ := json.Marshal(api.ErrorReply{Error: api.ErrorBody{
-		Code:    api.CodeUnavailable,
+	body, _ := json.Marshal(ErrorReply{Error: ErrorBody{
+		Code:    CodeUnavailable,
 		Message: "the server is at its connection limit (--max-connections); retry in a second",
 	}})
 	body = append(body, '\n')

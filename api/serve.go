@@ -1,0 +1,332 @@
+package api
+
+// The one assembly of a running server, shaped like Ben Johnson's wtf
+// http.Server (Open, Addr, Close): `spool serve` runs it, and so does the
+// in-process target of `spool bench`, so the bench measures the server
+// users run, timeouts, connection cap and shutdown included.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolq/spool/queue"
+)
+
+// ServiceConfig configures a Service. Zero fields get the defaults noted.
+type ServiceConfig struct {
+	// Addr is the TCP address to listen on; port 0 picks a free one
+	// (Service.Addr says which).
+	Addr string
+	// Queue is passed to queue.Open. Its Logger defaults to Logger. Its
+	// OnCommit and OnStateSync, if set, are called after the Service's
+	// Metrics have counted the commit or fsync, so a caller can count
+	// fsyncs of its own (spool bench does).
+	Queue queue.Options
+	// API configures the handler (see New). Its Logger defaults to
+	// Logger. DiskUsage, if nil while MaxDisk is set, is the data
+	// directory's size, walked once a second (walking per request would
+	// cost more than the enqueue); DiskFree, if nil, is FreeBytes of the
+	// data directory. MaxWait also sets the http.Server's WriteTimeout
+	// (MaxWait + 1 min), so a long poll fits.
+	API Config
+	// MaxConnections caps the client connections open at once; one over
+	// it is answered 503 and closed (default DefaultMaxConnections). It
+	// must fit the open-file limit beside the files the data directory
+	// holds open; if it does not, the default is lowered to fit, with a
+	// warning, and a value asked for (ExplicitMaxConnections) makes Open
+	// fail with a *ConnectionLimitError.
+	MaxConnections         int
+	ExplicitMaxConnections bool
+	// Logger gets the service's own lines ("spool: listening", the drain
+	// warnings, a lowered connection cap) and the http.Server's errors at
+	// WARN; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// HTTP server limits. A request's headers must arrive within
+// readHeaderTimeout and its whole body within readTimeout; an idle
+// keep-alive connection is closed after idleTimeout.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// Shutdown deadlines. Requests in flight get drainTimeout to finish; that
+// is ample for any request that is making progress (an enqueue waits for
+// one fsync), so what is left is stalled: an upload that stopped sending,
+// say. Closing its connection ends its handler's read at once; handlers
+// get cutTimeout more to return (one may be waiting on a slow fsync)
+// before the queues are closed under them anyway.
+const (
+	drainTimeout = 3 * time.Second
+	cutTimeout   = 3 * time.Second
+)
+
+// Service is a running spool server: the queues of one data directory
+// (queue.Open), the HTTP API over them (New, with NewMetrics counting
+// commits and fsyncs), a listener that caps connections at a number
+// fitted to the open-file limit, and an http.Server with every timeout
+// set. Open starts it; Close stops it in order. Its methods are safe for
+// concurrent use.
+type Service struct {
+	broker  *queue.Broker
+	api     *Server
+	hs      *http.Server
+	ln      net.Listener
+	running requestTracker
+	logger  *slog.Logger
+
+	diskUsed atomic.Int64       // the data directory's size, with ServiceConfig.API.MaxDisk
+	stopDisk context.CancelFunc // ends the disk-usage walker
+
+	served   chan struct{} // closed when hs.Serve has returned
+	serveErr error         // hs.Serve's result, once served is closed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the queues in dir, fits the connection cap to the open-file
+// limit, listens on cfg.Addr and serves the API in a goroutine, logging
+// "spool: listening" with the address, data directory, sync policy and
+// connection cap. It returns once the listener is open, so Addr answers
+// and a client may connect at once. On an error nothing is left open.
+func Open(dir string, cfg ServiceConfig) (*Service, error) {
+	logger := cmp.Or(cfg.Logger, slog.Default())
+	m := NewMetrics()
+	qopts := cfg.Queue
+	qopts.Logger = cmp.Or(qopts.Logger, logger)
+	qopts.OnCommit = m.OnCommit
+	if hook := cfg.Queue.OnCommit; hook != nil {
+		qopts.OnCommit = func(name string, c queue.Commit) { m.OnCommit(name, c); hook(name, c) }
+	}
+	qopts.OnStateSync = m.OnStateSync
+	if hook := cfg.Queue.OnStateSync; hook != nil {
+		qopts.OnStateSync = func(name string, events int, took time.Duration) {
+			m.OnStateSync(name, events, took)
+			hook(name, events, took)
+		}
+	}
+	b, err := queue.Open(dir, qopts)
+	if err != nil {
+		return nil, err
+	}
+	// After queue.Open, so the files the data directory holds open count.
+	maxConns, err := fitConnections(cmp.Or(cfg.MaxConnections, DefaultMaxConnections), cfg.ExplicitMaxConnections, b.MaxOpenFiles(), logger)
+	if err != nil {
+		return nil, errors.Join(err, b.Close())
+	}
+	s := &Service{broker: b, logger: logger, served: make(chan struct{})}
+	var ctx context.Context
+	ctx, s.stopDisk = context.WithCancel(context.Background())
+	acfg := cfg.API
+	acfg.Logger = cmp.Or(acfg.Logger, logger)
+	if acfg.MaxDisk > 0 && acfg.DiskUsage == nil {
+		s.diskUsed.Store(dirSize(dir))
+		go trackDiskUsage(ctx, dir, &s.diskUsed)
+		acfg.DiskUsage = s.diskUsed.Load
+	}
+	if acfg.DiskFree == nil {
+		acfg.DiskFree = func() int64 { return FreeBytes(dir) }
+	}
+	s.api = New(b, acfg, m)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		s.stopDisk()
+		return nil, errors.Join(err, b.Close())
+	}
+	s.ln = newLimitListener(ln, maxConns, logger)
+	s.hs = &http.Server{
+		Handler:           s.running.wrap(s.api.Handler()),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      cfg.API.MaxWait + time.Minute, // a long poll must fit
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("spool: listening", "addr", s.Addr(), "data", dir, "sync", qopts.Sync.String(), "max_connections", maxConns)
+	go func() {
+		s.serveErr = s.hs.Serve(s.ln)
+		close(s.served)
+	}()
+	return s, nil
+}
+
+// Addr returns the address the service listens on, as host:port.
+func (s *Service) Addr() string { return s.ln.Addr().String() }
+
+// URL returns the service's base URL, http://host:port.
+func (s *Service) URL() string { return BaseURL(s.Addr()) }
+
+// Broker returns the queues the service serves, for callers that also use
+// them directly (spool bench creates and prefills its queue so). It is
+// closed by Close.
+func (s *Service) Broker() *queue.Broker { return s.broker }
+
+// Done returns a channel closed once the service has stopped serving:
+// after Close, or before it if the listener failed (Accept errors other
+// than temporary ones end http.Server.Serve); Close then returns that
+// error. `spool serve` waits on it beside its signal context.
+func (s *Service) Done() <-chan struct{} { return s.served }
+
+// Close stops the service in order and returns the first error of each
+// step: it releases every long-poll receive with 503 (Server.Shutdown),
+// stops accepting and lets requests in flight finish for up to 3 s, then
+// closes the connections still busy and gives their handlers 3 s more
+// (see drain), and last fsyncs and closes the queues. A request cut so
+// was never acknowledged, so cutting is logged at WARN, not returned.
+// Only the first call does the work; later ones return its result.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Service) close() error {
+	s.logger.Info("spool: shutting down")
+	s.stopDisk()
+	s.api.Shutdown() // release long polls with 503 first
+	err := drain(s.hs, &s.running, s.logger)
+	<-s.served // Shutdown (or Close) has closed the listener, so Serve returns
+	if !errors.Is(s.serveErr, http.ErrServerClosed) {
+		err = errors.Join(s.serveErr, err) // the listener failed before Close
+	}
+	if err != nil {
+		return errors.Join(err, s.broker.Close())
+	}
+	if err := s.broker.Close(); err != nil {
+		return fmt.Errorf("closing the queues: %w", err)
+	}
+	s.logger.Info("spool: stopped cleanly")
+	return nil
+}
+
+// BaseURL returns the base URL of the server at addr: addr itself if it
+// has a scheme ("https://host:port/prefix"), else http://addr; without a
+// trailing slash, so paths append to it.
+func BaseURL(addr string) string {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimRight(addr, "/")
+}
+
+// drain stops the HTTP server: it lets requests in flight finish for up
+// to drainTimeout, then cuts the connections still busy. Cutting is the
+// expected end of a stalled request, not a failure: nothing it sent was
+// acknowledged, so it logs at WARN and returns nil.
+func drain(hs *http.Server, running *requestTracker, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	err := hs.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil {
+			return fmt.Errorf("stopping the HTTP server: %w", err)
+		}
+		return nil
+	}
+	logger.Warn("spool: requests still running at the drain deadline; closing their connections (none of them was acknowledged)",
+		"deadline", drainTimeout, "requests", running.count())
+	if err := hs.Close(); err != nil {
+		return fmt.Errorf("closing the HTTP server's connections: %w", err)
+	}
+	if !running.wait(cutTimeout) {
+		logger.Warn("spool: requests still running after their connections were closed; closing the queues anyway",
+			"waited", cutTimeout, "requests", running.count())
+	}
+	return nil
+}
+
+// requestTracker counts the handlers running, so shutdown can wait for
+// the ones it cut before closing the queues under them. (A WaitGroup
+// cannot: a request may start while shutdown waits, and WaitGroup forbids
+// Add from zero concurrently with Wait.)
+type requestTracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n == 0; nil means closed
+}
+
+func (t *requestTracker) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.mu.Lock()
+		if t.n == 0 {
+			t.idle = make(chan struct{})
+		}
+		t.n++
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			if t.n--; t.n == 0 {
+				close(t.idle)
+			}
+			t.mu.Unlock()
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (t *requestTracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}
+
+// wait reports whether no handler was running within timeout.
+func (t *requestTracker) wait(timeout time.Duration) bool {
+	t.mu.Lock()
+	idle := t.idle
+	t.mu.Unlock()
+	if idle == nil {
+		return true
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// trackDiskUsage refreshes the data directory's size every second for the
+// MaxDisk quota: walking per request would cost more than the enqueue.
+func trackDiskUsage(ctx context.Context, dir string, used *atomic.Int64) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			used.Store(dirSize(dir))
+		}
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

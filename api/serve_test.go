@@ -1,0 +1,219 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/queue"
+)
+
+// serviceOpen opens a Service on a free port over a fresh directory with a
+// JSON log into logs, and closes it at cleanup.
+func serviceOpen(t *testing.T, logs *srvLogBuffer, cfg ServiceConfig) *Service {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	cfg.Queue.MaintenanceInterval = -1
+	s, err := Open(t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// serviceLogged returns the JSON log lines whose msg is msg.
+func serviceLogged(t *testing.T, logs *srvLogBuffer, msg string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	for line := range strings.Lines(logs.String()) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if r["msg"] == msg {
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+func TestService(t *testing.T) {
+	t.Run("serves at Addr with every timeout set and says where it listens", func(t *testing.T) {
+		logs := &srvLogBuffer{}
+		s := serviceOpen(t, logs, ServiceConfig{API: Config{MaxWait: 5 * time.Second}, MaxConnections: 7})
+		resp, err := http.Get(s.URL() + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || s.URL() != "http://"+s.Addr() {
+			t.Fatalf("GET %s/healthz = %d", s.URL(), resp.StatusCode)
+		}
+		hs := s.hs
+		if hs.ReadHeaderTimeout != readHeaderTimeout || hs.ReadTimeout != readTimeout || hs.WriteTimeout != 5*time.Second+time.Minute ||
+			hs.IdleTimeout != idleTimeout || hs.MaxHeaderBytes != maxHeaderBytes || hs.ErrorLog == nil {
+			t.Fatalf("http.Server limits: header %v, read %v, write %v, idle %v, header bytes %d, error log %v",
+				hs.ReadHeaderTimeout, hs.ReadTimeout, hs.WriteTimeout, hs.IdleTimeout, hs.MaxHeaderBytes, hs.ErrorLog)
+		}
+		recs := serviceLogged(t, logs, "spool: listening")
+		if len(recs) != 1 || recs[0]["addr"] != s.Addr() || recs[0]["sync"] != "always" || recs[0]["max_connections"] != 7.0 || recs[0]["data"] == "" {
+			t.Fatalf("listening lines %v, want one with addr %s, sync always, max_connections 7 and the data directory", recs, s.Addr())
+		}
+	})
+
+	t.Run("Close stops in order, closes the queues and returns the same again", func(t *testing.T) {
+		logs := &srvLogBuffer{}
+		s := serviceOpen(t, logs, ServiceConfig{})
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+		select {
+		case <-s.Done():
+		default:
+			t.Fatal("Done not closed after Close")
+		}
+		if _, _, err := s.Broker().Create("q", queue.ConfigUpdate{}); !errors.Is(err, queue.ErrClosed) {
+			t.Fatalf("Create after Close = %v, want queue.ErrClosed", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close = %v", err)
+		}
+		if len(serviceLogged(t, logs, "spool: shutting down")) != 1 || len(serviceLogged(t, logs, "spool: stopped cleanly")) != 1 {
+			t.Fatalf("want one shutting-down and one stopped-cleanly line:\n%s", logs.String())
+		}
+	})
+
+	t.Run("Close releases a long poll with 503", func(t *testing.T) {
+		s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{})
+		cl := NewClient(s.Addr(), "", nil)
+		if _, _, err := cl.PutQueue(t.Context(), "q", QueueConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		polled := make(chan error, 1)
+		go func() {
+			_, err := cl.Receive(t.Context(), "q", ReceiveOptions{Wait: 20 * time.Second})
+			polled <- err
+		}()
+		// The receive must be waiting in its handler before Close, or it
+		// would meet a closed listener instead of the 503.
+		deadline := time.Now().Add(10 * time.Second)
+		for s.running.count() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the long poll never reached its handler")
+			}
+			time.Sleep(time.Millisecond) // polling with a deadline
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+		var ae *Error
+		if err := <-polled; !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != CodeShuttingDown {
+			t.Fatalf("long poll across Close = %v, want 503 %s", err, CodeShuttingDown)
+		}
+	})
+
+	t.Run("the caller's commit hooks run after the metrics count", func(t *testing.T) {
+		var fsyncs atomic.Int64
+		s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{Queue: queue.Options{
+			OnCommit: func(_ string, c queue.Commit) {
+				if c.Err == nil && c.Synced {
+					fsyncs.Add(1)
+				}
+			},
+			OnStateSync: func(string, int, time.Duration) { fsyncs.Add(1) },
+		}})
+		cl := NewClient(s.Addr(), "", nil)
+		if _, _, err := cl.PutQueue(t.Context(), "q", QueueConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Send(t.Context(), "q", []byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := cl.Receive(t.Context(), "q", ReceiveOptions{})
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("receive = %v, %v; want one message", msgs, err)
+		}
+		if _, err := cl.Ack(t.Context(), "q", msgs[0].Receipt); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil { // every hook has run
+			t.Fatal(err)
+		}
+		if got, counted := fsyncs.Load(), int64(s.api.metrics.fsyncs.Get()); got == 0 || got != counted {
+			t.Fatalf("the caller counted %d fsyncs, the metrics %d: want the same, above 0", got, counted)
+		}
+	})
+
+	t.Run("MaxDisk walks the data directory for the quota", func(t *testing.T) {
+		s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{API: Config{MaxDisk: 256 << 10}})
+		cl := NewClient(s.Addr(), "", nil)
+		if _, _, err := cl.PutQueue(t.Context(), "q", QueueConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		// Enqueues fit at first; once the walker (once a second) sees the
+		// data directory past the quota, they get 507.
+		body := make([]byte, 32<<10)
+		rand.Read(body) // incompressible, so the log grows by its size
+		sent := 0
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := cl.Send(t.Context(), "q", body, 0)
+			if errors.Is(err, ErrQuotaExceeded) && sent > 0 {
+				break
+			}
+			if err != nil || time.Now().After(deadline) {
+				t.Fatalf("enqueue %d under a 256 KiB quota = %v, want successes, then 507 within 10s", sent, err)
+			}
+			sent++
+			time.Sleep(20 * time.Millisecond) // polling the quota with a deadline
+		}
+	})
+}
+
+func TestOpenFitsMaxConnectionsToTheOpenFileLimit(t *testing.T) {
+	limit, err := openFileLimit()
+	if err != nil || limit > 1<<30 {
+		t.Skipf("no finite open-file limit here (%d, %v)", limit, err)
+	}
+	dir := t.TempDir()
+	quiet := slog.New(slog.DiscardHandler)
+	over := int(limit) + 1
+	_, err = Open(dir, ServiceConfig{Addr: "127.0.0.1:0", MaxConnections: over, ExplicitMaxConnections: true, Logger: quiet})
+	var cle *ConnectionLimitError
+	if !errors.As(err, &cle) || cle.Want != over || cle.Limit != int(limit) {
+		t.Fatalf("Open with an explicit cap over the limit = %v, want a *ConnectionLimitError for %d under %d", err, over, limit)
+	}
+	// Nothing was left open: the directory opens again, and the same cap
+	// not asked for explicitly is lowered to fit instead.
+	logs := &srvLogBuffer{}
+	s, err := Open(dir, ServiceConfig{Addr: "127.0.0.1:0", MaxConnections: over, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatalf("Open after the refusal: %v", err)
+	}
+	defer s.Close()
+	lowered := serviceLogged(t, logs, "spool: lowered --max-connections to fit the open-file limit; raise ulimit -n to allow more")
+	if len(lowered) != 1 || lowered[0]["level"] != "WARN" || lowered[0]["max_connections"].(float64) >= float64(over) {
+		t.Fatalf("lowered-cap lines %v, want one WARN with a max_connections under %d", lowered, over)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:7070":              "http://127.0.0.1:7070",
+		"http://127.0.0.1:7070/":      "http://127.0.0.1:7070",
+		"https://queue.example/spool": "https://queue.example/spool",
+		"[::1]:7070":                  "http://[::1]:7070",
+	} {
+		if got := BaseURL(addr); got != want {
+			t.Errorf("BaseURL(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
