@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"runtime/metrics"
 	"strconv"
@@ -24,24 +23,22 @@ type target struct {
 	cfg  Config
 	base string // http://host:port, no trailing slash
 
-	// in-process
-	broker *queue.Broker
+	// in-process: the api.Service spool serve runs
+	svc    *api.Service
 	q      *queue.Queue
-	srv    *api.Server
-	hs     *http.Server
-	served chan error
-	fsyncs atomic.Int64 // message-log commit rounds that fsynced
+	fsyncs atomic.Int64 // message-log commit rounds that fsynced, and state-log fsyncs
 
 	// remote
 	api     *api.Client
 	created bool // the bench created the queue (and deletes it after)
 }
 
-func (t *target) inProcess() bool { return t.broker != nil }
+func (t *target) inProcess() bool { return t.svc != nil }
 
-// startInProcess opens a broker in dir with the run's sync policy, creates
-// the queue and serves the API on 127.0.0.1:0, all labelled as the server
-// side for the CPU profile.
+// startInProcess starts the server spool serve runs (api.Open: the same
+// timeouts, connection cap and shutdown) in dir with the run's sync
+// policy, listening on 127.0.0.1:0, and creates the queue, all labelled
+// as the server side for the CPU profile.
 func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error) {
 	policy, err := queue.ParseSyncPolicy(cfg.Sync)
 	if err != nil {
@@ -50,51 +47,39 @@ func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error
 	t := &target{cfg: cfg}
 	maxBytes := max(queue.DefaultMaxMessageBytes, cfg.Size)
 	withSide(ctx, sideServer, func(context.Context) {
-		m := api.NewMetrics()
-		t.broker, err = queue.Open(dir, queue.Options{
-			Sync:            policy,
-			MaxMessageBytes: maxBytes,
-			Logger:          cfg.Logger,
-			OnCommit: func(name string, c queue.Commit) {
-				m.OnCommit(name, c)
-				if c.Err == nil && c.Synced {
-					t.fsyncs.Add(1)
-				}
+		t.svc, err = api.Open(dir, api.ServiceConfig{
+			Addr: "127.0.0.1:0",
+			Queue: queue.Options{
+				Sync:            policy,
+				MaxMessageBytes: maxBytes,
+				OnCommit: func(_ string, c queue.Commit) {
+					if c.Err == nil && c.Synced {
+						t.fsyncs.Add(1)
+					}
+				},
+				OnStateSync: func(string, int, time.Duration) { t.fsyncs.Add(1) },
 			},
-			OnStateSync: func(name string, events int, took time.Duration) {
-				m.OnStateSync(name, events, took)
-				t.fsyncs.Add(1)
+			API: api.Config{
+				Token:           cfg.Token,
+				MaxMessageBytes: maxBytes,
+				MaxBatch:        max(1000, cfg.Batch),
 			},
+			// Room for every worker of the measured run and of the client
+			// that prefills and reads /metrics beside it: the cap is for
+			// floods, not for the load the bench asks for. Not explicit,
+			// so a low ulimit -n lowers it as it would serve's default.
+			MaxConnections: max(api.DefaultMaxConnections, 2*cfg.Concurrency+16),
+			Logger:         cfg.Logger,
 		})
 		if err != nil {
 			return
 		}
-		if t.q, _, err = t.broker.Create(cfg.Queue, queue.ConfigUpdate{}); err != nil {
-			return
-		}
-		t.srv = api.New(t.broker, api.Config{
-			Token:           cfg.Token,
-			MaxMessageBytes: maxBytes,
-			MaxBatch:        max(1000, cfg.Batch),
-			Logger:          cfg.Logger,
-		}, m)
-		var ln net.Listener
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return
-		}
-		t.hs = &http.Server{
-			Handler:           t.srv.Handler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-		}
-		t.served = make(chan error, 1)
-		go func() { t.served <- t.hs.Serve(ln) }()
-		t.base = "http://" + ln.Addr().String()
+		t.q, _, err = t.svc.Broker().Create(cfg.Queue, queue.ConfigUpdate{})
+		t.base = t.svc.URL()
 	})
 	if err != nil {
-		if t.broker != nil {
-			t.broker.Close()
+		if t.svc != nil {
+			t.svc.Close()
 		}
 		return nil, fmt.Errorf("in-process server: %w", err)
 	}
@@ -105,11 +90,7 @@ func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error
 // created if missing (and then deleted at the end), else purged (and
 // purged again at the end).
 func openRemote(ctx context.Context, cfg Config) (*target, error) {
-	base := cfg.Addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	t := &target{cfg: cfg, base: strings.TrimRight(base, "/")}
+	t := &target{cfg: cfg, base: api.BaseURL(cfg.Addr)}
 	t.api = api.NewClient(t.base, cfg.Token, nil)
 	_, err := t.api.GetQueue(ctx, cfg.Queue)
 	switch {
@@ -127,16 +108,11 @@ func openRemote(ctx context.Context, cfg Config) (*target, error) {
 
 // close stops the in-process server, or cleans up the remote queue.
 func (t *target) close() error {
+	if t.inProcess() {
+		return t.svc.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if t.inProcess() {
-		t.srv.Shutdown()
-		err := t.hs.Shutdown(ctx)
-		if serr := <-t.served; !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
-		return errors.Join(err, t.broker.Close())
-	}
 	defer t.api.CloseIdleConnections()
 	if t.created {
 		return t.api.DeleteQueue(ctx, t.cfg.Queue)
