@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // Client talks to a spool server over the HTTP API. It is safe for
@@ -109,35 +107,6 @@ type RawMessage struct {
 	Body       []byte
 }
 
-// Body returns m's bytes, whichever of body and body_base64 carries them.
-func Body(m Message) ([]byte, error) {
-	switch {
-	case m.Body != nil && m.BodyBase64 != nil:
-		return nil, fmt.Errorf("spool: message %s has both body and body_base64", m.ID)
-	case m.Body != nil:
-		return []byte(*m.Body), nil
-	case m.BodyBase64 != nil:
-		b, err := base64.StdEncoding.DecodeString(*m.BodyBase64)
-		if err != nil {
-			return nil, fmt.Errorf("spool: message %s: body_base64: %w", m.ID, err)
-		}
-		return b, nil
-	}
-	return nil, fmt.Errorf("spool: message %s has neither body nor body_base64", m.ID)
-}
-
-// BodyMessage returns a NewMessage for SendBatch carrying body: as text
-// when it is valid UTF-8 (readable in logs and by curl users), else as
-// base64, so any bytes survive the JSON batch unchanged.
-func BodyMessage(body []byte) NewMessage {
-	if utf8.Valid(body) {
-		s := string(body)
-		return NewMessage{Body: &s}
-	}
-	s := base64.StdEncoding.EncodeToString(body)
-	return NewMessage{BodyBase64: &s}
-}
-
 // Err returns the receipt's error as an *Error (so errors.Is(res.Err(),
 // queue.ErrStaleReceipt) works), or nil when it succeeded. Status is the
 // one the server uses for the code when it is a call's only error.
@@ -214,7 +183,7 @@ func (c *Client) Send(ctx context.Context, queueName string, body []byte, delay 
 		return "", err
 	}
 	var out Enqueued
-	if err := decodeBody(resp, &out); err != nil {
+	if err := readReply(resp, &out); err != nil {
 		return "", err
 	}
 	if len(out.IDs) != 1 {
@@ -259,7 +228,7 @@ func (c *Client) Receive(ctx context.Context, queueName string, o ReceiveOptions
 		return nil, nil
 	}
 	var out Messages
-	if err := decodeBody(resp, &out); err != nil {
+	if err := readReply(resp, &out); err != nil {
 		return nil, err
 	}
 	return out.Messages, nil
@@ -465,7 +434,7 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 		closeBody(resp)
 		return resp.StatusCode, nil
 	}
-	return resp.StatusCode, decodeBody(resp, out)
+	return resp.StatusCode, readReply(resp, out)
 }
 
 // do sends a request and returns a 2xx response, whose body the caller
@@ -498,8 +467,8 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	return resp, nil
 }
 
-// decodeBody decodes a JSON reply into out and closes the body.
-func decodeBody(resp *http.Response, out any) error {
+// readReply decodes a JSON reply into out and closes the body.
+func readReply(resp *http.Response, out any) error {
 	defer closeBody(resp)
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("spool: decoding the reply of %s %s: %w", resp.Request.Method, resp.Request.URL.Path, err)

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -611,20 +609,11 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([]queue.NewM
 // newMessage turns message i of a batch into a queue.NewMessage.
 func newMessage(i int, m NewMessage) (queue.NewMessage, error) {
 	var nm queue.NewMessage
-	switch {
-	case m.Body != nil && m.BodyBase64 != nil:
-		return nm, fmt.Errorf("%w: message %d has both body and body_base64", errBadRequest, i)
-	case m.Body != nil:
-		nm.Body = []byte(*m.Body)
-	case m.BodyBase64 != nil:
-		body, err := base64.StdEncoding.DecodeString(*m.BodyBase64)
-		if err != nil {
-			return nm, fmt.Errorf("%w: message %d: body_base64 is not standard base64", errBadRequest, i)
-		}
-		nm.Body = body
-	default:
-		return nm, fmt.Errorf("%w: message %d has neither body nor body_base64", errBadRequest, i)
+	body, err := decodeBody(i, m.Body, m.BodyBase64)
+	if err != nil {
+		return nm, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
+	nm.Body = body
 	if m.Delay != "" {
 		d, err := parseDuration(fmt.Sprintf("messages[%d].delay", i), m.Delay, queue.MaxDelay)
 		if err != nil {
@@ -636,6 +625,7 @@ func newMessage(i int, m NewMessage) (queue.NewMessage, error) {
 	return nm, nil
 }
 
+// messageJSON is m as a reply carries it.
 func messageJSON(m queue.Message) Message {
 	out := Message{
 		ID:         strconv.FormatUint(m.ID, 10),
@@ -648,13 +638,7 @@ func messageJSON(m queue.Message) Message {
 	} else {
 		out.State = m.State.String()
 	}
-	if utf8.Valid(m.Body) {
-		b := string(m.Body)
-		out.Body = &b
-	} else {
-		b := base64.StdEncoding.EncodeToString(m.Body)
-		out.BodyBase64 = &b
-	}
+	out.Body, out.BodyBase64 = encodeBody(m.Body)
 	return out
 }
 
