@@ -131,14 +131,14 @@ func statusOfCode(code string) int {
 // ListQueues returns every queue with its config and counts, sorted by name.
 func (c *Client) ListQueues(ctx context.Context) ([]QueueInfo, error) {
 	var out QueueList
-	_, err := c.doJSON(ctx, http.MethodGet, "/v1/queues", nil, nil, &out)
+	_, err := c.doJSON(ctx, http.MethodGet, QueuesPath, nil, nil, &out)
 	return out.Queues, err
 }
 
 // GetQueue returns one queue's config and counts.
 func (c *Client) GetQueue(ctx context.Context, name string) (QueueInfo, error) {
 	var out QueueInfo
-	p, err := queuePath(name, "")
+	p, err := queuePath(name, RouteQueue)
 	if err == nil {
 		_, err = c.doJSON(ctx, http.MethodGet, p, nil, nil, &out)
 	}
@@ -149,7 +149,7 @@ func (c *Client) GetQueue(ctx context.Context, name string) (QueueInfo, error) {
 // fields set in cfg change. created reports which happened. It is
 // idempotent, so it is safe to call on every program start.
 func (c *Client) PutQueue(ctx context.Context, name string, cfg QueueConfig) (info QueueInfo, created bool, err error) {
-	p, err := queuePath(name, "")
+	p, err := queuePath(name, RouteQueue)
 	if err != nil {
 		return info, false, err
 	}
@@ -159,18 +159,18 @@ func (c *Client) PutQueue(ctx context.Context, name string, cfg QueueConfig) (in
 
 // DeleteQueue removes the queue and every message in it.
 func (c *Client) DeleteQueue(ctx context.Context, name string) error {
-	return c.post(ctx, name, "/delete", nil, nil, nil)
+	return c.post(ctx, name, RouteDelete, nil, nil, nil)
 }
 
 // PurgeQueue removes every message in the queue and keeps its config.
 func (c *Client) PurgeQueue(ctx context.Context, name string) error {
-	return c.post(ctx, name, "/purge", nil, nil, nil)
+	return c.post(ctx, name, RoutePurge, nil, nil, nil)
 }
 
 // Send enqueues one message with body as its exact bytes and returns its
 // id. A delay of 0 leaves the queue's default delay in force.
 func (c *Client) Send(ctx context.Context, queueName string, body []byte, delay time.Duration) (id string, err error) {
-	p, err := queuePath(queueName, "/messages")
+	p, err := queuePath(queueName, RouteMessages)
 	if err != nil {
 		return "", err
 	}
@@ -196,7 +196,7 @@ func (c *Client) Send(ctx context.Context, queueName string, body []byte, delay 
 // BodyMessage builds a NewMessage from any bytes.
 func (c *Client) SendBatch(ctx context.Context, queueName string, msgs []NewMessage) ([]string, error) {
 	var out Enqueued
-	err := c.post(ctx, queueName, "/batch", nil, Batch{Messages: msgs}, &out)
+	err := c.post(ctx, queueName, RouteBatch, nil, Batch{Messages: msgs}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ func (c *Client) SendBatch(ctx context.Context, queueName string, msgs []NewMess
 // Receive leases up to o.Max messages. With o.Wait it long-polls; when no
 // message came it returns nil, nil.
 func (c *Client) Receive(ctx context.Context, queueName string, o ReceiveOptions) ([]Message, error) {
-	p, err := queuePath(queueName, "/receive")
+	p, err := queuePath(queueName, RouteReceive)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +238,7 @@ func (c *Client) Receive(ctx context.Context, queueName string, o ReceiveOptions
 // (the ?raw=1 form, lease details in Spool-* headers): no JSON escaping or
 // base64 on the way. ok is false when no message came within wait.
 func (c *Client) ReceiveRaw(ctx context.Context, queueName string, wait, visibility time.Duration) (m RawMessage, ok bool, err error) {
-	p, err := queuePath(queueName, "/receive")
+	p, err := queuePath(queueName, RouteReceive)
 	if err != nil {
 		return m, false, err
 	}
@@ -275,13 +275,13 @@ func (c *Client) ReceiveRaw(ctx context.Context, queueName string, wait, visibil
 // (check each Result.Err), or, when every receipt failed the same way (a
 // single stale receipt, say), nil and that error as an *Error.
 func (c *Client) Ack(ctx context.Context, queueName string, receipts ...string) ([]Result, error) {
-	return c.receipts(ctx, queueName, "/ack", Receipts{Receipts: receipts})
+	return c.receipts(ctx, queueName, RouteAck, Receipts{Receipts: receipts})
 }
 
 // Fail sends leased messages straight to dead (or the dead-letter queue),
 // for work that retrying cannot fix.
 func (c *Client) Fail(ctx context.Context, queueName string, receipts ...string) ([]Result, error) {
-	return c.receipts(ctx, queueName, "/fail", Receipts{Receipts: receipts})
+	return c.receipts(ctx, queueName, RouteFail, Receipts{Receipts: receipts})
 }
 
 // Nack returns leased messages to the queue now rather than when their
@@ -294,7 +294,7 @@ func (c *Client) Nack(ctx context.Context, queueName string, o NackOptions, rece
 	if o.Delay != 0 {
 		body.Delay = o.Delay.String()
 	}
-	return c.receipts(ctx, queueName, "/nack", body)
+	return c.receipts(ctx, queueName, RouteNack, body)
 }
 
 // Extend moves leases' deadlines to now + visibility (0: the queue's
@@ -304,14 +304,14 @@ func (c *Client) Extend(ctx context.Context, queueName string, visibility time.D
 	if visibility != 0 {
 		body.Visibility = visibility.String()
 	}
-	return c.receipts(ctx, queueName, "/extend", body)
+	return c.receipts(ctx, queueName, RouteExtend, body)
 }
 
 // receipts runs a receipt route. The server applies each receipt on its
 // own and answers either one result per receipt (200, returned as is:
 // check each Result.Err) or, when every receipt failed the same way,
 // that single error (returned as a nil slice and an *Error).
-func (c *Client) receipts(ctx context.Context, queueName, route string, body Receipts) ([]Result, error) {
+func (c *Client) receipts(ctx context.Context, queueName string, route Route, body Receipts) ([]Result, error) {
 	var out Results
 	if err := c.post(ctx, queueName, route, nil, body, &out); err != nil {
 		return nil, err
@@ -323,15 +323,16 @@ func (c *Client) receipts(ctx context.Context, queueName, route string, body Rec
 // after the given one ("" for the start), without leasing them. limit 0
 // means the server's default. Page by passing the last id seen as after.
 func (c *Client) Peek(ctx context.Context, queueName, after string, limit int) ([]Message, error) {
-	return c.list(ctx, queueName, "/messages", after, limit)
+	return c.list(ctx, queueName, RouteMessages, after, limit)
 }
 
 // Dead is Peek for the queue's dead messages.
 func (c *Client) Dead(ctx context.Context, queueName, after string, limit int) ([]Message, error) {
-	return c.list(ctx, queueName, "/dead", after, limit)
+	return c.list(ctx, queueName, RouteDead, after, limit)
 }
 
-func (c *Client) list(ctx context.Context, queueName, route, after string, limit int) ([]Message, error) {
+// list runs a listing route (peek or dead), one page of it.
+func (c *Client) list(ctx context.Context, queueName string, route Route, after string, limit int) ([]Message, error) {
 	p, err := queuePath(queueName, route)
 	if err != nil {
 		return nil, err
@@ -356,14 +357,14 @@ func (c *Client) Redrive(ctx context.Context, queueName string, limit int) (int,
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	var out Redriven
-	err := c.post(ctx, queueName, "/redrive", q, nil, &out)
+	err := c.post(ctx, queueName, RouteRedrive, q, nil, &out)
 	return out.Redriven, err
 }
 
 // Health returns nil when the server answers /healthz. The server needs
 // no token for it, so it also works before auth is set up.
 func (c *Client) Health(ctx context.Context) error {
-	resp, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, "")
+	resp, err := c.do(ctx, http.MethodGet, HealthPath, nil, nil, "")
 	if err != nil {
 		return err
 	}
@@ -373,7 +374,7 @@ func (c *Client) Health(ctx context.Context) error {
 
 // Metrics returns the server's /metrics page in the Prometheus text format.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil, nil, "")
+	resp, err := c.do(ctx, http.MethodGet, MetricsPath, nil, nil, "")
 	if err != nil {
 		return "", err
 	}
@@ -390,11 +391,11 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 // on the decoded path, so "a/delete" would delete queue a) are refused
 // here, never sent, with the error the server gives a bad name; every
 // other name goes to the server, which owns the naming rules.
-func queuePath(name, route string) (string, error) {
+func queuePath(name string, route Route) (string, error) {
 	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return "", &Error{Status: statusOfCode(CodeInvalidName), Code: CodeInvalidName, Message: fmt.Sprintf("queue name %q (use 1-80 of A-Z a-z 0-9 _ . -, not starting with a dot); not sent", name)}
 	}
-	return "/v1/queues/" + url.PathEscape(name) + route, nil
+	return QueuePath(name, route), nil
 }
 
 func setDuration(q url.Values, name string, d time.Duration) {
@@ -405,7 +406,7 @@ func setDuration(q url.Values, name string, d time.Duration) {
 
 // post sends in (as JSON, if not nil) to a queue's route and decodes the
 // reply into out (if not nil).
-func (c *Client) post(ctx context.Context, queueName, route string, q url.Values, in, out any) error {
+func (c *Client) post(ctx context.Context, queueName string, route Route, q url.Values, in, out any) error {
 	p, err := queuePath(queueName, route)
 	if err != nil {
 		return err

@@ -95,32 +95,40 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 		s.cfg.Logger.Error("api: panic serving a request", "method", req.Method, "path", req.URL.Path, "panic", p)
 		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details")
 	}
-	route := func(method, path string, h func(http.ResponseWriter, *http.Request, httprouter.Params) error) {
+	route := func(method, path string, h handler) {
 		r.Handle(method, path, s.wrap(method+" "+path, h))
 	}
-	route(http.MethodGet, "/v1/queues", s.listQueues)
-	route(http.MethodGet, "/v1/queues/:queue", s.getQueue)
-	route(http.MethodPost, "/v1/queues/:queue", s.putQueue)
-	route(http.MethodPost, "/v1/queues/:queue/delete", s.deleteQueue)
-	route(http.MethodPost, "/v1/queues/:queue/purge", s.purgeQueue)
-	route(http.MethodPost, "/v1/queues/:queue/messages", s.enqueueOne)
-	route(http.MethodGet, "/v1/queues/:queue/messages", s.peek)
-	route(http.MethodPost, "/v1/queues/:queue/batch", s.enqueueBatch)
-	route(http.MethodPost, "/v1/queues/:queue/receive", s.receive)
-	route(http.MethodPost, "/v1/queues/:queue/ack", s.receiptRoute(ack))
-	route(http.MethodPost, "/v1/queues/:queue/nack", s.receiptRoute(nack))
-	route(http.MethodPost, "/v1/queues/:queue/extend", s.receiptRoute(extend))
-	route(http.MethodPost, "/v1/queues/:queue/fail", s.receiptRoute(fail))
-	route(http.MethodGet, "/v1/queues/:queue/dead", s.dead)
-	route(http.MethodPost, "/v1/queues/:queue/redrive", s.redrive)
+	route(http.MethodGet, QueuesPath, s.listQueues)
+	for _, qr := range []struct {
+		method string
+		route  Route
+		h      handler
+	}{
+		{http.MethodGet, RouteQueue, s.getQueue},
+		{http.MethodPost, RouteQueue, s.putQueue},
+		{http.MethodPost, RouteDelete, s.deleteQueue},
+		{http.MethodPost, RoutePurge, s.purgeQueue},
+		{http.MethodPost, RouteMessages, s.enqueueOne},
+		{http.MethodGet, RouteMessages, s.peek},
+		{http.MethodPost, RouteBatch, s.enqueueBatch},
+		{http.MethodPost, RouteReceive, s.receive},
+		{http.MethodPost, RouteAck, s.receiptRoute(ack)},
+		{http.MethodPost, RouteNack, s.receiptRoute(nack)},
+		{http.MethodPost, RouteExtend, s.receiptRoute(extend)},
+		{http.MethodPost, RouteFail, s.receiptRoute(fail)},
+		{http.MethodGet, RouteDead, s.dead},
+		{http.MethodPost, RouteRedrive, s.redrive},
+	} {
+		route(qr.method, qr.route.pattern(), qr.h)
+	}
 	if m != nil {
-		route(http.MethodGet, "/metrics", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+		route(http.MethodGet, MetricsPath, func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			m.write(w, s.b)
 			return nil
 		})
 	}
-	r.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	r.GET(HealthPath, func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
@@ -148,8 +156,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // http.Server.Shutdown so in-flight requests can finish.
 func (s *Server) Shutdown() { s.shutdown() }
 
+// handler is a route's handler: an error it returns becomes the JSON
+// error reply (see wrap).
+type handler func(http.ResponseWriter, *http.Request, httprouter.Params) error
+
 // wrap adds auth, error replies and metrics to a handler.
-func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request, httprouter.Params) error) httprouter.Handle {
+func (s *Server) wrap(route string, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		err := s.authorize(r)
@@ -308,11 +320,13 @@ func readJSONOrEmpty(w http.ResponseWriter, r *http.Request, limit int64, v any)
 	return err
 }
 
+// queue returns the queue a route names, or queue_not_found with how to
+// create it.
 func (s *Server) queue(ps httprouter.Params) (*queue.Queue, error) {
-	name := ps.ByName("queue")
+	name := ps.ByName(queueParam)
 	q, err := s.b.Queue(name)
 	if errors.Is(err, queue.ErrQueueNotFound) {
-		return nil, fmt.Errorf("%w: %q does not exist; create it first with POST /v1/queues/%s (or: spool create %s)", queue.ErrQueueNotFound, name, name, name)
+		return nil, fmt.Errorf("%w: %q does not exist; create it first with POST %s/%s (or: spool create %s)", queue.ErrQueueNotFound, name, QueuesPath, name, name)
 	}
 	return q, err
 }
@@ -385,7 +399,7 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.
 		}
 		*f.out = &d
 	}
-	q, created, err := s.b.Create(ps.ByName("queue"), u)
+	q, created, err := s.b.Create(ps.ByName(queueParam), u)
 	if err != nil {
 		return err
 	}
@@ -402,7 +416,7 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.
 }
 
 func (s *Server) deleteQueue(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) error {
-	if err := s.b.Delete(ps.ByName("queue")); err != nil {
+	if err := s.b.Delete(ps.ByName(queueParam)); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -771,7 +785,7 @@ const (
 	fail
 )
 
-func (s *Server) receiptRoute(kind receiptKind) func(http.ResponseWriter, *http.Request, httprouter.Params) error {
+func (s *Server) receiptRoute(kind receiptKind) handler {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 		q, err := s.queue(ps)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spoolq/spool/api"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -376,16 +377,18 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	return rep, nil
 }
 
+// latencyOf is Report.LatencyOf: what one latency sample of the scenario
+// times.
 func latencyOf(cfg Config) string {
 	switch cfg.Scenario {
 	case Enqueue:
-		return "one POST /messages (enqueue one message, fsynced per --sync)"
+		return fmt.Sprintf("one POST %s (enqueue one message, fsynced per --sync)", api.RouteMessages)
 	case EnqueueBatch:
-		return fmt.Sprintf("one POST /batch of %d messages", cfg.Batch)
+		return fmt.Sprintf("one POST %s of %d messages", api.RouteBatch, cfg.Batch)
 	case ReceiveAck:
-		return "POST /receive of one message, then POST /ack of it"
+		return fmt.Sprintf("POST %s of one message, then POST %s of it", api.RouteReceive, api.RouteAck)
 	case ReceiveAckBatch:
-		return fmt.Sprintf("POST /receive?max=%d, then one POST /ack of every receipt", cfg.Batch)
+		return fmt.Sprintf("POST %s?max=%d, then one POST %s of every receipt", api.RouteReceive, cfg.Batch, api.RouteAck)
 	default:
 		return "end to end: from the producer's enqueue request to the consumer's receive reply"
 	}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spoolq/spool/api"
 )
 
 // client is the load generator's HTTP client: one tuned http.Client
@@ -280,23 +282,25 @@ const (
 	mixedWait       = 100 * time.Millisecond
 )
 
+// newScenario builds the URLs (on the server at base) and bodies of a run.
+// The paths come from package api, where the server's routes are named.
 func newScenario(cfg Config, base string, epoch time.Time) *scenario {
-	q := base + "/v1/queues/" + url.PathEscape(cfg.Queue)
+	u := func(r api.Route) string { return base + api.QueuePath(cfg.Queue, r) }
 	s := &scenario{
 		cfg:         cfg,
 		epoch:       epoch,
-		messagesURL: q + "/messages",
-		batchURL:    q + "/batch",
-		ackURL:      q + "/ack",
+		messagesURL: u(api.RouteMessages),
+		batchURL:    u(api.RouteBatch),
+		ackURL:      u(api.RouteAck),
 		body:        bytes.Repeat([]byte{'x'}, cfg.Size),
 	}
-	switch cfg.Scenario {
+	switch receive := u(api.RouteReceive); cfg.Scenario {
 	case ReceiveAck:
-		s.receiveURL = q + "/receive?max=1"
+		s.receiveURL = receive + "?max=1"
 	case ReceiveAckBatch:
-		s.receiveURL = q + "/receive?max=" + strconv.Itoa(cfg.Batch)
+		s.receiveURL = receive + "?max=" + strconv.Itoa(cfg.Batch)
 	case Mixed:
-		s.receiveURL = q + "/receive?max=" + strconv.Itoa(mixedReceiveMax) + "&wait=" + mixedWait.String()
+		s.receiveURL = receive + "?max=" + strconv.Itoa(mixedReceiveMax) + "&wait=" + mixedWait.String()
 	}
 	if cfg.Scenario == EnqueueBatch {
 		s.batchBody = batchJSON(cfg.Batch, s.body)
