@@ -5,7 +5,17 @@
 // /v1), JSON bodies and errors, auth, limits and long polls. The one place
 // queue errors meet HTTP status codes is the codes table in errors.go;
 // Client maps the codes back, so errors.Is(err, queue.ErrStaleReceipt)
-// works across the wire.
+// works across the wire. Two more things have one owner each, shared by
+// the server and Client: routes.go names every path (the router registers
+// them; Client and package bench build their requests from them), and
+// body.go holds the body codec, the rule between a message's bytes and
+// its JSON "body" / "body_base64" fields, in both directions.
+//
+// Layout: server.go holds Config, Server, the routing table and the
+// middleware (auth, error replies, metrics); handlers_queues.go,
+// handlers_messages.go and handlers_receipts.go the route handlers;
+// encoding.go the JSON and query-parameter helpers and the streamed
+// message reply; client.go and client_messages.go the Client.
 //
 // Decisions the design left open:
 //   - Ids are decimal strings in JSON (they are uint64; JSON numbers lose

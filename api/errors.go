@@ -92,6 +92,17 @@ func statusOf(err error) (int, string) {
 	return http.StatusInternalServerError, CodeInternal
 }
 
+// statusOfCode looks the code up in the server's own table, so the two
+// cannot drift apart; 0 for a code it does not know.
+func statusOfCode(code string) int {
+	for _, c := range codes {
+		if c.code == code {
+			return c.status
+		}
+	}
+	return 0
+}
+
 // publicMessage is what a client is told. 4xx messages come from input
 // checks and say what to fix; 5xx ones would leak paths and internals, so
 // they get a fixed text (the server logs the real error).
