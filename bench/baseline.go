@@ -135,3 +135,9 @@ func (b *Baselines) ratios(rep *Report) {
 	}
 	b.VsTrivial = rep.ReqPerSec / b.TrivialReqPerSec
 }
+
+// trivialOp is the HTTP baseline's operation: the scenario's main request
+// (its body and content type) to a handler that reads it and writes "ok".
+func trivialOp(u string, body []byte, ctype []string) op {
+	return postOp(u, body, ctype, http.StatusOK, 1, true)
+}

@@ -7,7 +7,16 @@
 // the latency histogram (Histogram), the in-process server it starts when
 // no address is given, the baselines, and the Report with its text and
 // JSON forms. main wires flags to Config and prints the Report; the bench
-// has no logic in main.
+// has no logic in main. Request paths come from package api's route
+// names, so the bench follows a renamed route.
+//
+// Layout: bench.go holds the exported API (scenario names, Config, Report,
+// Baselines, Run); run.go the measured run (prefill, warm-up, window,
+// counters, progress lines); baseline.go the fsync probe and the trivial
+// HTTP baseline; workers.go the HTTP client, phases and the worker loop;
+// scenarios.go each scenario's operations; target.go the server under
+// test; report.go, hist.go and cpu.go the report's forms, the histogram
+// and the client/server CPU split.
 //
 // # Target
 //
