@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"testing"
 )
@@ -30,7 +31,7 @@ func buildSpool(t testing.TB) string {
 		}
 		spoolBuild.bin = filepath.Join(spoolBuild.dir, "spool")
 		build := []string{"build", "-o", spoolBuild.bin}
-		if crashRace() {
+		if raceEnabled() {
 			build = append(build, "-race")
 		}
 		if out, err := exec.Command("go", append(build, ".")...).CombinedOutput(); err != nil {
@@ -41,6 +42,18 @@ func buildSpool(t testing.TB) string {
 		t.Fatal(spoolBuild.err)
 	}
 	return spoolBuild.bin
+}
+
+// raceEnabled reports whether the test binary was built with -race.
+func raceEnabled() bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" {
+				return s.Value == "true"
+			}
+		}
+	}
+	return false
 }
 
 func TestMain(m *testing.M) {

@@ -7,11 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"runtime/debug"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,129 +28,11 @@ var crashCycles = flag.Int("crash.cycles", 10, "SIGKILL/restart cycles of TestCr
 
 const crashQueue = "crash"
 
-// crashServer is one run of the spool binary.
-type crashServer struct {
-	cmd  *exec.Cmd
-	addr string
-	logs *syncBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // cmd.Wait's result, once done is closed
-}
-
-// startCrashServer starts `spool serve` on data and waits for it to say
-// where it listens. Unlike startBinary it keeps the process's log and
-// exit status.
-func startCrashServer(t *testing.T, bin, data string) *crashServer {
-	t.Helper()
-	s := startCrashServerNoWait(t, bin, data)
-	s.waitListening(t)
-	return s
-}
-
-// waitListening waits until the server says where it listens.
-func (s *crashServer) waitListening(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listenRE.FindStringSubmatch(s.logs.String()); m != nil {
-			s.addr = m[1]
-			return
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("spool serve exited before listening: %v\n%s", s.err, s.logs.String())
-		default:
-		}
-		time.Sleep(5 * time.Millisecond) // polling the log with a deadline
-	}
-	t.Fatalf("spool serve did not report its address:\n%s", s.logs.String())
-}
-
-// startCrashServerNoWait starts `spool serve` on data without waiting for
-// it to listen, to SIGKILL it during recovery.
-func startCrashServerNoWait(t *testing.T, bin, data string) *crashServer {
-	t.Helper()
-	return startServerCmd(t, exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data))
-}
-
-// startServerCmd starts cmd, a spool serve command line (perhaps behind a
-// shell that sets limits), keeping its log and exit status.
-func startServerCmd(t *testing.T, cmd *exec.Cmd) *crashServer {
-	t.Helper()
-	s := &crashServer{logs: &syncBuffer{}, done: make(chan struct{}), cmd: cmd}
-	s.cmd.Stderr = s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() { s.cmd.Process.Kill(); <-s.done })
-	return s
-}
-
-// kill SIGKILLs the server and waits for it to be gone. It may have
-// exited already, but only cleanly (after a SIGTERM).
-func (s *crashServer) kill(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatalf("SIGKILL: %v", err)
-	}
-	<-s.done
-	s.checkRace(t)
-	if st, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && !st.Signaled() && st.ExitStatus() != 0 {
-		t.Errorf("spool serve exited on its own with status %d before the SIGKILL:\n%s", st.ExitStatus(), s.logs.String())
-	}
-}
-
 // crashAfter waits until d has passed: a timer that chooses a kill moment,
 // never a synchronization.
 func crashAfter(d time.Duration) {
 	timer := time.NewTimer(d)
 	<-timer.C
-}
-
-// stop SIGTERMs the server and requires a clean exit (status 0).
-func (s *crashServer) stop(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("spool serve did not stop within 30s of SIGTERM:\n%s", s.logs.String())
-	}
-	s.checkRace(t)
-	if s.err != nil {
-		t.Fatalf("spool serve exited with %v after SIGTERM:\n%s", s.err, s.logs.String())
-	}
-}
-
-// checkRace fails the test if the server (built with -race) reported a
-// data race.
-func (s *crashServer) checkRace(t *testing.T) {
-	t.Helper()
-	if l := s.logs.String(); strings.Contains(l, "WARNING: DATA RACE") {
-		t.Errorf("the server reported a data race:\n%s", l)
-	}
-}
-
-// crashRace reports whether the test binary was built with -race.
-func crashRace() bool {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" {
-				return s.Value == "true"
-			}
-		}
-	}
-	return false
-}
-
-// tornTailRepairs counts the torn tails the server says it cut off at
-// startup (message log and state log).
-func (s *crashServer) tornTailRepairs() int {
-	l := s.logs.String()
-	return strings.Count(l, "cut off torn tail") + strings.Count(l, "cut torn tail off")
 }
 
 // crashLedger is what the clients were told, across every cycle.
@@ -266,7 +145,7 @@ func TestCrashHTTP(t *testing.T) {
 		}
 	}
 
-	srv := startCrashServer(t, bin, data)
+	srv := startBinary(t, bin, data)
 	cl := api.NewClient(srv.addr, "", nil)
 	maxAttempts := queue.MaxMaxAttempts // leases that run out must not send messages dead
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -302,7 +181,7 @@ func TestCrashHTTP(t *testing.T) {
 		// One cycle in four also SIGKILLs a start 0-60 ms in, during
 		// recovery.
 		if rng.IntN(4) == 0 {
-			s := startCrashServerNoWait(t, bin, data)
+			s := startChild(t, exec.Command(bin, serveArgs(data)...))
 			crashAfter(time.Duration(rng.IntN(61)) * time.Millisecond)
 			s.kill(t)
 			tornRepaired += s.tornTailRepairs()
@@ -311,7 +190,7 @@ func TestCrashHTTP(t *testing.T) {
 		}
 
 		// Restart: every acknowledged enqueue is there, no acked message is.
-		srv = startCrashServer(t, bin, data)
+		srv = startBinary(t, bin, data)
 		tornRepaired += srv.tornTailRepairs()
 		crashVerify(t, api.NewClient(srv.addr, "", nil), led, cycle)
 
@@ -324,7 +203,7 @@ func TestCrashHTTP(t *testing.T) {
 			break
 		}
 		completed++
-		srv = startCrashServer(t, bin, data)
+		srv = startBinary(t, bin, data)
 	}
 
 	if !t.Failed() {
@@ -350,7 +229,7 @@ func crashCheck(t *testing.T, data string) []queue.Problem {
 // after killAfter, then waits for the process and every client to finish.
 // With termFirst ≥ 0 it sends SIGTERM at that moment and the SIGKILL
 // termFirst later, so the kill lands in the graceful shutdown.
-func crashLoad(t *testing.T, srv *crashServer, led *crashLedger, cycle int, seed uint64, killAfter, termFirst time.Duration) {
+func crashLoad(t *testing.T, srv *childServer, led *crashLedger, cycle int, seed uint64, killAfter, termFirst time.Duration) {
 	cl := api.NewClient(srv.addr, "", nil)
 	var killed atomic.Bool
 	// fail records an error from a request: after the SIGKILL it is the

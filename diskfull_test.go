@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -42,7 +41,7 @@ func TestDiskFullForReal(t *testing.T) {
 	}
 	data := filepath.Join(mnt, "data")
 
-	srv := startDiskFullServer(t, data)
+	srv := startServe(t, data, "--min-free", strconv.Itoa(minFree))
 	rec := &statusRecorder{base: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(rec.base.(*http.Transport).CloseIdleConnections)
 	cl := api.NewClient(srv.base, "", &http.Client{Transport: rec})
@@ -245,7 +244,7 @@ func TestDiskFullForReal(t *testing.T) {
 	if err := srv.stop(); err != nil {
 		t.Fatalf("stopping the server: %v\nserver log:\n%s", err, srv.logs.String())
 	}
-	srv = startDiskFullServer(t, data)
+	srv = startServe(t, data, "--min-free", strconv.Itoa(minFree))
 	cl = api.NewClient(srv.base, "", &http.Client{Transport: rec})
 	found := map[string][]byte{}
 	for after := ""; ; {
@@ -329,48 +328,8 @@ func mountSizeLimitedFS(t *testing.T, size int64) string {
 	return dir
 }
 
-// diskFullServer is a `spool serve` run in-process, like startServeOn,
-// with its log kept for failure messages.
-type diskFullServer struct {
-	base string
-	logs *syncBuffer
-	stop func() error // idempotent
-}
-
 // minFree is the --min-free reserve the test server keeps.
 const minFree = 512 << 10
-
-func startDiskFullServer(t *testing.T, data string) *diskFullServer {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--min-free", strconv.Itoa(minFree)}
-	go func() { done <- run(ctx, args, strings.NewReader(""), io.Discard, logs) }()
-	var once sync.Once
-	var stopErr error
-	stop := func() error {
-		once.Do(func() { cancel(); stopErr = <-done })
-		return stopErr
-	}
-	t.Cleanup(func() { stop() }) // before the unmount, which was registered earlier
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
-			return &diskFullServer{base: "http://" + m[1], logs: logs, stop: stop}
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not report its address:\n%s", logs.String())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the log with a deadline
-	}
-}
 
 // statusRecorder notes every 5xx reply other than 507 and the retryable
 // 503 (with Retry-After) of a queue reloading.

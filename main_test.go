@@ -11,11 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,69 +85,13 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to write from the server's goroutines
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var listenRE = regexp.MustCompile(`spool: listening" addr=(\S+)`)
-
-// startServe runs `spool serve` in-process on a free port and returns its
-// base URL and a function that stops it (as SIGTERM would) and returns
-// run's error.
-func startServe(t *testing.T, args ...string) (string, func() error) {
-	t.Helper()
-	return startServeOn(t, t.TempDir(), args...)
-}
-
-// startServeOn is startServe on a given data directory.
-func startServeOn(t *testing.T, data string, args ...string) (string, func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, args...)
-	go func() { done <- run(ctx, args, strings.NewReader(""), io.Discard, logs) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
-			return "http://" + m[1], func() error { cancel(); return <-done }
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("serve did not report its address:\n%s", logs.String())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the log with a deadline, not synchronizing on time
-	}
-}
-
 func TestServeStartsServesAndStopsCleanly(t *testing.T) {
-	base, stop := startServe(t)
+	srv := startServe(t, t.TempDir())
+	base := srv.base
+	// The text log users read names the address the service listens on.
+	if want := `msg="spool: listening" addr=` + srv.addr + " "; !strings.Contains(srv.logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, srv.logs.String())
+	}
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +109,7 @@ func TestServeStartsServesAndStopsCleanly(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create queue = %d", resp.StatusCode)
 	}
-	if err := stop(); err != nil {
+	if err := srv.stop(); err != nil {
 		t.Fatalf("serve returned %v after a clean stop", err)
 	}
 }
@@ -181,10 +123,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	bin := buildSpool(t)
 	data := t.TempDir()
-	server, addr := startBinary(t, bin, data)
+	server := startBinary(t, bin, data)
 	cli := func(stdin string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--addr", addr)...)
+		cmd := exec.Command(bin, append(args, "--addr", server.addr)...)
 		cmd.Stdin = strings.NewReader(stdin)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -210,11 +152,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// SIGKILL: no shutdown, no snapshot, no flush beyond what was acknowledged.
-	if err := server.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	server.Wait()
-	server, addr = startBinary(t, bin, data) // cli follows addr
+	server.kill(t)
+	server = startBinary(t, bin, data) // cli follows server
 	rest := strings.Split(strings.TrimSpace(cli("", "recv", "jobs", "--max", "100", "--ack")), "\n")
 	want := append(lines[10:], "binary-safe? yes")
 	if strings.Join(rest, "|") != strings.Join(want, "|") {
@@ -225,35 +164,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// startBinary starts `spool serve` on a free port and returns the process
-// and its address once it has said where it listens.
-func startBinary(t testing.TB, bin, data string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
-			return cmd, m[1]
-		}
-		time.Sleep(5 * time.Millisecond) // polling the log with a deadline
-	}
-	t.Fatalf("spool serve did not report its address:\n%s", logs.String())
-	return nil, ""
-}
-
 // TestGracefulShutdownLosesNothingAcknowledged stops the server (as
 // SIGTERM does) while clients are enqueueing, restarts it on the same data
 // and checks that every enqueue that got a 201 is there.
 func TestGracefulShutdownLosesNothingAcknowledged(t *testing.T) {
 	data := t.TempDir()
-	base, stop := startServeOn(t, data)
-	cl := api.NewClient(base, "", nil)
+	srv := startServe(t, data)
+	cl := api.NewClient(srv.base, "", nil)
 	ctx := context.Background()
 	if _, _, err := cl.PutQueue(ctx, "jobs", api.QueueConfig{}); err != nil {
 		t.Fatal(err)
@@ -285,14 +202,13 @@ func TestGracefulShutdownLosesNothingAcknowledged(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("200 enqueues did not succeed within 30s")
 	}
-	if err := stop(); err != nil {
+	if err := srv.stop(); err != nil {
 		t.Fatalf("graceful stop returned %v", err)
 	}
 	wg.Wait()
 
-	base, stop = startServeOn(t, data)
-	defer stop()
-	cl = api.NewClient(base, "", nil)
+	srv = startServe(t, data)
+	cl = api.NewClient(srv.base, "", nil)
 	found := map[string]string{}
 	for after := ""; ; {
 		msgs, err := cl.Peek(ctx, "jobs", after, 1000)
@@ -317,11 +233,10 @@ func TestGracefulShutdownLosesNothingAcknowledged(t *testing.T) {
 }
 
 func TestCLICommands(t *testing.T) {
-	base, stop := startServe(t)
-	defer stop()
+	srv := startServe(t, t.TempDir())
 	cli := func(stdin string, args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
-		err := run(context.Background(), append(args, "--addr", base), strings.NewReader(stdin), &out, &errOut)
+		err := run(context.Background(), append(args, "--addr", srv.base), strings.NewReader(stdin), &out, &errOut)
 		return out.String(), errOut.String(), err
 	}
 	must := func(stdin string, args ...string) (string, string) {

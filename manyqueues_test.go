@@ -63,7 +63,7 @@ func TestManyQueuesBinary(t *testing.T) {
 	for round := 0; round <= *manyQueuesRounds; round++ {
 		for i, bin := range bins {
 			t0 := time.Now()
-			s := startCrashServer(t, bin.path, dirs[i])
+			s := startBinary(t, bin.path, dirs[i])
 			start := time.Since(t0)
 			time.Sleep(3 * time.Second) // a few maintenance passes; the runtime settles
 			rss, threads := mqProcStatus(t, s.cmd.Process.Pid)
@@ -83,8 +83,8 @@ func TestManyQueuesBinary(t *testing.T) {
 	}
 	if *manyQueuesTouch {
 		for i, bin := range bins {
-			s := startCrashServer(t, bin.path, dirs[i])
-			mqTouchAll(t, "http://"+s.addr, *manyQueuesN)
+			s := startBinary(t, bin.path, dirs[i])
+			mqTouchAll(t, s.base, *manyQueuesN)
 			rss, _ := mqProcStatus(t, s.cmd.Process.Pid)
 			t.Logf("%-10s after an enqueue and an ack on every queue: RSS %6.1f MB  fds %5d", bin.name, rss/1024, mqCountFDs(t, s.cmd.Process.Pid))
 			if *manyQueuesIdle > 0 {
@@ -223,7 +223,7 @@ func mqTouchQueue(base, name string) error {
 }
 
 // stopTimed SIGTERMs the server and returns how long it took to exit.
-func mqStopTimed(t *testing.T, s *crashServer) time.Duration {
+func mqStopTimed(t *testing.T, s *childServer) time.Duration {
 	t.Helper()
 	t0 := time.Now()
 	s.stop(t)

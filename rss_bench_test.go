@@ -37,9 +37,8 @@ func BenchmarkRequestMemory(b *testing.B) {
 	}
 	for range b.N {
 		data := b.TempDir()
-		cmd, addr := startBinary(b, bin, data)
-		pid := cmd.Process.Pid
-		base := "http://" + addr
+		srv := startBinary(b, bin, data)
+		pid, base := srv.cmd.Process.Pid, srv.base
 		post := func(path, ctype string, body []byte) {
 			b.Helper()
 			resp, err := http.Post(base+path, ctype, bytes.NewReader(body))

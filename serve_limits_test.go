@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,9 +56,7 @@ func (c *rawConn) get(path string) (*http.Response, []byte, error) {
 }
 
 func TestServeRefusesConnectionsBeyondTheCap(t *testing.T) {
-	base, stop := startServe(t, "--max-connections", "2")
-	defer stop()
-	addr := strings.TrimPrefix(base, "http://")
+	addr := startServe(t, t.TempDir(), "--max-connections", "2").addr
 
 	// Two connections that have each been served (so the server has
 	// accepted them) and now sit idle, holding both slots.
@@ -122,7 +120,7 @@ func TestShutdownCutsAStalledUpload(t *testing.T) {
 	}
 	bin := buildSpool(t)
 	data := t.TempDir()
-	s := startCrashServer(t, bin, data)
+	s := startBinary(t, bin, data)
 	ctx := context.Background()
 	cl := api.NewClient(s.addr, "", nil)
 	for _, q := range []string{"jobs", "idle"} {
@@ -174,10 +172,12 @@ func TestShutdownCutsAStalledUpload(t *testing.T) {
 		t.Fatalf("spool serve exited with %v after SIGTERM (want status 0):\n%s", s.err, s.logs.String())
 	}
 	logs := s.logs.String()
-	if !regexp.MustCompile(`level=WARN msg="spool: [^"]*drain`).MatchString(logs) {
+	if !slices.ContainsFunc(s.records("WARN"), func(r logRecord) bool {
+		return strings.HasPrefix(r.Msg, "spool: ") && strings.Contains(r.Msg, "drain")
+	}) {
 		t.Errorf("no WARN saying how shutdown cut the stalled request:\n%s", logs)
 	}
-	if strings.Contains(logs, "level=ERROR") {
+	if len(s.records("ERROR")) > 0 {
 		t.Errorf("shutdown logged at ERROR:\n%s", logs)
 	}
 	// The long poll was released with 503 (or, if the server had not read
@@ -191,7 +191,7 @@ func TestShutdownCutsAStalledUpload(t *testing.T) {
 	}
 
 	// Restart: everything acknowledged is there, the stalled upload is not.
-	s = startCrashServer(t, bin, data)
+	s = startBinary(t, bin, data)
 	defer s.stop(t)
 	msgs, err := api.NewClient(s.addr, "", nil).Peek(ctx, "jobs", "", 1000)
 	if err != nil {
@@ -226,13 +226,11 @@ func TestServeFitsMaxConnectionsToTheOpenFileLimit(t *testing.T) {
 	bin := buildSpool(t)
 	const limit = 200
 	serveUnder := func(args ...string) *exec.Cmd {
-		// sh's ulimit -n without -H or -S sets both limits. The context
-		// bounds a server that wrongly starts instead of refusing.
+		// The context bounds a server that wrongly starts instead of
+		// refusing.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		t.Cleanup(cancel)
-		cmd := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, limit), bin, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir())
-		cmd.Args = append(cmd.Args, args...)
-		return cmd
+		return serveUnderLimit(ctx, limit, bin, t.TempDir(), args...)
 	}
 
 	t.Run("an explicit --max-connections that does not fit is refused", func(t *testing.T) {
@@ -254,43 +252,18 @@ func TestServeFitsMaxConnectionsToTheOpenFileLimit(t *testing.T) {
 	})
 
 	t.Run("the default is lowered to fit, with a warning", func(t *testing.T) {
-		cmd := serveUnder()
-		logs := &syncBuffer{}
-		cmd.Stderr = logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		s := startChild(t, serveUnder())
+		s.waitListening(t)
+		warns := s.records("WARN")
+		i := slices.IndexFunc(warns, func(r logRecord) bool {
+			return strings.HasPrefix(r.Msg, "spool: lowered --max-connections")
+		})
+		if i < 0 {
+			t.Fatalf("no WARN about lowering --max-connections:\n%s", s.logs.String())
 		}
-		var waitErr error
-		done := make(chan struct{})
-		go func() { waitErr = cmd.Wait(); close(done) }()
-		t.Cleanup(func() { cmd.Process.Kill(); <-done })
-		deadline := time.Now().Add(20 * time.Second)
-		for listenRE.FindStringSubmatch(logs.String()) == nil {
-			select {
-			case <-done:
-				t.Fatalf("serve exited early (%v):\n%s", waitErr, logs.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("serve did not report its address:\n%s", logs.String())
-			}
-			time.Sleep(5 * time.Millisecond) // polling the log with a deadline
+		if n := warns[i].MaxConnections; n <= 0 || n >= limit {
+			t.Fatalf("lowered to %d, want between 0 and the limit %d:\n%s", n, limit, s.logs.String())
 		}
-		m := regexp.MustCompile(`level=WARN msg="spool: lowered --max-connections[^\n]* max_connections=(\d+)`).FindStringSubmatch(logs.String())
-		if m == nil {
-			t.Fatalf("no WARN about lowering --max-connections:\n%s", logs.String())
-		}
-		if n, _ := strconv.Atoi(m[1]); n <= 0 || n >= limit {
-			t.Fatalf("lowered to %d, want between 0 and the limit %d:\n%s", n, limit, logs.String())
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-			if waitErr != nil {
-				t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, logs.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no exit 10s after SIGTERM:\n%s", logs.String())
-		}
+		s.stopWithin(t, 10*time.Second)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestServeRefusesADataDirectoryItDidNotCreate(t *testing.T) {
 	os.WriteFile(photo, []byte("x"), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel() // bounds a server that wrongly starts
-	out, err := exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0", "--data", data).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, serveArgs(data)...).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), "not a spool data directory") {
 		t.Fatalf("serve on a foreign tree: %v, want a failure saying it is not a spool data directory:\n%s", err, out)
@@ -45,8 +46,8 @@ func TestServeRefusesADataDirectoryItDidNotCreate(t *testing.T) {
 func TestServeServesAroundAQueueThatDoesNotOpen(t *testing.T) {
 	bin := buildSpool(t)
 	data := t.TempDir()
-	srv := startCrashServer(t, bin, data)
-	cl := api.NewClient("http://"+srv.addr, "", nil)
+	srv := startBinary(t, bin, data)
+	cl := api.NewClient(srv.base, "", nil)
 	ctx := t.Context()
 	for _, name := range []string{"broken", "fine"} {
 		if _, _, err := cl.PutQueue(ctx, name, api.QueueConfig{}); err != nil {
@@ -65,8 +66,8 @@ func TestServeServesAroundAQueueThatDoesNotOpen(t *testing.T) {
 	os.MkdirAll(filepath.Dir(photo), 0o755)
 	os.WriteFile(photo, []byte("x"), 0o644)
 
-	srv = startCrashServer(t, bin, data)
-	cl = api.NewClient("http://"+srv.addr, "", nil)
+	srv = startBinary(t, bin, data)
+	cl = api.NewClient(srv.base, "", nil)
 	info, err := cl.GetQueue(ctx, "fine")
 	if err != nil || info.Counts.Ready != 1 {
 		t.Fatalf("the healthy queue after restart: %+v, %v", info, err)
@@ -75,7 +76,7 @@ func TestServeServesAroundAQueueThatDoesNotOpen(t *testing.T) {
 	if _, err := cl.GetQueue(ctx, "broken"); !errors.As(err, &ae) || ae.Status != 503 || ae.Code != api.CodeQueueUnavailable {
 		t.Fatalf("GET of the damaged queue = %v, want 503 %s", err, api.CodeQueueUnavailable)
 	}
-	list := getJSON[api.QueueList](t, "http://"+srv.addr+"/v1/queues")
+	list := getJSON[api.QueueList](t, srv.base+"/v1/queues")
 	unavailable := map[string]string{}
 	for _, q := range list.Queues {
 		if q.Unavailable != "" {
@@ -85,8 +86,8 @@ func TestServeServesAroundAQueueThatDoesNotOpen(t *testing.T) {
 	if len(list.Queues) != 3 || !strings.Contains(unavailable["broken"], "queue.json") || !strings.Contains(unavailable["photos"], "did not create") {
 		t.Fatalf("GET /v1/queues = %+v", list.Queues)
 	}
-	if !strings.Contains(srv.logs.String(), "level=ERROR") || !strings.Contains(srv.logs.String(), "broken") {
-		t.Fatalf("the damaged queue was not logged:\n%s", srv.logs.String())
+	if !slices.ContainsFunc(srv.records("ERROR"), func(r logRecord) bool { return strings.Contains(r.line, "broken") }) {
+		t.Fatalf("the damaged queue was not logged at ERROR:\n%s", srv.logs.String())
 	}
 	srv.stop(t)
 	if got, err := os.ReadFile(photo); err != nil || string(got) != "x" {
@@ -108,14 +109,13 @@ func TestQueuesUnderAFileLimit(t *testing.T) {
 	bin := buildSpool(t)
 	data := t.TempDir()
 	const limit = 160
-	underLimit := func() *crashServer {
-		cmd := exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, limit), bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
-		s := startServerCmd(t, cmd)
+	underLimit := func() *childServer {
+		s := startChild(t, serveUnderLimit(t.Context(), limit, bin, data))
 		s.waitListening(t)
 		return s
 	}
-	post := func(srv *crashServer, path, body string) int {
-		resp, err := http.Post("http://"+srv.addr+path, "application/json", strings.NewReader(body))
+	post := func(srv *childServer, path, body string) int {
+		resp, err := http.Post(srv.base+path, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatalf("POST %s: %v", path, err)
 		}
@@ -156,8 +156,8 @@ func TestQueuesUnderAFileLimit(t *testing.T) {
 		t.Skipf("%d queues fit under ulimit -n %d: no create failed, nothing to check", created, limit)
 	}
 
-	srv = startCrashServer(t, bin, data)
-	list := getJSON[api.QueueList](t, "http://"+srv.addr+"/v1/queues")
+	srv = startBinary(t, bin, data)
+	list := getJSON[api.QueueList](t, srv.base+"/v1/queues")
 	for _, q := range list.Queues {
 		if q.Unavailable != "" {
 			t.Errorf("queue %s unavailable without the limit: %s", q.Name, q.Unavailable)
@@ -172,7 +172,7 @@ func TestQueuesUnderAFileLimit(t *testing.T) {
 	srv.stop(t)
 
 	srv = underLimit()
-	list = getJSON[api.QueueList](t, "http://"+srv.addr+"/v1/queues")
+	list = getJSON[api.QueueList](t, srv.base+"/v1/queues")
 	for _, q := range list.Queues {
 		if q.Unavailable != "" {
 			t.Errorf("under ulimit -n %d again, queue %s is unavailable: %s", limit, q.Name, q.Unavailable)
