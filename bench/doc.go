@@ -22,12 +22,13 @@
 //
 // With Config.Addr empty, Run starts a server in this process: a Broker
 // over a fresh temporary data directory under Config.Dir (os.TempDir() by
-// default; removed at the end) with Config.Sync, served by api.Server on
-// 127.0.0.1:0, the queue created in it. With Addr, it loads that server:
-// the queue is created if missing (and deleted at the end) or purged
-// before and after the run if it exists, so never point Config.Queue at a
-// queue in use. Sync then is the server's own --sync; give Config.PID
-// (a server on this host) for its RSS and CPU.
+// default; removed at the end) with Config.Sync, served on 127.0.0.1:0 by
+// api.Service (the server spool serve runs, with its timeouts, connection
+// cap and shutdown), the queue created in it. With Addr, it loads that
+// server: the queue is created if missing (and deleted at the end) or
+// purged before and after the run if it exists, so never point
+// Config.Queue at a queue in use. Sync then is the server's own --sync;
+// give Config.PID (a server on this host) for its RSS and CPU.
 //
 // # Scenarios
 //
