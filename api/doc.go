@@ -15,7 +15,10 @@
 // middleware (auth, error replies, metrics); handlers_queues.go,
 // handlers_messages.go and handlers_receipts.go the route handlers;
 // encoding.go the JSON and query-parameter helpers and the streamed
-// message reply; client.go and client_messages.go the Client.
+// message reply; client.go and client_messages.go the Client. serve.go
+// assembles a running server (Service: broker, Server, metrics, listener),
+// what spool serve and the bench run; listener.go holds its connection
+// cap.
 //
 // Decisions the design left open:
 //   - Ids are decimal strings in JSON (they are uint64; JSON numbers lose
