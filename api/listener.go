@@ -78,6 +78,8 @@ type ConnectionLimitError struct {
 	Reserve   int // files kept free for new segments, queues, compaction
 }
 
+// Error says what was asked, what limits it, and the ulimit -n (or
+// LimitNOFILE=) that would fit it, or the cap that fits the limit as it is.
 func (e *ConnectionLimitError) Error() string {
 	need := e.Want + e.FilesOpen + e.Reserve
 	lower := ""
