@@ -47,13 +47,10 @@ type Client struct {
 // timeout, since either would cut a receive that is waiting, as asked, for
 // a message. Bound calls with their context instead.
 func NewClient(baseURL, token string, hc *http.Client) *Client {
-	if !strings.Contains(baseURL, "://") {
-		baseURL = "http://" + baseURL
-	}
 	if hc == nil {
 		hc = &http.Client{Transport: defaultTransport()}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
+	return &Client{base: BaseURL(baseURL), token: token, hc: hc}
 }
 
 // defaultTransport is shared by every Client built without an http.Client,

@@ -1,6 +1,9 @@
 package api
 
-import "net/url"
+import (
+	"net/url"
+	"strings"
+)
 
 // The paths of the HTTP API. The server's routing table registers them,
 // and Client and the bench build their requests from them, so a route
@@ -50,3 +53,13 @@ const queueParam = "queue"
 // pattern is the router's pattern for r, the name as a parameter. It is
 // also the route's label in spool_http_requests_total.
 func (r Route) pattern() string { return QueuesPath + "/:" + queueParam + string(r) }
+
+// BaseURL returns the base URL of the server at addr: addr itself if it
+// has a scheme ("https://host:port/prefix"), else http://addr; without a
+// trailing slash, so paths append to it.
+func BaseURL(addr string) string {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimRight(addr, "/")
+}

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,16 +211,6 @@ func (s *Service) close() error {
 	}
 	s.logger.Info("spool: stopped cleanly")
 	return nil
-}
-
-// BaseURL returns the base URL of the server at addr: addr itself if it
-// has a scheme ("https://host:port/prefix"), else http://addr; without a
-// trailing slash, so paths append to it.
-func BaseURL(addr string) string {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	return strings.TrimRight(addr, "/")
 }
 
 // drain stops the HTTP server: it lets requests in flight finish for up

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spoolq/spool/api"
 )
 
 // baselines measures the raw fsync rate in dir and a trivial handler's
@@ -99,7 +101,7 @@ func (r *runner) trivial(ctx context.Context, d time.Duration) (*phase, *Histogr
 	}
 	withSide(ctx, sideServer, func(context.Context) { go hs.Serve(ln) })
 	defer hs.Close()
-	u := "http://" + ln.Addr().String() + "/"
+	u := api.BaseURL(ln.Addr().String()) + "/"
 	var body []byte
 	var ctype []string
 	s := newScenario(r.cfg, "", r.epoch)
