@@ -152,7 +152,7 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 		Handler:           s.running.wrap(s.api.Handler()),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		WriteTimeout:      cfg.API.MaxWait + time.Minute, // a long poll must fit
+		WriteTimeout:      s.api.cfg.MaxWait + time.Minute, // a long poll must fit (New defaulted MaxWait)
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
