@@ -20,6 +20,18 @@
 // what spool serve and the bench run; listener.go holds its connection
 // cap.
 //
+// Service is the only place a running server is put together, so a new
+// listener (TLS, h2c) is added once for spool serve, spool bench and the
+// tests alike. Its http.Server has every limit set: headers within 10 s,
+// the whole request within 2 min, the reply within MaxWait + 1 min (a long
+// poll must fit), idle keep-alives closed after 2 min, 64 KiB of headers.
+// Close stops it in order: long polls are released with 503, requests in
+// flight get 3 s to finish, connections still busy are cut and their
+// handlers get 3 s more, and the queues are fsynced and closed last. An
+// explicit connection cap that does not fit the open-file limit fails
+// Open; the default cap is lowered to fit, with a warning. Hooks a caller
+// sets in ServiceConfig.Queue run after the metrics have counted.
+//
 // Decisions the design left open:
 //   - Ids are decimal strings in JSON (they are uint64; JSON numbers lose
 //     precision past 2^53 in many clients).
