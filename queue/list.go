@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/spoolq/spool/index"
 )
@@ -73,6 +74,12 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn fu
 			return fmt.Errorf("%s: message %d: %w", q.name, f.id, err)
 		}
 		m.Attempts, m.State = int(f.e.Attempts), f.e.State
+		switch f.e.State {
+		case index.StateDelayed:
+			m.ReadyAt = time.Unix(0, f.e.Time)
+		case index.StateLeased:
+			m.LeaseEnds = time.Unix(0, f.e.Time)
+		}
 		if err := fn(m); err != nil {
 			return err
 		}

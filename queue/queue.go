@@ -59,8 +59,12 @@ type Queue struct {
 
 	compaction compactor // the maintenance goroutine's alone
 
-	readMu sync.Mutex // guards cursor
+	readMu sync.Mutex // guards cursor and oldest
 	cursor *log.Cursor
+	oldest struct { // the last oldestReady: its id and enqueue time
+		id uint64
+		at int64
+	}
 
 	stats struct {
 		enqueued, acked, nacked, expired, dead, deadLettered, removed atomic.Uint64
@@ -155,7 +159,14 @@ func (q *Queue) Info() (Info, error) {
 	for _, s := range q.log.Segments() {
 		bytes += s.Size
 	}
-	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, Stats: Stats{
+	var oldest time.Time
+	if c.Ready > 0 {
+		var err error
+		if oldest, err = q.oldestReady(); err != nil {
+			return Info{}, err
+		}
+	}
+	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: Stats{
 		Enqueued: q.stats.enqueued.Load(), Acked: q.stats.acked.Load(), Nacked: q.stats.nacked.Load(),
 		Expired: q.stats.expired.Load(), Dead: q.stats.dead.Load(), DeadLettered: q.stats.deadLettered.Load(),
 		Removed: q.stats.removed.Load(),

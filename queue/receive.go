@@ -124,7 +124,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 				q.mu.Unlock()
 				return 0, fmt.Errorf("receive from %s: %w", q.name, err)
 			}
-			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset})
+			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset, until: until})
 		}
 		if len(leased) > 0 {
 			q.armTimerLocked()
@@ -167,6 +167,7 @@ type leasedMsg struct {
 	id      uint64
 	attempt uint16
 	offset  uint32
+	until   int64 // the lease's deadline, unix ns
 }
 
 // readLeased reads the bodies of freshly leased messages, one at a time,
@@ -205,6 +206,7 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 		m.Receipt = Receipt{ID: l.id, Attempt: l.attempt}
 		m.Attempts = int(l.attempt)
 		m.State = index.StateLeased
+		m.LeaseEnds = time.Unix(0, l.until)
 		if err := fn(m); err != nil {
 			return n, err
 		}
@@ -217,7 +219,7 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
-	rec, err := q.cursor.ReadAt(id, log.Position{Offset: int64(offset)})
+	rec, err := q.readLocked(id, offset)
 	if err != nil {
 		return Message{}, err
 	}
@@ -226,4 +228,39 @@ func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 		return Message{}, err
 	}
 	return Message{ID: id, EnqueuedAt: time.Unix(0, rec.Time), Body: slices.Clone(rec.Body), Attributes: meta.Attributes}, nil
+}
+
+// readLocked reads message id's record at offset; the caller holds readMu.
+// The record's bytes are the cursor's until the next read.
+func (q *Queue) readLocked(id uint64, offset uint32) (log.Record, error) {
+	return q.cursor.ReadAt(id, log.Position{Offset: int64(offset)})
+}
+
+// oldestReady returns the enqueue time of the oldest ready message: the
+// lowest ready id (ids grow with enqueue time), first or requeued. The
+// time is read from its record once and remembered for that id, so a
+// metrics scrape costs one table walk and, while the oldest ready message
+// stays the same, no disk read (and does not reopen an idle queue's files).
+func (q *Queue) oldestReady() (time.Time, error) {
+	q.mu.Lock()
+	var id uint64
+	var offset uint32
+	q.t.Scan(0, index.StateReady, func(i uint64, e index.Entry) bool {
+		id, offset = i, e.Offset
+		return false
+	})
+	q.mu.Unlock()
+	if id == 0 {
+		return time.Time{}, nil
+	}
+	q.readMu.Lock()
+	defer q.readMu.Unlock()
+	if q.oldest.id != id {
+		rec, err := q.readLocked(id, offset)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s: oldest ready message %d: %w", q.name, id, err)
+		}
+		q.oldest.id, q.oldest.at = id, rec.Time
+	}
+	return time.Unix(0, q.oldest.at), nil
 }

@@ -54,6 +54,12 @@ type Message struct {
 	Attempts   int
 	State      State
 	EnqueuedAt time.Time
+	// ReadyAt is, for a delayed message (Peek), when it becomes ready;
+	// zero otherwise.
+	ReadyAt time.Time
+	// LeaseEnds is, for a leased message (Receive, Peek), when its lease
+	// runs out; zero otherwise.
+	LeaseEnds  time.Time
 	Body       []byte
 	Attributes map[string]string
 }
@@ -69,7 +75,10 @@ type Info struct {
 	Config Config
 	Counts Counts
 	Bytes  int64 // message-log bytes on disk
-	Stats  Stats
+	// OldestReady is the enqueue time of the oldest ready message (zero if
+	// none is ready): how long the queue's consumers are behind.
+	OldestReady time.Time
+	Stats       Stats
 	// Err, in Broker.List, is why a queue did not open (ErrQueueDamaged);
 	// the other fields are then zero.
 	Err error
