@@ -68,6 +68,7 @@ func openFailureReason(err error) string {
 // not create is ErrNotDataDir. A queue that does not open is reported
 // (logged, and by List and ErrQueueDamaged) while the others serve.
 func Open(dir string, opts Options) (*Broker, error) {
+	start := time.Now()
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -131,6 +132,7 @@ func Open(dir string, opts Options) (*Broker, error) {
 		defer mu.Unlock()
 		b.recordOpen(toOpen[i], q, err)
 	})
+	b.logOpened(time.Since(start))
 	if opts.MaintenanceInterval > 0 {
 		go b.maintain()
 	} else {
@@ -138,6 +140,20 @@ func Open(dir string, opts Options) (*Broker, error) {
 	}
 	opened = true
 	return b, nil
+}
+
+// logOpened writes Open's one summary line: what was loaded, how long it
+// took, and how many problems recovery found (each was logged above it).
+func (b *Broker) logOpened(took time.Duration) {
+	var c Counts
+	repairs := 0
+	for _, q := range b.queues {
+		c = c.plus(countsOf(q.t))
+		repairs += q.repairs
+	}
+	b.opts.Logger.Info("queue: data directory opened", "dir", b.dir, "queues", len(b.queues), "unavailable", len(b.failed),
+		"messages", c.Total, "ready", c.Ready, "delayed", c.Delayed, "leased", c.Leased, "dead", c.Dead,
+		"repairs", repairs, "took", took.Round(time.Millisecond))
 }
 
 // openOrRecord opens the named queue into b.queues, or records in
@@ -190,6 +206,24 @@ func (b *Broker) Create(name string, u ConfigUpdate) (q *Queue, created bool, er
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	q, created, err = b.createLocked(name, u)
+	switch {
+	case err != nil:
+		return q, created, err
+	case created:
+		b.opts.Logger.Info("queue: created", "queue", name)
+	case u != ConfigUpdate{}:
+		b.opts.Logger.Info("queue: config updated", "queue", name)
+	}
+	if dlq := q.Config().DeadLetterQueue; dlq != "" && b.queues[dlq] == nil {
+		b.opts.Logger.Warn("queue: its dead-letter queue does not exist (yet): dead messages stay in this queue until it is created",
+			"queue", name, "dead_letter_queue", dlq)
+	}
+	return q, created, nil
+}
+
+// createLocked is Create's work; the caller holds b.mu.
+func (b *Broker) createLocked(name string, u ConfigUpdate) (q *Queue, created bool, err error) {
 	if b.closed {
 		return nil, false, ErrClosed
 	}
@@ -273,7 +307,11 @@ func (b *Broker) Delete(name string) error {
 	}
 	delete(b.queues, name)
 	b.mu.Unlock()
-	return errors.Join(q.close(false), b.removeQueueDir(b.queuesDir(), q.dir, name))
+	if err := errors.Join(q.close(false), b.removeQueueDir(b.queuesDir(), q.dir, name)); err != nil {
+		return err
+	}
+	b.opts.Logger.Info("queue: deleted", "queue", name)
+	return nil
 }
 
 // List returns every queue's Info, sorted by name; a queue that did not

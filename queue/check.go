@@ -119,8 +119,11 @@ func eachQueue(dir, what string, fn func(qdir, name string) error) error {
 // is refused before anything is written to it.
 func lockExisting(dir string) (func() error, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		if err == nil {
-			err = fmt.Errorf("not a directory")
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("%w: %s does not exist", ErrNotDataDir, dir)
+		case err == nil:
+			return nil, fmt.Errorf("%w: %s is not a directory", ErrNotDataDir, dir)
 		}
 		return nil, fmt.Errorf("check %s: %w", dir, err)
 	}

@@ -65,7 +65,7 @@ var (
 
 	// ErrClosed is returned by every call after Broker.Close, and to
 	// long-poll receivers waiting when it happens.
-	ErrClosed = errors.New("broker closed")
+	ErrClosed = errors.New("closed: spool is shutting down")
 
 	// ErrCorrupt is returned for stored data that fails its checks: a
 	// message record whose frame or metadata (DecodeMeta) is damaged. It

@@ -67,7 +67,11 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
 	q.state = state
+	if !q.log.Recovery().Clean() {
+		q.repairs++ // the log reported it itself
+	}
 	if repair != nil {
+		q.repairs++
 		lg.Warn("queue: cut torn tail off the state log (an unacknowledged write)", "path", repair.Path, "offset", repair.Offset, "bytes", repair.Truncated)
 	}
 	if err := q.rebuild(); err != nil {
@@ -115,6 +119,7 @@ func (q *Queue) rebuild() error {
 				if !errors.Is(it.Err(), log.ErrCorrupt) {
 					return 0, it.Err()
 				}
+				q.repairs++
 				lg.Error("queue: damaged range in the message log; its messages cannot be delivered", "err", it.Err())
 			}
 		},
@@ -123,12 +128,14 @@ func (q *Queue) rebuild() error {
 				apply(events)
 				return nil
 			})
+			q.repairs += len(damaged)
 			for _, d := range damaged {
 				lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
 			}
 			return err
 		},
 		badMeta: func(id uint64, err error) {
+			q.repairs++
 			lg.Error("queue: record with unreadable metadata, delivering it without", "id", id, "err", err)
 		},
 	})
@@ -136,6 +143,7 @@ func (q *Queue) rebuild() error {
 		return err
 	}
 	if skipped > 0 {
+		q.repairs++
 		lg.Warn("queue: state events about messages the log no longer holds were skipped", "count", skipped)
 	}
 	q.written, q.synced = 0, 0
@@ -209,6 +217,7 @@ func (q *Queue) loadSnapshot() (snap index.Snapshot, clean bool, err error) {
 	for _, f := range files {
 		if f.Err != nil {
 			bad++
+			q.repairs++
 			lg.Error("queue: damaged snapshot ignored", "path", filepath.Join(q.dir, f.Name), "err", f.Err)
 		} else if bad > 0 {
 			lg.Warn("queue: using the previous snapshot", "path", filepath.Join(q.dir, f.Name))

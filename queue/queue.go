@@ -59,6 +59,11 @@ type Queue struct {
 
 	compaction compactor // the maintenance goroutine's alone
 
+	// repairs counts the problems opening the queue found and logged
+	// (torn tails cut, damaged ranges, entries or snapshots), for Open's
+	// summary line.
+	repairs int
+
 	readMu sync.Mutex // guards cursor and oldest
 	cursor *log.Cursor
 	oldest struct { // the last oldestReady: its id and enqueue time
@@ -198,7 +203,7 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	if max := q.cfg.MaxLength; max > 0 && q.t.Live()+q.inflight+len(msgs) > max {
 		n := q.t.Live() + q.inflight
 		q.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q holds %d of %d messages, %d more do not fit", ErrQueueFull, q.name, n, max, len(msgs))
+		return nil, fmt.Errorf("%w: %q holds %d of at most %d messages and cannot take %d more", ErrQueueFull, q.name, n, max, len(msgs))
 	}
 	q.inflight += len(msgs)
 	defaultDelay := q.cfg.Delay

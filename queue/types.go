@@ -69,6 +69,10 @@ type Counts struct {
 	Ready, Delayed, Leased, Dead, Total int
 }
 
+func (c Counts) plus(o Counts) Counts {
+	return Counts{c.Ready + o.Ready, c.Delayed + o.Delayed, c.Leased + o.Leased, c.Dead + o.Dead, c.Total + o.Total}
+}
+
 // Info describes a queue.
 type Info struct {
 	Name   string
