@@ -133,6 +133,9 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	ctx, s.stopDisk = context.WithCancel(context.Background())
 	acfg := cfg.API
 	acfg.Logger = cmp.Or(acfg.Logger, logger)
+	if acfg.Now == nil {
+		acfg.Now = cfg.Queue.Now // the broker's clock, so ages agree with its times
+	}
 	if acfg.MaxDisk > 0 && acfg.DiskUsage == nil {
 		s.diskUsed.Store(dirSize(dir))
 		go trackDiskUsage(ctx, dir, &s.diskUsed)

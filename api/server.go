@@ -42,6 +42,10 @@ type Config struct {
 	MinFree  int64
 	// Logger gets request errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock /metrics measures ages by
+	// (spool_queue_oldest_ready_age_seconds); it should be the broker's
+	// (queue.Options.Now), so the two agree. Nil means time.Now.
+	Now func() time.Time
 }
 
 // Server serves the HTTP API of one Broker.
@@ -71,6 +75,9 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Server{b: b, cfg: cfg, metrics: m}
 	s.closing, s.shutdown = context.WithCancel(context.Background())
@@ -120,7 +127,7 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 	if m != nil {
 		route(http.MethodGet, MetricsPath, func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			m.write(w, s.b)
+			m.write(w, s.b, s.cfg.Now())
 			return nil
 		})
 	}

@@ -94,6 +94,9 @@ func srvStart(t *testing.T, cfg Config) *srvFixture {
 	}
 	f.b = b
 	t.Cleanup(func() { b.Close() }) // ErrClosed when a test closed it already
+	if cfg.Now == nil {
+		cfg.Now = f.clock.Now // the broker's clock, as Service passes it
+	}
 	f.srv = New(b, cfg, f.metrics)
 	f.ts = httptest.NewServer(f.observe(f.srv.Handler()))
 	t.Cleanup(f.ts.Close) // runs before b.Close
