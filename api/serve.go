@@ -98,13 +98,19 @@ type Service struct {
 	closeErr  error
 }
 
-// Open opens the queues in dir, fits the connection cap to the open-file
-// limit, listens on cfg.Addr and serves the API in a goroutine, logging
-// "spool: listening" with the address, data directory, sync policy and
-// connection cap. It returns once the listener is open, so Addr answers
-// and a client may connect at once. On an error nothing is left open.
+// Open listens on cfg.Addr, opens the queues in dir, fits the connection
+// cap to the open-file limit and serves the API in a goroutine, logging
+// "spool: listening" with the address, data directory, sync policy,
+// connection cap and version. It listens first, so a busy port fails
+// before the data directory is created or anything in it opened. It
+// returns once the listener is open, so Addr answers and a client may
+// connect at once. On an error nothing is left open.
 func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	logger := cmp.Or(cfg.Logger, slog.Default())
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
 	m := NewMetrics()
 	qopts := cfg.Queue
 	qopts.Logger = cmp.Or(qopts.Logger, logger)
@@ -121,12 +127,12 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	}
 	b, err := queue.Open(dir, qopts)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, ln.Close())
 	}
 	// After queue.Open, so the files the data directory holds open count.
 	maxConns, err := fitConnections(cmp.Or(cfg.MaxConnections, DefaultMaxConnections), cfg.ExplicitMaxConnections, b.MaxOpenFiles(), logger)
 	if err != nil {
-		return nil, errors.Join(err, b.Close())
+		return nil, errors.Join(err, b.Close(), ln.Close())
 	}
 	s := &Service{broker: b, logger: logger, served: make(chan struct{})}
 	var ctx context.Context
@@ -145,11 +151,6 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 		acfg.DiskFree = func() int64 { return FreeBytes(dir) }
 	}
 	s.api = New(b, acfg, m)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		s.stopDisk()
-		return nil, errors.Join(err, b.Close())
-	}
 	s.ln = newLimitListener(ln, maxConns, logger)
 	s.hs = &http.Server{
 		Handler:           s.running.wrap(s.api.Handler()),
@@ -160,7 +161,8 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("spool: listening", "addr", s.Addr(), "data", dir, "sync", qopts.Sync.String(), "max_connections", maxConns)
+	logger.Info("spool: listening", "addr", s.Addr(), "data", dir, "sync", qopts.Sync.String(), "max_connections", maxConns,
+		"version", m.build.Version)
 	go func() {
 		s.serveErr = s.hs.Serve(s.ln)
 		close(s.served)

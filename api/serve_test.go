@@ -4,8 +4,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -66,6 +70,9 @@ func TestService(t *testing.T) {
 		recs := serviceLogged(t, logs, "spool: listening")
 		if len(recs) != 1 || recs[0]["addr"] != s.Addr() || recs[0]["sync"] != "always" || recs[0]["max_connections"] != 7.0 || recs[0]["data"] == "" {
 			t.Fatalf("listening lines %v, want one with addr %s, sync always, max_connections 7 and the data directory", recs, s.Addr())
+		}
+		if v := ReadBuild().Version; recs[0]["version"] != v {
+			t.Fatalf("listening line %v, want version %q", recs[0], v)
 		}
 	})
 
@@ -176,6 +183,26 @@ func TestService(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // polling the quota with a deadline
 		}
 	})
+}
+
+func TestOpenOnABusyPortLeavesNoDataDirectory(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := filepath.Join(t.TempDir(), "spool-data")
+	s, err := Open(dir, ServiceConfig{Addr: busy.Addr().String(), Logger: slog.New(slog.DiscardHandler)})
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) || opErr.Op != "listen" {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open on a busy port = %v, want the listen error", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after a failed listen the data directory exists (stat: %v); want nothing created", err)
+	}
 }
 
 func TestOpenFitsMaxConnectionsToTheOpenFileLimit(t *testing.T) {
