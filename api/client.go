@@ -91,7 +91,9 @@ func (c *Client) GetQueue(ctx context.Context, name string) (QueueInfo, error) {
 
 // PutQueue creates the queue, or updates it when it exists: only the
 // fields set in cfg change. created reports which happened. It is
-// idempotent, so it is safe to call on every program start.
+// idempotent, so it is safe to call on every program start. info.Warnings
+// says what took effect but may not be what was meant (a dead-letter
+// queue that does not exist yet); show them to the user.
 func (c *Client) PutQueue(ctx context.Context, name string, cfg QueueConfig) (info QueueInfo, created bool, err error) {
 	p, err := queuePath(name, RouteQueue)
 	if err != nil {
@@ -173,7 +175,7 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 	var body io.Reader
 	var contentType string
 	if in != nil {
-		b, err := json.Marshal(in)
+		b, err := marshalJSON(in)
 		if err != nil {
 			return 0, fmt.Errorf("spool: encoding request: %w", err)
 		}

@@ -208,6 +208,8 @@ func (c *Client) receipts(ctx context.Context, queueName string, route Route, bo
 // Peek returns up to limit ready, delayed or leased messages with ids
 // after the given one ("" for the start), without leasing them. limit 0
 // means the server's default. Page by passing the last id seen as after.
+// A delayed message's ReadyAt says when it becomes ready, a leased one's
+// LeaseEnds when its lease runs out.
 func (c *Client) Peek(ctx context.Context, queueName, after string, limit int) ([]Message, error) {
 	return c.list(ctx, queueName, RouteMessages, after, limit)
 }

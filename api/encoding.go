@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spoolq/spool/queue"
@@ -23,7 +27,26 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) // a failed write means the client left; nothing to tell it
+	newEncoder(w).Encode(v) // a failed write means the client left; nothing to tell it
+}
+
+// newEncoder returns the JSON encoder of everything the API writes: one
+// that leaves <, > and & as they are. Go escapes them by default for JSON
+// pasted into HTML, which no API reply is, and the escapes made messages
+// unreadable ("send Authorization: Bearer \u003ctoken\u003e").
+func newEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// marshalJSON is json.Marshal without HTML escaping (see newEncoder).
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := newEncoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
 // query returns the single value of a query parameter; a parameter given
@@ -81,22 +104,130 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err, limit)
+		return jsonError(err, limit, "", v)
 	}
-	if dec.More() {
+	// Anything after the value, even a stray "}" (which dec.More does
+	// not count), is refused: the body was not what its sender thought.
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: body holds more than one JSON value", errBadRequest)
 	}
 	return nil
 }
 
 // jsonError turns a failure to decode a JSON body of at most limit bytes
-// into the request error: too large, or not the JSON the route takes.
-func jsonError(err error, limit int64) error {
+// into v into the request error: too large, or not the JSON the route
+// takes, said in the API's terms rather than Go's ("visibility_timeout
+// must be a string like "30s"", not "cannot unmarshal number into Go
+// struct field QueueConfig.visibility_timeout of type string"). prefix
+// names where v sits in the body ("messages[3]."), "" for the whole body.
+func jsonError(err error, limit int64, prefix string, v any) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return fmt.Errorf("%w: request body over %d bytes", errTooLarge, limit)
 	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%w: %s", errBadRequest, typeErrorText(te, prefix))
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: body is not valid JSON at byte %d: %s", errBadRequest, se.Offset, se.Error())
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: body ends in the middle of its JSON", errBadRequest)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("%w: unknown field %s in %s; it takes %s", errBadRequest, name, cmp.Or(strings.TrimSuffix(prefix, "."), "the body"), strings.Join(jsonFields(v), ", "))
+	}
 	return fmt.Errorf("%w: body is not the JSON this route takes: %w", errBadRequest, err)
+}
+
+// fieldKinds says, in API terms, what each JSON field of a request takes;
+// typeErrorText falls back to the Go type's kind for a field not here.
+var fieldKinds = map[string]string{
+	"visibility_timeout": `a string like "30s"`,
+	"retention":          `a string like "168h"`,
+	"delay":              `a string like "5s"`,
+	"visibility":         `a string like "30s"`,
+	"max_attempts":       "a number",
+	"max_length":         "a number",
+	"dead_letter_queue":  "a string (a queue name)",
+	"receipts":           `an array of receipt strings like ["42.3"]`,
+	"position":           `"front" or "back"`,
+	"messages":           "an array of messages",
+	"body":               "a string",
+	"body_base64":        "a string of standard base64",
+	"attributes":         `an object of strings like {"key":"value"}`,
+}
+
+// typeErrorText says which field had the wrong type and what it takes.
+func typeErrorText(te *json.UnmarshalTypeError, prefix string) string {
+	if te.Field == "" {
+		return "the body must be a JSON object, not " + jsonValueName(te.Value)
+	}
+	field := te.Field
+	if i := strings.IndexByte(field, '.'); i >= 0 {
+		field = field[:i] // attributes.k: the map, not the key
+	}
+	want, ok := fieldKinds[field]
+	if !ok {
+		want = kindName(te.Type.Kind())
+	}
+	if n, ok := strings.CutPrefix(te.Value, "number "); ok { // a number, but not one the field holds
+		if _, err := strconv.ParseInt(n, 10, 64); err == nil || strings.TrimLeft(n, "-0123456789") == "" {
+			return fmt.Sprintf("%s%s: %s is out of range", prefix, field, n)
+		}
+		return fmt.Sprintf("%s%s must be a whole number, not %s", prefix, field, n)
+	}
+	return fmt.Sprintf("%s%s must be %s, not %s", prefix, field, want, jsonValueName(te.Value))
+}
+
+// jsonValueName is the JSON kind encoding/json names ("number",
+// "string", "object", "array", "bool") with its article.
+func jsonValueName(v string) string {
+	switch v {
+	case "array", "object":
+		return "an " + v
+	case "bool":
+		return "true or false"
+	}
+	return "a " + v
+}
+
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Uint64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another JSON type"
+}
+
+// jsonFields returns the JSON field names of the struct v points to, for
+// saying what a body takes.
+func jsonFields(v any) []string {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && name != "-" {
+			names = append(names, cmp.Or(name, f.Name))
+		}
+	}
+	return names
 }
 
 // checkJSONType refuses a body labelled other than JSON.
@@ -152,6 +283,12 @@ func messageJSON(m queue.Message) Message {
 		EnqueuedAt: m.EnqueuedAt.UTC().Format(time.RFC3339Nano),
 		Attributes: m.Attributes,
 	}
+	if !m.ReadyAt.IsZero() {
+		out.ReadyAt = m.ReadyAt.UTC().Format(time.RFC3339Nano)
+	}
+	if !m.LeaseEnds.IsZero() {
+		out.LeaseEnds = m.LeaseEnds.UTC().Format(time.RFC3339Nano)
+	}
 	if m.Receipt.ID != 0 {
 		out.Receipt = m.Receipt.String()
 	} else {
@@ -169,7 +306,9 @@ type messageStream struct {
 	w     http.ResponseWriter
 	srv   *Server
 	n     int
-	bytes int // written so far
+	bytes int          // written so far
+	buf   bytes.Buffer // one message's JSON, reused
+	enc   *json.Encoder
 }
 
 // done gives the memory a big reply took back to the system (see
@@ -182,20 +321,24 @@ func (s *messageStream) done() {
 
 // add writes m, after the reply's opening on the first call.
 func (s *messageStream) add(m queue.Message) error {
-	b, err := json.Marshal(messageJSON(m))
-	if err != nil {
-		return err
+	if s.enc == nil {
+		s.enc = newEncoder(&s.buf)
 	}
+	s.buf.Reset()
 	if s.n == 0 {
 		s.w.Header().Set("Content-Type", "application/json")
 		s.w.WriteHeader(http.StatusOK)
-		b = append([]byte(`{"messages":[`), b...)
+		s.buf.WriteString(`{"messages":[`)
 	} else {
-		b = append([]byte{','}, b...)
+		s.buf.WriteByte(',')
 	}
+	if err := s.enc.Encode(messageJSON(m)); err != nil {
+		return err
+	}
+	b := bytes.TrimSuffix(s.buf.Bytes(), []byte{'\n'}) // Encode ends each value with one
 	s.n++
 	s.bytes += len(b)
-	_, err = s.w.Write(b)
+	_, err := s.w.Write(b)
 	return err
 }
 

@@ -30,12 +30,23 @@ func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, q *queue.Que
 	if err := s.checkQuota(); err != nil {
 		return err
 	}
-	ids, err := q.Enqueue([]queue.NewMessage{{Body: body, Delay: delay}})
+	ids, err := enqueue(q, []queue.NewMessage{{Body: body, Delay: delay}})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, Enqueued{IDs: idStrings(ids)})
 	return nil
+}
+
+// enqueue enqueues msgs into q. A full queue's error (the queue's own
+// words: how many it holds, of how many, and how many did not fit) gets
+// what the client can do about it.
+func enqueue(q *queue.Queue, msgs []queue.NewMessage) ([]uint64, error) {
+	ids, err := q.Enqueue(msgs)
+	if errors.Is(err, queue.ErrQueueFull) {
+		return nil, fmt.Errorf("%w; consumers must ack some first, or raise its max_length with POST %s", err, QueuePath(q.Name(), RouteQueue))
+	}
+	return ids, err
 }
 
 // enqueueBatch enqueues a Batch all-or-nothing.
@@ -54,7 +65,7 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, q *queue.Q
 	if err := s.checkQuota(); err != nil {
 		return err
 	}
-	ids, err := q.Enqueue(msgs)
+	ids, err := enqueue(q, msgs)
 	if err != nil {
 		return err
 	}
@@ -78,18 +89,20 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([]queue.NewM
 	limit = min(limit, 512<<20)
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
-	bad := func(err error) error { return jsonError(err, limit) }
-	expect := func(want json.Delim) error {
+	bad := func(err error) error { return jsonError(err, limit, "", &Batch{}) }
+	// expect reads the next token, which must be want; what says, in an
+	// error, what the body should have had there.
+	expect := func(want json.Delim, what string) error {
 		tok, err := dec.Token()
 		if err != nil {
 			return bad(err)
 		}
 		if tok != want {
-			return bad(fmt.Errorf("want %q, found %v", want, tok))
+			return fmt.Errorf("%w: %s", errBadRequest, what)
 		}
 		return nil
 	}
-	if err := expect('{'); err != nil {
+	if err := expect('{', `the body must be a JSON object like {"messages":[{"body":"..."}]}`); err != nil {
 		return nil, err
 	}
 	var msgs []queue.NewMessage
@@ -99,11 +112,14 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([]queue.NewM
 		if err != nil {
 			return nil, bad(err)
 		}
-		if key != "messages" || seen {
-			return nil, bad(fmt.Errorf("unknown or repeated field %q", key))
+		if key != "messages" {
+			return nil, fmt.Errorf("%w: unknown field %q in the body; it takes messages", errBadRequest, key)
+		}
+		if seen {
+			return nil, fmt.Errorf("%w: messages given twice", errBadRequest)
 		}
 		seen = true
-		if err := expect('['); err != nil {
+		if err := expect('[', "messages must be "+fieldKinds["messages"]); err != nil {
 			return nil, err
 		}
 		bytes := 0
@@ -113,7 +129,7 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([]queue.NewM
 			}
 			var m NewMessage
 			if err := dec.Decode(&m); err != nil {
-				return nil, bad(err)
+				return nil, jsonError(err, limit, fmt.Sprintf("messages[%d].", i), &m)
 			}
 			nm, err := newMessage(i, m)
 			if err != nil {
@@ -127,11 +143,11 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) ([]queue.NewM
 			}
 			msgs = append(msgs, nm)
 		}
-		if err := expect(']'); err != nil {
+		if err := expect(']', "messages must end with ]"); err != nil {
 			return nil, err
 		}
 	}
-	if err := expect('}'); err != nil {
+	if err := expect('}', "the body must end after messages"); err != nil {
 		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {

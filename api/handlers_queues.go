@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -88,8 +89,27 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, infoJSON(info))
+	out := infoJSON(info)
+	out.Warnings = s.configWarnings(info)
+	writeJSON(w, status, out)
 	return nil
+}
+
+// configWarnings returns what a queue's config does that its author may
+// not expect, and logs each at WARN. The one so far: a dead-letter queue
+// that does not exist. Create accepts it (the dead-letter queue may well
+// be created next), but until it is, messages that go dead stay dead in
+// this queue.
+func (s *Server) configWarnings(info queue.Info) []string {
+	dlq := info.Config.DeadLetterQueue
+	if dlq == "" {
+		return nil
+	}
+	if _, err := s.b.Queue(dlq); !errors.Is(err, queue.ErrQueueNotFound) {
+		return nil
+	}
+	s.cfg.Logger.Warn("api: dead-letter queue does not exist yet", "queue", info.Name, "dead_letter_queue", dlq)
+	return []string{fmt.Sprintf("dead-letter queue %q does not exist yet: dead messages stay in this queue until it is created", dlq)}
 }
 
 func (s *Server) deleteQueue(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) error {

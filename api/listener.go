@@ -5,7 +5,6 @@ package api
 // it with 503.
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -134,7 +133,7 @@ const (
 )
 
 func newLimitListener(ln net.Listener, n int, logger *slog.Logger) *limitListener {
-	body, _ := json.Marshal(ErrorReply{Error: ErrorBody{
+	body, _ := marshalJSON(ErrorReply{Error: ErrorBody{
 		Code:    CodeUnavailable,
 		Message: "the server is at its connection limit (--max-connections); retry in a second",
 	}})

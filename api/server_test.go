@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -370,7 +371,7 @@ func TestServerQueueRoutes(t *testing.T) {
 		json.Unmarshal(r.body, &outer)
 		srvWantKeys(t, outer.Counts, "ready", "delayed", "leased", "dead", "total")
 		want := QueueInfo{Name: "jobs", VisibilityTimeout: "45s", MaxAttempts: 3, Retention: "0s", Delay: "0s", Bytes: info.Bytes}
-		if info != want {
+		if !reflect.DeepEqual(info, want) {
 			t.Fatalf("info %+v, want %+v", info, want)
 		}
 	})
@@ -388,10 +389,10 @@ func TestServerQueueRoutes(t *testing.T) {
 		var info QueueInfo
 		srvWantJSON(t, f.postJSON("/v1/queues/jobs", `{"max_length":10,"delay":"0s"}`), http.StatusOK, &info)
 		want := QueueInfo{Name: "jobs", VisibilityTimeout: "45s", MaxAttempts: 3, MaxLength: 10, Retention: "0s", Delay: "0s", Bytes: info.Bytes}
-		if info != want {
+		if !reflect.DeepEqual(info, want) {
 			t.Fatalf("updated info %+v, want %+v", info, want)
 		}
-		if got := f.info("jobs"); got != want {
+		if got := f.info("jobs"); !reflect.DeepEqual(got, want) {
 			t.Fatalf("GET after update %+v, want %+v", got, want)
 		}
 	})
@@ -400,7 +401,7 @@ func TestServerQueueRoutes(t *testing.T) {
 		before := f.info("jobs")
 		var info QueueInfo
 		srvWantJSON(t, f.post("/v1/queues/jobs", ""), http.StatusOK, &info)
-		if info != before {
+		if !reflect.DeepEqual(info, before) {
 			t.Fatalf("empty update changed %+v to %+v", before, info)
 		}
 	})
@@ -430,7 +431,7 @@ func TestServerQueueRoutes(t *testing.T) {
 		if want := []string{"a-first", "jobs", "plain"}; !slices.Equal(names, want) {
 			t.Fatalf("names %v, want %v", names, want)
 		}
-		if list.Queues[1] != f.info("jobs") {
+		if !reflect.DeepEqual(list.Queues[1], f.info("jobs")) {
 			t.Fatalf("list entry %+v differs from GET %+v", list.Queues[1], f.info("jobs"))
 		}
 	})
@@ -561,7 +562,7 @@ func TestServerReceiveRoutes(t *testing.T) {
 	f := srvStart(t, Config{})
 	f.create("q", "")
 
-	t.Run("receive answers 200 with id, receipt id.attempt, attempts, RFC3339 enqueued_at and body", func(t *testing.T) {
+	t.Run("receive answers 200 with id, receipt id.attempt, attempts, RFC3339 enqueued_at, lease_ends and body", func(t *testing.T) {
 		id := f.enqueue("q", "héllo", "")
 		r := f.post("/v1/queues/q/receive", "")
 		var out Messages
@@ -574,10 +575,13 @@ func TestServerReceiveRoutes(t *testing.T) {
 		var outer struct{ Messages []json.RawMessage }
 		json.Unmarshal(r.body, &outer)
 		raw = outer.Messages[0]
-		srvWantKeys(t, raw, "id", "receipt", "attempts", "enqueued_at", "body")
+		srvWantKeys(t, raw, "id", "receipt", "attempts", "enqueued_at", "lease_ends", "body")
 		m := out.Messages[0]
 		if m.ID != id || m.Receipt != id+".1" || m.Attempts != 1 || srvBody(t, m) != "héllo" {
 			t.Fatalf("message %+v", m)
+		}
+		if want := srvT0.Add(30 * time.Second).Format(time.RFC3339Nano); m.LeaseEnds != want { // the default visibility timeout
+			t.Fatalf("lease_ends %q, want %s", m.LeaseEnds, want)
 		}
 		at, err := time.Parse(time.RFC3339, m.EnqueuedAt)
 		if err != nil || !at.Equal(srvT0) {
@@ -590,7 +594,7 @@ func TestServerReceiveRoutes(t *testing.T) {
 		r := f.post("/v1/queues/q/receive", "")
 		var outer struct{ Messages []json.RawMessage }
 		srvWantJSON(t, r, http.StatusOK, &outer)
-		srvWantKeys(t, outer.Messages[0], "id", "receipt", "attempts", "enqueued_at", "body_base64")
+		srvWantKeys(t, outer.Messages[0], "id", "receipt", "attempts", "enqueued_at", "lease_ends", "body_base64")
 		var m Message
 		json.Unmarshal(outer.Messages[0], &m)
 		if *m.BodyBase64 != base64.StdEncoding.EncodeToString([]byte("\xff\xfe\x00")) {

@@ -32,6 +32,10 @@ type QueueInfo struct {
 	// open (the other fields are then empty); GET of the queue itself is
 	// 503 queue_unavailable with the same words.
 	Unavailable string `json:"unavailable,omitempty"`
+	// Warnings, in the reply of a create or update, are what took effect
+	// but may not be what was meant: a dead-letter queue that does not
+	// exist yet, say. Absent when there are none.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Counts are a queue's messages by state.
@@ -70,11 +74,16 @@ type Enqueued struct {
 // Message is a message as received, peeked or listed. Body is set when
 // the bytes are valid UTF-8, else BodyBase64.
 type Message struct {
-	ID         string            `json:"id"`
-	Receipt    string            `json:"receipt,omitempty"`
-	Attempts   int               `json:"attempts"`
-	State      string            `json:"state,omitempty"`
-	EnqueuedAt string            `json:"enqueued_at"`
+	ID         string `json:"id"`
+	Receipt    string `json:"receipt,omitempty"`
+	Attempts   int    `json:"attempts"`
+	State      string `json:"state,omitempty"`
+	EnqueuedAt string `json:"enqueued_at"`
+	// ReadyAt is when a delayed message becomes ready, and LeaseEnds
+	// when a leased message's lease runs out (RFC 3339, UTC); each is
+	// absent for a message in another state.
+	ReadyAt    string            `json:"ready_at,omitempty"`
+	LeaseEnds  string            `json:"lease_ends,omitempty"`
 	Body       *string           `json:"body,omitempty"`
 	BodyBase64 *string           `json:"body_base64,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
