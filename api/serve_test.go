@@ -19,11 +19,12 @@ import (
 )
 
 // serviceOpen opens a Service on a free port over a fresh directory with a
-// JSON log into logs, and closes it at cleanup.
+// JSON log into logs, DEBUG lines (the access log) included, and closes it
+// at cleanup.
 func serviceOpen(t *testing.T, logs *srvLogBuffer, cfg ServiceConfig) *Service {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Queue.MaintenanceInterval = -1
 	s, err := Open(t.TempDir(), cfg)
 	if err != nil {
@@ -98,8 +99,9 @@ func TestService(t *testing.T) {
 		}
 	})
 
-	t.Run("Close releases a long poll with 503", func(t *testing.T) {
-		s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{})
+	t.Run("Close releases a long poll with 503, logged below WARN", func(t *testing.T) {
+		logs := &srvLogBuffer{}
+		s := serviceOpen(t, logs, ServiceConfig{})
 		cl := NewClient(s.Addr(), "", nil)
 		if _, _, err := cl.PutQueue(t.Context(), "q", QueueConfig{}); err != nil {
 			t.Fatal(err)
@@ -124,6 +126,20 @@ func TestService(t *testing.T) {
 		var ae *Error
 		if err := <-polled; !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != CodeShuttingDown {
 			t.Fatalf("long poll across Close = %v, want 503 %s", err, CodeShuttingDown)
+		}
+		// The 503 is how a graceful stop ends a long poll: the access log
+		// has it at DEBUG, and nothing about it is a WARN or an ERROR.
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				t.Errorf("shutdown logged %s", line)
+			}
+		}
+		var logged bool
+		for _, r := range serviceLogged(t, logs, "api: request") {
+			logged = logged || (r["route"] == "/v1/queues/:queue/receive" && r["status"] == 503.0 && r["level"] == "DEBUG")
+		}
+		if !logged {
+			t.Errorf("no DEBUG access line for the 503 receive:\n%s", logs.String())
 		}
 	})
 

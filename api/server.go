@@ -59,7 +59,10 @@ type Server struct {
 	closing  context.Context
 	shutdown context.CancelFunc
 
+	table []routeSpec // the routes, as registered (routeTable)
+
 	lastRelease atomic.Int64 // unix ns of the last releaseMemory
+	authWarn    rateLimit    // the unauthorized-request warnings
 }
 
 // New returns a Server for b. m may be nil (no /metrics route).
@@ -88,9 +91,7 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, CodeRouteNotFound, "no such route; the API lives under /v1 (see the README)")
 	})
-	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed: GET only reads, every change is a POST")
-	})
+	r.MethodNotAllowed = http.HandlerFunc(s.methodNotAllowed)
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, p any) {
 		if p == http.ErrAbortHandler {
 			panic(p) // a reply cut on purpose (messageStream.abort): net/http drops the connection
@@ -98,45 +99,24 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 		s.cfg.Logger.Error("api: panic serving a request", "method", req.Method, "path", req.URL.Path, "panic", p)
 		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details")
 	}
-	route := func(method, path string, h handler) {
-		r.Handle(method, path, s.wrap(method+" "+path, h))
+	s.table = s.routeTable()
+	for _, sp := range s.table {
+		r.Handle(sp.method, sp.path, s.wrap(sp, s.handle(sp)))
 	}
-	route(http.MethodGet, QueuesPath, s.listQueues)
-	for _, qr := range []struct {
-		method string
-		route  Route
-		h      handler
-	}{
-		{http.MethodGet, RouteQueue, s.onQueue(s.getQueue)},
-		{http.MethodPost, RouteQueue, s.putQueue},
-		{http.MethodPost, RouteDelete, s.deleteQueue},
-		{http.MethodPost, RoutePurge, s.onQueue(s.purgeQueue)},
-		{http.MethodPost, RouteMessages, s.onQueue(s.enqueueOne)},
-		{http.MethodGet, RouteMessages, s.onQueue(s.peek)},
-		{http.MethodPost, RouteBatch, s.onQueue(s.enqueueBatch)},
-		{http.MethodPost, RouteReceive, s.onQueue(s.receive)},
-		{http.MethodPost, RouteAck, s.onQueue(s.receiptRoute(ack))},
-		{http.MethodPost, RouteNack, s.onQueue(s.receiptRoute(nack))},
-		{http.MethodPost, RouteExtend, s.onQueue(s.receiptRoute(extend))},
-		{http.MethodPost, RouteFail, s.onQueue(s.receiptRoute(fail))},
-		{http.MethodGet, RouteDead, s.onQueue(s.dead)},
-		{http.MethodPost, RouteRedrive, s.onQueue(s.redrive)},
-	} {
-		route(qr.method, qr.route.pattern(), qr.h)
-	}
-	if m != nil {
-		route(http.MethodGet, MetricsPath, func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			m.write(w, s.b, s.cfg.Now())
-			return nil
-		})
-	}
-	r.GET(HealthPath, func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	s.handler = refuseEncodedSlashes(r)
+	s.handler = s.logRequests(refuseEncodedSlashes(r))
 	return s
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	s.metrics.write(w, s.b, s.cfg.Now())
+	return nil
+}
+
+func health(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+	return nil
 }
 
 // refuseEncodedSlashes answers 400 for a path with an escaped slash: the
@@ -163,11 +143,26 @@ func (s *Server) Shutdown() { s.shutdown() }
 // error reply (see wrap).
 type handler func(http.ResponseWriter, *http.Request, httprouter.Params) error
 
-// wrap adds auth, error replies and metrics to a handler.
-func (s *Server) wrap(route string, h handler) httprouter.Handle {
+// wrap adds auth, error replies and metrics to a route's handler, and
+// tells the access log (logRequests) the route and queue.
+func (s *Server) wrap(sp routeSpec, h handler) httprouter.Handle {
+	label := sp.method + " " + sp.path // spool_http_requests_total's route
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		err := s.authorize(r)
+		sw, ok := w.(*statusWriter) // logRequests, the outermost layer, made it
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		}
+		sw.route = sp.path
+		if sp.queue {
+			sw.queue = ps.ByName(queueParam)
+		}
+		var err error
+		if !sp.public {
+			err = s.authorize(r)
+			if err != nil {
+				s.warnUnauthorized(r, sp.path)
+			}
+		}
 		if err == nil {
 			err = h(sw, r, ps)
 		}
@@ -179,9 +174,9 @@ func (s *Server) wrap(route string, h handler) httprouter.Handle {
 			case code == CodeShuttingDown:
 				// How a graceful stop ends long polls and late requests:
 				// expected, not a fault for an operator to chase.
-				s.cfg.Logger.Debug("api: request ended by shutdown", "route", route, "status", status)
+				s.cfg.Logger.Debug("api: request ended by shutdown", "route", label, "status", status)
 			case status >= 500:
-				s.cfg.Logger.Error("api: request failed", "route", route, "status", status, "err", err)
+				s.cfg.Logger.Error("api: request failed", "route", label, "status", status, "err", err)
 			}
 			switch code {
 			case CodeUnauthorized:
@@ -192,7 +187,7 @@ func (s *Server) wrap(route string, h handler) httprouter.Handle {
 			writeError(sw, status, code, publicMessage(status, code, err))
 		}
 		if s.metrics != nil {
-			s.metrics.request(route, sw.status)
+			s.metrics.request(label, sw.status)
 		}
 	}
 }
@@ -210,30 +205,27 @@ func (s *Server) authorize(r *http.Request) error {
 	return nil
 }
 
+// statusWriter is the ResponseWriter every layer of a request writes
+// through: it keeps the status for the metrics and the access log, and
+// the route pattern and queue name wrap learns from the router.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	route  string // the route's pattern; "" when no route matched
+	queue  string // the queue the route names, if any
 }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) WriteHeader(status int) {
 	w.status = status
 	w.ResponseWriter.WriteHeader(status)
 }
 
-// queueHandler is the handler of a route on an existing queue.
+// queueHandler is the handler of a route on an existing queue (see
+// Server.handle).
 type queueHandler func(http.ResponseWriter, *http.Request, *queue.Queue) error
-
-// onQueue looks up the queue the route names before anything else, so a
-// request to a missing queue is 404 whatever else is wrong with it.
-func (s *Server) onQueue(h queueHandler) handler {
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-		q, err := s.queue(ps)
-		if err != nil {
-			return err
-		}
-		return h(w, r, q)
-	}
-}
 
 // queue returns the queue a route names, or queue_not_found with how to
 // create it.

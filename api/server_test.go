@@ -1313,7 +1313,7 @@ func TestServerInternalErrors(t *testing.T) {
 
 	t.Run("a queue reloading after a disk error is 503 unavailable, with Retry-After", func(t *testing.T) {
 		f := srvStart(t, Config{})
-		h := f.srv.wrap("test", func(http.ResponseWriter, *http.Request, httprouter.Params) error {
+		h := f.srv.wrap(routeSpec{method: http.MethodPost, path: "test"}, func(http.ResponseWriter, *http.Request, httprouter.Params) error {
 			return fmt.Errorf("queue q: %w", queue.ErrUnavailable)
 		})
 		rec := httptest.NewRecorder()
