@@ -11,14 +11,18 @@
 // body.go holds the body codec, the rule between a message's bytes and
 // its JSON "body" / "body_base64" fields, in both directions.
 //
-// Layout: server.go holds Config, Server, the routing table and the
-// middleware (auth, error replies, metrics); handlers_queues.go,
-// handlers_messages.go and handlers_receipts.go the route handlers;
-// encoding.go the JSON and query-parameter helpers and the streamed
-// message reply; client.go and client_messages.go the Client. serve.go
-// assembles a running server (Service: broker, Server, metrics, listener),
-// what spool serve and the bench run; listener.go holds its connection
-// cap.
+// Layout: server.go holds Config, Server and the middleware (auth, error
+// replies, metrics); routetable.go the routing table (each route's
+// method, pattern, query parameters and purpose) with the query check
+// and the 405 reply built from it; accesslog.go the access log and the
+// refused-token warnings; handlers_queues.go, handlers_messages.go and
+// handlers_receipts.go the route handlers; encoding.go the JSON and
+// query-parameter helpers, the API-worded JSON errors and the streamed
+// message reply; metrics.go /metrics; version.go the build information
+// (Build, ReadBuild); client.go and client_messages.go the Client.
+// serve.go assembles a running server (Service: broker, Server, metrics,
+// listener), what spool serve and the bench run; listener.go holds its
+// connection cap.
 //
 // Service is the only place a running server is put together, so a new
 // listener (TLS, h2c) is added once for spool serve, spool bench and the
@@ -29,7 +33,10 @@
 // flight get 3 s to finish, connections still busy are cut and their
 // handlers get 3 s more, and the queues are fsynced and closed last. An
 // explicit connection cap that does not fit the open-file limit fails
-// Open; the default cap is lowered to fit, with a warning. Hooks a caller
+// Open; the default cap is lowered to fit, with a warning. Open listens
+// before it opens the data directory, so a busy port fails with nothing
+// created or opened (the cap, which needs the queues' open-file count, is
+// put on the listener after). Hooks a caller
 // sets in ServiceConfig.Queue run after the metrics have counted.
 //
 // Decisions the design left open:
@@ -47,4 +54,49 @@
 //   - 5xx replies carry a fixed message; the real error goes to the log.
 //   - --max-disk compares the data directory's size, refreshed every
 //     second, with the quota before each enqueue (507 past it).
+//   - A query parameter a route does not take is refused (400, naming it
+//     and the ones the route takes), as unknown JSON fields are: ?mx=10
+//     would otherwise be a receive of one. A malformed query string is
+//     refused too. A request to a missing queue is still 404 first.
+//   - A wrong method on a known path is 405 with Allow (the router's)
+//     and a message naming each call on that path ("to delete a queue,
+//     POST /v1/queues/q/delete" for DELETE): a REST habit tries DELETE
+//     and PUT first.
+//   - JSON errors name the field in API terms and what it takes
+//     ("visibility_timeout must be a string like "30s", not a number",
+//     "messages[1].delay ...", an unknown field with the fields the body
+//     takes), never Go's types. Anything after the body's value, even a
+//     stray "}", is refused.
+//   - JSON is written without HTML escaping (<, > and & as they are):
+//     no reply is pasted into HTML, and "Bearer \u003ctoken\u003e"
+//     helped no one.
+//   - A full queue's 429 carries the queue's own words (how many it
+//     holds, of how many, how many did not fit) and what to do about it.
+//   - Create and update accept a dead-letter queue that does not exist
+//     (it may be created next) but say so: "warnings" in the reply
+//     (absent when empty) and a WARN line, since until it exists dead
+//     messages stay in the queue.
+//   - Message JSON has "ready_at" for a delayed message and "lease_ends"
+//     for a leased one (RFC 3339, UTC), in peek and dead listings and in
+//     receive replies too (a worker learns its deadline).
+//   - /metrics has # HELP and # TYPE for every family. The TYPE of the
+//     Go runtime and process families is the metrics library's (through
+//     its process-wide metrics.ExposeMetadata); their help texts are
+//     ours, as the library writes none. Where the library's names or
+//     types fail promtool's lint they are mended: go_cgo_calls_count,
+//     go_gc_forced_count and go_cpu_count become go_cgo_calls_total,
+//     go_gc_forced_total and go_cpus, and the process_io_*_total
+//     families are typed counter. The test runs promtool check metrics.
+//   - spool_queue_oldest_ready_age_seconds is measured by the broker's
+//     clock (Config.Now), so it agrees with enqueued_at.
+//   - The access log is at DEBUG: one "api: request" line per request
+//     with method, route pattern (never the raw path or query, so names
+//     and ids stay out and the lines group by route), status, took and
+//     queue. Bodies, headers and tokens are never logged. A refused
+//     token is a WARN with the remote address, route and reason, at most
+//     one a second (the next says how many were suppressed), so a
+//     scanner cannot fill the disk with them. GET /healthz goes through
+//     the same layer, so it is logged and counted like any route.
+//   - The 503 that ends a long poll at shutdown is expected: logged at
+//     DEBUG only.
 package api
