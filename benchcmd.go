@@ -15,7 +15,7 @@ func benchCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "one of: "+strings.Join(bench.Scenarios(), ", "))
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "requests in flight (one worker each)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time")
-	fs.IntVar(&cfg.Size, "size", cfg.Size, "message body bytes")
+	sizeVar(fs, &cfg.Size, "size", cfg.Size, "message body size (bytes, or like 4K)")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "messages per request in the *-batch scenarios")
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "in-process server's fsync policy: always, interval or none")
 	// --target, not --addr: SPOOL_ADDR, set for the client commands, must
@@ -37,12 +37,12 @@ so client and server share the CPUs; --target loads a running server.
 Examples:
   spool bench
   spool bench --scenario receive-ack --concurrency 64 --duration 30s
-  spool bench --scenario enqueue-batch --sync none --json
+  spool bench --scenario enqueue-batch --size 4K --sync none --json
   spool bench --target 127.0.0.1:7070 --pid "$(pidof spool)"
 `)
 	return func(args []string) error {
-		if len(args) > 0 {
-			return usageError{"bench takes no arguments"}
+		if err := noArgs(args, "bench"); err != nil {
+			return err
 		}
 		cfg.Baselines = !*noBaselines
 		cfg.Progress = env.stderr

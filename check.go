@@ -10,10 +10,15 @@ import (
 )
 
 func checkCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+	data := fs.String("data", defaultData, "the data directory to check when no DIR is given (as serve's --data)")
 	repair := fs.Bool("repair", false, "cut torn tails (writes that never completed) after saying which; nothing else is changed")
 	helpFor(fs, env, `Verify a data directory offline: every queue's config, every frame and
 record of its message log, every state-log entry and its snapshots. It
 needs no server, and refuses a directory a running server holds.
+
+The directory is DIR if given, else --data (SPOOL_DATA), which defaults
+to ./spool-data as serve's does: in the directory serve ran in, a plain
+'spool check' checks what it wrote.
 
 Per queue it prints the messages a server would load, by state (as the
 files say: a lease that ran out while no server ran still counts as
@@ -28,14 +33,21 @@ neither start-up nor --repair mends), 2 cannot check (unreadable, or held
 by a server).
 
 Examples:
-  spool check ./spool-data
+  spool check
   spool check --repair /var/lib/spool
+  SPOOL_DATA=/var/lib/spool spool check
 `)
 	return func(args []string) error {
-		if len(args) != 1 {
+		dir := *data
+		_, dataFromEnv := env.fromEnv["data"]
+		switch {
+		case len(args) > 1:
 			return usageError{fmt.Sprintf("check takes one data directory, got %q", args)}
+		case len(args) == 1 && fs.Changed("data") && !dataFromEnv && args[0] != *data:
+			return usageError{fmt.Sprintf("check got two data directories, %q and --data %q: give one", args[0], *data)}
+		case len(args) == 1: // DIR wins over SPOOL_DATA, as a flag would
+			dir = args[0]
 		}
-		dir := args[0]
 		rep, err := queue.Check(dir)
 		if err != nil {
 			return exitStatus{2, err}

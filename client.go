@@ -1,19 +1,19 @@
 package main
 
-// The client commands: each talks to a running server through api.Client.
+// The client commands, which talk to a running server through api.Client:
+// their shared flags, and the queue and operator commands (the message
+// commands are in messages.go).
 
 import (
-	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/spoolq/spool/api"
-	"github.com/spoolq/spool/queue"
 )
 
 // clientFlags are the flags every client command takes.
@@ -23,8 +23,8 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:7070", "server address (host:port or URL)")
-	fs.StringVar(&c.token, "token", "", "bearer token, if the server wants one")
+	addrVar(fs, &c.addr, true, "addr", "127.0.0.1:7070", "the server to talk to, or its URL (env SPOOL_ADDR)")
+	fs.StringVar(&c.token, "token", "", "bearer token, if the server wants one (env SPOOL_TOKEN)")
 }
 
 func (c *clientFlags) client() *api.Client {
@@ -36,6 +36,13 @@ func oneQueue(args []string, name string) (string, error) {
 		return "", usageError{fmt.Sprintf("%s takes exactly one queue name, got %q", name, args)}
 	}
 	return args[0], nil
+}
+
+func noArgs(args []string, name string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("%s takes no arguments, got %q", name, args)}
+	}
+	return nil
 }
 
 func createCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
@@ -98,8 +105,8 @@ func queuesCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	c.register(fs)
 	helpFor(fs, env, "List the queues with their message counts.\n\nExample:\n  spool queues\n")
 	return func(args []string) error {
-		if len(args) > 0 {
-			return usageError{"queues takes no arguments"}
+		if err := noArgs(args, "queues"); err != nil {
+			return err
 		}
 		qs, err := c.client().ListQueues(env.ctx)
 		if err != nil {
@@ -143,207 +150,117 @@ func statsCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	}
 }
 
-// sendBatchSize is how many stdin lines `send --batch` puts in one request.
-const sendBatchSize = 500
+// queueActions are the commands that act on a whole queue with one POST
+// and no reply to show but that it happened.
+var queueActions = map[string]struct {
+	help string
+	done string
+	do   func(*api.Client, context.Context, string) error
+}{
+	"purge": {`Remove every message of a queue (ready, delayed, leased and dead) and
+keep the queue and its settings. Leases held on it become stale receipts.
 
-func sendCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
-	var c clientFlags
-	c.register(fs)
-	delay := fs.Duration("delay", 0, "deliver no sooner than this")
-	batch := fs.Bool("batch", false, "send each line of stdin as its own message, in batches")
-	helpFor(fs, env, `Enqueue a message: the BODY argument, or stdin if it is - or missing.
-Prints the new message's id (one per line with --batch).
+Example:
+  spool purge emails
+`, "purged", (*api.Client).PurgeQueue},
+	"delete": {`Delete a queue: its settings and every message, for good. Nothing asks
+first; 'spool stats QUEUE' shows what it holds.
 
-Examples:
-  spool send emails '{"to":"ada@example.com"}'
-  spool send emails < job.json
-  spool send emails --delay 10m 'remind me'
-  seq 1 1000 | spool send numbers --batch
-`)
-	return func(args []string) error {
-		if len(args) < 1 || len(args) > 2 {
-			return usageError{fmt.Sprintf("send takes a queue name and an optional body, got %q", args)}
-		}
-		name, cl := args[0], c.client()
-		if *batch {
-			if len(args) == 2 {
-				return usageError{"send --batch reads its messages from stdin, not from an argument"}
-			}
-			return sendLines(env, cl, name, *delay)
-		}
-		var body []byte
-		if len(args) == 2 && args[1] != "-" {
-			body = []byte(args[1])
-		} else {
-			var err error
-			if body, err = io.ReadAll(env.stdin); err != nil {
-				return fmt.Errorf("reading stdin: %w", err)
-			}
-		}
-		id, err := cl.Send(env.ctx, name, body, *delay)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(env.stdout, id)
-		return nil
-	}
+Example:
+  spool delete emails
+`, "deleted", (*api.Client).DeleteQueue},
 }
 
-func sendLines(env *cmdEnv, cl *api.Client, name string, delay time.Duration) error {
-	sc := bufio.NewScanner(env.stdin)
-	sc.Buffer(make([]byte, 64<<10), queue.DefaultMaxMessageBytes+1)
-	var msgs []api.NewMessage
-	flush := func() error {
-		if len(msgs) == 0 {
-			return nil
-		}
-		ids, err := cl.SendBatch(env.ctx, name, msgs)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			fmt.Fprintln(env.stdout, id)
-		}
-		msgs = msgs[:0]
-		return nil
-	}
-	for sc.Scan() {
-		line := sc.Text()
-		m := api.NewMessage{Body: &line}
-		if delay > 0 {
-			m.Delay = delay.String()
-		}
-		msgs = append(msgs, m)
-		if len(msgs) == sendBatchSize {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading stdin: %w", err)
-	}
-	return flush()
-}
-
-func recvCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
-	var c clientFlags
-	c.register(fs)
-	maxN := fs.Int("max", 1, "most messages to receive")
-	wait := fs.Duration("wait", 0, "wait this long for a message (long poll, up to the server's --max-wait)")
-	vis := fs.Duration("visibility", 0, "lease length (default: the queue's)")
-	ack := fs.Bool("ack", false, "ack each message once printed")
-	asJSON := fs.Bool("json", false, "print messages as JSON (with receipts), one per line")
-	helpFor(fs, env, `Receive (lease) messages and print their bodies, one per line. Without
---ack, each message's receipt goes to stderr as "receipt ID.ATTEMPT" so
-you can ack it later; unacked messages come back when their lease ends.
-Prints nothing (exit 0) when no message is ready.
-
-Examples:
-  spool recv emails --ack
-  spool recv emails --max 10 --wait 20s --json
-  spool ack emails "$(spool recv emails 2>&1 >/dev/null | cut -d' ' -f2)"
-`)
-	return func(args []string) error {
-		name, err := oneQueue(args, "recv")
-		if err != nil {
-			return err
-		}
-		cl := c.client()
-		msgs, err := cl.Receive(env.ctx, name, api.ReceiveOptions{Max: *maxN, Wait: *wait, Visibility: *vis})
-		if err != nil {
-			return err
-		}
-		var receipts []string
-		for _, m := range msgs {
-			if *asJSON {
-				if err := printJSON(env.stdout, m); err != nil {
-					return err
-				}
-			} else {
-				body, err := api.Body(m)
-				if err != nil {
-					return err
-				}
-				env.stdout.Write(append(body, '\n'))
-				if !*ack {
-					fmt.Fprintf(env.stderr, "receipt %s\n", m.Receipt)
-				}
-			}
-			receipts = append(receipts, m.Receipt)
-		}
-		if *ack && len(receipts) > 0 {
-			results, err := cl.Ack(env.ctx, name, receipts...)
-			if err != nil {
-				return fmt.Errorf("ack: %w", err)
-			}
-			return resultsError(results)
-		}
-		return nil
-	}
-}
-
-func receiptCommand(kind string) command {
+func queueActionCommand(kind string) command {
 	return func(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 		var c clientFlags
 		c.register(fs)
-		var front bool
-		var delay, vis time.Duration
-		switch kind {
-		case "nack":
-			fs.BoolVar(&front, "front", false, "put the messages at the front of the queue (default: the back)")
-			fs.DurationVar(&delay, "delay", 0, "make them ready again only after this")
-		case "extend":
-			fs.DurationVar(&vis, "visibility", 0, "new lease length from now (default: the queue's)")
-		}
-		helpFor(fs, env, fmt.Sprintf(`%s leased messages by their receipts (ID.ATTEMPT, as recv prints them).
-Prints one line per receipt; exits 1 if any failed (a stale receipt means
-the lease ran out and the message may have gone to someone else).
-
-Example:
-  spool %s emails 42.1 43.1
-`, strings.ToUpper(kind[:1])+kind[1:], kind))
+		action := queueActions[kind]
+		helpFor(fs, env, action.help)
 		return func(args []string) error {
-			if len(args) < 2 {
-				return usageError{fmt.Sprintf("%s takes a queue name and at least one receipt", kind)}
-			}
-			name, receipts, cl := args[0], args[1:], c.client()
-			var results []api.Result
-			var err error
-			switch kind {
-			case "ack":
-				results, err = cl.Ack(env.ctx, name, receipts...)
-			case "nack":
-				results, err = cl.Nack(env.ctx, name, api.NackOptions{Front: front, Delay: delay}, receipts...)
-			case "extend":
-				results, err = cl.Extend(env.ctx, name, vis, receipts...)
-			}
+			name, err := oneQueue(args, kind)
 			if err != nil {
 				return err
 			}
-			for _, r := range results {
-				if r.OK {
-					fmt.Fprintf(env.stdout, "%s ok\n", r.Receipt)
-				} else {
-					fmt.Fprintf(env.stdout, "%s %s\n", r.Receipt, r.Err())
-				}
+			if err := action.do(c.client(), env.ctx, name); err != nil {
+				return err
 			}
-			return resultsError(results)
+			fmt.Fprintln(env.stdout, action.done, name)
+			return nil
 		}
 	}
 }
 
-func resultsError(results []api.Result) error {
-	failed := 0
-	for _, r := range results {
-		if !r.OK {
-			failed++
+func redriveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+	var c clientFlags
+	c.register(fs)
+	limit := fs.Int("limit", 0, "redrive at most this many, oldest first (0: all)")
+	helpFor(fs, env, `Move a queue's dead messages back to ready, with their attempts reset,
+and print how many moved. 'spool dead QUEUE' lists them first.
+
+Examples:
+  spool redrive emails
+  spool redrive emails --limit 10
+`)
+	return func(args []string) error {
+		name, err := oneQueue(args, "redrive")
+		if err != nil {
+			return err
 		}
+		n, err := c.client().Redrive(env.ctx, name, *limit)
+		if err != nil {
+			return err
+		}
+		noun := "messages"
+		if n == 1 {
+			noun = "message"
+		}
+		fmt.Fprintf(env.stdout, "redrove %d dead %s of %s to ready\n", n, noun, name)
+		return nil
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d receipts failed", failed, len(results))
+}
+
+func healthCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+	var c clientFlags
+	c.register(fs)
+	helpFor(fs, env, `Ask the server whether it is up (GET /healthz, which needs no token):
+print "ok" and exit 0 if it answers, else say why and exit 1. For
+scripts, container health checks and systemd.
+
+Example:
+  spool health --addr 127.0.0.1:7070
+`)
+	return func(args []string) error {
+		if err := noArgs(args, "health"); err != nil {
+			return err
+		}
+		if err := c.client().Health(env.ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stdout, "ok")
+		return nil
 	}
-	return nil
+}
+
+func metricsCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+	var c clientFlags
+	c.register(fs)
+	helpFor(fs, env, `Print the server's metrics (GET /metrics) in the Prometheus text format.
+
+Example:
+  spool metrics | grep '^spool_messages'
+`)
+	return func(args []string) error {
+		if err := noArgs(args, "metrics"); err != nil {
+			return err
+		}
+		text, err := c.client().Metrics(env.ctx)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(env.stdout, text)
+		return err
+	}
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +42,7 @@ func TestRun(t *testing.T) {
 		{"no command prints usage and fails", nil, nil, "no command given", 2, "Usage:"},
 		{"unknown command is a usage error", []string{"frobnicate"}, nil, `unknown command "frobnicate"`, 2, "Usage:"},
 		{"help succeeds", []string{"help"}, nil, "", 0, "spool serve"},
-		{"serve --help explains durability", []string{"serve", "--help"}, nil, "help requested", 2, "--sync=interval"},
+		{"serve --help explains durability", []string{"serve", "--help"}, nil, "", 0, "--sync=interval"},
 		{"serve rejects unknown flags", []string{"serve", "--nope"}, nil, "unknown flag", 2, ""},
 		{"serve rejects arguments", []string{"serve", "extra"}, nil, "serve takes no arguments", 2, ""},
 		{"serve refuses a public address without a token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, "--allow-anonymous", 2, ""},
@@ -48,7 +50,7 @@ func TestRun(t *testing.T) {
 		{"serve refuses a bad log level", []string{"serve", "--log-level", "loud"}, nil, "--log-level", 2, ""},
 		{"env vars mirror flags", []string{"serve"}, map[string]string{"SPOOL_SYNC": "sometimes"}, "--sync", 2, ""},
 		{"a bad env value is a usage error", []string{"serve"}, map[string]string{"SPOOL_MAX_BATCH": "many"}, "SPOOL_MAX_BATCH", 2, ""},
-		{"serve --help explains the connection cap", []string{"serve", "--help"}, nil, "help requested", 2, "ulimit -n"},
+		{"serve --help explains the connection cap", []string{"serve", "--help"}, nil, "", 0, "ulimit -n"},
 		{"serve refuses a token with trailing white space", serve("--token", "abc "), nil, "white space", 2, ""},
 		{"serve refuses a token with leading white space", serve("--token", " abc"), nil, "white space", 2, ""},
 		{"serve refuses a token ending in a newline from the environment", serve(), map[string]string{"SPOOL_TOKEN": "abc\n"}, "white space", 2, ""},
@@ -58,6 +60,28 @@ func TestRun(t *testing.T) {
 		{"serve refuses a non-ASCII token", serve("--token", "abcé"), nil, "control or non-ASCII", 2, ""},
 		{"serve refuses a zero connection cap", serve("--max-connections", "0"), nil, "--max-connections", 2, ""},
 		{"serve refuses a connection cap over the open-file limit", serve("--max-connections", "100000000"), nil, "ulimit -n", 2, ""},
+		{"an env error names the variable, not only the flag", []string{"serve"}, map[string]string{"SPOOL_SYNC": "sometimes"}, "SPOOL_SYNC", 2, ""},
+		{"an env log level names the variable", serve(), map[string]string{"SPOOL_LOG_LEVEL": "loud"}, "SPOOL_LOG_LEVEL", 2, ""},
+		{"an env value out of range names the variable", serve(), map[string]string{"SPOOL_MAX_BATCH": "0"}, "SPOOL_MAX_BATCH (for --max-batch) must be positive", 2, ""},
+		{"a flag value out of range names the flag", serve("--max-batch", "0"), nil, "--max-batch must be positive", 2, ""},
+		{"sizes take units", serve("--max-disk", "1G", "--min-free", "512M", "--max-message-bytes", "1M"), nil, "", 0, ""},
+		{"sizes take plain bytes", serve("--max-disk", "1073741824", "--min-free", "0"), nil, "", 0, ""},
+		{"env sizes take units", serve(), map[string]string{"SPOOL_MAX_DISK": "10GiB", "SPOOL_MIN_FREE": "1MB"}, "", 0, ""},
+		{"a junk size names the flag", serve("--max-disk", "lots"), nil, `--max-disk "lots": want a size`, 2, ""},
+		{"a junk env size names the variable", serve(), map[string]string{"SPOOL_MIN_FREE": "1.5G"}, `SPOOL_MIN_FREE="1.5G" (for --min-free): want a size`, 2, ""},
+		{"serve --help documents the units", []string{"serve", "--help"}, nil, "", 0, "K, M, G or T"},
+		{"serve refuses a bare port with the fix", []string{"serve", "--addr", "17075"}, nil, "want host:port, e.g. 127.0.0.1:17075 or :17075", 2, ""},
+		{"a client command refuses a bare port with the fix", []string{"queues", "--addr", "17075"}, nil, "127.0.0.1:17075", 2, ""},
+		{"serve does not listen where SPOOL_ADDR, the client commands' address, points",
+			[]string{"serve", "--data", data}, map[string]string{"SPOOL_ADDR": "0.0.0.0:0", "SPOOL_LISTEN": "127.0.0.1:0"}, "", 0, "serve ignores SPOOL_ADDR"},
+		{"serve listens where SPOOL_LISTEN points", []string{"serve", "--data", data}, map[string]string{"SPOOL_LISTEN": "0.0.0.0:0"}, "SPOOL_LISTEN", 2, ""},
+		{"serve --help names its listen variable", []string{"serve", "--help"}, nil, "", 0, "SPOOL_LISTEN"},
+		{"a number flag says it wants a number", serve("--max-batch", "many"), nil, `--max-batch "many": must be an integer`, 2, ""},
+		{"recv --help says how long a long poll may be", []string{"recv", "--help"}, nil, "", 0, "--max-wait, 20s"},
+		{"version prints the Go version", []string{"version"}, nil, "", 0, runtime.Version()},
+		{"--version prints the version", []string{"--version"}, nil, "", 0, "spool "},
+		{"a global flag before a command without it is refused", []string{"--addr", "127.0.0.1:7070", "check"}, nil, "--addr is not a flag of check", 2, ""},
+		{"help COMMAND is COMMAND --help", []string{"help", "send"}, nil, "", 0, "seq 1 1000 | spool send numbers --batch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,7 +282,8 @@ func TestCLICommands(t *testing.T) {
 	}
 	must("", "send", "q", "second", "--delay", "0s")
 	body, receiptLine := must("", "recv", "q")
-	if body != "from stdin\n\n" {
+	// The body's own newline prints quoted, so one line is one message.
+	if body != `"from stdin\n"`+"\n" {
 		t.Fatalf("recv printed %q: stdin is sent byte for byte", body)
 	}
 	receipt := strings.TrimSpace(strings.TrimPrefix(receiptLine, "receipt "))
@@ -297,6 +322,59 @@ func TestCLICommands(t *testing.T) {
 	}
 	if _, _, err := cli("", "ack", "q"); exitCode(err) != 2 {
 		t.Fatalf("ack with no receipt = %v, want a usage error", err)
+	}
+
+	// The commands the HTTP API had and the CLI lacked: peek, fail, dead,
+	// redrive, purge, delete. Bodies with a newline or bytes that are not
+	// UTF-8 print quoted, one line each.
+	must("", "create", "m")
+	must("", "send", "m", "a\nb")
+	must("\xff\x00", "send", "m")
+	must("", "send", "m", "plain")
+	out, _ = must("", "peek", "m")
+	if lines := strings.Split(out, "\n"); len(lines) != 5 || !strings.HasPrefix(lines[0], "ID") ||
+		!strings.HasSuffix(lines[1], ` "a\nb"`) || !strings.HasSuffix(lines[2], ` "\xff\x00"`) || !strings.HasSuffix(lines[3], " plain") {
+		t.Fatalf("peek printed %q, want a header and one line per message", out)
+	}
+	out, _ = must("", "peek", "m", "--after", "1", "--limit", "1", "--json")
+	var peeked api.Message
+	if err := json.Unmarshal([]byte(out), &peeked); err != nil || peeked.ID != "2" || peeked.BodyBase64 == nil || *peeked.BodyBase64 != "/wA=" {
+		t.Fatalf("peek --after 1 --limit 1 --json printed %q (%v)", out, err)
+	}
+	out, _ = must("", "recv", "m", "--max", "3")
+	if out != `"a\nb"`+"\n"+`"\xff\x00"`+"\nplain\n" {
+		t.Fatalf("recv printed %q", out)
+	}
+	if out, _ = must("", "fail", "m", "1.1", "2.1"); out != "1.1 ok\n2.1 ok\n" {
+		t.Fatalf("fail printed %q", out)
+	}
+	out, _ = must("", "dead", "m")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[1], "dead") || !strings.HasSuffix(lines[1], ` "a\nb"`) {
+		t.Fatalf("dead printed %q", out)
+	}
+	if out, _ = must("", "redrive", "m", "--limit", "1"); out != "redrove 1 dead message of m to ready\n" {
+		t.Fatalf("redrive printed %q", out)
+	}
+	if out, _ = must("", "stats", "m"); !strings.Contains(out, "dead                1") || !strings.Contains(out, "ready               1") {
+		t.Fatalf("after failing two and redriving one, stats printed %q", out)
+	}
+	if out, _ = must("", "purge", "m"); out != "purged m\n" {
+		t.Fatalf("purge printed %q", out)
+	}
+	if out, _ = must("", "peek", "m"); strings.Count(out, "\n") != 1 {
+		t.Fatalf("peek after purge printed %q, want only the header", out)
+	}
+	if out, _ = must("", "delete", "m"); out != "deleted m\n" {
+		t.Fatalf("delete printed %q", out)
+	}
+	if _, _, err := cli("", "stats", "m"); !errors.Is(err, queue.ErrQueueNotFound) {
+		t.Fatalf("stats after delete = %v, want queue_not_found", err)
+	}
+	if out, _ = must("", "health"); out != "ok\n" {
+		t.Fatalf("health printed %q", out)
+	}
+	if out, _ = must("", "metrics"); !strings.Contains(out, "# TYPE spool_") {
+		t.Fatalf("metrics printed %q", out)
 	}
 }
 
@@ -395,5 +473,44 @@ func TestCheckCommand(t *testing.T) {
 	b.Close()
 	if _, err = check(filepath.Join(data, "missing")); exitCode(err) != 2 {
 		t.Fatalf("check of a missing directory = %v (exit %d), want exit 2", err, exitCode(err))
+	}
+}
+
+// TestCheckDefaultsToTheDataDirectory checks that a plain spool check
+// checks what a plain spool serve wrote: --data, SPOOL_DATA, else
+// ./spool-data.
+func TestCheckDefaultsToTheDataDirectory(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, data := range []string{"spool-data", "elsewhere"} {
+		b, err := queue.Open(filepath.Join(dir, data), queue.Options{MaintenanceInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.Create("in-"+data, queue.ConfigUpdate{}); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	cases := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantCode int
+		want     string
+	}{
+		{"no argument checks ./spool-data, serve's default", []string{"check"}, nil, 0, "in-spool-data"},
+		{"--data names the directory", []string{"check", "--data", "elsewhere"}, nil, 0, "in-elsewhere"},
+		{"SPOOL_DATA names the directory", []string{"check"}, map[string]string{"SPOOL_DATA": "elsewhere"}, 0, "in-elsewhere"},
+		{"DIR wins over SPOOL_DATA", []string{"check", "spool-data"}, map[string]string{"SPOOL_DATA": "elsewhere"}, 0, "in-spool-data"},
+		{"DIR and a different --data are refused", []string{"check", "--data", "elsewhere", "spool-data"}, nil, 2, "two data directories"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runAsMain(t, tc.env, tc.args...)
+			if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("spool %q exited %d, want %d and %q in:\n%s%s", tc.args, code, tc.wantCode, tc.want, out, errOut)
+			}
+		})
 	}
 }

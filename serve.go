@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -35,11 +36,25 @@ type serveFlags struct {
 	logFormat         string
 }
 
+// Defaults that other commands share: check reads the same data
+// directory, and recv's help states the same long-poll bound.
+const (
+	defaultData    = "./spool-data"
+	defaultMaxWait = 20 * time.Second
+)
+
 const serveHelp = `Run the spool server.
 
 With no flags it listens on 127.0.0.1:7070 and keeps its data in
 ./spool-data. Every flag can also be set by an environment variable:
---max-batch is SPOOL_MAX_BATCH, and so on.
+--max-batch is SPOOL_MAX_BATCH, and so on, except --addr, which is
+SPOOL_LISTEN: SPOOL_ADDR is the address the client commands call, so
+exporting it for them never moves the server. A flag given on the command
+line wins over its variable.
+
+Sizes (--max-message-bytes, --max-disk, --min-free) are bytes, or a
+number with K, M, G or T (powers of 1024), optionally followed by iB or B:
+1048576, 1M and 1MiB are the same.
 
 Durability (--sync):
   always    (default) every 2xx for enqueue, ack, nack, fail, purge or a
@@ -72,25 +87,25 @@ Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
 Examples:
   spool serve
   spool serve --addr 0.0.0.0:7070 --token "$(cat /etc/spool/token)"
-  SPOOL_DATA=/var/lib/spool SPOOL_SYNC=interval spool serve
-
-Flags:
+  spool serve --max-disk 10G --min-free 512M --max-message-bytes 1M
+  SPOOL_DATA=/var/lib/spool SPOOL_LISTEN=:7070 SPOOL_SYNC=interval spool serve
 `
 
 func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	var f serveFlags
-	fs.Usage = func() { fmt.Fprint(env.stderr, serveHelp+fs.FlagUsages()) }
-	fs.StringVar(&f.addr, "addr", "127.0.0.1:7070", "address to listen on")
-	fs.StringVar(&f.data, "data", "./spool-data", "data directory")
+	helpFor(fs, env, serveHelp)
+	addrVar(fs, &f.addr, false, "addr", "127.0.0.1:7070", "address to listen on (env SPOOL_LISTEN, not SPOOL_ADDR: see above)")
+	fs.SetAnnotation("addr", envAnnotation, []string{"SPOOL_LISTEN"})
+	fs.StringVar(&f.data, "data", defaultData, "data directory")
 	fs.StringVar(&f.token, "token", "", "require Authorization: Bearer <token> (all routes but /healthz)")
 	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "allow listening on a non-loopback address without --token")
 	fs.StringVar(&f.sync, "sync", "always", "fsync policy: always, interval or none (see above)")
 	fs.DurationVar(&f.syncInterval, "sync-interval", queue.DefaultSyncInterval, "fsync period for --sync=interval")
-	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", queue.DefaultMaxMessageBytes, "largest message body in bytes")
+	sizeVar(fs, &f.maxMessageBytes, "max-message-bytes", queue.DefaultMaxMessageBytes, "largest message body (a size, see above)")
 	fs.IntVar(&f.maxBatch, "max-batch", 1000, "most messages per batch enqueue, receive or receipt call")
-	fs.DurationVar(&f.maxWait, "max-wait", 20*time.Second, "longest long-poll wait a receive may ask for")
-	fs.Int64Var(&f.maxDisk, "max-disk", 0, "disk quota for the data directory in bytes; enqueues beyond it get 507 (0: none)")
-	fs.Int64Var(&f.minFree, "min-free", 32<<20, "free bytes kept in reserve: enqueues get 507 below it, so acks still work on a full disk (0: none)")
+	fs.DurationVar(&f.maxWait, "max-wait", defaultMaxWait, "longest long-poll wait a receive may ask for")
+	sizeVar(fs, &f.maxDisk, "max-disk", 0, "disk quota for the data directory; enqueues beyond it get 507 (0: none)")
+	sizeVar(fs, &f.minFree, "min-free", 32<<20, "free space kept in reserve: enqueues get 507 below it, so acks still work on a full disk (0: none)")
 	fs.IntVar(&f.maxConnections, "max-connections", api.DefaultMaxConnections, "most client connections open at once; more get 503 (see above)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -103,10 +118,11 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	}
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+// newLogger builds serve's logger; flagRef names the flags in errors.
+func newLogger(w io.Writer, level, format string, flagRef func(string) string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
+		return nil, usageError{fmt.Sprintf("%s %q: want debug, info, warn or error", flagRef("log-level"), level)}
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -115,7 +131,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, usageError{fmt.Sprintf("--log-format %q: want text or json", format)}
+	return nil, usageError{fmt.Sprintf("%s %q: want text or json", flagRef("log-format"), format)}
 }
 
 // checkToken refuses a token no client could present. HTTP strips white
@@ -136,40 +152,55 @@ func checkToken(token string) error {
 }
 
 // checkExposure refuses to serve beyond loopback without a token: an open
-// queue on a public address is a gift to anyone who finds it.
-func checkExposure(addr, token string, allowAnonymous bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usageError{fmt.Sprintf("--addr %q: %v", addr, err)}
-	}
+// queue on a public address is a gift to anyone who finds it. addr is in
+// host:port form (addrValue checked it); ref names where it came from.
+func checkExposure(addr, ref, token string, allowAnonymous bool) error {
+	host, _, _ := net.SplitHostPort(addr)
 	if token != "" || allowAnonymous || host == "localhost" {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return usageError{fmt.Sprintf("refusing to listen on %s without a token: set --token (or SPOOL_TOKEN) so clients must authenticate, or pass --allow-anonymous if the network is trusted", addr)}
+	return usageError{fmt.Sprintf("refusing to listen on %s (%s) without a token: set --token (or SPOOL_TOKEN) so clients must authenticate, or pass --allow-anonymous if the network is trusted", addr, ref)}
 }
 
 // serve checks the flags, runs an api.Service until env.ctx is done (or
 // its listener fails) and stops it in order.
 func serve(env *cmdEnv, f serveFlags) error {
-	logger, err := newLogger(env.stderr, f.logLevel, f.logFormat)
+	logger, err := newLogger(env.stderr, f.logLevel, f.logFormat, env.flagRef)
 	if err != nil {
 		return err
 	}
 	policy, err := queue.ParseSyncPolicy(f.sync)
 	if err != nil {
-		return usageError{"--sync: " + err.Error()}
+		return usageError{env.flagRef("sync") + ": " + err.Error()}
 	}
 	if err := checkToken(f.token); err != nil {
 		return err
 	}
-	if err := checkExposure(f.addr, f.token, f.allowAnonymous); err != nil {
+	if err := checkExposure(f.addr, env.flagRef("addr"), f.token, f.allowAnonymous); err != nil {
 		return err
 	}
-	if f.maxMessageBytes <= 0 || f.maxBatch <= 0 || f.maxConnections <= 0 || f.maxWait < 0 || f.maxDisk < 0 || f.minFree < 0 || f.syncInterval <= 0 {
-		return usageError{"--max-message-bytes, --max-batch, --max-connections and --sync-interval must be positive; --max-wait, --max-disk and --min-free not negative"}
+	for _, c := range []struct {
+		flag string
+		bad  bool
+		want string
+	}{
+		{"max-message-bytes", f.maxMessageBytes <= 0, "positive"},
+		{"max-batch", f.maxBatch <= 0, "positive"},
+		{"max-connections", f.maxConnections <= 0, "positive"},
+		{"sync-interval", f.syncInterval <= 0, "positive"},
+		{"max-wait", f.maxWait < 0, "0 or more"}, // sizes cannot be negative: sizeValue refuses a sign
+	} {
+		if c.bad {
+			return usageError{fmt.Sprintf("%s must be %s", env.flagRef(c.flag), c.want)}
+		}
+	}
+	// An upgrade from when serve read SPOOL_ADDR must not move a server
+	// without a word: a unit file that set it now listens elsewhere.
+	if v, ok := os.LookupEnv("SPOOL_ADDR"); ok && v != f.addr {
+		logger.Warn("spool: serve ignores SPOOL_ADDR, the address the client commands call; set SPOOL_LISTEN or --addr for the server's", "SPOOL_ADDR", v, "addr", f.addr)
 	}
 	svc, err := api.Open(f.data, api.ServiceConfig{
 		Addr: f.addr,

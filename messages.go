@@ -1,0 +1,340 @@
+package main
+
+// The message commands: send, recv, the receipt commands and the
+// listings (peek, dead), with the one way they print a message.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/pflag"
+
+	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/queue"
+)
+
+// sendBatchSize is how many stdin lines `send --batch` puts in one request.
+const sendBatchSize = 500
+
+func sendCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+	var c clientFlags
+	c.register(fs)
+	delay := fs.Duration("delay", 0, "deliver no sooner than this")
+	batch := fs.Bool("batch", false, "send each line of stdin as its own message, in batches")
+	helpFor(fs, env, `Enqueue a message: the BODY argument, or stdin if it is - or missing.
+Prints the new message's id (one per line with --batch).
+
+Examples:
+  spool send emails '{"to":"ada@example.com"}'
+  spool send emails < job.json
+  spool send emails --delay 10m 'remind me'
+  seq 1 1000 | spool send numbers --batch
+`)
+	return func(args []string) error {
+		if len(args) < 1 || len(args) > 2 {
+			return usageError{fmt.Sprintf("send takes a queue name and an optional body, got %q", args)}
+		}
+		name, cl := args[0], c.client()
+		if *batch {
+			if len(args) == 2 {
+				return usageError{"send --batch reads its messages from stdin, not from an argument"}
+			}
+			return sendLines(env, cl, name, *delay)
+		}
+		var body []byte
+		if len(args) == 2 && args[1] != "-" {
+			body = []byte(args[1])
+		} else {
+			var err error
+			if body, err = io.ReadAll(env.stdin); err != nil {
+				return fmt.Errorf("reading stdin: %w", err)
+			}
+		}
+		id, err := cl.Send(env.ctx, name, body, *delay)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stdout, id)
+		return nil
+	}
+}
+
+func sendLines(env *cmdEnv, cl *api.Client, name string, delay time.Duration) error {
+	sc := bufio.NewScanner(env.stdin)
+	sc.Buffer(make([]byte, 64<<10), queue.DefaultMaxMessageBytes+1)
+	var msgs []api.NewMessage
+	flush := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		ids, err := cl.SendBatch(env.ctx, name, msgs)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			fmt.Fprintln(env.stdout, id)
+		}
+		msgs = msgs[:0]
+		return nil
+	}
+	for sc.Scan() {
+		line := sc.Text()
+		m := api.NewMessage{Body: &line}
+		if delay > 0 {
+			m.Delay = delay.String()
+		}
+		msgs = append(msgs, m)
+		if len(msgs) == sendBatchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading stdin: %w", err)
+	}
+	return flush()
+}
+
+// bodyFormat documents, for --help, how recv, peek and dead print a body.
+const bodyFormat = `A body prints as it is when it is one line of printable UTF-8 text not
+starting with a double quote; any other body (a newline or tab in it,
+other control characters, bytes that are not UTF-8, or empty) prints
+Go-quoted on one line, like "a\nb" or "\xff\x00", so one line is always
+one message, and a line starting with " is always quoted (Go's
+strconv.Unquote gives the bytes back). --json prints each message whole
+instead, one JSON object per line, its bytes in "body" (UTF-8) or
+"body_base64" (anything else): spool recv QUEUE --json | jq -r .body`
+
+// bodyText returns body as bodyFormat says.
+func bodyText(body []byte) string {
+	if len(body) == 0 || body[0] == '"' || !utf8.Valid(body) {
+		return strconv.Quote(string(body))
+	}
+	for _, r := range string(body) {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(string(body))
+		}
+	}
+	return string(body)
+}
+
+// messageText returns m's body as bodyFormat says.
+func messageText(m api.Message) (string, error) {
+	body, err := api.Body(m)
+	if err != nil {
+		return "", err
+	}
+	return bodyText(body), nil
+}
+
+func recvCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+	var c clientFlags
+	c.register(fs)
+	maxN := fs.Int("max", 1, "most messages to receive")
+	wait := fs.Duration("wait", 0, fmt.Sprintf("long poll: wait up to this long for a message (at most the server's --max-wait, %s by default)", defaultMaxWait))
+	vis := fs.Duration("visibility", 0, "lease length (default: the queue's)")
+	ack := fs.Bool("ack", false, "ack each message once printed")
+	asJSON := fs.Bool("json", false, "print messages as JSON (with receipts), one per line")
+	helpFor(fs, env, fmt.Sprintf(`Receive (lease) messages and print their bodies, one message per line.
+Without --ack, each message's receipt goes to stderr as "receipt
+ID.ATTEMPT" so you can ack it later; unacked messages come back when their
+lease ends. Prints nothing (exit 0) when no message is ready; --wait
+waits for one, up to the server's --max-wait (%s unless the server
+was started with another).
+
+%s
+
+Examples:
+  spool recv emails --ack
+  spool recv emails --max 10 --wait 20s --json
+  spool ack emails "$(spool recv emails 2>&1 >/dev/null | cut -d' ' -f2)"
+`, defaultMaxWait, bodyFormat))
+	return func(args []string) error {
+		name, err := oneQueue(args, "recv")
+		if err != nil {
+			return err
+		}
+		cl := c.client()
+		msgs, err := cl.Receive(env.ctx, name, api.ReceiveOptions{Max: *maxN, Wait: *wait, Visibility: *vis})
+		if err != nil {
+			return waitError(err, *wait)
+		}
+		var receipts []string
+		for _, m := range msgs {
+			if *asJSON {
+				if err := printJSON(env.stdout, m); err != nil {
+					return err
+				}
+			} else {
+				text, err := messageText(m)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(env.stdout, text)
+				if !*ack {
+					fmt.Fprintf(env.stderr, "receipt %s\n", m.Receipt)
+				}
+			}
+			receipts = append(receipts, m.Receipt)
+		}
+		if *ack && len(receipts) > 0 {
+			results, err := cl.Ack(env.ctx, name, receipts...)
+			if err != nil {
+				return fmt.Errorf("ack: %w", err)
+			}
+			return resultsError(results)
+		}
+		return nil
+	}
+}
+
+// waitError says what the bound on --wait is when the server refused a
+// receive for its wait (the server's own text gives examples, "like 30s
+// or 5m", that may lie past that bound).
+func waitError(err error, wait time.Duration) error {
+	var ae *api.Error
+	if wait != 0 && errors.As(err, &ae) && ae.Code == api.CodeInvalidRequest && strings.Contains(ae.Message, "wait=") {
+		return usageError{fmt.Sprintf("--wait %s: the server allows long polls from 0s up to its --max-wait, %s unless it was started with another; wait less, and run recv again if nothing came", wait, defaultMaxWait)}
+	}
+	return err
+}
+
+// receiptHelp is each receipt command's summary.
+var receiptHelp = map[string]string{
+	"ack":    "Ack leased messages: they are done and never delivered again.",
+	"nack":   "Nack leased messages: back to the queue now (at the back, or --front),\nready again after --delay; one on its last attempt goes dead.",
+	"extend": "Extend leases: each deadline becomes now + --visibility, for work that\ntakes longer than planned.",
+	"fail":   "Fail leased messages: straight to dead (or the dead-letter queue), for\nwork that no retry can fix; 'spool redrive' brings them back.",
+}
+
+func receiptCommand(kind string) command {
+	return func(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+		var c clientFlags
+		c.register(fs)
+		var front bool
+		var delay, vis time.Duration
+		switch kind {
+		case "nack":
+			fs.BoolVar(&front, "front", false, "put the messages at the front of the queue (default: the back)")
+			fs.DurationVar(&delay, "delay", 0, "make them ready again only after this")
+		case "extend":
+			fs.DurationVar(&vis, "visibility", 0, "new lease length from now (default: the queue's)")
+		}
+		helpFor(fs, env, fmt.Sprintf(`%s
+Receipts are ID.ATTEMPT, as recv prints them. Prints one line per
+receipt; exits 1 if any failed (a stale receipt means the lease ran out
+and the message may have gone to someone else).
+
+Example:
+  spool %s emails 42.1 43.1
+`, receiptHelp[kind], kind))
+		return func(args []string) error {
+			if len(args) < 2 {
+				return usageError{fmt.Sprintf("%s takes a queue name and at least one receipt", kind)}
+			}
+			name, receipts, cl := args[0], args[1:], c.client()
+			var results []api.Result
+			var err error
+			switch kind {
+			case "ack":
+				results, err = cl.Ack(env.ctx, name, receipts...)
+			case "nack":
+				results, err = cl.Nack(env.ctx, name, api.NackOptions{Front: front, Delay: delay}, receipts...)
+			case "extend":
+				results, err = cl.Extend(env.ctx, name, vis, receipts...)
+			case "fail":
+				results, err = cl.Fail(env.ctx, name, receipts...)
+			}
+			if err != nil {
+				return err
+			}
+			for _, r := range results {
+				var ae *api.Error
+				if errors.As(r.Err(), &ae) {
+					fmt.Fprintf(env.stdout, "%s %s\n", r.Receipt, replyText(ae, false))
+				} else {
+					fmt.Fprintf(env.stdout, "%s ok\n", r.Receipt)
+				}
+			}
+			return resultsError(results)
+		}
+	}
+}
+
+// listHelp is each listing command's summary.
+var listHelp = map[string]string{
+	"peek": "List a queue's messages (ready, delayed and leased) without leasing\nthem, oldest first",
+	"dead": "List a queue's dead messages, oldest first ('spool redrive' returns\nthem to ready)",
+}
+
+// listCommand is peek or dead: one page of a listing, as a table.
+func listCommand(kind string) command {
+	return func(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+		var c clientFlags
+		c.register(fs)
+		after := fs.String("after", "", "start after this message id (page on with the last id shown)")
+		limit := fs.Int("limit", 0, fmt.Sprintf("most messages to list (default 100, at most %d)", queue.MaxList))
+		asJSON := fs.Bool("json", false, "print the messages as JSON, one per line")
+		helpFor(fs, env, fmt.Sprintf(`%s: one line per message, ID, STATE, ATTEMPTS,
+ENQUEUED and BODY, under a header line.
+
+%s
+
+Examples:
+  spool %[3]s emails
+  spool %[3]s emails --after 100 --limit 50 --json
+`, listHelp[kind], bodyFormat, kind))
+		return func(args []string) error {
+			name, err := oneQueue(args, kind)
+			if err != nil {
+				return err
+			}
+			cl := c.client()
+			list := cl.Peek
+			if kind == "dead" {
+				list = cl.Dead
+			}
+			msgs, err := list(env.ctx, name, *after, *limit)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				for _, m := range msgs {
+					if err := printJSON(env.stdout, m); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := newTable(env.stdout, "ID", "STATE", "ATTEMPTS", "ENQUEUED", "BODY")
+			for _, m := range msgs {
+				text, err := messageText(m)
+				if err != nil {
+					return err
+				}
+				tw.row(m.ID, m.State, m.Attempts, m.EnqueuedAt, text)
+			}
+			return tw.flush()
+		}
+	}
+}
+
+func resultsError(results []api.Result) error {
+	failed := 0
+	for _, r := range results {
+		if !r.OK {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d receipts failed", failed, len(results))
+	}
+	return nil
+}
