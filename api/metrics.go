@@ -49,13 +49,13 @@ var (
 		family
 		value func(queue.Stats) uint64
 	}{
-		{family{"spool_enqueued_total", "counter", "Messages enqueued into a queue since the server started."}, func(s queue.Stats) uint64 { return s.Enqueued }},
-		{family{"spool_acked_total", "counter", "Messages of a queue acked (done) since the server started."}, func(s queue.Stats) uint64 { return s.Acked }},
-		{family{"spool_nacked_total", "counter", "Leases of a queue nacked (returned to the queue) since the server started."}, func(s queue.Stats) uint64 { return s.Nacked }},
-		{family{"spool_expired_total", "counter", "Leases of a queue that ran out without an ack since the server started."}, func(s queue.Stats) uint64 { return s.Expired }},
-		{family{"spool_dead_total", "counter", "Messages of a queue that went dead (attempts used up, or failed) since the server started."}, func(s queue.Stats) uint64 { return s.Dead }},
-		{family{"spool_dead_lettered_total", "counter", "Dead messages moved from a queue to its dead-letter queue since the server started."}, func(s queue.Stats) uint64 { return s.DeadLettered }},
-		{family{"spool_removed_total", "counter", "Messages of a queue removed by its retention since the server started."}, func(s queue.Stats) uint64 { return s.Removed }},
+		{family{"spool_enqueued_total", "counter", "Messages enqueued into a queue since the server opened it."}, func(s queue.Stats) uint64 { return s.Enqueued }},
+		{family{"spool_acked_total", "counter", "Messages of a queue acked (done) since the server opened it."}, func(s queue.Stats) uint64 { return s.Acked }},
+		{family{"spool_nacked_total", "counter", "Leases of a queue nacked (returned to the queue) since the server opened it."}, func(s queue.Stats) uint64 { return s.Nacked }},
+		{family{"spool_expired_total", "counter", "Leases of a queue that ran out without an ack since the server opened it."}, func(s queue.Stats) uint64 { return s.Expired }},
+		{family{"spool_dead_total", "counter", "Messages of a queue that went dead (attempts used up, or failed) since the server opened it."}, func(s queue.Stats) uint64 { return s.Dead }},
+		{family{"spool_dead_lettered_total", "counter", "Dead messages moved from a queue to its dead-letter queue since the server opened it."}, func(s queue.Stats) uint64 { return s.DeadLettered }},
+		{family{"spool_removed_total", "counter", "Messages of a queue removed by its retention since the server opened it."}, func(s queue.Stats) uint64 { return s.Removed }},
 	}
 )
 
