@@ -19,9 +19,9 @@ package main
 //     in order, each after the previous one has finished.
 //   - Commands are a small shell: words with '...', "..." and \ quoting,
 //     # comments, and | pipelines of spool (or ./spool), curl, echo, seq
-//     and grep. spool runs in this process through run (a failure
-//     printed as main prints it), with SPOOL_ADDR naming the block's
-//     server; curl is net/http with curl's
+//     and grep. spool runs in this process through runMain (main but
+//     the process: a failure prints as the binary prints it), with
+//     SPOOL_ADDR naming the block's server; curl is net/http with curl's
 //     -X, -d/--data/--data-binary (@- for stdin), -H, -s, -S and -w
 //     '%{http_code}' flags and its default form content type; its URL's
 //     host must be localhost:7070 or 127.0.0.1:7070, the default address,
@@ -49,7 +49,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,8 +60,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spf13/pflag"
 )
 
 var readmeUpdate = flag.Bool("readme.update", false, "rewrite README.md's transcripts with the output they have now, where it differs")
@@ -288,9 +285,7 @@ func (sh *transcriptShell) exec(words []string, stdin []byte, stdout, stderr io.
 	case "spool", "./spool":
 		ctx, cancel := context.WithTimeout(context.Background(), transcriptCommandTimeout)
 		defer cancel()
-		if err := run(ctx, words[1:], bytes.NewReader(stdin), stdout, stderr); err != nil && !errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintln(stderr, "spool:", err) // as main prints it
-		}
+		runMain(ctx, words[1:], bytes.NewReader(stdin), stdout, stderr)
 		if ctx.Err() != nil {
 			return fmt.Errorf("still running after %s", transcriptCommandTimeout)
 		}
