@@ -90,7 +90,7 @@ func queryDuration(q url.Values, name string, hi time.Duration) (time.Duration, 
 func parseDuration(name, s string, hi time.Duration) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 || d > hi {
-		return 0, fmt.Errorf("%w: %s=%q must be a duration from 0s to %s (like 30s or 5m)", errBadRequest, name, s, hi)
+		return 0, fmt.Errorf("%w: %s=%q must be a duration from 0s to %s, like %s", errBadRequest, name, s, hi, min(10*time.Second, hi))
 	}
 	return d, nil
 }

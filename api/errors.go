@@ -131,8 +131,11 @@ type Error struct {
 	Message string
 }
 
+// Error reads as the server's message with the status and code after it,
+// "queue \"jobs\" not found [404 queue_not_found]", and no "spool:" prefix
+// of its own, so a program's prefix is not doubled.
 func (e *Error) Error() string {
-	return fmt.Sprintf("spool: %d %s: %s", e.Status, e.Code, e.Message)
+	return fmt.Sprintf("%s [%d %s]", e.Message, e.Status, e.Code)
 }
 
 // Unwrap returns the sentinel error the code stands for, if any: the

@@ -96,7 +96,7 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.
 }
 
 // configWarnings returns what a queue's config does that its author may
-// not expect, and logs each at WARN. The one so far: a dead-letter queue
+// not expect (the queue logs it at WARN itself). The one so far: a dead-letter queue
 // that does not exist. Create accepts it (the dead-letter queue may well
 // be created next), but until it is, messages that go dead stay dead in
 // this queue.
@@ -108,7 +108,6 @@ func (s *Server) configWarnings(info queue.Info) []string {
 	if _, err := s.b.Queue(dlq); !errors.Is(err, queue.ErrQueueNotFound) {
 		return nil
 	}
-	s.cfg.Logger.Warn("api: dead-letter queue does not exist yet", "queue", info.Name, "dead_letter_queue", dlq)
 	return []string{fmt.Sprintf("dead-letter queue %q does not exist yet: dead messages stay in this queue until it is created", dlq)}
 }
 

@@ -148,8 +148,10 @@ func (b *Broker) logOpened(took time.Duration) {
 	var c Counts
 	repairs := 0
 	for _, q := range b.queues {
+		q.mu.Lock() // its timer may be firing already
 		c = c.plus(countsOf(q.t))
 		repairs += q.repairs
+		q.mu.Unlock()
 	}
 	b.opts.Logger.Info("queue: data directory opened", "dir", b.dir, "queues", len(b.queues), "unavailable", len(b.failed),
 		"messages", c.Total, "ready", c.Ready, "delayed", c.Delayed, "leased", c.Leased, "dead", c.Dead,
