@@ -25,7 +25,8 @@ package main
 //     -X, -d/--data/--data-binary (@- for stdin), -H, -s, -S and -w
 //     '%{http_code}' flags and its default form content type; its URL's
 //     host must be localhost:7070 or 127.0.0.1:7070, the default address,
-//     which the test points at the block's server. grep takes -v, -c, -F
+//     which the test points at the block's server, as it does in spool's
+//     arguments (--addr localhost:7070); any other address is left alone. grep takes -v, -c, -F
 //     and a Go regular expression. Anything else (redirection, ;, &&, $)
 //     is refused, so a transcript never shows a command the test did not
 //     run as written.
@@ -35,9 +36,10 @@ package main
 //     server address reads as 127.0.0.1:7070 and its data directory as
 //     ./spool-data. In the expected output, "..." matches any text within
 //     a line, and a line that is just "..." matches any number of lines.
-//     Trailing spaces are ignored (tabwriter pads), and output without a
-//     final newline gets one, as a shell's next prompt would start on a
-//     new line anyway.
+//     Trailing spaces are ignored and a run of two or more spaces
+//     compares as two (tabwriter pads columns to the widest cell, and a
+//     timestamp's width varies), and output without a final newline gets
+//     one, as a shell's next prompt would start on a new line anyway.
 //
 // A mismatch fails the block at that command with a line diff; the
 // commands after it are not run. After a change to what the CLI or the
@@ -56,6 +58,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -235,9 +238,11 @@ func replayTranscript(t *testing.T, tr transcript) []outputEdit {
 		switch {
 		case ok:
 		case *readmeUpdate:
-			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
-			if got == "" {
-				lines = nil
+			var lines []string
+			if got != "" {
+				for l := range strings.Lines(got) {
+					lines = append(lines, strings.TrimRight(l, " \t\n"))
+				}
 			}
 			edits = append(edits, outputEdit{after: st.line, n: len(st.want), lines: lines})
 		default:
@@ -283,9 +288,18 @@ func (sh *transcriptShell) run(line string) (string, error) {
 func (sh *transcriptShell) exec(words []string, stdin []byte, stdout, stderr io.Writer) error {
 	switch words[0] {
 	case "spool", "./spool":
+		args := slices.Clone(words[1:])
+		for i, a := range args { // --addr 127.0.0.1:7070 means the block's server
+			for _, def := range []string{"127.0.0.1:7070", "localhost:7070"} {
+				args[i] = strings.Replace(a, def, sh.srv.addr, 1)
+				if args[i] != a {
+					break
+				}
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), transcriptCommandTimeout)
 		defer cancel()
-		runMain(ctx, words[1:], bytes.NewReader(stdin), stdout, stderr)
+		runMain(ctx, args, bytes.NewReader(stdin), stdout, stderr)
 		if ctx.Err() != nil {
 			return fmt.Errorf("still running after %s", transcriptCommandTimeout)
 		}
@@ -554,10 +568,23 @@ var timestampRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[
 
 const timestampPlaceholder = "<time>"
 
-// lineMatcher compiles an expected output line: timestamps are a
-// placeholder, "..." matches anything, trailing spaces are ignored.
+// paddingRE is the padding between table columns. tabwriter pads to the
+// widest cell, and a timestamp's width varies (RFC 3339 drops trailing
+// zeros of the nanoseconds), so any run of two spaces or more compares
+// as two.
+var paddingRE = regexp.MustCompile(`  +`)
+
+// normalizeLine is an output line as it is compared: timestamps a
+// placeholder, column padding two spaces, no trailing spaces.
+func normalizeLine(l string) string {
+	l = timestampRE.ReplaceAllString(strings.TrimRight(l, " \t"), timestampPlaceholder)
+	return paddingRE.ReplaceAllString(l, "  ")
+}
+
+// lineMatcher compiles an expected output line, normalised as the output
+// is, with "..." matching anything.
 func lineMatcher(want string) *regexp.Regexp {
-	want = timestampRE.ReplaceAllString(strings.TrimRight(want, " \t"), timestampPlaceholder)
+	want = normalizeLine(want)
 	parts := strings.Split(want, "...")
 	for i, p := range parts {
 		parts[i] = regexp.QuoteMeta(p)
@@ -573,7 +600,7 @@ func matchOutput(want []string, got string) (string, bool) {
 		gotLines = nil
 	}
 	for i, l := range gotLines {
-		gotLines[i] = timestampRE.ReplaceAllString(strings.TrimRight(l, " \t"), timestampPlaceholder)
+		gotLines[i] = normalizeLine(l)
 	}
 	matchers := make([]*regexp.Regexp, len(want))
 	for i, w := range want {
