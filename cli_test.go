@@ -306,3 +306,17 @@ func TestBodyText(t *testing.T) {
 		})
 	}
 }
+
+func TestTableTimeHasAFixedWidth(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"2026-12-02T03:55:42.70956209Z", "2026-12-02T03:55:42.709Z"},
+		{"2026-12-02T03:55:42.709562090Z", "2026-12-02T03:55:42.709Z"},
+		{"2026-12-02T03:55:42Z", "2026-12-02T03:55:42.000Z"},
+		{"2026-12-02T04:55:42.5+01:00", "2026-12-02T03:55:42.500Z"},
+		{"not a time", "not a time"},
+	} {
+		if got := tableTime(tt.in); got != tt.want {
+			t.Errorf("tableTime(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -319,7 +319,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				tw.row(m.ID, m.State, m.Attempts, m.EnqueuedAt, text)
+				tw.row(m.ID, m.State, m.Attempts, tableTime(m.EnqueuedAt), text)
 			}
 			return tw.flush()
 		}
@@ -337,4 +337,15 @@ func resultsError(results []api.Result) error {
 		return fmt.Errorf("%d of %d receipts failed", failed, len(results))
 	}
 	return nil
+}
+
+// tableTime prints an RFC 3339 time from the server at a fixed width
+// (milliseconds, UTC), so a table's columns line up: the server's
+// nanosecond form drops trailing zeros. Anything else prints as it came.
+func tableTime(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return s
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }

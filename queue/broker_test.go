@@ -190,8 +190,8 @@ func TestOpenRefusesADirectoryThatIsNotSpools(t *testing.T) {
 		t.Fatalf("Check of an empty directory = %v, want ErrNotDataDir", err)
 	}
 	missing := filepath.Join(dir, "nothing-here")
-	if _, err := Check(missing); !errors.Is(err, ErrNotDataDir) || !strings.Contains(err.Error(), "does not exist") {
-		t.Fatalf("Check of a path that does not exist = %v, want ErrNotDataDir saying so", err)
+	if _, err := Check(missing); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "no data directory at") {
+		t.Fatalf("Check of a path that does not exist = %v, want fs.ErrNotExist saying so", err)
 	}
 	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Check created %s", missing)

@@ -121,7 +121,7 @@ func lockExisting(dir string) (func() error, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("%w: %s does not exist", ErrNotDataDir, dir)
+			return nil, fmt.Errorf("no data directory at %s: it does not exist: %w", dir, fs.ErrNotExist)
 		case err == nil:
 			return nil, fmt.Errorf("%w: %s is not a directory", ErrNotDataDir, dir)
 		}
