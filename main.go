@@ -215,7 +215,7 @@ func (env *cmdEnv) run(args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil // fs.Usage printed the help, as asked
 		}
-		return flagError(err)
+		return usageError{fmt.Sprintf("%v (spool %s --help lists its flags)", flagError(err), args[0])}
 	}
 	if err := g.applyTo(fs, args[0]); err != nil {
 		return err

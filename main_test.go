@@ -44,6 +44,7 @@ func TestRun(t *testing.T) {
 		{"help succeeds", []string{"help"}, nil, "", 0, "spool serve"},
 		{"serve --help explains durability", []string{"serve", "--help"}, nil, "", 0, "--sync=interval"},
 		{"serve rejects unknown flags", []string{"serve", "--nope"}, nil, "unknown flag", 2, ""},
+		{"a flag error points at the command's help", []string{"create", "q", "--dead-letter-queue", "x"}, nil, "unknown flag: --dead-letter-queue (spool create --help lists its flags)", 2, ""},
 		{"serve rejects arguments", []string{"serve", "extra"}, nil, "serve takes no arguments", 2, ""},
 		{"serve refuses a public address without a token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, "--allow-anonymous", 2, ""},
 		{"serve refuses a bad sync policy", []string{"serve", "--sync", "sometimes"}, nil, "--sync", 2, ""},
