@@ -96,6 +96,9 @@ Examples:
 		}
 		fmt.Fprintf(env.stdout, "%s %s: visibility %s, max attempts %d, dead letters to %q, max length %d, retention %s, delay %s\n",
 			verb, info.Name, info.VisibilityTimeout, info.MaxAttempts, info.DeadLetterQueue, info.MaxLength, info.Retention, info.Delay)
+		for _, w := range info.Warnings {
+			fmt.Fprintf(env.stderr, "spool: warning: %s\n", w)
+		}
 		return nil
 	}
 }

@@ -272,8 +272,9 @@ func TestCLICommands(t *testing.T) {
 		}
 		return out, errOut
 	}
-	if out, _ := must("", "create", "q", "--visibility", "1m", "--max-attempts", "2", "--dead-letter", "q.dead"); !strings.HasPrefix(out, "created q: visibility 1m0s, max attempts 2") {
-		t.Fatalf("create printed %q", out)
+	if out, errOut := must("", "create", "q", "--visibility", "1m", "--max-attempts", "2", "--dead-letter", "q.dead"); !strings.HasPrefix(out, "created q: visibility 1m0s, max attempts 2") ||
+		!strings.Contains(errOut, `spool: warning: dead-letter queue "q.dead" does not exist yet`) {
+		t.Fatalf("create printed %q, and on stderr %q (want the missing dead-letter queue's warning)", out, errOut)
 	}
 	if out, _ := must("", "create", "q", "--max-length", "10"); !strings.Contains(out, "updated q") || !strings.Contains(out, "max attempts 2") || !strings.Contains(out, "max length 10") {
 		t.Fatalf("update printed %q (settings not given must stay)", out)
