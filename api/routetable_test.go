@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -89,4 +90,30 @@ func TestServerWrongMethodSaysWhichCallToMake(t *testing.T) {
 	t.Run("the queue is still there after DELETE", func(t *testing.T) {
 		f.info("q")
 	})
+}
+
+// HEAD answers as GET does, without a body: a health checker's HEAD
+// /healthz must not read as down.
+func TestHeadAnswersLikeGetWithoutABody(t *testing.T) {
+	f := srvStart(t, Config{})
+	f.create("jobs", "")
+	for _, path := range []string{HealthPath, QueuesPath, "/v1/queues/jobs", "/v1/queues/jobs/messages", "/v1/queues/nope"} {
+		get, err := http.Get(f.ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		get.Body.Close()
+		head, err := http.Head(f.ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(head.Body)
+		head.Body.Close()
+		if head.StatusCode != get.StatusCode || len(body) != 0 {
+			t.Errorf("HEAD %s = %d with %d body bytes; GET = %d", path, head.StatusCode, len(body), get.StatusCode)
+		}
+	}
+	if r, err := http.Head(f.ts.URL + "/v1/queues/jobs/receive"); err != nil || r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("HEAD of a POST route = %v, %v; want 405", r, err)
+	}
 }

@@ -102,6 +102,13 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 	s.table = s.routeTable()
 	for _, sp := range s.table {
 		r.Handle(sp.method, sp.path, s.wrap(sp, s.handle(sp)))
+		if sp.method == http.MethodGet {
+			// HEAD is a GET without the body (net/http drops it): health
+			// checkers and curl -I use it, and a 405 would read as down.
+			head := sp
+			head.method = http.MethodHead
+			r.Handle(head.method, head.path, s.wrap(head, s.handle(head)))
+		}
 	}
 	s.handler = s.logRequests(refuseEncodedSlashes(r))
 	return s
