@@ -320,3 +320,27 @@ func TestTableTimeHasAFixedWidth(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C while recv waits ends it quietly with the shell's status for an
+// interrupt, not with "context canceled". The server here only holds the
+// long poll open until the client goes.
+func TestAnInterruptedCommandExitsQuietly(t *testing.T) {
+	arrived := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done()
+	}))
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runMain(ctx, []string{"recv", "q", "--wait", "20s", "--addr", ts.URL}, strings.NewReader(""), &out, &errOut)
+	}()
+	<-arrived
+	cancel()
+	if code := <-done; code != exitInterrupted || errOut.Len() != 0 || out.Len() != 0 {
+		t.Fatalf("interrupted recv: exit %d, stdout %q, stderr %q; want %d and nothing printed", code, out.String(), errOut.String(), exitInterrupted)
+	}
+}

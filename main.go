@@ -32,6 +32,9 @@ func main() {
 	os.Exit(code)
 }
 
+// exitInterrupted is the shell's status for a command ended by SIGINT.
+const exitInterrupted = 130
+
 // runMain is main short of the process: it runs one command line, prints
 // an error as the user sees it (one line: "spool: " and the error) and
 // returns the exit status. Tests that check what a user reads, exit status
@@ -40,6 +43,9 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	err := run(ctx, args, stdin, stdout, stderr)
 	if err == nil {
 		return 0
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return exitInterrupted // Ctrl-C during a long poll, say: the user knows why
 	}
 	fmt.Fprintln(stderr, "spool:", err)
 	return exitCode(err)
