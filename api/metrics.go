@@ -172,6 +172,9 @@ func (m *Metrics) write(w io.Writer, b *queue.Broker, now time.Time) {
 
 	lib.Reset()
 	metrics.WriteProcessMetrics(&lib)
+	// Open files against the limit: connections and the queues' files
+	// share it (see --max-connections), so operators watch the two.
+	metrics.WriteFDMetrics(&lib)
 	fillMetadata(w, lib.Bytes())
 }
 
@@ -302,6 +305,8 @@ var helpTexts = map[string]string{
 	"process_num_threads":                           "OS threads of the process.",
 	"process_start_time_seconds":                    "When the process started, in seconds since the Unix epoch.",
 	"process_resident_memory_bytes":                 "Resident set size of the process (RSS).",
+	"process_open_fds":                              "File descriptors the process holds open: client connections and the queues' files.",
+	"process_max_fds":                               "The process's open-file limit (ulimit -n), which connections and queue files share.",
 	"process_resident_memory_peak_bytes":            "Highest resident set size of the process so far.",
 	"process_resident_memory_anon_bytes":            "Resident anonymous memory of the process (heap, stacks).",
 	"process_resident_memory_file_bytes":            "Resident file-backed memory of the process (the binary, mapped files).",

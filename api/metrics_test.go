@@ -58,7 +58,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, family := range []string{"spool_messages", "spool_http_requests_total", "spool_fsync_seconds", "process_resident_memory_bytes"} {
+	for _, family := range []string{"spool_messages", "spool_http_requests_total", "spool_fsync_seconds", "process_resident_memory_bytes", "process_open_fds", "process_max_fds"} {
 		if !strings.Contains(text, "# HELP "+family+" ") || !strings.Contains(text, "# TYPE "+family+" ") {
 			t.Errorf("metrics lack HELP and TYPE for %s", family)
 		}
