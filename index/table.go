@@ -308,6 +308,23 @@ func (t *Table) NextReady() (uint64, bool) {
 	return top.id, true
 }
 
+// OldestReady returns the lowest id among the ready messages, by id or
+// requeued: the one enqueued first, for a queue's "how far behind" gauge.
+// It walks the ready bitmaps' chunk counts and the requeued heap, never
+// every entry, so a metrics scrape stays cheap behind a million dead or
+// leased messages.
+func (t *Table) OldestReady() (uint64, bool) {
+	id, ok := t.firstByID()
+	for _, r := range t.requeued {
+		e := t.entry(r.id)
+		live := e != nil && e.State == StateReady && e.Requeue != ByID && e.Time == r.seq
+		if live && (!ok || r.id < id) {
+			id, ok = r.id, true
+		}
+	}
+	return id, ok
+}
+
 func (t *Table) firstByID() (uint64, bool) {
 	for ci, c := range t.chunks {
 		if c.nready == 0 {

@@ -1052,3 +1052,54 @@ func dueDelay(t testing.TB, tb *Table, now int64) (uint64, bool) {
 	}
 	return id, ok
 }
+
+// OldestReady agrees with the first ready message a full scan finds, under
+// random leases, nacks to the front and back (with and without a delay),
+// expiries, acks, deaths and redrives.
+func TestOldestReadyIsTheLowestReadyID(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	tb := NewTable()
+	now := int64(1000)
+	for id := uint64(1); id <= 300; id++ {
+		tb.Insert(id, uint32(id), 0, now)
+	}
+	for step := range 20000 {
+		id := uint64(r.IntN(300) + 1)
+		e := tb.Get(id)
+		switch r.IntN(7) {
+		case 0, 1:
+			if e.State == StateReady {
+				tb.Lease(id, e.Attempts+1, now+100)
+			}
+		case 2:
+			var readyAt int64
+			if r.IntN(4) == 0 {
+				readyAt = now + 50
+			}
+			tb.Nack(id, r.IntN(2) == 0, tb.MaxID(), readyAt, now)
+		case 3:
+			tb.Expire(id)
+		case 4:
+			if r.IntN(8) == 0 {
+				tb.Ack(id)
+			}
+		case 5:
+			tb.Dead(id)
+		case 6:
+			tb.Redrive(id)
+		}
+		if step%50 == 0 {
+			now += 60
+			for {
+				if _, ok := dueDelay(t, tb, now); !ok {
+					break
+				}
+			}
+		}
+		var want uint64
+		tb.Scan(0, StateReady, func(id uint64, _ Entry) bool { want = id; return false })
+		if got, ok := tb.OldestReady(); got != want || ok != (want != 0) {
+			t.Fatalf("step %d: OldestReady = %d, %v; a scan finds %d", step, got, ok, want)
+		}
+	}
+}

@@ -163,9 +163,9 @@ func TestMetaWithAttributesOverMaxAttributeBytesInTotalIsRejected(t *testing.T) 
 }
 
 // DecodeMeta returns a zero Meta with every error but one: too many
-// attributes returns the ready-at it had already read. The queue uses
-// meta.ReadyAt even when DecodeMeta fails ("delivering it without" the
-// metadata), so such a message stays delayed by metadata that was rejected.
+// attributes returned the ready-at it had already read. Replay uses
+// meta.ReadyAt even when DecodeMeta fails, so such a message would stay
+// delayed by metadata that was rejected.
 func TestMetaRejectedForTooManyAttributesDecodesToZeroMeta(t *testing.T) {
 	m, err := DecodeMeta(metaBytes(12345, MaxAttributes+1))
 	if !errors.Is(err, ErrCorrupt) {

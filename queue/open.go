@@ -136,7 +136,7 @@ func (q *Queue) rebuild() error {
 		},
 		badMeta: func(id uint64, err error) {
 			q.repairs++
-			lg.Error("queue: record with unreadable metadata, delivering it without", "id", id, "err", err)
+			lg.Error("queue: record with unreadable metadata: it is ready at once and goes dead when received, as damaged messages do", "id", id, "err", err)
 		},
 	})
 	if err != nil {

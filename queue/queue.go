@@ -66,7 +66,7 @@ type Queue struct {
 
 	readMu sync.Mutex // guards cursor and oldest
 	cursor *log.Cursor
-	oldest struct { // the last oldestReady: its id and enqueue time
+	oldest struct { // the last oldestReady: its id and enqueue time (0: unreadable)
 		id uint64
 		at int64
 	}
@@ -164,14 +164,7 @@ func (q *Queue) Info() (Info, error) {
 	for _, s := range q.log.Segments() {
 		bytes += s.Size
 	}
-	var oldest time.Time
-	if c.Ready > 0 {
-		var err error
-		if oldest, err = q.oldestReady(); err != nil {
-			return Info{}, err
-		}
-	}
-	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: Stats{
+	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: q.oldestReady(), Stats: Stats{
 		Enqueued: q.stats.enqueued.Load(), Acked: q.stats.acked.Load(), Nacked: q.stats.nacked.Load(),
 		Expired: q.stats.expired.Load(), Dead: q.stats.dead.Load(), DeadLettered: q.stats.deadLettered.Load(),
 		Removed: q.stats.removed.Load(),

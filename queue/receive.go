@@ -237,30 +237,36 @@ func (q *Queue) readLocked(id uint64, offset uint32) (log.Record, error) {
 }
 
 // oldestReady returns the enqueue time of the oldest ready message: the
-// lowest ready id (ids grow with enqueue time), first or requeued. The
-// time is read from its record once and remembered for that id, so a
-// metrics scrape costs one table walk and, while the oldest ready message
-// stays the same, no disk read (and does not reopen an idle queue's files).
-func (q *Queue) oldestReady() (time.Time, error) {
+// lowest ready id (ids grow with enqueue time), first or requeued; zero
+// if none is ready. The time is read from its record once and remembered
+// for that id, so a metrics scrape neither rereads the disk nor reopens an
+// idle queue while that message stays the oldest. It is best effort: a
+// record that cannot be read is logged once and reads as zero, so the
+// queue's counts are still listed and scraped.
+func (q *Queue) oldestReady() time.Time {
 	q.mu.Lock()
-	var id uint64
+	id, ok := q.t.OldestReady()
 	var offset uint32
-	q.t.Scan(0, index.StateReady, func(i uint64, e index.Entry) bool {
-		id, offset = i, e.Offset
-		return false
-	})
+	if ok {
+		offset = q.t.Get(id).Offset
+	}
 	q.mu.Unlock()
-	if id == 0 {
-		return time.Time{}, nil
+	if !ok {
+		return time.Time{}
 	}
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
 	if q.oldest.id != id {
+		q.oldest.id, q.oldest.at = id, 0
 		rec, err := q.readLocked(id, offset)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%s: oldest ready message %d: %w", q.name, id, err)
+			q.b.opts.Logger.Warn("queue: cannot read the oldest ready message for its age; the age reads 0", "queue", q.name, "id", id, "err", err)
+		} else {
+			q.oldest.at = rec.Time
 		}
-		q.oldest.id, q.oldest.at = id, rec.Time
 	}
-	return time.Unix(0, q.oldest.at), nil
+	if q.oldest.at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, q.oldest.at)
 }

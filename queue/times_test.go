@@ -1,6 +1,9 @@
 package queue
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -68,5 +71,45 @@ func TestMessagesAndInfoSayWhenThingsHappen(t *testing.T) {
 	clk.Advance(time.Minute) // the first lease runs out, the delay too
 	if info, err := q.Info(); err != nil || !info.OldestReady.Equal(start) {
 		t.Fatalf("first lease expired: OldestReady = %v, %v; want the first message's enqueue time %v", info.OldestReady, err, start)
+	}
+}
+
+// A damaged oldest ready message costs its age, never the queue's place in
+// List and /metrics: Info stays good, and the age reads zero.
+func TestADamagedOldestReadyMessageDoesNotHideTheQueue(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(newClock())
+	b := mustOpen(t, dir, opts)
+	q := mustCreate(t, b, "jobs", ConfigUpdate{})
+	for _, body := range []string{"the-oldest-body", "second", "third"} {
+		enqueue(t, q, body) // a frame each, so the damage stays in the first
+	}
+	if err := b.Close(); err != nil { // the snapshot holds all three as ready
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "queues", "jobs", "log", "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	data, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, []byte("the-oldest-body"))
+	if at < 0 {
+		t.Fatal("the first body is not in the segment as written")
+	}
+	data[at] ^= 0xff
+	if err := os.WriteFile(segs[0], data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	b = mustOpen(t, dir, opts)
+	list := b.List()
+	if len(list) != 1 || list[0].Name != "jobs" || list[0].Err != nil || list[0].Counts.Ready != 3 {
+		t.Fatalf("List = %+v; want jobs with its 3 ready messages", list)
+	}
+	if !list[0].OldestReady.IsZero() {
+		t.Fatalf("OldestReady = %v, want zero: the oldest ready message cannot be read", list[0].OldestReady)
 	}
 }
