@@ -344,3 +344,31 @@ func TestAnInterruptedCommandExitsQuietly(t *testing.T) {
 		t.Fatalf("interrupted recv: exit %d, stdout %q, stderr %q; want %d and nothing printed", code, out.String(), errOut.String(), exitInterrupted)
 	}
 }
+
+// send --batch fits the server it talks to: lines per request under its
+// --max-batch, lines up to --max-line, and a negative delay is the
+// server's to refuse, not dropped.
+func TestSendBatchFitsTheServer(t *testing.T) {
+	srv := startServe(t, t.TempDir(), "--max-batch", "100")
+	cli := func(stdin string, args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		code := runMain(t.Context(), append(args, "--addr", srv.base), strings.NewReader(stdin), &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+	if _, errOut, code := cli("", "create", "q"); code != 0 {
+		t.Fatalf("create: %d %s", code, errOut)
+	}
+	lines := strings.Repeat("line\n", 250)
+	if out, errOut, code := cli(lines, "send", "q", "--batch", "--per-request", "100"); code != 0 || strings.Count(out, "\n") != 250 {
+		t.Fatalf("--per-request 100: exit %d, %d ids, stderr %q; want 250 ids", code, strings.Count(out, "\n"), errOut)
+	}
+	if _, errOut, code := cli(lines, "send", "q", "--batch"); code != 1 || !strings.Contains(errOut, "(--max-batch) [413 too_large]; send fewer lines a request with --per-request") {
+		t.Fatalf("500 a request against --max-batch 100: exit %d, stderr %q; want the server's 413 naming --max-batch", code, errOut)
+	}
+	if _, errOut, code := cli("short\n"+strings.Repeat("x", 20)+"\n", "send", "q", "--batch", "--max-line", "10"); code != 1 || !strings.Contains(errOut, "longer than --max-line 10") {
+		t.Fatalf("a line over --max-line: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := cli("a\n", "send", "q", "--batch", "--delay", "-1s"); code != 1 || !strings.Contains(errOut, "delay") {
+		t.Fatalf("a negative delay: exit %d, stderr %q; want the server's refusal", code, errOut)
+	}
+}

@@ -19,14 +19,22 @@ import (
 	"github.com/spoolq/spool/queue"
 )
 
-// sendBatchSize is how many stdin lines `send --batch` puts in one request.
-const sendBatchSize = 500
+// Defaults of send --batch: lines per request (under serve's default
+// --max-batch of 1000) and the longest line (serve's default
+// --max-message-bytes).
+const (
+	defaultPerRequest = 500
+	defaultMaxLine    = queue.DefaultMaxMessageBytes
+)
 
 func sendCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	var c clientFlags
 	c.register(fs)
 	delay := fs.Duration("delay", 0, "deliver no sooner than this")
 	batch := fs.Bool("batch", false, "send each line of stdin as its own message, in batches")
+	perRequest := fs.Int("per-request", defaultPerRequest, "with --batch: lines per request, at most the server's --max-batch")
+	maxLine := defaultMaxLine
+	sizeVar(fs, &maxLine, "max-line", defaultMaxLine, "with --batch: the longest line read, like the server's --max-message-bytes")
 	helpFor(fs, env, `Enqueue a message: the BODY argument, or stdin if it is - or missing.
 Prints the new message's id (one per line with --batch).
 
@@ -35,6 +43,7 @@ Examples:
   spool send emails < job.json
   spool send emails --delay 10m 'remind me'
   seq 1 1000 | spool send numbers --batch
+  spool send logs --batch --per-request 100 --max-line 1MiB < lines.txt
 `)
 	return func(args []string) error {
 		if len(args) < 1 || len(args) > 2 {
@@ -45,7 +54,10 @@ Examples:
 			if len(args) == 2 {
 				return usageError{"send --batch reads its messages from stdin, not from an argument"}
 			}
-			return sendLines(env, cl, name, *delay)
+			if *perRequest <= 0 || maxLine <= 0 {
+				return usageError{"--per-request and --max-line must be positive"}
+			}
+			return sendLines(env, cl, name, *delay, *perRequest, maxLine)
 		}
 		var body []byte
 		if len(args) == 2 && args[1] != "-" {
@@ -65,15 +77,20 @@ Examples:
 	}
 }
 
-func sendLines(env *cmdEnv, cl *api.Client, name string, delay time.Duration) error {
+// sendLines sends stdin's lines perRequest at a time, none over maxLine
+// bytes (the scanner's buffer grows to that and no further).
+func sendLines(env *cmdEnv, cl *api.Client, name string, delay time.Duration, perRequest, maxLine int) error {
 	sc := bufio.NewScanner(env.stdin)
-	sc.Buffer(make([]byte, 64<<10), queue.DefaultMaxMessageBytes+1)
+	sc.Buffer(make([]byte, min(64<<10, maxLine+1)), maxLine+1)
 	var msgs []api.NewMessage
 	flush := func() error {
 		if len(msgs) == 0 {
 			return nil
 		}
 		ids, err := cl.SendBatch(env.ctx, name, msgs)
+		if apiErr := (*api.Error)(nil); errors.As(err, &apiErr) && strings.Contains(apiErr.Message, "--max-batch") {
+			return fmt.Errorf("%w; send fewer lines a request with --per-request", err)
+		}
 		if err != nil {
 			return err
 		}
@@ -86,17 +103,19 @@ func sendLines(env *cmdEnv, cl *api.Client, name string, delay time.Duration) er
 	for sc.Scan() {
 		line := sc.Text()
 		m := api.NewMessage{Body: &line}
-		if delay > 0 {
+		if delay != 0 { // a negative one too: the server says why it is refused
 			m.Delay = delay.String()
 		}
 		msgs = append(msgs, m)
-		if len(msgs) == sendBatchSize {
+		if len(msgs) == perRequest {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("reading stdin: a line is longer than --max-line %s", formatSize(int64(maxLine)))
+	} else if err != nil {
 		return fmt.Errorf("reading stdin: %w", err)
 	}
 	return flush()
