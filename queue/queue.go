@@ -66,7 +66,7 @@ type Queue struct {
 
 	readMu sync.Mutex // guards cursor and oldest
 	cursor *log.Cursor
-	oldest struct { // the last oldestReady: its id and enqueue time (0: unreadable)
+	oldest struct { // the last enqueuedAt: its id and enqueue time (0: unreadable)
 		id uint64
 		at int64
 	}
@@ -159,12 +159,18 @@ func (q *Queue) Info() (Info, error) {
 	q.processDueLocked(q.now())
 	c := countsOf(q.t)
 	cfg := q.cfg
+	oldestID, oldestReady := q.t.OldestReady() // under the lock that read the counts, so the two agree
+	oldestOffset := q.t.Get(oldestID).Offset
 	q.mu.Unlock()
 	var bytes int64
 	for _, s := range q.log.Segments() {
 		bytes += s.Size
 	}
-	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: q.oldestReady(), Stats: Stats{
+	var oldest time.Time
+	if oldestReady {
+		oldest = q.enqueuedAt(oldestID, oldestOffset)
+	}
+	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: Stats{
 		Enqueued: q.stats.enqueued.Load(), Acked: q.stats.acked.Load(), Nacked: q.stats.nacked.Load(),
 		Expired: q.stats.expired.Load(), Dead: q.stats.dead.Load(), DeadLettered: q.stats.deadLettered.Load(),
 		Removed: q.stats.removed.Load(),

@@ -236,24 +236,14 @@ func (q *Queue) readLocked(id uint64, offset uint32) (log.Record, error) {
 	return q.cursor.ReadAt(id, log.Position{Offset: int64(offset)})
 }
 
-// oldestReady returns the enqueue time of the oldest ready message: the
-// lowest ready id (ids grow with enqueue time), first or requeued; zero
-// if none is ready. The time is read from its record once and remembered
-// for that id, so a metrics scrape neither rereads the disk nor reopens an
-// idle queue while that message stays the oldest. It is best effort: a
-// record that cannot be read is logged once and reads as zero, so the
-// queue's counts are still listed and scraped.
-func (q *Queue) oldestReady() time.Time {
-	q.mu.Lock()
-	id, ok := q.t.OldestReady()
-	var offset uint32
-	if ok {
-		offset = q.t.Get(id).Offset
-	}
-	q.mu.Unlock()
-	if !ok {
-		return time.Time{}
-	}
+// enqueuedAt returns when message id (its record at offset) was
+// enqueued, for Info's OldestReady: the oldest ready message. The time is
+// read from its record once and remembered for that id, so a metrics
+// scrape neither rereads the disk nor reopens an idle queue while that
+// message stays the oldest. It is best effort: a record that cannot be
+// read is logged once and reads as zero, so the queue's counts are still
+// listed and scraped.
+func (q *Queue) enqueuedAt(id uint64, offset uint32) time.Time {
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
 	if q.oldest.id != id {
