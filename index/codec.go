@@ -33,10 +33,12 @@ const (
 	EvExpire  EventType = 9  // a lease ran out: back to ready
 	EvReady   EventType = 10 // a delay ran out: ready, placed after After if sent to the back
 	EvMoving  EventType = 11 // a dead message's copy to the dead-letter queue gets an id ≥ After
-	evLimit   EventType = 12
+	EvSeek    EventType = 12 // a subscription starts again at ID: below it done, from it unread
+	EvSkip    EventType = 13 // a subscription's ids up to ID are gone (retention), read or not
+	evLimit   EventType = 14
 )
 
-var eventNames = [...]string{"", "lease", "ack", "nack", "extend", "dead", "redrive", "remove", "purge", "expire", "ready", "moving"}
+var eventNames = [...]string{"", "lease", "ack", "nack", "extend", "dead", "redrive", "remove", "purge", "expire", "ready", "moving", "seek", "skip"}
 
 func (t EventType) String() string {
 	if t > 0 && t < evLimit {
@@ -147,7 +149,7 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 			if e.After = r.uvarint(); e.After == 0 || e.After > math.MaxInt64 {
 				r.fail("moving: dead-letter id %d out of range", e.After)
 			}
-		case EvAck, EvDead, EvRedrive, EvRemove, EvPurge, EvExpire:
+		case EvAck, EvDead, EvRedrive, EvRemove, EvPurge, EvExpire, EvSeek, EvSkip:
 		default:
 			r.fail("unknown event type %d", e.Type)
 		}

@@ -115,3 +115,15 @@ func (h *requeueHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// NextReadyBefore is NextReady for a subscription, whose ids from unread
+// on are not in the table yet (not read from the topic): it returns the
+// next ready message unless the unread ones go first. Only a message
+// nacked to the back after an id ≥ unread sorts after them.
+func (t *Table) NextReadyBefore(unread uint64) (uint64, bool) {
+	id, ok := t.NextReady()
+	if ok && t.entry(id).Requeue == Back && t.requeued[0].after >= unread {
+		return 0, false
+	}
+	return id, ok
+}

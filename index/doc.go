@@ -31,6 +31,17 @@
 // Every change after an enqueue is an Event, appended to the state log and
 // replayed through Table.Apply on startup.
 //
+// # A subscription's table
+//
+// A topic's subscription (package queue) uses the same Table as a window
+// over the topic's log: MaxID is its read position, ids past it are
+// unread (in the topic, not in the table, so a backlog costs nothing),
+// and ids are inserted as the subscription reads them. Seek restarts the
+// window at an id (everything forgotten, attempts counting on from the
+// highest ever leased, so no receipt is reused); Skip finishes every id up
+// to one, read or not, and counts them (retention); NextReadyBefore says
+// whether a ready message goes before the unread ones.
+//
 // # Encodings
 //
 // All fixed-width integers are little-endian. uvarint and varint are
@@ -52,9 +63,10 @@
 //
 //	Field    Type     Description
 //	type     uint8    1 lease, 2 ack, 3 nack, 4 extend, 5 dead, 6 redrive,
-//	                  7 remove, 8 purge, 9 expire, 10 ready, 11 moving;
-//	                  any other is rejected
-//	id       uvarint  the message id, ≥ 1 (for purge: every id up to it)
+//	                  7 remove, 8 purge, 9 expire, 10 ready, 11 moving,
+//	                  12 seek, 13 skip; any other is rejected
+//	id       uvarint  the message id, ≥ 1 (for purge and skip: every id up
+//	                  to it; for seek: the first id read again)
 //
 // then, by type (other types have nothing more):
 //
@@ -82,7 +94,8 @@
 //
 //	Field        Type     Description
 //	magic        [4]byte  "SPSN"
-//	version      uint8    snapshot format, 1; any other version is rejected
+//	version      uint8    snapshot format, 2 (1 is still read: it ends after
+//	                      the redriven items); any other is rejected
 //	reserved     [3]byte  zero
 //	state index  uint64   state-log index of the last event the table
 //	                      reflects; replay resumes after it
@@ -97,6 +110,11 @@
 //	requeued     item...  r items
 //	d            uvarint  number of redriven items
 //	redriven     item...  d items, ids ascending
+//	attempt floor uvarint (2) attempts every entry read since the last
+//	                      seek starts at; ≤ max attempt
+//	max attempt  uvarint  (2) highest attempt ever leased, ≤ 65535
+//	                      (version 1: the highest an entry holds)
+//	skipped      uvarint  (2) ids a skip finished that were not done
 //	crc          uint32   CRC-32C of every byte before it
 //
 // Entry (1 byte for none and done):

@@ -23,6 +23,12 @@ import (
 //	                 delayed (by enqueue and by a delayed nack), leased
 //	                 (extended, and after a redrive), dead (being moved to
 //	                 a dead-letter queue), done, and never inserted
+//	snapshot-sub.golden  a subscription's table after a seek and a skip
+//
+// and, never rewritten, what earlier formats wrote, which must still decode:
+//
+//	entry-r1.golden      round 1's entry (no seek or skip events)
+//	snapshot-v1.golden   the golden table in snapshot version 1
 //
 // After an intended format change (which also bumps the entry or
 // snapshot version, keeping a reader for the old one), regenerate them
@@ -56,8 +62,14 @@ func goldenEvents() []Event {
 		{Type: EvRemove, ID: 7},
 		{Type: EvReady, ID: 4, After: 310},
 		{Type: EvPurge, ID: 1 << 33},
+		{Type: EvSeek, ID: 1 << 34},
+		{Type: EvSkip, ID: 1<<34 + 5000},
 	}
 }
+
+// roundOneEvents is what entry-r1.golden holds: the events before seek
+// and skip were added.
+func roundOneEvents() []Event { return goldenEvents()[:13] }
 
 // goldenStateIndex is the state-log index the golden snapshot is taken at.
 const goldenStateIndex = uint64(1)<<40 + 7
@@ -230,4 +242,92 @@ func TestGoldenSnapshot(t *testing.T) {
 			t.Fatalf("ready order %v, want %v", order, want)
 		}
 	})
+}
+
+func TestGoldenRoundOneEntryStillDecodes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "entry-r1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeEntry(nil, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := roundOneEvents(); !slices.Equal(got, want) {
+		t.Fatalf("DecodeEntry(entry-r1.golden) =\n %+v\nwant\n %+v", got, want)
+	}
+}
+
+func TestGoldenSnapshotVersionOneStillDecodes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := DecodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 13; id++ {
+		if got, want := snap.Table.Get(id), goldenEntries[id]; got != want {
+			t.Fatalf("Get(%d) = %+v, want %+v", id, got, want)
+		}
+	}
+	// Version 1 did not keep the highest attempt: it is the highest an
+	// entry holds, and encoding the table again writes today's version.
+	if got := snap.Table.MaxAttempt(); got != 2 {
+		t.Fatalf("MaxAttempt = %d, want 2", got)
+	}
+	current := golden(t, "snapshot.golden", EncodeSnapshot(nil, goldenStateIndex, goldenTable(t)))
+	if got := EncodeSnapshot(nil, snap.StateIndex, snap.Table); !bytes.Equal(got, current) {
+		t.Fatalf("re-encoding the version-1 snapshot differs from snapshot.golden")
+	}
+}
+
+// goldenSubscription builds a subscription's table: ids 1-3 read and
+// leased (3 twice), a seek back to 2, ids 2-5 read again (2 leased, so at
+// attempt 3), then a skip of 2-3 by retention.
+func goldenSubscription(t *testing.T) *Table {
+	t.Helper()
+	tb := NewTable()
+	lease := goldenAt(30 * time.Second)
+	for id := uint64(1); id <= 3; id++ {
+		tb.Insert(id, uint32(id*100), 0, goldenNow)
+		must(t, tb.Lease(id, 1, lease))
+	}
+	must(t, tb.Expire(3))
+	must(t, tb.Lease(3, 2, lease))
+	must(t, tb.Apply(Event{Type: EvSeek, ID: 2}, goldenNow))
+	for id := uint64(2); id <= 5; id++ {
+		tb.Insert(id, uint32(id*100), 0, goldenNow)
+	}
+	must(t, tb.Lease(2, 3, lease))
+	must(t, tb.Apply(Event{Type: EvSkip, ID: 3}, goldenNow))
+	return tb
+}
+
+func TestGoldenSubscriptionSnapshot(t *testing.T) {
+	b := golden(t, "snapshot-sub.golden", EncodeSnapshot(nil, goldenStateIndex, goldenSubscription(t)))
+	snap, err := DecodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := snap.Table
+	if got := EncodeSnapshot(nil, snap.StateIndex, tb); !bytes.Equal(got, b) {
+		t.Fatal("EncodeSnapshot of the decoded table differs from the golden file")
+	}
+	// 2 (leased) and 3 (read, ready) were skipped; 4 and 5 stay ready.
+	if tb.Skipped() != 2 || tb.MaxAttempt() != 3 || tb.MaxID() != 5 || tb.Count(StateReady) != 2 || tb.Live() != 2 {
+		t.Fatalf("Skipped %d, MaxAttempt %d, MaxID %d, ready %d, live %d; want 2, 3, 5, 2, 2",
+			tb.Skipped(), tb.MaxAttempt(), tb.MaxID(), tb.Count(StateReady), tb.Live())
+	}
+	// Attempts go on from the highest before the seek (2, for message 3);
+	// the tries that count against max attempts start again.
+	if e := tb.Get(4); e.Attempts != 2 || tb.Tries(4) != 0 {
+		t.Fatalf("message 4: attempts %d, tries %d; want 2 and 0", e.Attempts, tb.Tries(4))
+	}
+	for id, want := range map[uint64]State{1: StateDone, 2: StateDone, 3: StateDone, 4: StateReady, 6: StateNone} {
+		if got := tb.Get(id).State; got != want {
+			t.Fatalf("Get(%d).State = %s, want %s", id, got, want)
+		}
+	}
 }

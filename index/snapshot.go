@@ -12,7 +12,9 @@ import (
 
 const (
 	snapshotMagic   = "SPSN"
-	snapshotVersion = 1
+	// snapshotVersion 2 added the subscription fields at the end (attempt
+	// floor, max attempt, skipped); version 1 is still read.
+	snapshotVersion = 2
 	// snapshotHeaderSize: magic, version, 3 reserved, then five 8-byte
 	// fields (state index, base, max id, floor, requeue seq).
 	snapshotHeaderSize = 8 + 5*8
@@ -31,7 +33,8 @@ type Snapshot struct {
 //	"SPSN" | version uint8 | 3 reserved | state index u64 | base u64 |
 //	max id u64 | floor u64 | requeue seq i64 |
 //	uvarint n | n entries | uvarint r | r requeued |
-//	uvarint d | d redriven | crc32c u32
+//	uvarint d | d redriven | uvarint attempt floor | uvarint max attempt |
+//	uvarint skipped | crc32c u32 (version 1 ends after the redriven items)
 //	entry: state uint8, then for live states: uvarint offset |
 //	       uvarint attempts | requeue uint8 | varint time
 //	requeued: uvarint id | uvarint after | varint seq
@@ -80,6 +83,9 @@ func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
 		dst = binary.AppendUvarint(dst, id)
 		dst = binary.AppendUvarint(dst, uint64(t.redriven[id]))
 	}
+	dst = binary.AppendUvarint(dst, uint64(t.attemptFloor))
+	dst = binary.AppendUvarint(dst, uint64(t.maxAttempt))
+	dst = binary.AppendUvarint(dst, t.skipped)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[at:], castagnoli))
 }
 
@@ -91,7 +97,7 @@ func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
 // 1+5+3+1+10 bytes; pages of the buffer never written are never touched.
 func SnapshotSizeBound(t *Table) int {
 	live := t.Count(StateReady) + t.Count(StateDelayed) + t.Count(StateLeased) + t.Count(StateDead)
-	return snapshotHeaderSize + 3*binary.MaxVarintLen64 + len(t.chunks)*chunkSize + live*19 +
+	return snapshotHeaderSize + 6*binary.MaxVarintLen64 + len(t.chunks)*chunkSize + live*19 +
 		len(t.requeued)*3*binary.MaxVarintLen64 + len(t.redriven)*2*binary.MaxVarintLen64 + 4
 }
 
@@ -111,8 +117,9 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	if string(body[:4]) != snapshotMagic {
 		return fail("magic %q", body[:4])
 	}
-	if body[4] != snapshotVersion {
-		return fail("version %d (this build reads %d)", body[4], snapshotVersion)
+	version := body[4]
+	if version != 1 && version != snapshotVersion {
+		return fail("version %d (this build reads 1 and %d)", version, snapshotVersion)
 	}
 	if body[5]|body[6]|body[7] != 0 {
 		return fail("reserved bytes are not zero")
@@ -219,6 +226,14 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		}
 		t.redriven[id], prev = uint16(base), id
 	}
+	if version >= 2 {
+		floor, top := r.uvarint(), r.uvarint()
+		t.skipped = r.uvarint()
+		if r.err == nil && (floor > top || top > math.MaxUint16) {
+			r.fail("attempt floor %d, max attempt %d", floor, top)
+		}
+		t.attemptFloor, t.maxAttempt = uint16(floor), uint16(top)
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("%d trailing bytes", len(r.b))
 	}
@@ -228,10 +243,23 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	if got, want := len(t.requeued), t.counts[StateReady]-t.readyByID(); got != want {
 		return fail("%d requeued items for %d requeued entries", got, want)
 	}
+	if version == 1 {
+		t.maxAttempt = t.maxEntryAttempts() // version 1 did not keep it
+	}
 	heap.Init(&t.delays)
 	heap.Init(&t.leases)
 	heap.Init(&t.requeued)
 	return snap, nil
+}
+
+func (t *Table) maxEntryAttempts() uint16 {
+	var top uint16
+	for _, c := range t.chunks {
+		for i := range c.entries {
+			top = max(top, c.entries[i].Attempts)
+		}
+	}
+	return top
 }
 
 func (t *Table) readyByID() int {

@@ -89,6 +89,9 @@ func compareTables(t testing.TB, a, b *Table) {
 	if a.floor != b.floor || a.seq != b.seq {
 		t.Fatalf("floor %d/%d requeue seq %d/%d", a.floor, b.floor, a.seq, b.seq)
 	}
+	if a.maxAttempt != b.maxAttempt || a.attemptFloor != b.attemptFloor || a.skipped != b.skipped {
+		t.Fatalf("max attempt %d/%d attempt floor %d/%d skipped %d/%d", a.maxAttempt, b.maxAttempt, a.attemptFloor, b.attemptFloor, a.skipped, b.skipped)
+	}
 	for s := StateNone; s < numStates; s++ {
 		if a.Count(s) != b.Count(s) {
 			t.Fatalf("Count(%v) = %d and %d", s, a.Count(s), b.Count(s))
@@ -218,7 +221,7 @@ func TestSnapshotRoundTripsTablesAtTheEdges(t *testing.T) {
 
 func TestSnapshotOfAnEmptyTableRoundTrips(t *testing.T) {
 	b := EncodeSnapshot(nil, 17, NewTable())
-	if len(b) != snapshotHeaderSize+1+1+1+4 {
+	if len(b) != snapshotHeaderSize+1+1+1+3+4 {
 		t.Fatalf("empty snapshot of %d bytes", len(b))
 	}
 	snap, err := DecodeSnapshot(b)
@@ -294,6 +297,7 @@ type snapSpec struct {
 	entries            map[uint64]snapEntry // by id
 	requeued           []requeued
 	redriven           [][2]uint64 // id, attempts at the last redrive
+	sub                [3]uint64   // version 2: attempt floor, max attempt, skipped
 	trailing           []byte      // before the crc
 }
 
@@ -330,6 +334,11 @@ func buildSnapshot(s snapSpec) []byte {
 		b = binary.AppendUvarint(b, r[0])
 		b = binary.AppendUvarint(b, r[1])
 	}
+	if s.version >= 2 {
+		for _, v := range s.sub {
+			b = binary.AppendUvarint(b, v)
+		}
+	}
 	b = append(b, s.trailing...)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
@@ -339,7 +348,7 @@ func buildSnapshot(s snapSpec) []byte {
 // to the back after 8, 8 done.
 func smallSpec() snapSpec {
 	return snapSpec{
-		magic: "SPSN", version: 1, index: 42, base: 1, maxID: 8, floor: 0, seq: 2, n: chunkSize,
+		magic: "SPSN", version: 2, index: 42, base: 1, maxID: 8, floor: 0, seq: 2, n: chunkSize, sub: [3]uint64{0, 3, 0},
 		entries: map[uint64]snapEntry{
 			1: {StateReady, 10, 0, ByID, 0},
 			2: {StateLeased, 300, 3, ByID, 1000},
@@ -386,6 +395,18 @@ func TestSnapshotLayoutIsAsDocumented(t *testing.T) {
 	if got := drain(t, snap.Table); !slices.Equal(got, []uint64{3, 1, 7}) {
 		t.Fatalf("order %v", got)
 	}
+	// Version 1 ends after the redriven items; its highest attempt is the
+	// highest an entry holds.
+	v1 := smallSpec()
+	v1.version = 1
+	old, err := DecodeSnapshot(buildSnapshot(v1))
+	if err != nil {
+		t.Fatalf("version 1: %v", err)
+	}
+	if old.Table.MaxAttempt() != 3 {
+		t.Fatalf("version 1: MaxAttempt %d, want 3", old.Table.MaxAttempt())
+	}
+	compareTables(t, smallTable(t), old.Table)
 }
 
 func TestSnapshotThatDoesNotParseIsRejectedEvenWithAValidCRC(t *testing.T) {
@@ -395,7 +416,9 @@ func TestSnapshotThatDoesNotParseIsRejectedEvenWithAValidCRC(t *testing.T) {
 	}{
 		{"bad magic", func(s *snapSpec) { s.magic = "SPSX" }},
 		{"version 0", func(s *snapSpec) { s.version = 0 }},
-		{"version 2", func(s *snapSpec) { s.version = 2 }},
+		{"version 3", func(s *snapSpec) { s.version = 3 }},
+		{"attempt floor above the max attempt", func(s *snapSpec) { s.sub = [3]uint64{4, 3, 0} }},
+		{"max attempt past 65535", func(s *snapSpec) { s.sub = [3]uint64{0, 1 << 16, 0} }},
 		{"reserved byte set", func(s *snapSpec) { s.reserved[2] = 1 }},
 		{"entries not a whole chunk", func(s *snapSpec) { s.declaredN = chunkSize - 1 }},
 		{"more entries than bytes", func(s *snapSpec) { s.declaredN = 2 * chunkSize }},

@@ -102,13 +102,34 @@ type Table struct {
 	// attempts are those since. Redrives are rare: a map, not 2 more bytes
 	// in every entry.
 	redriven map[uint64]uint16
+
+	// A subscription's table (see Seek and Skip) also keeps these; a
+	// queue's stay zero but for maxAttempt.
+	//
+	// maxAttempt is the highest attempt number ever leased, and
+	// attemptFloor the attempts every entry inserted since the last seek
+	// starts at (maxAttempt at that seek): attempts keep counting across
+	// a seek, so no receipt is ever handed out twice, while the tries that
+	// count against max attempts start again, as after a redrive.
+	maxAttempt   uint16
+	attemptFloor uint16
+	// skipped counts the ids Skip finished that were not done yet:
+	// messages retention took from under a subscription.
+	skipped uint64
 }
 
 // NewTable returns an empty table.
 func NewTable() *Table { return &Table{} }
 
-// MaxID returns the highest id inserted.
+// MaxID returns the highest id inserted (for a subscription, its read
+// position: every id up to it was read, or done by a seek or skip).
 func (t *Table) MaxID() uint64 { return t.maxID }
+
+// MaxAttempt returns the highest attempt number ever leased.
+func (t *Table) MaxAttempt() uint16 { return t.maxAttempt }
+
+// Skipped returns how many ids Skip finished that were not done yet.
+func (t *Table) Skipped() uint64 { return t.skipped }
 
 // Count returns how many messages are in state s.
 func (t *Table) Count(s State) int { return t.counts[s] }
@@ -127,7 +148,7 @@ func (t *Table) Get(id uint64) Entry {
 	if e := t.entry(id); e != nil {
 		return *e
 	}
-	if id < t.base {
+	if id < t.base || (id <= t.floor && id != 0) {
 		return Entry{State: StateDone}
 	}
 	return Entry{}
@@ -166,7 +187,7 @@ func (t *Table) Insert(id uint64, offset uint32, readyAt, now int64) bool {
 	if e.State != StateNone {
 		return false
 	}
-	*e = Entry{Offset: offset}
+	*e = Entry{Offset: offset, Attempts: t.attemptFloor}
 	t.counts[StateNone]++ // balanced by the move out of StateNone below
 	t.maxID = max(t.maxID, id)
 	t.becomeReady(id, e, ByID, readyAt, now, 0)

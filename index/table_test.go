@@ -994,7 +994,7 @@ func TestStateAndEventNames(t *testing.T) {
 			t.Fatalf("State(%d).String() = %q", s, s.String())
 		}
 	}
-	for e, want := range map[EventType]string{EvLease: "lease", EvExpire: "expire", EvReady: "ready", EvMoving: "moving", 0: "event(0)", 12: "event(12)"} {
+	for e, want := range map[EventType]string{EvLease: "lease", EvExpire: "expire", EvReady: "ready", EvMoving: "moving", EvSeek: "seek", EvSkip: "skip", 0: "event(0)", 14: "event(14)"} {
 		if e.String() != want {
 			t.Fatalf("EventType(%d).String() = %q", e, e.String())
 		}

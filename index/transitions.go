@@ -19,6 +19,7 @@ func (t *Table) Lease(id uint64, attempt uint16, until int64) error {
 	t.leave(id, e)
 	t.move(e, StateLeased)
 	e.Attempts, e.Time, e.Requeue = attempt, until, ByID
+	t.maxAttempt = max(t.maxAttempt, attempt)
 	heap.Push(&t.leases, deadline{at: until, id: id})
 	return nil
 }
@@ -125,7 +126,7 @@ func (t *Table) Moving(id uint64) uint64 {
 // Tries returns how many times a message was leased since it was enqueued
 // or last redriven: what counts against max attempts.
 func (t *Table) Tries(id uint64) int {
-	return int(t.Get(id).Attempts) - int(t.redriven[id])
+	return int(t.Get(id).Attempts) - int(max(t.redriven[id], t.attemptFloor))
 }
 
 // Remove finishes a message in any live state without an ack (moved to a
@@ -221,6 +222,12 @@ func (t *Table) Apply(ev Event, now int64) error {
 		return t.Ready(ev.ID, ev.After)
 	case EvMoving:
 		return t.MarkMoving(ev.ID, ev.After)
+	case EvSeek:
+		t.Seek(ev.ID)
+		return nil
+	case EvSkip:
+		t.Skip(ev.ID)
+		return nil
 	}
 	return fmt.Errorf("index: unknown event type %d", ev.Type)
 }
@@ -235,4 +242,38 @@ func (t *Table) Ready(id uint64, after uint64) error {
 	}
 	t.becomeReady(id, e, e.Requeue, 0, 0, after)
 	return nil
+}
+
+// Seek restarts a subscription's table at id to: every id below it is
+// done, none at or past it has been read (MaxID is to-1), and every
+// message state, lease and nack is forgotten, so a receipt held across
+// the seek is stale. Attempts keep counting from the highest ever leased
+// (no receipt is reused); the tries counted against max attempts start
+// again from zero.
+func (t *Table) Seek(to uint64) {
+	*t = Table{
+		floor:        to - 1,
+		maxID:        to - 1,
+		seq:          t.seq,
+		maxAttempt:   t.maxAttempt,
+		attemptFloor: t.maxAttempt,
+		skipped:      t.skipped,
+	}
+}
+
+// Skip finishes every id up to upTo, read or not, and moves the read
+// position past it: retention removed those messages from under a
+// subscription. The ids that were not done yet are counted (Skipped).
+func (t *Table) Skip(upTo uint64) {
+	for id := t.FirstID(); id <= min(upTo, t.maxID); id++ {
+		if s := t.Get(id).State; s != StateNone && s != StateDone {
+			t.skipped++
+		}
+	}
+	if read := max(t.maxID, t.floor); upTo > read {
+		t.skipped += upTo - read // never read
+	}
+	t.Purge(upTo)
+	t.maxID = max(t.maxID, upTo)
+	t.SealHoles(upTo)
 }
