@@ -11,7 +11,7 @@ import (
 )
 
 const (
-	snapshotMagic   = "SPSN"
+	snapshotMagic = "SPSN"
 	// snapshotVersion 2 added the subscription fields at the end (attempt
 	// floor, max attempt, skipped); version 1 is still read.
 	snapshotVersion = 2
