@@ -196,6 +196,45 @@ func TestIteratorSeesLaterAppends(t *testing.T) {
 	}
 }
 
+func TestIterAtResumesFromAnEarlierPosition(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), Options{SegmentSize: 1 << 10})
+	for i := 0; i < 60; i++ {
+		if _, _, err := l.Append([]Record{{Body: bytes.Repeat([]byte{byte(i)}, 50)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var positions []Position
+	for it := l.Iter(1); it.Next(); {
+		positions = append(positions, it.Position())
+	}
+	if len(positions) != 60 {
+		t.Fatalf("iterated %d records", len(positions))
+	}
+	for _, tc := range []struct {
+		name string
+		from uint64
+		hint Position
+	}{
+		{"at the record's own frame", 40, positions[39]},
+		{"at an earlier frame in the same segment", 40, positions[37]},
+		{"zero hint", 40, Position{}},
+		{"hint in a segment that does not exist", 40, Position{Segment: 9999, Offset: 64}},
+		{"hint past the segment's end", 40, Position{Segment: positions[39].Segment, Offset: 1 << 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			it := l.IterAt(tc.from, tc.hint)
+			for want := tc.from; want <= 60; want++ {
+				if !it.Next() || it.Record().ID != want || it.Record().Body[0] != byte(want-1) {
+					t.Fatalf("record %d: got %d (%v)", want, it.Record().ID, it.Err())
+				}
+			}
+			if it.Next() || it.Err() != nil {
+				t.Fatalf("past the end: %d, %v", it.Record().ID, it.Err())
+			}
+		})
+	}
+}
+
 func TestAppendLimits(t *testing.T) {
 	dir := t.TempDir()
 	l := mustOpen(t, dir, Options{MaxRecordSize: 1000})

@@ -160,6 +160,26 @@ func (l *Log) Iter(from uint64) *Iterator {
 	return &Iterator{l: l, from: max(from, 1), damagedAt: -1}
 }
 
+// IterAt is Iter starting at the frame hint names, a Position an earlier
+// Iterator gave for a record at or before from: a reader that resumes
+// where it stopped (a topic's subscription reading on) skips the walk
+// over the frame headers before it. A zero hint, or one whose segment is
+// gone, costs that walk. The hint must be a frame's start, as every
+// Position is: this log never moves a frame but by a rewrite, which
+// only compaction does.
+func (l *Log) IterAt(from uint64, hint Position) *Iterator {
+	it := l.Iter(from)
+	if hint.Segment == 0 || hint.Offset < fileHeaderSize {
+		return it
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if _, seg := l.findLocked(hint.Segment); seg != nil && hint.Offset < seg.size.Load() && seg.base <= it.from {
+		it.seg, it.off = seg, hint.Offset
+	}
+	return it
+}
+
 // Record returns the current record. Meta and Body alias the iterator's
 // buffer and stay valid until the next call to Next.
 func (it *Iterator) Record() Record { return it.cur }
