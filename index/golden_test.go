@@ -316,9 +316,9 @@ func TestGoldenSubscriptionSnapshot(t *testing.T) {
 		t.Fatal("EncodeSnapshot of the decoded table differs from the golden file")
 	}
 	// 2 (leased) and 3 (read, ready) were skipped; 4 and 5 stay ready.
-	if tb.Skipped() != 2 || tb.MaxAttempt() != 3 || tb.MaxID() != 5 || tb.Count(StateReady) != 2 || tb.Live() != 2 {
-		t.Fatalf("Skipped %d, MaxAttempt %d, MaxID %d, ready %d, live %d; want 2, 3, 5, 2, 2",
-			tb.Skipped(), tb.MaxAttempt(), tb.MaxID(), tb.Count(StateReady), tb.Live())
+	if tb.Skipped() != 2 || tb.MaxAttempt() != 3 || tb.ReadUpTo() != 5 || tb.Count(StateReady) != 2 || tb.Live() != 2 {
+		t.Fatalf("Skipped %d, MaxAttempt %d, ReadUpTo %d, ready %d, live %d; want 2, 3, 5, 2, 2",
+			tb.Skipped(), tb.MaxAttempt(), tb.ReadUpTo(), tb.Count(StateReady), tb.Live())
 	}
 	// Attempts go on from the highest before the seek (2, for message 3);
 	// the tries that count against max attempts start again.

@@ -21,8 +21,8 @@ func TestSeekForgetsEveryStateAndKeepsAttemptsCounting(t *testing.T) {
 	must(t, tb.Dead(3))
 
 	tb.Seek(2)
-	if tb.Live() != 0 || tb.MaxID() != 1 || tb.MaxAttempt() != 2 {
-		t.Fatalf("after Seek(2): live %d, MaxID %d, MaxAttempt %d; want 0, 1, 2", tb.Live(), tb.MaxID(), tb.MaxAttempt())
+	if tb.Live() != 0 || tb.ReadUpTo() != 1 || tb.MaxID() != 0 || tb.MaxAttempt() != 2 {
+		t.Fatalf("after Seek(2): live %d, ReadUpTo %d, MaxID %d, MaxAttempt %d; want 0, 1, 0, 2", tb.Live(), tb.ReadUpTo(), tb.MaxID(), tb.MaxAttempt())
 	}
 	if s := tb.Get(1).State; s != StateDone {
 		t.Fatalf("id 1 below the seek is %s, want done", s)
@@ -62,7 +62,7 @@ func TestSkipFinishesReadAndUnreadIdsAndCountsThem(t *testing.T) {
 		read        uint64 // ids 1..read are read
 		upTo        uint64
 		wantSkipped uint64
-		wantMaxID   uint64
+		wantReadTo  uint64
 	}{
 		{"past everything read", 5, 8, 4 + 3, 8}, // 2..5 live (1 acked), 6..8 unread
 		{"within what was read", 5, 3, 2, 5},     // 2, 3
@@ -81,8 +81,8 @@ func TestSkipFinishesReadAndUnreadIdsAndCountsThem(t *testing.T) {
 				must(t, tb.Ack(1))
 			}
 			tb.Skip(tt.upTo)
-			if tb.Skipped() != tt.wantSkipped || tb.MaxID() != tt.wantMaxID {
-				t.Fatalf("Skipped %d, MaxID %d; want %d, %d", tb.Skipped(), tb.MaxID(), tt.wantSkipped, tt.wantMaxID)
+			if tb.Skipped() != tt.wantSkipped || tb.ReadUpTo() != tt.wantReadTo {
+				t.Fatalf("Skipped %d, ReadUpTo %d; want %d, %d", tb.Skipped(), tb.ReadUpTo(), tt.wantSkipped, tt.wantReadTo)
 			}
 			tb.Skip(tt.upTo) // idempotent: replay may apply it again
 			if tb.Skipped() != tt.wantSkipped {
@@ -93,7 +93,7 @@ func TestSkipFinishesReadAndUnreadIdsAndCountsThem(t *testing.T) {
 					t.Fatalf("id %d is %s after the skip", id, s)
 				}
 			}
-			if !tb.Insert(tt.wantMaxID+1, 0, 0, 0) {
+			if !tb.Insert(tt.wantReadTo+1, 0, 0, 0) {
 				t.Fatalf("the id after the skip cannot be read")
 			}
 			checkCounts(t, tb)

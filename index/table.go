@@ -121,12 +121,21 @@ type Table struct {
 // NewTable returns an empty table.
 func NewTable() *Table { return &Table{} }
 
-// MaxID returns the highest id inserted (for a subscription, its read
-// position: every id up to it was read, or done by a seek or skip).
+// MaxID returns the highest id inserted (for a subscription, since its
+// last seek).
 func (t *Table) MaxID() uint64 { return t.maxID }
+
+// ReadUpTo returns a subscription's read position: every id up to it was
+// read into the table, or is done (below a seek, skipped, or a hole
+// sealed because the log does not have it).
+func (t *Table) ReadUpTo() uint64 { return max(t.maxID, t.floor) }
 
 // MaxAttempt returns the highest attempt number ever leased.
 func (t *Table) MaxAttempt() uint16 { return t.maxAttempt }
+
+// AttemptFloor returns the attempts a message read since the last seek
+// starts at.
+func (t *Table) AttemptFloor() uint16 { return t.attemptFloor }
 
 // Skipped returns how many ids Skip finished that were not done yet.
 func (t *Table) Skipped() uint64 { return t.skipped }

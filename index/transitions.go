@@ -245,7 +245,8 @@ func (t *Table) Ready(id uint64, after uint64) error {
 }
 
 // Seek restarts a subscription's table at id to: every id below it is
-// done, none at or past it has been read (MaxID is to-1), and every
+// done, none at or past it has been read (ReadUpTo is to-1, MaxID 0 until
+// one is), and every
 // message state, lease and nack is forgotten, so a receipt held across
 // the seek is stale. Attempts keep counting from the highest ever leased
 // (no receipt is reused); the tries counted against max attempts start
@@ -253,7 +254,6 @@ func (t *Table) Ready(id uint64, after uint64) error {
 func (t *Table) Seek(to uint64) {
 	*t = Table{
 		floor:        to - 1,
-		maxID:        to - 1,
 		seq:          t.seq,
 		maxAttempt:   t.maxAttempt,
 		attemptFloor: t.maxAttempt,
@@ -274,6 +274,5 @@ func (t *Table) Skip(upTo uint64) {
 		t.skipped += upTo - read // never read
 	}
 	t.Purge(upTo)
-	t.maxID = max(t.maxID, upTo)
 	t.SealHoles(upTo)
 }

@@ -27,7 +27,11 @@ type Broker struct {
 	// failed holds the queues whose directories exist but did not open;
 	// they answer ErrQueueDamaged while the rest serve.
 	failed map[string]*failedQueue
-	closed bool
+	// topics and failedTopics are the topics, and those whose directories
+	// did not open (why), as for queues.
+	topics       map[string]*Topic
+	failedTopics map[string]error
+	closed       bool
 
 	maintMu     sync.Mutex
 	maintQueues []*Queue // runMaintenance's list, under maintMu
@@ -77,7 +81,8 @@ func Open(dir string, opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{dir: dir, opts: opts, queues: map[string]*Queue{}, failed: map[string]*failedQueue{}, stop: make(chan struct{}), done: make(chan struct{})}
+	b := &Broker{dir: dir, opts: opts, queues: map[string]*Queue{}, failed: map[string]*failedQueue{},
+		topics: map[string]*Topic{}, failedTopics: map[string]error{}, stop: make(chan struct{}), done: make(chan struct{})}
 	root := b.queuesDir()
 	if err := opts.FS.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
@@ -132,6 +137,9 @@ func Open(dir string, opts Options) (*Broker, error) {
 		defer mu.Unlock()
 		b.recordOpen(toOpen[i], q, err)
 	})
+	if err := b.openTopics(); err != nil {
+		return nil, err
+	}
 	b.logOpened(time.Since(start))
 	if opts.MaintenanceInterval > 0 {
 		go b.maintain()
@@ -153,7 +161,20 @@ func (b *Broker) logOpened(took time.Duration) {
 		repairs += q.repairs
 		q.mu.Unlock()
 	}
-	b.opts.Logger.Info("queue: data directory opened", "dir", b.dir, "queues", len(b.queues), "unavailable", len(b.failed),
+	subs := 0
+	for _, t := range b.topics {
+		for _, s := range t.subs {
+			q := s.q
+			q.mu.Lock()
+			c = c.plus(countsOf(q.t))
+			repairs += q.repairs
+			q.mu.Unlock()
+			subs++
+		}
+		repairs += t.repairs
+	}
+	b.opts.Logger.Info("queue: data directory opened", "dir", b.dir, "queues", len(b.queues), "topics", len(b.topics), "subscriptions", subs,
+		"unavailable", len(b.failed)+len(b.failedTopics),
 		"messages", c.Total, "ready", c.Ready, "delayed", c.Delayed, "leased", c.Leased, "dead", c.Dead,
 		"repairs", repairs, "took", took.Round(time.Millisecond))
 }
@@ -240,26 +261,9 @@ func (b *Broker) createLocked(name string, u ConfigUpdate) (q *Queue, created bo
 		return nil, false, err
 	}
 	root := b.queuesDir()
-	qdir := filepath.Join(root, name)
-	if _, err := os.Lstat(qdir); !errors.Is(err, fs.ErrNotExist) {
-		// Appeared since Open (someone else's): never write into it.
-		return nil, false, fmt.Errorf("create queue %s: %s is in the way: %w", name, qdir, cmp.Or(err, fs.ErrExist))
-	}
-	// Staged under a name no queue can have, then renamed into place: a
-	// crash before the rename leaves only a .creating- directory, which
-	// the next start removes.
-	staged := transientDir(root, creatingPrefix, name)
-	if err := b.opts.FS.MkdirAll(staged, 0o755); err != nil {
+	qdir, err := b.createDir(root, name, queueFileName, cfg)
+	if err != nil {
 		return nil, false, fmt.Errorf("create queue %s: %w", name, err)
-	}
-	if err := writeConfig(b.opts.FS, staged, cfg); err != nil {
-		return nil, false, errors.Join(err, b.opts.FS.RemoveAll(staged))
-	}
-	if err := b.opts.FS.Rename(staged, qdir); err != nil {
-		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), b.opts.FS.RemoveAll(staged))
-	}
-	if err := b.opts.FS.SyncDir(root); err != nil {
-		return nil, false, errors.Join(fmt.Errorf("create queue %s: %w", name, err), b.removeQueueDir(root, qdir, name))
 	}
 	q, err = openQueue(b, name)
 	if err != nil {
@@ -267,6 +271,33 @@ func (b *Broker) createLocked(name string, u ConfigUpdate) (q *Queue, created bo
 	}
 	b.queues[name] = q
 	return q, true, nil
+}
+
+// createDir makes the directory root/name holding the config file
+// fileName (cfg) and returns its path. It is staged under a name no
+// queue, topic or subscription can have, then renamed into place and the
+// rename fsynced: a crash before the rename leaves only a .creating-
+// directory, which the next start removes. A failure leaves nothing.
+func (b *Broker) createDir(root, name, fileName string, cfg any) (string, error) {
+	dir := filepath.Join(root, name)
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		// Appeared since Open (someone else's): never write into it.
+		return "", fmt.Errorf("%s is in the way: %w", dir, cmp.Or(err, fs.ErrExist))
+	}
+	staged := transientDir(root, creatingPrefix, name)
+	if err := b.opts.FS.MkdirAll(staged, 0o755); err != nil {
+		return "", err
+	}
+	if err := writeConfigFile(b.opts.FS, filepath.Join(staged, fileName), cfg); err != nil {
+		return "", errors.Join(err, b.opts.FS.RemoveAll(staged))
+	}
+	if err := b.opts.FS.Rename(staged, dir); err != nil {
+		return "", errors.Join(err, b.opts.FS.RemoveAll(staged))
+	}
+	if err := b.opts.FS.SyncDir(root); err != nil {
+		return "", errors.Join(err, b.removeQueueDir(root, dir, name))
+	}
+	return dir, nil
 }
 
 // Queue returns the named queue, or ErrQueueNotFound.
@@ -358,6 +389,9 @@ func (b *Broker) MaxOpenFiles() int {
 	for _, q := range b.snapshotQueues() {
 		n += len(q.live().log.Segments()) + 1
 	}
+	for _, t := range b.topicList() {
+		n += len(t.log.Segments()) + len(t.subscriptionList())
+	}
 	return n
 }
 
@@ -372,7 +406,7 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
-	return errors.Join(b.closeQueues(), b.unlock())
+	return errors.Join(b.closeQueues(), b.closeTopics(), b.unlock())
 }
 
 func (b *Broker) closeQueues() error {
@@ -451,6 +485,12 @@ func (b *Broker) runMaintenance(retryFailed bool) error {
 		}
 	}
 	clear(b.maintQueues) // hold no closed queue until the next run
+	for _, t := range b.topicList() {
+		if err := t.maintain(); err != nil {
+			b.opts.Logger.Error("queue: topic maintenance failed", "topic", t.name, "err", err)
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -155,55 +155,65 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// queueFile is queue.json: the config with a format version and a
-// checksum of the config's canonical encoding.
-type queueFile struct {
+// configFile is the envelope of every config file spool writes
+// (queue.json, topic.json, sub.json): the config with a format version and
+// a checksum of the config's canonical (compact) encoding.
+type configFile struct {
 	Version  int             `json:"version"`
 	Config   json.RawMessage `json:"config"`
 	Checksum uint32          `json:"crc32c"`
 }
 
-const queueFileVersion = 1
+const configFileVersion = 1
 
-func encodeQueueFile(c Config) ([]byte, error) {
-	cfg, err := json.Marshal(c)
+// encodeConfigFile returns the file holding config v (a type whose JSON
+// form is its config).
+func encodeConfigFile(v any) ([]byte, error) {
+	cfg, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	return json.MarshalIndent(queueFile{Version: queueFileVersion, Config: cfg, Checksum: log.Checksum(cfg)}, "", "  ")
+	return json.MarshalIndent(configFile{Version: configFileVersion, Config: cfg, Checksum: log.Checksum(cfg)}, "", "  ")
 }
 
-// errConfigFile marks a queue.json that does not decode: retrying the
+// errConfigFile marks a config file that does not decode: retrying the
 // open cannot help.
-var errConfigFile = errors.New("queue.json")
+var errConfigFile = errors.New("config file")
 
-func decodeQueueFile(b []byte) (Config, error) {
-	c, err := decodeQueueFileText(b)
-	if err != nil {
-		return Config{}, fmt.Errorf("%w: %w", errConfigFile, err)
+// decodeConfigFile verifies a config file and decodes its config into v.
+func decodeConfigFile(b []byte, v any) error {
+	if err := decodeConfigFileText(b, v); err != nil {
+		return fmt.Errorf("%w: %w", errConfigFile, err)
 	}
-	return c, nil
+	return nil
 }
 
-func decodeQueueFileText(b []byte) (Config, error) {
-	var f queueFile
+func decodeConfigFileText(b []byte, v any) error {
+	var f configFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return Config{}, err
+		return err
 	}
-	if f.Version != queueFileVersion {
-		return Config{}, fmt.Errorf("version %d (this build reads %d)", f.Version, queueFileVersion)
+	if f.Version != configFileVersion {
+		return fmt.Errorf("version %d (this build reads %d)", f.Version, configFileVersion)
 	}
 	// The file is indented for people; the checksum is over the compact form.
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, f.Config); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return fmt.Errorf("config: %w", err)
 	}
 	if got := log.Checksum(compact.Bytes()); got != f.Checksum {
-		return Config{}, fmt.Errorf("crc32c %d, want %d", got, f.Checksum)
+		return fmt.Errorf("crc32c %d, want %d", got, f.Checksum)
 	}
+	if err := json.Unmarshal(f.Config, v); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+func decodeQueueFile(b []byte) (Config, error) {
 	var c Config
-	if err := json.Unmarshal(f.Config, &c); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+	if err := decodeConfigFile(b, &c); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }

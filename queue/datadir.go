@@ -28,6 +28,7 @@ const (
 	markerText = "spool data directory\nformat 1\n"
 	lockName   = "LOCK"
 	queuesName = "queues"
+	topicsName = "topics"
 )
 
 // Names inside queues/ that spool gives its own transient directories.

@@ -12,6 +12,14 @@ var (
 	// every method of a deleted Queue.
 	ErrQueueNotFound = errors.New("queue not found")
 
+	// ErrTopicNotFound is returned for a topic that does not exist (never
+	// created, or deleted).
+	ErrTopicNotFound = errors.New("topic not found")
+
+	// ErrSubscriptionNotFound is returned for a subscription that does not
+	// exist in its topic.
+	ErrSubscriptionNotFound = errors.New("subscription not found")
+
 	// ErrNotFound is returned per receipt or id for a message the queue
 	// does not hold: never enqueued, or already acked, purged or removed.
 	ErrNotFound = errors.New("message not found")

@@ -39,9 +39,16 @@ func (q *Queue) releaseIdle() error {
 		return nil
 	}
 	var errs []error
-	released, err := q.log.Release(idle)
-	if err != nil && !errors.Is(err, log.ErrClosed) {
-		errs = append(errs, err)
+	// A subscription shares its topic's log, which the topic releases; its
+	// cursor's frame is dropped every run (rereading one frame a second is
+	// nothing to a busy subscription).
+	released := q.sub != nil
+	if q.sub == nil {
+		var err error
+		released, err = q.log.Release(idle)
+		if err != nil && !errors.Is(err, log.ErrClosed) {
+			errs = append(errs, err)
+		}
 	}
 	if released && q.readMu.TryLock() { // held: a read is under way, so not idle
 		q.cursor.Reset()
@@ -60,7 +67,7 @@ func (q *Queue) releaseIdle() error {
 	if unwritten || q.broken.Load() != nil {
 		return errors.Join(errs...)
 	}
-	released, err = q.state.Release(idle)
+	released, err := q.state.Release(idle)
 	if err != nil {
 		// tidwall's Close fsyncs, and that fsync failed: what was written
 		// since the last one may be lost, as after any failed fsync.

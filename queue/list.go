@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
 )
 
 // Looking without leasing (peek, the dead list) and redriving the dead.
@@ -67,7 +69,22 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn fu
 			return len(ids) < limit
 		})
 	}
+	readUpTo, floor := q.t.ReadUpTo(), q.t.AttemptFloor()
 	q.mu.Unlock()
+	if q.sub != nil && want(index.StateReady) && len(ids) < limit && after < math.MaxUint64 {
+		// A subscription's unread messages, past everything in its table.
+		unread, err := q.peekUnread(max(after+1, readUpTo+1), limit-len(ids))
+		if err != nil {
+			return err
+		}
+		for _, u := range unread {
+			e := index.Entry{Offset: u.offset, Attempts: floor, State: index.StateReady}
+			if u.readyAt > q.now() {
+				e.State, e.Time = index.StateDelayed, u.readyAt
+			}
+			ids = append(ids, found{u.id, e})
+		}
+	}
 	for _, f := range ids {
 		m, err := q.read(f.id, f.e.Offset)
 		if err != nil {
@@ -108,4 +125,28 @@ func (q *Queue) Redrive(limit int) (int, error) {
 	seq := q.seq
 	q.mu.Unlock()
 	return len(ids), q.commit(seq, true)
+}
+
+// peekUnread returns up to limit of a subscription's unread records from
+// id from on, up to what its topic has published.
+func (q *Queue) peekUnread(from uint64, limit int) ([]unreadRecord, error) {
+	published := q.publishedNow()
+	var recs []unreadRecord
+	it := q.log.Iter(from)
+	for len(recs) < limit {
+		for len(recs) < limit && it.Next() {
+			r := it.Record()
+			if r.ID > published {
+				return recs, nil
+			}
+			meta, _ := DecodeMeta(r.Meta)
+			recs = append(recs, unreadRecord{id: r.ID, offset: uint32(it.Position().Offset), readyAt: meta.ReadyAt})
+		}
+		if err := it.Err(); err == nil {
+			break
+		} else if !errors.Is(err, log.ErrCorrupt) {
+			return nil, fmt.Errorf("%s: read the topic: %w", q.name, err)
+		}
+	}
+	return recs, nil
 }

@@ -44,7 +44,9 @@ func (q *Queue) snapshot() error {
 	if err := log.WriteFileAtomic(q.b.opts.FS, path, data); err != nil {
 		return fmt.Errorf("snapshot %s: %w", q.name, err)
 	}
-	q.log.Mark(changes)
+	if q.sub == nil {
+		q.log.Mark(changes)
+	}
 	q.syncMu.Lock() // TruncateFront may replace the file an fsync round syncs
 	defer q.syncMu.Unlock()
 	q.commitMu.Lock()
@@ -68,8 +70,11 @@ func (q *Queue) snapshotCurrent() bool {
 	defer q.commitMu.Unlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	// A subscription's table does not change with its topic's log: only
+	// its own events count.
+	logSame := q.sub != nil || q.log.Changes() == q.log.Marked()
 	return len(q.pending) == 0 && q.written == q.seq && q.broken.Load() == nil &&
-		q.state.LastIndex() == q.snapIndex && q.log.Changes() == q.log.Marked()
+		q.state.LastIndex() == q.snapIndex && logSame
 }
 
 // snapshotData encodes the table at the state-log index that covers it
@@ -170,7 +175,9 @@ func (q *Queue) maintain() error {
 	if due {
 		keep(q.snapshot())
 	}
-	keep(q.compact())
+	if q.sub == nil { // a subscription's log is its topic's to compact
+		keep(q.compact())
+	}
 	keep(q.releaseIdle())
 	return errors.Join(errs...)
 }

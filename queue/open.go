@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -22,11 +23,17 @@ const (
 )
 
 func writeConfig(fsys FS, qdir string, c Config) error {
-	data, err := encodeQueueFile(c)
+	return writeConfigFile(fsys, filepath.Join(qdir, queueFileName), c)
+}
+
+// writeConfigFile replaces the config file at path with one holding v,
+// atomically.
+func writeConfigFile(fsys FS, path string, v any) error {
+	data, err := encodeConfigFile(v)
 	if err != nil {
 		return err
 	}
-	return log.WriteFileAtomic(fsys, filepath.Join(qdir, queueFileName), data)
+	return log.WriteFileAtomic(fsys, path, data)
 }
 
 // openQueue opens a queue's files and rebuilds its table: snapshot, then
@@ -44,19 +51,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	}
 	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg}
 	lg := b.opts.Logger.With("queue", name)
-	var onCommit func(log.Commit)
-	if hook := b.opts.OnCommit; hook != nil {
-		onCommit = func(c log.Commit) { hook(name, c) }
-	}
-	q.log, err = log.Open(filepath.Join(qdir, logDirName), log.Options{
-		FS:            b.opts.FS,
-		SegmentSize:   b.opts.SegmentSize,
-		MaxRecordSize: b.opts.MaxMessageBytes + MaxAttributeBytes + 64,
-		Sync:          b.opts.Sync,
-		SyncInterval:  b.opts.SyncInterval,
-		Logger:        lg,
-		OnCommit:      onCommit,
-	})
+	q.log, err = b.openMessageLog(qdir, name, lg)
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
@@ -83,6 +78,24 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	q.armTimerLocked()
 	q.mu.Unlock()
 	return q, nil
+}
+
+// openMessageLog opens the message log in dir/log of the queue or topic
+// name, which OnCommit hears of under that name.
+func (b *Broker) openMessageLog(dir, name string, lg *slog.Logger) (*log.Log, error) {
+	var onCommit func(log.Commit)
+	if hook := b.opts.OnCommit; hook != nil {
+		onCommit = func(c log.Commit) { hook(name, c) }
+	}
+	return log.Open(filepath.Join(dir, logDirName), log.Options{
+		FS:            b.opts.FS,
+		SegmentSize:   b.opts.SegmentSize,
+		MaxRecordSize: b.opts.MaxMessageBytes + MaxAttributeBytes + 64,
+		Sync:          b.opts.Sync,
+		SyncInterval:  b.opts.SyncInterval,
+		Logger:        lg,
+		OnCommit:      onCommit,
+	})
 }
 
 // openStateLog opens q's state log, cutting a torn tail.
@@ -269,6 +282,9 @@ func readSnapshots(qdir string, all bool) (snap index.Snapshot, files []Snapshot
 
 // reopen replaces a broken queue with a fresh one loaded from disk.
 func (b *Broker) reopen(old *Queue) error {
+	if old.sub != nil {
+		return old.sub.topic.reopen(old)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.queues[old.name] != old {

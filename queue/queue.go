@@ -31,6 +31,7 @@ type Queue struct {
 	// all: with thousands parked, waking every one per enqueue made
 	// enqueues quadratic.
 	waiters list.List
+	waiting atomic.Int32 // waiters.Len(), for Topic.Publish's look without mu
 	closed  bool
 	// reloading is set by Broker.reopen before it closes a broken q to
 	// load it afresh: closed then means "being replaced", not "gone".
@@ -74,6 +75,11 @@ type Queue struct {
 	stats struct {
 		enqueued, acked, nacked, expired, dead, deadLettered, removed atomic.Uint64
 	}
+
+	// sub is set when q is a topic's subscription: its messages are the
+	// topic's log (q.log, shared, the topic's to close and compact), read
+	// into q.t as it goes (see subscription.go).
+	sub *subscription
 }
 
 func (q *Queue) now() int64 { return q.b.opts.Now().UnixNano() }
@@ -170,30 +176,15 @@ func (q *Queue) Info() (Info, error) {
 	if oldestReady {
 		oldest = q.enqueuedAt(oldestID, oldestOffset)
 	}
-	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: Stats{
-		Enqueued: q.stats.enqueued.Load(), Acked: q.stats.acked.Load(), Nacked: q.stats.nacked.Load(),
-		Expired: q.stats.expired.Load(), Dead: q.stats.dead.Load(), DeadLettered: q.stats.deadLettered.Load(),
-		Removed: q.stats.removed.Load(),
-	}}, nil
+	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: q.statsNow()}, nil
 }
 
 // Enqueue appends msgs, all or nothing, and returns their ids. It returns
 // once they are durable (under Sync=always).
 func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	q = q.live()
-	if len(msgs) == 0 {
-		return nil, fmt.Errorf("%w: no messages", ErrInvalid)
-	}
-	for i, m := range msgs {
-		if len(m.Body) > q.b.opts.MaxMessageBytes {
-			return nil, fmt.Errorf("%w: message %d is %d bytes, limit %d", ErrTooLarge, i, len(m.Body), q.b.opts.MaxMessageBytes)
-		}
-		if err := checkAttributes(m.Attributes); err != nil {
-			return nil, fmt.Errorf("message %d: %w", i, err)
-		}
-		if m.Delay != nil && (*m.Delay < 0 || *m.Delay > MaxDelay) {
-			return nil, fmt.Errorf("%w: message %d: delay %s must be between 0 and %s", ErrInvalid, i, *m.Delay, MaxDelay)
-		}
+	if err := q.b.checkNewMessages(msgs); err != nil {
+		return nil, err
 	}
 	if err := q.lockOpen(); err != nil {
 		return nil, err
@@ -208,7 +199,55 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	defaultDelay := q.cfg.Delay
 	q.mu.Unlock()
 
+	recs, readyAt := newRecords(msgs, defaultDelay, q.now())
+	first, pos, err := q.log.Append(recs)
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.inflight -= len(msgs)
+	if err != nil {
+		return nil, appendError("enqueue to", q.name, err)
+	}
+	ids := make([]uint64, len(msgs))
+	ready := 0
 	now := q.now()
+	for i := range msgs {
+		ids[i] = first + uint64(i)
+		q.t.Insert(ids[i], uint32(pos.Offset), readyAt[i], now)
+		if readyAt[i] <= now {
+			ready++
+		}
+	}
+	q.stats.enqueued.Add(uint64(len(msgs)))
+	q.notifyLocked(ready)
+	q.armTimerLocked()
+	return ids, nil
+}
+
+// checkNewMessages checks what Enqueue and Publish take: at least one
+// message, each within the size, attribute and delay limits.
+func (b *Broker) checkNewMessages(msgs []NewMessage) error {
+	if len(msgs) == 0 {
+		return fmt.Errorf("%w: no messages", ErrInvalid)
+	}
+	for i, m := range msgs {
+		if len(m.Body) > b.opts.MaxMessageBytes {
+			return fmt.Errorf("%w: message %d is %d bytes, limit %d", ErrTooLarge, i, len(m.Body), b.opts.MaxMessageBytes)
+		}
+		if err := checkAttributes(m.Attributes); err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+		if m.Delay != nil && (*m.Delay < 0 || *m.Delay > MaxDelay) {
+			return fmt.Errorf("%w: message %d: delay %s must be between 0 and %s", ErrInvalid, i, *m.Delay, MaxDelay)
+		}
+	}
+	return nil
+}
+
+// newRecords returns the log records of msgs appended at now, and when
+// each becomes ready (0: at once); a message without a delay of its own
+// gets defaultDelay.
+func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) ([]log.Record, []int64) {
 	recs := make([]log.Record, len(msgs))
 	readyAt := make([]int64, len(msgs))
 	for i, m := range msgs {
@@ -221,32 +260,17 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 		}
 		recs[i] = log.Record{Time: now, Meta: EncodeMeta(nil, Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin}), Body: m.Body}
 	}
-	first, pos, err := q.log.Append(recs)
+	return recs, readyAt
+}
 
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.inflight -= len(msgs)
+// appendError is the error of an append of messages to a queue or topic
+// (what says "enqueue to" or "publish to" name) that failed.
+func appendError(what, name string, err error) error {
 	if errors.Is(err, log.ErrTooLarge) {
 		// One batch is one frame of the log: MaxBatchBytes in all.
-		return nil, fmt.Errorf("%w: the batch does not fit one log frame (%d bytes of bodies and metadata at most): %w", ErrTooLarge, MaxBatchBytes, err)
+		return fmt.Errorf("%w: the batch does not fit one log frame (%d bytes of bodies and metadata at most): %w", ErrTooLarge, MaxBatchBytes, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("enqueue to %s: %w", q.name, err)
-	}
-	ids := make([]uint64, len(msgs))
-	ready := 0
-	now = q.now()
-	for i := range msgs {
-		ids[i] = first + uint64(i)
-		q.t.Insert(ids[i], uint32(pos.Offset), readyAt[i], now)
-		if readyAt[i] <= now {
-			ready++
-		}
-	}
-	q.stats.enqueued.Add(uint64(len(msgs)))
-	q.notifyLocked(ready)
-	q.armTimerLocked()
-	return ids, nil
+	return fmt.Errorf("%s %s: %w", what, name, err)
 }
 
 func checkAttributes(attrs map[string]string) error {
@@ -302,5 +326,8 @@ func (q *Queue) close(snapshot bool) error {
 	}
 	q.notifyLocked(q.waiters.Len()) // they find q closed (or replaced) and go on
 	q.mu.Unlock()
-	return errors.Join(append(errs, q.log.Close(), q.state.Close())...)
+	if q.sub == nil { // a subscription's log is its topic's
+		errs = append(errs, q.log.Close())
+	}
+	return errors.Join(append(errs, q.state.Close())...)
 }

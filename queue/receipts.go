@@ -49,6 +49,9 @@ func (q *Queue) checkReceiptLocked(r Receipt) error {
 	}
 	e := q.t.Get(r.ID)
 	switch {
+	case q.sub != nil && e.State == index.StateNone && r.ID <= q.publishedNow() && r.Attempt <= q.t.MaxAttempt():
+		// Unread now, yet leased before: the subscription was seeked since.
+		return fmt.Errorf("%w: %s (message %d was not leased since the subscription's last seek)", ErrStaleReceipt, r, r.ID)
 	case r.ID > q.t.MaxID() || e.State == index.StateNone:
 		return fmt.Errorf("%w: %s has no message %d", ErrNotFound, q.name, r.ID)
 	case e.State == index.StateDone:
@@ -88,7 +91,7 @@ func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error
 		if o.Delay > 0 {
 			readyAt = now + int64(o.Delay)
 		}
-		q.applyLocked(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: q.t.MaxID(), Time: readyAt}, now)
+		q.applyLocked(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: q.newestLocked(), Time: readyAt}, now)
 		if readyAt == 0 {
 			q.notifyLocked(1)
 		}

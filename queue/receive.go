@@ -30,6 +30,7 @@ func (q *Queue) notifyLocked(n int) {
 		w.elem = nil
 		w.ch <- struct{}{}
 	}
+	q.waiting.Store(int32(q.waiters.Len()))
 }
 
 // parkLocked adds w to the waiters: at the back when it starts waiting, at the
@@ -41,6 +42,7 @@ func (q *Queue) parkLocked(w *waiter, again bool) {
 	} else {
 		w.elem = q.waiters.PushBack(w)
 	}
+	q.waiting.Store(int32(q.waiters.Len()))
 }
 
 // unpark takes a waiter that stops waiting off the list. If it had been
@@ -53,6 +55,7 @@ func (q *Queue) unpark(w *waiter, keep bool) {
 	if w.elem != nil {
 		q.waiters.Remove(w.elem)
 		w.elem = nil
+		q.waiting.Store(int32(q.waiters.Len()))
 		return
 	}
 	select {
@@ -108,8 +111,24 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			vis = q.cfg.VisibilityTimeout
 		}
 		var leased []leasedMsg
+		published := q.publishedNow()
 		for len(leased) < o.Max {
-			id, ok := q.t.NextReady()
+			id, ok, readMore := q.nextReadyLocked(now, published)
+			if !ok && readMore {
+				// A subscription with unread messages and none read ahead:
+				// read on from the topic, without holding mu, and look again.
+				if err := q.readAheadUnlocked(published); err != nil {
+					if len(leased) == 0 {
+						q.mu.Unlock()
+						return 0, err
+					}
+					break // hand out what is leased; the next receive retries
+				}
+				if q.closed {
+					break
+				}
+				continue
+			}
 			if !ok {
 				break
 			}
@@ -128,7 +147,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 		}
 		if len(leased) > 0 {
 			q.armTimerLocked()
-			if _, more := q.t.NextReady(); more {
+			if q.readyLeftLocked(published) {
 				q.notifyLocked(1) // what this receive left is the next waiter's
 			}
 			seq := q.seq
@@ -145,6 +164,13 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 		}
 		parkedOn := q
 		q.parkLocked(w, woken)
+		if q.publishedNow() != published {
+			// Published to while this receiver looked: Publish may have
+			// seen no one parked here, and woken no one. Look again.
+			q.mu.Unlock()
+			parkedOn.unpark(w, true)
+			continue
+		}
 		q.mu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(o.Wait)

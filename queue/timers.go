@@ -21,7 +21,7 @@ func (q *Queue) processDueLocked(now int64) {
 		// Logged so a replay makes it ready at the same point among the
 		// other events, in the same place, whatever the clock says then.
 		// DueDelay returned a delayed message: this cannot fail.
-		q.applyLocked(index.Event{Type: index.EvReady, ID: id, After: q.t.MaxID()}, now)
+		q.applyLocked(index.Event{Type: index.EvReady, ID: id, After: q.newestLocked()}, now)
 		woke++
 	}
 	for {

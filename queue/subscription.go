@@ -1,0 +1,517 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spoolq/spool/index"
+	"github.com/spoolq/spool/log"
+)
+
+// A subscription is a Queue whose messages are its topic's log: the same
+// table, state log, snapshots, leases, timers, receipts, dead letters and
+// commit path as a queue, with the table as a window over the topic. Ids
+// up to the table's read position (index.Table.ReadUpTo) are in the
+// table; ids past it, up to what the topic has published, are unread:
+// ready, in id order, costing nothing. Receive reads unread records into
+// the table as it goes (a few hundred at a time, read ahead outside the
+// lock), and no event records the read itself: replay reads the same
+// records again when an event names an id past the read position
+// (replaySubscription), so the events alone rebuild the window.
+
+// Subscription is one named reader of a topic, with the semantics of a
+// queue (see the package doc). Its methods are safe for concurrent use.
+type Subscription struct {
+	q *Queue
+}
+
+// subscription is what a Queue that is a subscription keeps besides a
+// queue's state.
+type subscription struct {
+	topic *Topic
+	name  string
+	start uint64 // the id it was created at: its table when there is no snapshot
+
+	// Records read ahead from the topic (under q.mu): ids from aheadFrom,
+	// the table's next unread id, up to aheadTo, of which ahead holds
+	// those the log has (a missing id was lost to damage or retention).
+	ahead              []unreadRecord
+	aheadFrom, aheadTo uint64
+	// hint is the frame of record hintID, where the next read-ahead starts
+	// looking (under q.readMu).
+	hint   log.Position
+	hintID uint64
+}
+
+// unreadRecord is what the table needs of a record to read it in.
+type unreadRecord struct {
+	id      uint64
+	offset  uint32
+	readyAt int64
+}
+
+// readAheadRecords bounds a read-ahead: its buffer is 24 bytes a record.
+const readAheadRecords = 256
+
+// SubscriptionInfo describes a subscription.
+type SubscriptionInfo struct {
+	Topic, Name string
+	Config      SubscriptionConfig
+	// Counts are its messages by state; unread messages count as ready
+	// (one published with a delay counts as ready until it is read).
+	Counts Counts
+	// Lag is its backlog: ready, delayed and leased, everything published
+	// since its offset that it has not finished.
+	Lag int
+	// Skipped is how many of its messages retention removed before it
+	// finished them.
+	Skipped uint64
+	// Next is the id of the next message it reads from the topic.
+	Next  uint64
+	Stats Stats
+}
+
+// Name returns the subscription's name.
+func (s *Subscription) Name() string { return s.q.sub.name }
+
+// Topic returns the name of the subscription's topic.
+func (s *Subscription) Topic() string { return s.q.sub.topic.name }
+
+// Config returns the subscription's configuration.
+func (s *Subscription) Config() SubscriptionConfig {
+	c := s.q.Config()
+	return SubscriptionConfig{VisibilityTimeout: c.VisibilityTimeout, MaxAttempts: c.MaxAttempts, DeadLetterQueue: c.DeadLetterQueue}
+}
+
+// Receive leases up to o.Max messages, as Queue.Receive does.
+func (s *Subscription) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error) {
+	return s.q.Receive(ctx, o)
+}
+
+// ReceiveEach is Queue.ReceiveEach.
+func (s *Subscription) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Message) error) (int, error) {
+	return s.q.ReceiveEach(ctx, o, fn)
+}
+
+// Ack finishes leased messages, as Queue.Ack does.
+func (s *Subscription) Ack(receipts []Receipt) ([]error, error) { return s.q.Ack(receipts) }
+
+// Nack returns leased messages, as Queue.Nack does. A message nacked to
+// the back goes after every message published before the nack, read or
+// not.
+func (s *Subscription) Nack(receipts []Receipt, o NackOptions) ([]error, error) {
+	return s.q.Nack(receipts, o)
+}
+
+// Extend moves leases' deadlines, as Queue.Extend does.
+func (s *Subscription) Extend(receipts []Receipt, visibility time.Duration) ([]error, error) {
+	return s.q.Extend(receipts, visibility)
+}
+
+// Fail sends leased messages dead, as Queue.Fail does.
+func (s *Subscription) Fail(receipts []Receipt) ([]error, error) { return s.q.Fail(receipts) }
+
+// Peek returns up to limit messages with id > after that are ready
+// (unread ones included), delayed or leased, without leasing them.
+func (s *Subscription) Peek(after uint64, limit int) ([]Message, error) {
+	return s.q.Peek(after, limit)
+}
+
+// PeekEach is Queue.PeekEach.
+func (s *Subscription) PeekEach(after uint64, limit int, fn func(Message) error) error {
+	return s.q.PeekEach(after, limit, fn)
+}
+
+// Dead returns up to limit dead messages with id > after.
+func (s *Subscription) Dead(after uint64, limit int) ([]Message, error) {
+	return s.q.Dead(after, limit)
+}
+
+// DeadEach is Queue.DeadEach.
+func (s *Subscription) DeadEach(after uint64, limit int, fn func(Message) error) error {
+	return s.q.DeadEach(after, limit, fn)
+}
+
+// Redrive returns up to limit dead messages (all if limit ≤ 0) to ready.
+func (s *Subscription) Redrive(limit int) (int, error) { return s.q.Redrive(limit) }
+
+// Update changes the subscription's configuration. Its start is not a
+// setting: Seek moves it.
+func (s *Subscription) Update(u SubscriptionUpdate) error {
+	q := s.q.live()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, q.name)
+	}
+	cur := SubscriptionConfig{VisibilityTimeout: q.cfg.VisibilityTimeout, MaxAttempts: q.cfg.MaxAttempts, DeadLetterQueue: q.cfg.DeadLetterQueue}
+	cfg, err := cur.apply(u, q.name)
+	if err != nil || cfg == cur {
+		return err
+	}
+	if err := writeConfigFile(q.b.opts.FS, filepath.Join(q.dir, subscriptionFileName), subscriptionFile{Config: cfg, StartID: q.sub.start}); err != nil {
+		return err
+	}
+	q.cfg = cfg.queueConfig()
+	return nil
+}
+
+// Seek moves the subscription to p and returns the id it moved to:
+// messages before it count as done, those from it on are delivered again
+// (or for the first time), in id order. Every lease held across the seek
+// becomes a stale receipt; attempts keep counting (no receipt is reused),
+// and what counts against max attempts starts again, as after a redrive.
+// It returns once the seek is durable (under Sync=always).
+func (s *Subscription) Seek(p Position) (uint64, error) {
+	id, err := s.q.sub.topic.resolve(p)
+	if err != nil {
+		return 0, err
+	}
+	return id, s.seekTo(id)
+}
+
+func (s *Subscription) seekTo(id uint64) error {
+	q := s.q.live()
+	if err := q.lockOpen(); err != nil {
+		return err
+	}
+	q.applyLocked(index.Event{Type: index.EvSeek, ID: id}, 0) // a seek cannot fail
+	q.sub.ahead = nil
+	q.notifyLocked(q.waiters.Len()) // what is unread now may be theirs
+	seq := q.seq
+	q.mu.Unlock()
+	return q.commit(seq, true)
+}
+
+// Info returns the subscription's config and counts.
+func (s *Subscription) Info() (SubscriptionInfo, error) {
+	q := s.q.live()
+	if err := q.lockOpen(); err != nil {
+		return SubscriptionInfo{}, err
+	}
+	defer q.mu.Unlock()
+	q.processDueLocked(q.now())
+	c := countsOf(q.t)
+	next := q.t.ReadUpTo() + 1
+	if published := q.publishedNow(); published >= next {
+		c.Ready += int(published - next + 1)
+		c.Total += int(published - next + 1)
+	}
+	return SubscriptionInfo{
+		Topic: q.sub.topic.name, Name: q.sub.name,
+		Config:  SubscriptionConfig{VisibilityTimeout: q.cfg.VisibilityTimeout, MaxAttempts: q.cfg.MaxAttempts, DeadLetterQueue: q.cfg.DeadLetterQueue},
+		Counts:  c,
+		Lag:     c.Ready + c.Delayed + c.Leased,
+		Skipped: q.t.Skipped(),
+		Next:    next,
+		Stats:   q.statsNow(),
+	}, nil
+}
+
+// publishedNow returns, for a subscription, the topic's newest published
+// id; 0 for a queue.
+func (q *Queue) publishedNow() uint64 {
+	if q.sub == nil {
+		return 0
+	}
+	return q.sub.topic.published.Load()
+}
+
+// newestLocked is the id a message nacked to the back now goes after: the
+// newest in the queue, or for a subscription the newest published (read
+// or not). The caller holds mu.
+func (q *Queue) newestLocked() uint64 {
+	if q.sub != nil {
+		return max(q.sub.topic.published.Load(), q.t.MaxID())
+	}
+	return q.t.MaxID()
+}
+
+// nextReadyLocked returns the message Receive should lease next. A
+// subscription reads unread records into its table from what was read
+// ahead; when that runs out with unread messages left, readMore says so
+// (the caller reads ahead without mu and looks again). The caller holds
+// mu.
+func (q *Queue) nextReadyLocked(now int64, published uint64) (id uint64, ok, readMore bool) {
+	if q.sub == nil {
+		id, ok = q.t.NextReady()
+		return id, ok, false
+	}
+	for {
+		next := q.t.ReadUpTo() + 1
+		if id, ok := q.t.NextReadyBefore(next); ok {
+			return id, true, false
+		}
+		if next > published {
+			id, ok = q.t.NextReady() // nacked to the back, after everything published
+			return id, ok, false
+		}
+		if !q.readNextLocked(now) {
+			return 0, false, true
+		}
+	}
+}
+
+// readyLeftLocked says whether a receive now would find a message. The
+// caller holds mu.
+func (q *Queue) readyLeftLocked(published uint64) bool {
+	if _, ok := q.t.NextReady(); ok {
+		return true
+	}
+	return q.sub != nil && published > q.t.ReadUpTo()
+}
+
+// readNextLocked reads the next unread record into the table from what
+// was read ahead, and reports false if there is none to read in. The
+// caller holds mu.
+func (q *Queue) readNextLocked(now int64) bool {
+	s := q.sub
+	next := q.t.ReadUpTo() + 1
+	if s.aheadFrom != next || s.aheadTo < next {
+		s.ahead = nil // used up, or from before a seek or skip
+		return false
+	}
+	if len(s.ahead) == 0 {
+		q.t.SealHoles(s.aheadTo) // ids the log does not have
+		s.aheadFrom = s.aheadTo + 1
+		return true
+	}
+	r := s.ahead[0]
+	s.ahead = s.ahead[1:]
+	if r.id > next {
+		q.t.SealHoles(r.id - 1)
+	}
+	q.t.Insert(r.id, r.offset, r.readyAt, now)
+	s.aheadFrom = r.id + 1
+	return true
+}
+
+// readAheadUnlocked is readAhead for a caller holding mu: it lets go of
+// mu while it reads, and holds it again when it returns.
+func (q *Queue) readAheadUnlocked(published uint64) error {
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	return q.readAhead(published)
+}
+
+// readAhead reads the next unread records of a subscription, up to
+// published, for readNextLocked. It reads without mu (under readMu).
+func (q *Queue) readAhead(published uint64) error {
+	q.readMu.Lock()
+	defer q.readMu.Unlock()
+	s := q.sub
+	q.mu.Lock()
+	from := q.t.ReadUpTo() + 1
+	q.mu.Unlock()
+	if from > published {
+		return nil
+	}
+	hint := log.Position{}
+	if s.hintID != 0 && s.hintID <= from {
+		hint = s.hint
+	}
+	recs := make([]unreadRecord, 0, min(published-from+1, readAheadRecords))
+	covered := published
+	it := q.log.IterAt(from, hint)
+	for full := false; !full; {
+		for it.Next() {
+			r := it.Record()
+			if r.ID > published {
+				break
+			}
+			s.hint, s.hintID = it.Position(), r.ID
+			// Unreadable metadata: ready at once; it goes dead when
+			// received, as damaged messages do.
+			meta, _ := DecodeMeta(r.Meta)
+			recs = append(recs, unreadRecord{id: r.ID, offset: uint32(it.Position().Offset), readyAt: meta.ReadyAt})
+			if len(recs) == readAheadRecords {
+				covered, full = r.ID, true
+				break
+			}
+		}
+		if err := it.Err(); err == nil || full {
+			break
+		} else if !errors.Is(err, log.ErrCorrupt) {
+			return fmt.Errorf("%s: read the topic: %w", q.name, err)
+		}
+		// Damage the log reported at open: its ids are skipped.
+	}
+	q.mu.Lock()
+	if q.t.ReadUpTo()+1 == from { // no seek or skip meanwhile
+		s.ahead, s.aheadFrom, s.aheadTo = recs, from, covered
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// statsNow returns the queue's running totals.
+func (q *Queue) statsNow() Stats {
+	return Stats{
+		Enqueued: q.stats.enqueued.Load(), Acked: q.stats.acked.Load(), Nacked: q.stats.nacked.Load(),
+		Expired: q.stats.expired.Load(), Dead: q.stats.dead.Load(), DeadLettered: q.stats.deadLettered.Load(),
+		Removed: q.stats.removed.Load(),
+	}
+}
+
+// openSubscription opens subscription name of topic t: its config, state
+// log and snapshot, over the topic's log.
+func openSubscription(t *Topic, name string) (*Queue, error) {
+	sdir := filepath.Join(t.dir, subscriptionsDirName, name)
+	full := t.name + "/" + name
+	data, err := os.ReadFile(filepath.Join(sdir, subscriptionFileName))
+	if err != nil {
+		return nil, fmt.Errorf("open subscription %s: %w", full, err)
+	}
+	var f subscriptionFile
+	if err := decodeConfigFile(data, &f); err != nil {
+		return nil, fmt.Errorf("open subscription %s: %w", full, err)
+	}
+	q := &Queue{b: t.b, name: full, dir: sdir, cfg: f.Config.queueConfig(), log: t.log,
+		sub: &subscription{topic: t, name: name, start: max(f.StartID, 1)}}
+	q.cursor = t.log.NewCursor()
+	state, repair, err := q.openStateLog()
+	if err != nil {
+		return nil, fmt.Errorf("open subscription %s: %w", full, err)
+	}
+	q.state = state
+	if repair != nil {
+		q.repairs++
+		t.b.opts.Logger.Warn("queue: cut torn tail off the state log (an unacknowledged write)", "subscription", full, "path", repair.Path, "offset", repair.Offset, "bytes", repair.Truncated)
+	}
+	if err := q.replaySubscription(); err != nil {
+		q.state.Close()
+		return nil, fmt.Errorf("open subscription %s: %w", full, err)
+	}
+	q.mu.Lock()
+	q.armTimerLocked()
+	q.mu.Unlock()
+	return q, nil
+}
+
+// replaySubscription rebuilds a subscription's table: its snapshot (or
+// its start), then the state log after it, reading the topic's records
+// into the table wherever an event names an id past the read position.
+// Then it reconciles the table with the topic: ids retention removed are
+// skipped, and a read position past the topic's end (a publish lost with
+// Sync=none or interval) is pulled back.
+func (q *Queue) replaySubscription() error {
+	lg := q.b.opts.Logger.With("subscription", q.name)
+	snap, _, err := q.loadSnapshot()
+	if err != nil {
+		return err
+	}
+	q.t, q.snapIndex = snap.Table, snap.StateIndex
+	if q.snapIndex == 0 {
+		q.t.Seek(q.sub.start)
+	}
+	r := subReader{q: q, now: q.now()}
+	skipped := 0
+	damaged, err := q.state.Replay(q.snapIndex, func(_ uint64, events []index.Event) error {
+		for _, ev := range events {
+			if ev.Type != index.EvSeek && ev.Type != index.EvSkip && ev.Type != index.EvPurge && ev.ID > q.t.ReadUpTo() {
+				if err := r.readUpTo(ev.ID); err != nil {
+					return err
+				}
+			}
+			// A delayed record read in after its delay ran out is ready
+			// already: its EvReady finds nothing to do.
+			if q.t.Apply(ev, 0) != nil && ev.Type != index.EvReady {
+				skipped++
+			}
+		}
+		return nil
+	})
+	q.repairs += len(damaged)
+	for _, d := range damaged {
+		lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
+	}
+	if err != nil {
+		return err
+	}
+	if skipped > 0 {
+		q.repairs++
+		lg.Warn("queue: state events about messages the topic no longer holds were skipped", "count", skipped)
+	}
+	q.written, q.synced = 0, 0
+	if last := q.log.LastID(); q.t.MaxID() > last { // read, not just seeked past the end
+		q.repairs++
+		lg.Warn("queue: the subscription had read past the topic's end (publishes lost in a crash with a relaxed sync policy); it reads on from the end", "read", q.t.MaxID(), "tail", last)
+		q.applyLocked(index.Event{Type: index.EvSeek, ID: last + 1}, 0)
+	}
+	q.skipRemovedLocked(q.sub.topic.firstID())
+	return nil
+}
+
+// skipRemovedLocked skips every id below first that the subscription has
+// not finished: retention removed them. The caller holds mu (or is
+// opening q).
+func (q *Queue) skipRemovedLocked(first uint64) {
+	if first <= 1 {
+		return
+	}
+	pending := q.t.ReadUpTo() < first-1
+	q.t.Scan(0, index.StateNone, func(id uint64, _ index.Entry) bool {
+		pending = pending || id < first
+		return false
+	})
+	if pending {
+		q.applyLocked(index.Event{Type: index.EvSkip, ID: first - 1}, 0) // a skip cannot fail
+	}
+}
+
+// subReader reads a topic's records into a subscription's table during
+// replay, in id order, with one iterator while the ids go forward.
+type subReader struct {
+	q    *Queue
+	now  int64
+	it   *log.Iterator
+	next uint64 // the id it reads next
+	// pos is the frame of record posID, where a new iterator starts
+	pos   log.Position
+	posID uint64
+}
+
+// readUpTo reads the records after the table's read position up to upTo
+// into the table; ids the log does not have are sealed (lost to damage
+// or retention, as they were when read live).
+func (r *subReader) readUpTo(upTo uint64) error {
+	t := r.q.t
+	from := t.ReadUpTo() + 1
+	if r.it == nil || r.next != from {
+		hint := log.Position{}
+		if r.posID != 0 && r.posID <= from {
+			hint = r.pos
+		}
+		r.it = r.q.log.IterAt(from, hint)
+	}
+	for {
+		for r.it.Next() {
+			rec := r.it.Record()
+			if rec.ID > upTo {
+				// Read one too many: the next call starts a new iterator.
+				r.it = nil
+				t.SealHoles(upTo)
+				return nil
+			}
+			meta, _ := DecodeMeta(rec.Meta)
+			t.Insert(rec.ID, uint32(r.it.Position().Offset), meta.ReadyAt, r.now)
+			r.next, r.pos, r.posID = rec.ID+1, r.it.Position(), rec.ID
+			if rec.ID == upTo {
+				return nil
+			}
+		}
+		err := r.it.Err()
+		if err == nil {
+			r.it = nil // the log's end: a later read starts afresh
+			t.SealHoles(min(upTo, r.q.log.LastID()))
+			return nil
+		}
+		if !errors.Is(err, log.ErrCorrupt) {
+			return fmt.Errorf("read the topic: %w", err)
+		}
+	}
+}
