@@ -200,6 +200,9 @@ func (e *TransitionError) Error() string {
 func (t *Table) Apply(ev Event, now int64) error {
 	switch ev.Type {
 	case EvLease:
+		// Counted even if the lease no longer applies (its message was
+		// removed from under a replay): the receipt was handed out.
+		t.maxAttempt = max(t.maxAttempt, ev.Attempt)
 		return t.Lease(ev.ID, ev.Attempt, ev.Time)
 	case EvExtend:
 		return t.Extend(ev.ID, ev.Time)

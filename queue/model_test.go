@@ -13,6 +13,9 @@ package queue
 // Dead(0, 1000) in full. A second queue serves as the dead-letter queue in
 // two of three runs (from the start, or created midway).
 //
+// In two of three runs a topic with two subscriptions runs beside the
+// queues (topic_model_test.go says how it is modelled).
+//
 // Restarts come in three kinds: Close and Open; a crash after every event
 // was written (snapshot plus state-log replay); and a crash that loses the
 // events not yet written (Receive, Extend and due changes are written only
@@ -156,6 +159,13 @@ type mQueue struct {
 	// enqueued since, as enqueued (their records are in the message log).
 	flushed map[uint64]mMsg
 	since   []mMsg
+
+	// A topic's subscription (see topic_model_test.go): its messages are
+	// the topic's from its offset on; maxID is the topic's newest id. top
+	// is the highest attempt it ever handed out, floor what messages start
+	// at since its last seek (top then).
+	sub        bool
+	top, floor int
 }
 
 func newMQueue(name string) *mQueue {
@@ -310,6 +320,9 @@ func (q *mQueue) receive(now int64, max int, vis time.Duration) []mLease {
 			break
 		}
 		m.attempts++
+		if m.attempts > q.top {
+			q.top = m.attempts
+		}
 		m.state, m.at, m.requeue, m.after, m.seq = mLeased, now+int64(vis), mByID, 0, 0
 		out = append(out, mLease{m: *m, receipt: Receipt{ID: m.id, Attempt: uint16(m.attempts)}})
 	}
@@ -484,7 +497,10 @@ type modelRun struct {
 	b    *Broker
 	main *mQueue
 	dlq  *mQueue // nil: no dead-letter queue in this run
-	real map[string]*Queue
+	// topic, with two subscriptions (their Queues in real, by
+	// "topic/sub"), in two of three runs.
+	topic *mTopic
+	real  map[string]*Queue
 	hist map[string][]Receipt // receipts handed out, per queue
 	// issued is every receipt ever handed out, per queue: none may be
 	// handed out twice, crashes and restarts included.
@@ -536,6 +552,9 @@ func newModelRun(t *testing.T, seed uint64, ops int) *modelRun {
 	if dlqMode == 1 {
 		r.createDLQ()
 	}
+	if seed%3 != 0 {
+		r.createTopic()
+	}
 	return r
 }
 
@@ -582,6 +601,9 @@ func (r *modelRun) queues() []*mQueue {
 	qs := []*mQueue{r.main}
 	if r.dlq != nil && r.dlq.exists {
 		qs = append(qs, r.dlq)
+	}
+	if r.topic != nil {
+		qs = append(qs, r.topic.subs...)
 	}
 	return qs
 }
@@ -630,6 +652,9 @@ func (r *modelRun) run() {
 	if r.dlq != nil {
 		ids += fmt.Sprintf(", dlq ids %d", r.dlq.maxID)
 	}
+	if r.topic != nil {
+		ids += fmt.Sprintf(", topic ids %d from %d", r.topic.maxID, r.topic.first)
+	}
 	r.t.Logf("seed %d: %d ops in %v (%s): %v", r.seed, r.ops, time.Since(start).Round(time.Millisecond), ids, r.stats)
 }
 
@@ -639,6 +664,8 @@ func (r *modelRun) randomOp() (string, string) {
 	mq := r.main
 	if r.dlq != nil && r.dlq.exists && r.rng.IntN(100) < min(25+len(r.dlq.msgs)/4, 75) {
 		mq = r.dlq // more often the more it holds, so that it drains
+	} else if r.topic != nil && r.rng.IntN(2) == 0 {
+		mq = modelPick(r.rng, r.topic.subs...)
 	}
 	live := len(mq.msgs)
 	// Enqueue a lot while the queue is small, so that ids run past the
@@ -657,6 +684,7 @@ func (r *modelRun) randomOp() (string, string) {
 	}
 	ops := []op{
 		{"enqueue", enqW, func() string { return r.opEnqueue(mq) }},
+		{"seek", 1, func() string { return r.opSeek(mq) }},
 		{"receive", 22, func() string { s, _ := r.opReceive(mq); return s }},
 		{"consume", 10, func() string { return r.opConsume(mq) }},
 		{"ack", 18, func() string { return r.opReceipts(mq, "ack") }},
@@ -670,6 +698,8 @@ func (r *modelRun) randomOp() (string, string) {
 	}
 	// Rare ones are drawn per mille.
 	switch x := r.rng.IntN(1000); {
+	case (x < 2 || (live > 400 && x < 20)) && mq.sub:
+		return "seek-topic", r.opSeekTopic()
 	case x < 2 || (live > 400 && x < 20):
 		return "purge", r.opPurge(mq)
 	case x < 7:
@@ -704,6 +734,9 @@ var (
 )
 
 func (r *modelRun) opEnqueue(mq *mQueue) string {
+	if mq.sub {
+		return r.opPublish()
+	}
 	n := 1 + r.rng.IntN(5)
 	msgs := make([]NewMessage, n)
 	var desc []string
@@ -1004,11 +1037,19 @@ func (r *modelRun) opMaintain() string {
 		mq.settle(now)
 	}
 	r.main.moveDead(now)
+	if r.topic != nil {
+		for _, mq := range r.topic.subs { // after the queues, as Maintain does
+			mq.moveDead(now)
+		}
+	}
 	if err := r.b.Maintain(); err != nil {
 		r.failf("maintain: %v", err)
 	}
 	for _, mq := range r.queues() {
 		mq.flush()
+	}
+	if r.topic != nil {
+		r.checkRetention()
 	}
 	return "maintain"
 }
@@ -1022,7 +1063,9 @@ func (r *modelRun) opConfig(mq *mQueue) string {
 		mq.vis = modelPick(r.rng, 5*time.Second, 10*time.Second, 30*time.Second)
 		u.VisibilityTimeout = ptr(mq.vis)
 	}
-	if _, created, err := r.b.Create(mq.name, u); err != nil || created {
+	if mq.sub {
+		r.configSub(mq, u)
+	} else if _, created, err := r.b.Create(mq.name, u); err != nil || created {
 		r.failf("config %s: %v, %v", mq.name, created, err)
 	}
 	return fmt.Sprintf("config %s max_attempts=%d visibility=%s", mq.name, mq.maxAttempts, mq.vis)
@@ -1058,6 +1101,10 @@ func (r *modelRun) reopen(what string) string {
 	}
 	r.b = b
 	for _, mq := range r.queues() {
+		if mq.sub {
+			r.reopenSub(what, mq, checked)
+			continue
+		}
 		q, err := b.Queue(mq.name)
 		if err != nil {
 			r.failf("%s: %v", what, err)
@@ -1100,7 +1147,7 @@ func (r *modelRun) checkCounts() {
 	now := r.now()
 	for _, mq := range r.queues() {
 		mq.settle(now)
-		info, err := r.real[mq.name].Info()
+		info, err := r.info(mq)
 		if err != nil {
 			r.failf("info %s: %v", mq.name, err)
 		}

@@ -439,7 +439,13 @@ func TestCompactionGivesDiskSpaceBack(t *testing.T) {
 func simulateCrash(b *Broker, flush bool) error {
 	var errs []error
 	if flush {
-		for _, q := range b.snapshotQueues() {
+		qs := b.snapshotQueues()
+		for _, t := range b.topicList() {
+			for _, s := range t.subscriptionList() {
+				qs = append(qs, s.q.live())
+			}
+		}
+		for _, q := range qs {
 			q.mu.Lock()
 			seq := q.seq
 			q.mu.Unlock()
@@ -453,6 +459,9 @@ func simulateCrash(b *Broker, flush bool) error {
 	<-b.done
 	for _, q := range b.queues {
 		errs = append(errs, q.close(false))
+	}
+	for _, t := range b.topics {
+		errs = append(errs, t.close(false))
 	}
 	return errors.Join(append(errs, b.unlock())...)
 }

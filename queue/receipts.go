@@ -49,13 +49,13 @@ func (q *Queue) checkReceiptLocked(r Receipt) error {
 	}
 	e := q.t.Get(r.ID)
 	switch {
-	case q.sub != nil && e.State == index.StateNone && r.ID <= q.publishedNow() && r.Attempt <= q.t.MaxAttempt():
-		// Unread now, yet leased before: the subscription was seeked since.
+	case e.State == index.StateDone:
+		return fmt.Errorf("%w: %s (message %d is finished: acked, purged or removed)", ErrStaleReceipt, r, r.ID)
+	case q.sub != nil && e.State == index.StateNone && r.ID <= q.publishedNow() && r.Attempt <= q.t.AttemptFloor():
+		// Unread now, at an attempt reached before the last seek.
 		return fmt.Errorf("%w: %s (message %d was not leased since the subscription's last seek)", ErrStaleReceipt, r, r.ID)
 	case r.ID > q.t.MaxID() || e.State == index.StateNone:
 		return fmt.Errorf("%w: %s has no message %d", ErrNotFound, q.name, r.ID)
-	case e.State == index.StateDone:
-		return fmt.Errorf("%w: %s (message %d is finished: acked, purged or removed)", ErrStaleReceipt, r, r.ID)
 	case e.State == index.StateLeased && e.Attempts == r.Attempt:
 		return nil
 	case r.Attempt > e.Attempts:

@@ -47,6 +47,12 @@ type subscription struct {
 	hintID uint64
 }
 
+// dropAhead forgets what was read ahead (a seek or skip moved the read
+// position; or it is used up). The caller holds mu.
+func (s *subscription) dropAhead() {
+	s.ahead, s.aheadFrom, s.aheadTo = nil, 0, 0
+}
+
 // unreadRecord is what the table needs of a record to read it in.
 type unreadRecord struct {
 	id      uint64
@@ -180,7 +186,7 @@ func (s *Subscription) seekTo(id uint64) error {
 		return err
 	}
 	q.applyLocked(index.Event{Type: index.EvSeek, ID: id}, 0) // a seek cannot fail
-	q.sub.ahead = nil
+	q.sub.dropAhead()
 	q.notifyLocked(q.waiters.Len()) // what is unread now may be theirs
 	seq := q.seq
 	q.mu.Unlock()
@@ -272,7 +278,7 @@ func (q *Queue) readNextLocked(now int64) bool {
 	s := q.sub
 	next := q.t.ReadUpTo() + 1
 	if s.aheadFrom != next || s.aheadTo < next {
-		s.ahead = nil // used up, or from before a seek or skip
+		s.dropAhead() // used up, or from before a seek or skip
 		return false
 	}
 	if len(s.ahead) == 0 {

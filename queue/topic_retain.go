@@ -139,7 +139,7 @@ func (q *Queue) skipThrough(upTo uint64) error {
 		return err
 	}
 	q.skipRemovedLocked(upTo + 1)
-	q.sub.ahead = nil
+	q.sub.dropAhead()
 	seq := q.seq
 	q.mu.Unlock()
 	return q.commit(seq, true)
