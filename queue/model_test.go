@@ -501,7 +501,7 @@ type modelRun struct {
 	// "topic/sub"), in two of three runs.
 	topic *mTopic
 	real  map[string]*Queue
-	hist map[string][]Receipt // receipts handed out, per queue
+	hist  map[string][]Receipt // receipts handed out, per queue
 	// issued is every receipt ever handed out, per queue: none may be
 	// handed out twice, crashes and restarts included.
 	issued map[string]map[Receipt]bool
