@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spoolq/spool/index"
 	"github.com/spoolq/spool/log"
@@ -14,6 +15,19 @@ import (
 // CheckReport is what Check found in a data directory.
 type CheckReport struct {
 	Queues []QueueCheck
+	Topics []TopicCheck
+}
+
+// TopicCheck is one topic's part of a CheckReport.
+type TopicCheck struct {
+	Name   string
+	Config error // nil, or why topic.json does not load
+	Log    *log.VerifyReport
+	Meta   error // nil, or how many records' metadata does not decode
+	// Subscriptions are named "topic/subscription"; their Log is nil (the
+	// topic's is theirs). Their counts are of the messages they have read
+	// (unread ones are not in a subscription's state).
+	Subscriptions []QueueCheck
 }
 
 // QueueCheck is one queue's part of a CheckReport.
@@ -44,36 +58,59 @@ type Problem struct {
 	Repairable bool // a torn tail: a write that never completed
 }
 
-// Problems lists everything wrong, queue by queue.
+// Problems lists everything wrong, queue by queue, then topic by topic.
 func (r *CheckReport) Problems() []Problem {
 	var out []Problem
 	for _, q := range r.Queues {
-		if q.Config != nil {
-			out = append(out, Problem{Queue: q.Name, What: q.Config.Error()})
+		out = append(out, q.problems()...)
+	}
+	for _, t := range r.Topics {
+		if t.Config != nil {
+			out = append(out, Problem{Queue: t.Name, What: t.Config.Error()})
 		}
-		if q.Log != nil {
-			for _, p := range q.Log.Problems {
-				out = append(out, Problem{Queue: q.Name, What: p.String(), Repairable: p.TornTail})
+		if t.Log != nil {
+			for _, p := range t.Log.Problems {
+				out = append(out, Problem{Queue: t.Name, What: p.String(), Repairable: p.TornTail})
 			}
 		}
-		if q.State != nil {
-			for _, p := range q.State.Problems {
-				out = append(out, Problem{Queue: q.Name, What: p.String(), Repairable: p.TornTail})
-			}
+		if t.Meta != nil {
+			out = append(out, Problem{Queue: t.Name, What: t.Meta.Error()})
 		}
-		if q.Meta != nil {
-			out = append(out, Problem{Queue: q.Name, What: q.Meta.Error()})
-		}
-		for _, s := range q.Snapshots {
-			if s.Err != nil {
-				out = append(out, Problem{Queue: q.Name, What: fmt.Sprintf("%s: %v", s.Name, s.Err)})
-			}
+		for _, s := range t.Subscriptions {
+			out = append(out, s.problems()...)
 		}
 	}
 	return out
 }
 
-// Check verifies every queue of the data directory dir offline: config,
+// problems lists what is wrong with one queue or subscription.
+func (q QueueCheck) problems() []Problem {
+	var out []Problem
+	if q.Config != nil {
+		out = append(out, Problem{Queue: q.Name, What: q.Config.Error()})
+	}
+	if q.Log != nil {
+		for _, p := range q.Log.Problems {
+			out = append(out, Problem{Queue: q.Name, What: p.String(), Repairable: p.TornTail})
+		}
+	}
+	if q.State != nil {
+		for _, p := range q.State.Problems {
+			out = append(out, Problem{Queue: q.Name, What: p.String(), Repairable: p.TornTail})
+		}
+	}
+	if q.Meta != nil {
+		out = append(out, Problem{Queue: q.Name, What: q.Meta.Error()})
+	}
+	for _, s := range q.Snapshots {
+		if s.Err != nil {
+			out = append(out, Problem{Queue: q.Name, What: fmt.Sprintf("%s: %v", s.Name, s.Err)})
+		}
+	}
+	return out
+}
+
+// Check verifies every queue and topic of the data directory dir offline: config,
 // message-log segments (every frame and record), state log (every entry)
 // and snapshots. It changes nothing. It refuses (ErrLocked) a directory a
 // server holds, and fails only when it cannot read; damage goes in the
@@ -84,6 +121,10 @@ func Check(dir string) (*CheckReport, error) {
 		qc, err := checkQueue(qdir, name)
 		rep.Queues = append(rep.Queues, qc)
 		return err
+	}, func(tdir, name string) error {
+		tc, err := checkTopic(tdir, name)
+		rep.Topics = append(rep.Topics, tc)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -92,17 +133,28 @@ func Check(dir string) (*CheckReport, error) {
 }
 
 // eachQueue holds the directory lock of the data directory dir and calls
-// fn for each queue directory in it.
-func eachQueue(dir, what string, fn func(qdir, name string) error) error {
+// queueFn for each queue directory in it, then topicFn for each topic
+// directory.
+func eachQueue(dir, what string, queueFn, topicFn func(dir, name string) error) error {
 	unlock, err := lockExisting(dir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	root := filepath.Join(dir, queuesName)
+	if err := eachNamedDir(filepath.Join(dir, queuesName), queueFn); err != nil {
+		return fmt.Errorf("%s %s: %w", what, dir, err)
+	}
+	if err := eachNamedDir(filepath.Join(dir, topicsName), topicFn); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s %s: %w", what, dir, err)
+	}
+	return nil
+}
+
+// eachNamedDir calls fn for each entry of root with a valid name.
+func eachNamedDir(root string, fn func(dir, name string) error) error {
 	names, err := log.OS.ReadDir(root)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, dir, err)
+		return err
 	}
 	for _, name := range names {
 		if ValidName(name) {
@@ -200,24 +252,134 @@ func checkQueue(qdir, name string) (QueueCheck, error) {
 // as opening the queue would, and nothing else: damage elsewhere stays for
 // a person to look at. It refuses (ErrLocked) a directory a server holds.
 func Repair(dir string) error {
-	return eachQueue(dir, "repair", func(qdir, name string) error {
-		if _, err := os.Stat(filepath.Join(qdir, queueFileName)); errors.Is(err, fs.ErrNotExist) {
-			return nil // not spool's: nothing is written into it
+	return eachQueue(dir, "repair", repairQueue, repairTopic)
+}
+
+func repairQueue(qdir, name string) error {
+	if _, err := os.Stat(filepath.Join(qdir, queueFileName)); errors.Is(err, fs.ErrNotExist) {
+		return nil // not spool's: nothing is written into it
+	}
+	l, err := log.Open(filepath.Join(qdir, logDirName), log.Options{Logger: discardLogger()})
+	if err == nil {
+		err = l.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("repair queue %s: %w", name, err)
+	}
+	if err := repairStateLog(qdir); err != nil {
+		return fmt.Errorf("repair queue %s: %w", name, err)
+	}
+	return nil
+}
+
+func repairStateLog(dir string) error {
+	st, _, err := index.OpenStateLog(filepath.Join(dir, stateDirName), log.PathOps{FS: log.OS})
+	if err == nil {
+		err = st.Close()
+	}
+	return err
+}
+
+func repairTopic(tdir, name string) error {
+	if _, err := os.Stat(filepath.Join(tdir, topicFileName)); errors.Is(err, fs.ErrNotExist) {
+		return nil // not spool's: nothing is written into it
+	}
+	l, err := log.Open(filepath.Join(tdir, logDirName), log.Options{Logger: discardLogger()})
+	if err == nil {
+		err = l.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("repair topic %s: %w", name, err)
+	}
+	err = eachNamedDir(filepath.Join(tdir, subscriptionsDirName), func(sdir, sub string) error {
+		if _, err := os.Stat(filepath.Join(sdir, subscriptionFileName)); errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
-		l, err := log.Open(filepath.Join(qdir, logDirName), log.Options{Logger: discardLogger()})
-		if err == nil {
-			err = l.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("repair queue %s: %w", name, err)
-		}
-		st, _, err := index.OpenStateLog(filepath.Join(qdir, stateDirName), log.PathOps{FS: log.OS})
-		if err == nil {
-			err = st.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("repair queue %s: %w", name, err)
+		if err := repairStateLog(sdir); err != nil {
+			return fmt.Errorf("subscription %s: %w", sub, err)
 		}
 		return nil
 	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("repair topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// checkTopic verifies a topic offline: topic.json, its log (every frame
+// and record) and each subscription's sub.json, state log and snapshots,
+// replaying each into the table a server would load, for the counts.
+func checkTopic(tdir, name string) (TopicCheck, error) {
+	tc := TopicCheck{Name: name}
+	if data, err := os.ReadFile(filepath.Join(tdir, topicFileName)); err != nil {
+		tc.Config = err
+	} else if err := decodeConfigFile(data, new(TopicConfig)); err != nil {
+		tc.Config = err
+	}
+	// The records, as subscriptions read them in: 24 bytes each, held
+	// for the check only.
+	recs := recordList{now: time.Now().UnixNano()}
+	badMeta := 0
+	rep, err := log.Verify(filepath.Join(tdir, logDirName), log.VerifyOptions{Visit: func(r log.Record, pos log.Position) {
+		meta, err := DecodeMeta(r.Meta)
+		if err != nil {
+			badMeta++
+		}
+		recs.recs = append(recs.recs, unreadRecord{id: r.ID, offset: uint32(pos.Offset), readyAt: meta.ReadyAt})
+	}})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return tc, fmt.Errorf("check topic %s: %w", name, err)
+	}
+	tc.Log = rep
+	first := uint64(1)
+	if rep != nil && len(rep.Segments) > 0 {
+		first, recs.lastID = rep.Segments[0].Base, rep.Segments[len(rep.Segments)-1].LastID
+	}
+	if badMeta > 0 {
+		tc.Meta = fmt.Errorf("%d records with metadata that does not decode (delivered without their delay and attributes)", badMeta)
+	}
+	err = eachNamedDir(filepath.Join(tdir, subscriptionsDirName), func(sdir, sub string) error {
+		sc, err := checkSubscription(sdir, name+"/"+sub, &recs, first)
+		tc.Subscriptions = append(tc.Subscriptions, sc)
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return tc, fmt.Errorf("check topic %s: %w", name, err)
+	}
+	return tc, nil
+}
+
+func checkSubscription(sdir, name string, recs *recordList, first uint64) (QueueCheck, error) {
+	sc := QueueCheck{Name: name}
+	var f subscriptionFile
+	if data, err := os.ReadFile(filepath.Join(sdir, subscriptionFileName)); err != nil {
+		sc.Config = err
+	} else if err := decodeConfigFile(data, &f); err != nil {
+		sc.Config = err
+	}
+	snap, files, _ := readSnapshots(sdir, true)
+	sc.Snapshots = files
+	_, err := replaySubscriptionTable(snap.Table, snap.StateIndex, max(f.StartID, 1), subSource{
+		records: recs,
+		events: func(after uint64, apply func([]index.Event)) error {
+			rep, err := index.VerifyStateLog(filepath.Join(sdir, stateDirName), func(i uint64, events []index.Event) {
+				if i > after {
+					apply(events)
+				}
+			})
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			sc.State = rep
+			return err
+		},
+	})
+	if err != nil {
+		return sc, fmt.Errorf("check subscription %s: %w", name, err)
+	}
+	if unfinishedBelow(snap.Table, first) {
+		snap.Table.Skip(first - 1) // as opening it does: retention removed them
+	}
+	sc.Counts = countsOf(snap.Table)
+	return sc, nil
 }

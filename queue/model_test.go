@@ -1095,6 +1095,11 @@ func (r *modelRun) reopen(what string) string {
 	for _, qc := range rep.Queues {
 		checked[qc.Name] = qc.Counts
 	}
+	for _, tc := range rep.Topics {
+		for _, sc := range tc.Subscriptions {
+			checked[sc.Name] = sc.Counts
+		}
+	}
 	b, err := Open(r.dir, r.opts)
 	if err != nil {
 		r.failf("%s: open: %v", what, err)

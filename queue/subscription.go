@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spoolq/spool/index"
@@ -399,9 +401,8 @@ func openSubscription(t *Topic, name string) (*Queue, error) {
 }
 
 // replaySubscription rebuilds a subscription's table: its snapshot (or
-// its start), then the state log after it, reading the topic's records
-// into the table wherever an event names an id past the read position.
-// Then it reconciles the table with the topic: ids retention removed are
+// its start), then the state log after it (replaySubscriptionTable). Then
+// it reconciles the table with the topic: ids retention removed are
 // skipped, and a read position past the topic's end (a publish lost with
 // Sync=none or interval) is pulled back.
 func (q *Queue) replaySubscription() error {
@@ -411,30 +412,20 @@ func (q *Queue) replaySubscription() error {
 		return err
 	}
 	q.t, q.snapIndex = snap.Table, snap.StateIndex
-	if q.snapIndex == 0 {
-		q.t.Seek(q.sub.start)
-	}
-	r := subReader{q: q, now: q.now()}
-	skipped := 0
-	damaged, err := q.state.Replay(q.snapIndex, func(_ uint64, events []index.Event) error {
-		for _, ev := range events {
-			if ev.Type != index.EvSeek && ev.Type != index.EvSkip && ev.Type != index.EvPurge && ev.ID > q.t.ReadUpTo() {
-				if err := r.readUpTo(ev.ID); err != nil {
-					return err
-				}
+	skipped, err := replaySubscriptionTable(q.t, q.snapIndex, q.sub.start, subSource{
+		records: &logRecords{log: q.log, now: q.now()},
+		events: func(after uint64, apply func([]index.Event)) error {
+			damaged, err := q.state.Replay(after, func(_ uint64, events []index.Event) error {
+				apply(events)
+				return nil
+			})
+			q.repairs += len(damaged)
+			for _, d := range damaged {
+				lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
 			}
-			// A delayed record read in after its delay ran out is ready
-			// already: its EvReady finds nothing to do.
-			if q.t.Apply(ev, 0) != nil && ev.Type != index.EvReady {
-				skipped++
-			}
-		}
-		return nil
+			return err
+		},
 	})
-	q.repairs += len(damaged)
-	for _, d := range damaged {
-		lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
-	}
 	if err != nil {
 		return err
 	}
@@ -452,28 +443,81 @@ func (q *Queue) replaySubscription() error {
 	return nil
 }
 
+// subSource is where a subscription's durable state comes from besides
+// its snapshot: opening it reads the topic's open log and its state log,
+// Check read-only walks of the files.
+type subSource struct {
+	records recordSource
+	// events calls apply for every state-log entry after index after.
+	events func(after uint64, apply func([]index.Event)) error
+}
+
+// recordSource reads a topic's records into a subscription's table.
+type recordSource interface {
+	// readInto inserts the records after t's read position up to upTo,
+	// in id order, and seals the ids among them the log does not have
+	// (lost to damage or retention, as they were when read live).
+	readInto(t *index.Table, upTo uint64) error
+}
+
+// replaySubscriptionTable brings t, loaded from the snapshot at state
+// index snapIndex (or, at 0, empty: it starts at start), up to date with
+// the state events after it. No event records a read: where one names an
+// id past the read position, the records up to it are read in first, as
+// they were live. It returns how many events no longer applied.
+func replaySubscriptionTable(t *index.Table, snapIndex, start uint64, src subSource) (skipped int, err error) {
+	if snapIndex == 0 {
+		t.Seek(start)
+	}
+	var readErr error
+	err = src.events(snapIndex, func(events []index.Event) {
+		for _, ev := range events {
+			if readErr != nil {
+				return
+			}
+			if ev.Type != index.EvSeek && ev.Type != index.EvSkip && ev.Type != index.EvPurge && ev.ID > t.ReadUpTo() {
+				if readErr = src.records.readInto(t, ev.ID); readErr != nil {
+					return
+				}
+			}
+			// A delayed record read in after its delay ran out is ready
+			// already: its EvReady finds nothing to do.
+			if t.Apply(ev, 0) != nil && ev.Type != index.EvReady {
+				skipped++
+			}
+		}
+	})
+	return skipped, errors.Join(err, readErr)
+}
+
 // skipRemovedLocked skips every id below first that the subscription has
 // not finished: retention removed them. The caller holds mu (or is
 // opening q).
 func (q *Queue) skipRemovedLocked(first uint64) {
-	if first <= 1 {
-		return
-	}
-	pending := q.t.ReadUpTo() < first-1
-	q.t.Scan(0, index.StateNone, func(id uint64, _ index.Entry) bool {
-		pending = pending || id < first
-		return false
-	})
-	if pending {
+	if unfinishedBelow(q.t, first) {
 		q.applyLocked(index.Event{Type: index.EvSkip, ID: first - 1}, 0) // a skip cannot fail
 	}
 }
 
-// subReader reads a topic's records into a subscription's table during
-// replay, in id order, with one iterator while the ids go forward.
-type subReader struct {
-	q    *Queue
-	now  int64
+// unfinishedBelow reports whether a subscription's table t has a message
+// below id first that it has not finished, read or not.
+func unfinishedBelow(t *index.Table, first uint64) bool {
+	if first <= 1 {
+		return false
+	}
+	pending := t.ReadUpTo() < first-1
+	t.Scan(0, index.StateNone, func(id uint64, _ index.Entry) bool {
+		pending = pending || id < first
+		return false
+	})
+	return pending
+}
+
+// logRecords reads records from an open topic log, in id order, with one
+// iterator while the ids go forward.
+type logRecords struct {
+	log  *log.Log
+	now  int64 // a record read in is delayed if its delay runs past now
 	it   *log.Iterator
 	next uint64 // the id it reads next
 	// pos is the frame of record posID, where a new iterator starts
@@ -481,25 +525,20 @@ type subReader struct {
 	posID uint64
 }
 
-// readUpTo reads the records after the table's read position up to upTo
-// into the table; ids the log does not have are sealed (lost to damage
-// or retention, as they were when read live).
-func (r *subReader) readUpTo(upTo uint64) error {
-	t := r.q.t
+func (r *logRecords) readInto(t *index.Table, upTo uint64) error {
 	from := t.ReadUpTo() + 1
 	if r.it == nil || r.next != from {
 		hint := log.Position{}
 		if r.posID != 0 && r.posID <= from {
 			hint = r.pos
 		}
-		r.it = r.q.log.IterAt(from, hint)
+		r.it = r.log.IterAt(from, hint)
 	}
 	for {
 		for r.it.Next() {
 			rec := r.it.Record()
 			if rec.ID > upTo {
-				// Read one too many: the next call starts a new iterator.
-				r.it = nil
+				r.it = nil // read one too many: the next call starts anew
 				t.SealHoles(upTo)
 				return nil
 			}
@@ -507,17 +546,35 @@ func (r *subReader) readUpTo(upTo uint64) error {
 			t.Insert(rec.ID, uint32(r.it.Position().Offset), meta.ReadyAt, r.now)
 			r.next, r.pos, r.posID = rec.ID+1, r.it.Position(), rec.ID
 			if rec.ID == upTo {
+				t.SealHoles(upTo)
 				return nil
 			}
 		}
 		err := r.it.Err()
 		if err == nil {
 			r.it = nil // the log's end: a later read starts afresh
-			t.SealHoles(min(upTo, r.q.log.LastID()))
+			t.SealHoles(min(upTo, r.log.LastID()))
 			return nil
 		}
 		if !errors.Is(err, log.ErrCorrupt) {
 			return fmt.Errorf("read the topic: %w", err)
 		}
 	}
+}
+
+// recordList is a topic's records as Check collects them, by id.
+type recordList struct {
+	recs   []unreadRecord
+	lastID uint64
+	now    int64
+}
+
+func (l *recordList) readInto(t *index.Table, upTo uint64) error {
+	from := t.ReadUpTo() + 1
+	i, _ := slices.BinarySearchFunc(l.recs, from, func(r unreadRecord, id uint64) int { return cmp.Compare(r.id, id) })
+	for ; i < len(l.recs) && l.recs[i].id <= upTo; i++ {
+		t.Insert(l.recs[i].id, l.recs[i].offset, l.recs[i].readyAt, l.now)
+	}
+	t.SealHoles(min(upTo, l.lastID))
+	return nil
 }

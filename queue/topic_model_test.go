@@ -259,7 +259,7 @@ func (r *modelRun) reopenSub(what string, mq *mQueue, checked map[string]Counts)
 	q.mu.Lock()
 	loaded := countsOf(q.t)
 	q.mu.Unlock()
-	if c, ok := checked[mq.name]; ok && c.Total != loaded.Total {
+	if c, ok := checked[mq.name]; !ok || c.Total != loaded.Total {
 		r.failf("%s: check counted %+v in %s, Open loaded %+v", what, c, mq.name, loaded)
 	}
 }
