@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -64,8 +65,15 @@ type Files interface {
 // torn or unverifiable tail of its newest segment; files does that and
 // every fsync.
 func OpenStateLog(dir string, files Files) (*StateLog, *StateLogRepair, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("open state log: %w", err)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		// A new directory's entry is durable only once its parent is
+		// fsynced: else a power cut could lose it, and every entry in it.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("open state log: %w", err)
+		}
+		if err := files.SyncDir(filepath.Dir(dir)); err != nil {
+			return nil, nil, fmt.Errorf("open state log: %w", err)
+		}
 	}
 	names, recovering, err := scanSegments(dir)
 	if err != nil {
@@ -202,13 +210,20 @@ func (s *StateLog) Sync() error {
 	if err := s.injected(OpFsync, nil); err != nil {
 		return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
 	}
-	// Closed, tidwall has written nothing since it was last closed, and
-	// its Close fsyncs.
-	if s.w == nil && s.closed {
+	// Released (not closed), tidwall has written nothing since it was
+	// last closed, and its Close fsyncs.
+	if s.closed {
 		return fmt.Errorf("state log %s: fsync: %w", s.dir, wal.ErrClosed)
 	}
 	if s.w != nil {
-		if err := s.w.Sync(); err != nil {
+		// Through files, not tidwall's own fsync, so that this fsync sits
+		// behind the same seam as every other (tidwall writes straight to
+		// the file: a descriptor of our own syncs the same pages).
+		path, err := newestSegment(s.dir)
+		if err == nil && path != "" {
+			err = s.files.SyncFile(path)
+		}
+		if err != nil {
 			return fmt.Errorf("state log %s: fsync: %w", s.dir, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -295,4 +296,35 @@ func TestFailedTailCutIsStickyUntilItSucceeds(t *testing.T) {
 		t.Fatalf("Append once the disk recovers: %v", err)
 	}
 	g.check(t, l)
+}
+
+// faultfs makes a new directory durable at once (see its doc), so this
+// test counts the directory fsyncs MkdirDurable issues instead of cutting
+// power: one for the parent of each directory it created, none when the
+// directory exists.
+func TestMkdirDurableFsyncsTheParentOfEachNewDirectory(t *testing.T) {
+	fsys := faultfs.New()
+	if err := fsys.MkdirAll("/data", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	fsys.SetHook(func(op faultfs.Op, path string) error {
+		if op == faultfs.OpSyncDir {
+			synced = append(synced, path)
+		}
+		return nil
+	})
+	if err := log.MkdirDurable(fsys, "/data/topics/t/log"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/data", "/data/topics", "/data/topics/t"}; !slices.Equal(synced, want) {
+		t.Fatalf("directory fsyncs %v, want %v", synced, want)
+	}
+	if _, err := fsys.ReadDir("/data/topics/t/log"); err != nil {
+		t.Fatal(err)
+	}
+	synced = nil
+	if err := log.MkdirDurable(fsys, "/data/topics/t/log"); err != nil || len(synced) != 0 {
+		t.Fatalf("an existing directory: %v, fsyncs %v", err, synced)
+	}
 }

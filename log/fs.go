@@ -102,6 +102,38 @@ func (osFS) SyncDir(dir string) error {
 	return err
 }
 
+// MkdirDurable creates dir and any missing parents, and fsyncs the
+// directory holding each one it created, so that the new directories
+// survive power loss (a file fsynced inside a directory whose own entry
+// was never made durable is lost with it). A dir that exists costs one
+// ReadDir and nothing else.
+func MkdirDurable(fsys FS, dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := fsys.ReadDir(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("create directory %s: %w", dir, err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	for _, d := range slices.Backward(missing) {
+		if err := fsys.SyncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("create directory %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // WriteFileAtomic replaces path with data so that after a crash or power
 // loss the file holds either the old or the new bytes, never a mix: write a
 // temp file, fsync it, rename it over path, fsync the directory. (Skipping

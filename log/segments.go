@@ -85,7 +85,7 @@ func (l *Log) closeSegmentFilesLocked() error {
 // opens each segment, walking the newest (see openSegment); with none, it
 // creates the first. Only Open calls it, before the log is shared.
 func (l *Log) load() error {
-	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
+	if err := MkdirDurable(l.fs, l.dir); err != nil {
 		return fmt.Errorf("open log %s: %w", l.dir, err)
 	}
 	names, err := l.fs.ReadDir(l.dir)

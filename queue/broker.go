@@ -84,7 +84,7 @@ func Open(dir string, opts Options) (*Broker, error) {
 	b := &Broker{dir: dir, opts: opts, queues: map[string]*Queue{}, failed: map[string]*failedQueue{},
 		topics: map[string]*Topic{}, failedTopics: map[string]error{}, stop: make(chan struct{}), done: make(chan struct{})}
 	root := b.queuesDir()
-	if err := opts.FS.MkdirAll(root, 0o755); err != nil {
+	if err := log.MkdirDurable(opts.FS, root); err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	if b.unlock, err = lockDir(filepath.Join(dir, lockName)); err != nil {

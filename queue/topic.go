@@ -232,7 +232,7 @@ func openTopic(b *Broker, name string) (*Topic, error) {
 	}
 	t.published.Store(t.log.LastID())
 	root := filepath.Join(tdir, subscriptionsDirName)
-	if err := b.opts.FS.MkdirAll(root, 0o755); err != nil {
+	if err := log.MkdirDurable(b.opts.FS, root); err != nil {
 		t.log.Close()
 		return nil, fmt.Errorf("open topic %s: %w", name, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/spoolq/spool/log"
 )
 
 // The broker's topics: opened at start, created, looked up, listed,
@@ -16,7 +18,7 @@ import (
 // open is recorded (and logged) while the others serve.
 func (b *Broker) openTopics() error {
 	root := b.topicsDir()
-	if err := b.opts.FS.MkdirAll(root, 0o755); err != nil {
+	if err := log.MkdirDurable(b.opts.FS, root); err != nil { // new in round 2: older directories lack it
 		return fmt.Errorf("open data directory: %w", err)
 	}
 	names, err := b.opts.FS.ReadDir(root)
