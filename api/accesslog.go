@@ -17,8 +17,9 @@ import (
 // takes DEBUG, logs one "api: request" line as each request ends, with
 // its method, route pattern (never the raw path: the pattern is what to
 // search for, and the line stays one per route), status, time taken and
-// queue. Bodies, headers and tokens are never logged. A reply cut on
-// purpose (messageStream.abort) is logged with cut=true.
+// the queue, or the topic and subscription, it names. Bodies, headers and
+// tokens are never logged. A reply cut on purpose (messageStream.abort)
+// is logged with cut=true.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -37,6 +38,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 			if sw.queue != "" {
 				attrs = append(attrs, slog.String("queue", sw.queue))
+			}
+			if sw.topic != "" {
+				attrs = append(attrs, slog.String("topic", sw.topic))
+			}
+			if sw.subscription != "" {
+				attrs = append(attrs, slog.String("subscription", sw.subscription))
 			}
 			if !ended {
 				attrs = append(attrs, slog.Bool("cut", true))

@@ -144,10 +144,39 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 // here, never sent, with the error the server gives a bad name; every
 // other name goes to the server, which owns the naming rules.
 func queuePath(name string, route Route) (string, error) {
-	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
-		return "", &Error{Status: statusOfCode(CodeInvalidName), Code: CodeInvalidName, Message: fmt.Sprintf("queue name %q (use 1-80 of A-Z a-z 0-9 _ . -, not starting with a dot); not sent", name)}
+	if err := checkRouteName("queue", name); err != nil {
+		return "", err
 	}
 	return QueuePath(name, route), nil
+}
+
+// topicPath is queuePath for a topic's route.
+func topicPath(topic string, route Route) (string, error) {
+	if err := checkRouteName("topic", topic); err != nil {
+		return "", err
+	}
+	return TopicPath(topic, route), nil
+}
+
+// subscriptionPath is queuePath for a subscription's route: neither name
+// may change the route.
+func subscriptionPath(topic, sub string, route Route) (string, error) {
+	if err := checkRouteName("topic", topic); err != nil {
+		return "", err
+	}
+	if err := checkRouteName("subscription", sub); err != nil {
+		return "", err
+	}
+	return SubscriptionPath(topic, sub, route), nil
+}
+
+// checkRouteName refuses a name (of what kind says) that would change
+// which route a request hits.
+func checkRouteName(kind, name string) error {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return &Error{Status: statusOfCode(CodeInvalidName), Code: CodeInvalidName, Message: fmt.Sprintf("%s name %q (use 1-80 of A-Z a-z 0-9 _ . -, not starting with a dot); not sent", kind, name)}
+	}
+	return nil
 }
 
 // setDuration sets the query parameter name to d, unless d is 0 (the

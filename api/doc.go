@@ -15,11 +15,26 @@
 // replies, metrics); routetable.go the routing table (each route's
 // method, pattern, query parameters and purpose) with the query check
 // and the 405 reply built from it; accesslog.go the access log and the
-// refused-token warnings; handlers_queues.go, handlers_messages.go and
-// handlers_receipts.go the route handlers; encoding.go the JSON and
+// refused-token warnings; handlers_queues.go, handlers_messages.go,
+// handlers_receipts.go and handlers_topics.go the route handlers;
+// types.go and types_topics.go the JSON shapes; encoding.go the JSON and
 // query-parameter helpers, the API-worded JSON errors and the streamed
 // message reply; metrics.go /metrics; version.go the build information
-// (Build, ReadBuild); client.go and client_messages.go the Client.
+// (Build, ReadBuild); client.go, client_messages.go and client_topics.go
+// the Client.
+//
+// Topics: a subscription's consumer routes (receive, ack, nack, extend,
+// fail, messages, dead, redrive) are a queue's handlers, run on a
+// consumer (the interface *queue.Queue and *queue.Subscription share),
+// and a topic's publish routes are a queue's enqueue handlers, which
+// call target.enqueue (Queue.Enqueue or Topic.Publish): one handler per
+// route, whatever it is on. The routing table says of each route what
+// its path names (scope) and what is looked up before anything else
+// (look), so a missing topic or subscription is 404 first, as a missing
+// queue is. Client mirrors it: Client.Queue and Client.Subscription
+// return a Consumer, which holds the one implementation of each consumer
+// call, and the Client methods that take a queue name (Receive, Ack, ...)
+// are Client.Queue(name) and that call.
 // serve.go assembles a running server (Service: broker, Server, metrics,
 // listener), what spool serve and the bench run; listener.go holds its
 // connection cap.
@@ -99,4 +114,24 @@
 //     the same layer, so it is logged and counted like any route.
 //   - The 503 that ends a long poll at shutdown is expected: logged at
 //     DEBUG only.
+//   - A subscription's start applies at its creation only. Given to one
+//     that exists, it is not refused (a program may send the same create
+//     on every start, as for a queue) but does not move it: the 200
+//     reply's "warnings" says so and points at POST .../seek.
+//   - Seek answers 200 {"id":"N"}: the id the subscription (every
+//     subscription of the topic) moved to, the next it delivers. "to" is
+//     required; earliest, latest, an id (from 1) or an RFC 3339 time.
+//   - Topic and subscription JSON is flat like a queue's: TopicInfo has
+//     retention, max_bytes, head_id, tail_id (strings, as every id),
+//     bytes and subscriptions; SubscriptionInfo has its config, counts,
+//     lag, skipped and next_id. A message published with a delay counts
+//     as ready until the subscription reads it (queue.SubscriptionInfo).
+//   - A subscription deleted under a request (a long poll) answers 404
+//     subscription_not_found.
+//   - /metrics: per topic spool_topic_bytes and
+//     spool_topic_published_total; per subscription
+//     spool_subscription_messages{topic,subscription,state},
+//     spool_subscription_lag, spool_subscription_skipped_total and the
+//     acked, nacked, expired, dead and dead_lettered totals, named
+//     spool_subscription_*_total; spool_topics_unavailable.
 package api

@@ -11,22 +11,24 @@ import (
 
 // The error codes of the API. They are stable: clients switch on them.
 const (
-	CodeInvalidRequest      = "invalid_request"        // 400: malformed JSON, bad parameter or value
-	CodeInvalidName         = "invalid_name"           // 400: a queue name outside the rules
-	CodeUnauthorized        = "unauthorized"           // 401: missing or wrong bearer token
-	CodeQueueNotFound       = "queue_not_found"        // 404
-	CodeMessageNotFound     = "message_not_found"      // 404: per receipt, or every receipt
-	CodeRouteNotFound       = "route_not_found"        // 404
-	CodeMethodNotAllowed    = "method_not_allowed"     // 405
-	CodeStaleReceipt        = "stale_receipt"          // 409: the lease is over
-	CodeTooLarge            = "too_large"              // 413: body, message or batch too large
-	CodeUnsupportedMedia    = "unsupported_media_type" // 415: a JSON route sent something else
-	CodeQueueFull           = "queue_full"             // 429
-	CodeInternal            = "internal"               // 500
-	CodeShuttingDown        = "shutting_down"          // 503
-	CodeUnavailable         = "unavailable"            // 503: a queue reloads after a disk error; retry
-	CodeQueueUnavailable    = "queue_unavailable"      // 503: the queue's files did not open; the message says why
-	CodeInsufficientStorage = "insufficient_storage"   // 507: disk full or over --max-disk
+	CodeInvalidRequest       = "invalid_request"        // 400: malformed JSON, bad parameter or value
+	CodeInvalidName          = "invalid_name"           // 400: a queue name outside the rules
+	CodeUnauthorized         = "unauthorized"           // 401: missing or wrong bearer token
+	CodeQueueNotFound        = "queue_not_found"        // 404
+	CodeTopicNotFound        = "topic_not_found"        // 404
+	CodeSubscriptionNotFound = "subscription_not_found" // 404: the topic exists, the subscription does not
+	CodeMessageNotFound      = "message_not_found"      // 404: per receipt, or every receipt
+	CodeRouteNotFound        = "route_not_found"        // 404
+	CodeMethodNotAllowed     = "method_not_allowed"     // 405
+	CodeStaleReceipt         = "stale_receipt"          // 409: the lease is over
+	CodeTooLarge             = "too_large"              // 413: body, message or batch too large
+	CodeUnsupportedMedia     = "unsupported_media_type" // 415: a JSON route sent something else
+	CodeQueueFull            = "queue_full"             // 429
+	CodeInternal             = "internal"               // 500
+	CodeShuttingDown         = "shutting_down"          // 503
+	CodeUnavailable          = "unavailable"            // 503: a queue reloads after a disk error; retry
+	CodeQueueUnavailable     = "queue_unavailable"      // 503: the queue's files did not open; the message says why
+	CodeInsufficientStorage  = "insufficient_storage"   // 507: disk full or over --max-disk
 )
 
 // ErrQuotaExceeded is returned (and sent as 507) for an enqueue that
@@ -67,6 +69,8 @@ var codes = []struct {
 	{errBadRequest, http.StatusBadRequest, CodeInvalidRequest},
 	{errUnauthorized, http.StatusUnauthorized, CodeUnauthorized},
 	{queue.ErrQueueNotFound, http.StatusNotFound, CodeQueueNotFound},
+	{queue.ErrTopicNotFound, http.StatusNotFound, CodeTopicNotFound},
+	{queue.ErrSubscriptionNotFound, http.StatusNotFound, CodeSubscriptionNotFound},
 	{queue.ErrNotFound, http.StatusNotFound, CodeMessageNotFound},
 	{queue.ErrStaleReceipt, http.StatusConflict, CodeStaleReceipt},
 	{queue.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},

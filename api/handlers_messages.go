@@ -13,8 +13,9 @@ import (
 	"github.com/spoolq/spool/queue"
 )
 
-// enqueueOne takes the raw request body, any content type, as one message.
-func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, q *queue.Queue) error {
+// enqueueOne takes the raw request body, any content type, as one message
+// to enqueue or publish.
+func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, tg target) error {
 	delay, err := queryDelay(r.URL.Query())
 	if err != nil {
 		return err
@@ -30,7 +31,7 @@ func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, q *queue.Que
 	if err := s.checkQuota(); err != nil {
 		return err
 	}
-	ids, err := enqueue(q, []queue.NewMessage{{Body: body, Delay: delay}})
+	ids, err := tg.enqueue([]queue.NewMessage{{Body: body, Delay: delay}})
 	if err != nil {
 		return err
 	}
@@ -38,19 +39,8 @@ func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, q *queue.Que
 	return nil
 }
 
-// enqueue enqueues msgs into q. A full queue's error (the queue's own
-// words: how many it holds, of how many, and how many did not fit) gets
-// what the client can do about it.
-func enqueue(q *queue.Queue, msgs []queue.NewMessage) ([]uint64, error) {
-	ids, err := q.Enqueue(msgs)
-	if errors.Is(err, queue.ErrQueueFull) {
-		return nil, fmt.Errorf("%w; consumers must ack some first, or raise its max_length with POST %s", err, QueuePath(q.Name(), RouteQueue))
-	}
-	return ids, err
-}
-
-// enqueueBatch enqueues a Batch all-or-nothing.
-func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, q *queue.Queue) error {
+// enqueueBatch enqueues or publishes a Batch all-or-nothing.
+func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, tg target) error {
 	msgs, err := s.readBatch(w, r)
 	if err != nil {
 		return err
@@ -65,7 +55,7 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, q *queue.Q
 	if err := s.checkQuota(); err != nil {
 		return err
 	}
-	ids, err := enqueue(q, msgs)
+	ids, err := tg.enqueue(msgs)
 	if err != nil {
 		return err
 	}
@@ -180,7 +170,7 @@ func newMessage(i int, m NewMessage) (queue.NewMessage, error) {
 
 // receive leases messages, long-polling up to ?wait=; ?raw=1 answers one
 // message's bytes with its lease in Spool-* headers.
-func (s *Server) receive(w http.ResponseWriter, r *http.Request, q *queue.Queue) error {
+func (s *Server) receive(w http.ResponseWriter, r *http.Request, tg target) error {
 	params := r.URL.Query()
 	rawText, err := query(params, "raw")
 	if err != nil {
@@ -216,7 +206,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, q *queue.Queue)
 	}
 	out := messageStream{w: w, srv: s}
 	defer out.done()
-	n, err := q.ReceiveEach(ctx, queue.ReceiveOptions{Max: maxN, Wait: wait, Visibility: vis}, func(m queue.Message) error {
+	n, err := tg.consumer().ReceiveEach(ctx, queue.ReceiveOptions{Max: maxN, Wait: wait, Visibility: vis}, func(m queue.Message) error {
 		if raw {
 			h := w.Header()
 			h.Set("Content-Type", "application/octet-stream")
@@ -252,7 +242,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, q *queue.Queue)
 
 // list answers peek (dead false) and the dead list: messages after
 // ?after=, at most ?limit=, leasing none.
-func (s *Server) list(w http.ResponseWriter, r *http.Request, q *queue.Queue, dead bool) error {
+func (s *Server) list(w http.ResponseWriter, r *http.Request, tg target, dead bool) error {
 	params := r.URL.Query()
 	afterText, err := query(params, "after")
 	if err != nil {
@@ -268,15 +258,16 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, q *queue.Queue, de
 	if err != nil {
 		return err
 	}
-	each := q.PeekEach
+	c := tg.consumer()
+	each := c.PeekEach
 	if dead {
-		each = q.DeadEach
+		each = c.DeadEach
 	}
 	out := messageStream{w: w, srv: s}
 	defer out.done()
 	if err := each(after, limit, out.add); err != nil {
 		if out.n > 0 {
-			s.cfg.Logger.Error("api: listing failed after its reply started; cutting it", "queue", q.Name(), "err", err)
+			s.cfg.Logger.Error("api: listing failed after its reply started; cutting it", "queue", tg.name(), "err", err)
 			out.abort()
 		}
 		return err
@@ -285,10 +276,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, q *queue.Queue, de
 	return nil
 }
 
-func (s *Server) peek(w http.ResponseWriter, r *http.Request, q *queue.Queue) error {
-	return s.list(w, r, q, false)
+func (s *Server) peek(w http.ResponseWriter, r *http.Request, tg target) error {
+	return s.list(w, r, tg, false)
 }
 
-func (s *Server) dead(w http.ResponseWriter, r *http.Request, q *queue.Queue) error {
-	return s.list(w, r, q, true)
+func (s *Server) dead(w http.ResponseWriter, r *http.Request, tg target) error {
+	return s.list(w, r, tg, true)
 }

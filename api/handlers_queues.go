@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/julienschmidt/httprouter"
-
 	"github.com/spoolq/spool/queue"
 )
 
@@ -30,7 +28,7 @@ func infoJSON(i queue.Info) QueueInfo {
 	}
 }
 
-func (s *Server) listQueues(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+func (s *Server) listQueues(w http.ResponseWriter, _ *http.Request, _ target) error {
 	infos := s.b.List()
 	out := QueueList{Queues: make([]QueueInfo, len(infos))}
 	for i, info := range infos {
@@ -40,8 +38,8 @@ func (s *Server) listQueues(w http.ResponseWriter, _ *http.Request, _ httprouter
 	return nil
 }
 
-func (s *Server) getQueue(w http.ResponseWriter, _ *http.Request, q *queue.Queue) error {
-	info, err := q.Info()
+func (s *Server) getQueue(w http.ResponseWriter, _ *http.Request, tg target) error {
+	info, err := tg.queue.Info()
 	if err != nil {
 		return err
 	}
@@ -53,7 +51,7 @@ func (s *Server) getQueue(w http.ResponseWriter, _ *http.Request, q *queue.Queue
 const configLimit = 4 << 10
 
 // putQueue creates the queue (201) or changes only the fields given (200).
-func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, tg target) error {
 	var c QueueConfig
 	if err := readJSONOrEmpty(w, r, configLimit, &c); err != nil {
 		return err
@@ -68,16 +66,12 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.
 		{"retention", c.Retention, &u.Retention},
 		{"delay", c.Delay, &u.Delay},
 	} {
-		if f.in == nil {
-			continue
+		var err error
+		if *f.out, err = configDuration(f.name, f.in); err != nil {
+			return err
 		}
-		d, err := time.ParseDuration(*f.in)
-		if err != nil {
-			return fmt.Errorf("%w: %s=%q is not a duration (like 30s or 5m)", errBadRequest, f.name, *f.in)
-		}
-		*f.out = &d
 	}
-	q, created, err := s.b.Create(ps.ByName(queueParam), u)
+	q, created, err := s.b.Create(tg.ps.ByName(queueParam), u)
 	if err != nil {
 		return err
 	}
@@ -85,54 +79,49 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
 	out := infoJSON(info)
-	out.Warnings = s.configWarnings(info)
-	writeJSON(w, status, out)
+	out.Warnings = s.configWarnings(info.Config.DeadLetterQueue, "queue")
+	writeJSON(w, createdStatus(created), out)
 	return nil
 }
 
-// configWarnings returns what a queue's config does that its author may
-// not expect (the queue logs it at WARN itself). The one so far: a dead-letter queue
-// that does not exist. Create accepts it (the dead-letter queue may well
-// be created next), but until it is, messages that go dead stay dead in
-// this queue.
-func (s *Server) configWarnings(info queue.Info) []string {
-	dlq := info.Config.DeadLetterQueue
+// configWarnings returns what a queue's or subscription's config (what
+// says which) does that its author may not expect (the queue logs it at
+// WARN itself). The one so far: a dead-letter queue that does not exist.
+// Create accepts it (the dead-letter queue may well be created next), but
+// until it is, messages that go dead stay dead in this queue.
+func (s *Server) configWarnings(dlq, what string) []string {
 	if dlq == "" {
 		return nil
 	}
 	if _, err := s.b.Queue(dlq); !errors.Is(err, queue.ErrQueueNotFound) {
 		return nil
 	}
-	return []string{fmt.Sprintf("dead-letter queue %q does not exist yet: dead messages stay in this queue until it is created", dlq)}
+	return []string{fmt.Sprintf("dead-letter queue %q does not exist yet: dead messages stay in this %s until it is created", dlq, what)}
 }
 
-func (s *Server) deleteQueue(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) error {
-	if err := s.b.Delete(ps.ByName(queueParam)); err != nil {
+func (s *Server) deleteQueue(w http.ResponseWriter, _ *http.Request, tg target) error {
+	if err := s.b.Delete(tg.ps.ByName(queueParam)); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
 }
 
-func (s *Server) purgeQueue(w http.ResponseWriter, _ *http.Request, q *queue.Queue) error {
-	if err := q.Purge(); err != nil {
+func (s *Server) purgeQueue(w http.ResponseWriter, _ *http.Request, tg target) error {
+	if err := tg.queue.Purge(); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
 }
 
-func (s *Server) redrive(w http.ResponseWriter, r *http.Request, q *queue.Queue) error {
+func (s *Server) redrive(w http.ResponseWriter, r *http.Request, tg target) error {
 	limit, err := queryInt(r.URL.Query(), "limit", 0, 0, 1<<30)
 	if err != nil {
 		return err
 	}
-	n, err := q.Redrive(limit)
+	n, err := tg.consumer().Redrive(limit)
 	if err != nil {
 		return err
 	}

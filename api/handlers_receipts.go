@@ -21,8 +21,9 @@ const (
 
 // receiptRoute is the handler of ack, nack, extend or fail; the fields
 // of Receipts that belong to another kind are refused, not ignored.
-func (s *Server) receiptRoute(kind receiptKind) queueHandler {
-	return func(w http.ResponseWriter, r *http.Request, q *queue.Queue) error {
+func (s *Server) receiptRoute(kind receiptKind) targetHandler {
+	return func(w http.ResponseWriter, r *http.Request, tg target) error {
+		q := tg.consumer()
 		var body Receipts
 		if err := readJSON(w, r, int64(s.cfg.MaxBatch)*64+4<<10, &body); err != nil {
 			return err

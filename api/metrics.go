@@ -34,17 +34,33 @@ type Metrics struct {
 // TYPE from the library and their HELP from here (see fillMetadata); the
 // per-queue families are written with both by write.
 var (
-	famFsync            = family{"spool_fsync_seconds", "histogram", "Time one fsync of a message log or state log took."}
-	famCommitRecords    = family{"spool_commit_records", "histogram", "Messages written by one group commit of a message log."}
-	famFsyncs           = family{"spool_fsyncs_total", "counter", "Fsyncs of the message logs and state logs together."}
-	famStateFsyncs      = family{"spool_state_fsyncs_total", "counter", "Fsyncs of the state logs (leases, acks, nacks) alone."}
-	famCommitErrors     = family{"spool_commit_errors_total", "counter", "Group commits of a message log that failed; the server log has each error."}
-	famRequests         = family{"spool_http_requests_total", "counter", "HTTP requests answered, by route pattern and status (499: the client hung up)."}
-	famMessages         = family{"spool_messages", "gauge", "Messages in a queue, by state: ready, delayed, leased, dead."}
-	famQueueBytes       = family{"spool_queue_bytes", "gauge", "Bytes of a queue's message log on disk."}
-	famOldestReadyAge   = family{"spool_queue_oldest_ready_age_seconds", "gauge", "Seconds since the oldest ready message of a queue was enqueued (0 when none is ready): how far its consumers are behind."}
-	famQueuesDown       = family{"spool_queues_unavailable", "gauge", "Queues whose files did not open; GET /v1/queues says why."}
-	famBuildInfo        = family{"spool_build_info", "gauge", "Always 1; its labels say which spool this is (as spool version prints it)."}
+	famFsync          = family{"spool_fsync_seconds", "histogram", "Time one fsync of a message log or state log took."}
+	famCommitRecords  = family{"spool_commit_records", "histogram", "Messages written by one group commit of a message log."}
+	famFsyncs         = family{"spool_fsyncs_total", "counter", "Fsyncs of the message logs and state logs together."}
+	famStateFsyncs    = family{"spool_state_fsyncs_total", "counter", "Fsyncs of the state logs (leases, acks, nacks) alone."}
+	famCommitErrors   = family{"spool_commit_errors_total", "counter", "Group commits of a message log that failed; the server log has each error."}
+	famRequests       = family{"spool_http_requests_total", "counter", "HTTP requests answered, by route pattern and status (499: the client hung up)."}
+	famMessages       = family{"spool_messages", "gauge", "Messages in a queue, by state: ready, delayed, leased, dead."}
+	famQueueBytes     = family{"spool_queue_bytes", "gauge", "Bytes of a queue's message log on disk."}
+	famOldestReadyAge = family{"spool_queue_oldest_ready_age_seconds", "gauge", "Seconds since the oldest ready message of a queue was enqueued (0 when none is ready): how far its consumers are behind."}
+	famQueuesDown     = family{"spool_queues_unavailable", "gauge", "Queues whose files did not open; GET /v1/queues says why."}
+	famBuildInfo      = family{"spool_build_info", "gauge", "Always 1; its labels say which spool this is (as spool version prints it)."}
+	famTopicBytes     = family{"spool_topic_bytes", "gauge", "Bytes of a topic's message log on disk."}
+	famTopicPublished = family{"spool_topic_published_total", "counter", "Messages published to a topic since the server opened it."}
+	famTopicsDown     = family{"spool_topics_unavailable", "gauge", "Topics whose files did not open; GET /v1/topics says why."}
+	famSubMessages    = family{"spool_subscription_messages", "gauge", "Messages of a subscription, by state: ready (published and not read yet included), delayed, leased, dead."}
+	famSubLag         = family{"spool_subscription_lag", "gauge", "A subscription's backlog: its ready, delayed and leased messages, everything since its offset it has not finished."}
+	famSubSkipped     = family{"spool_subscription_skipped_total", "counter", "Messages of a subscription that retention removed before it finished them."}
+	famSubTotalCounts = []struct {
+		family
+		value func(queue.Stats) uint64
+	}{
+		{family{"spool_subscription_acked_total", "counter", "Messages of a subscription acked (done) since the server opened it."}, func(s queue.Stats) uint64 { return s.Acked }},
+		{family{"spool_subscription_nacked_total", "counter", "Leases of a subscription nacked since the server opened it."}, func(s queue.Stats) uint64 { return s.Nacked }},
+		{family{"spool_subscription_expired_total", "counter", "Leases of a subscription that ran out without an ack since the server opened it."}, func(s queue.Stats) uint64 { return s.Expired }},
+		{family{"spool_subscription_dead_total", "counter", "Messages of a subscription that went dead since the server opened it."}, func(s queue.Stats) uint64 { return s.Dead }},
+		{family{"spool_subscription_dead_lettered_total", "counter", "Dead messages moved from a subscription to its dead-letter queue since the server opened it."}, func(s queue.Stats) uint64 { return s.DeadLettered }},
+	}
 	famQueueTotalCounts = []struct {
 		family
 		value func(queue.Stats) uint64
@@ -167,6 +183,7 @@ func (m *Metrics) write(w io.Writer, b *queue.Broker, now time.Time) {
 	}
 	famQueuesDown.header(w)
 	fmt.Fprintf(w, "%s %d\n", famQueuesDown.name, unavailable)
+	writeTopics(w, b.Topics())
 	famBuildInfo.header(w)
 	fmt.Fprintf(w, "%s{version=%q,revision=%q,go_version=%q} 1\n", famBuildInfo.name, m.build.Version, m.build.Revision, m.build.GoVersion)
 
@@ -176,6 +193,59 @@ func (m *Metrics) write(w io.Writer, b *queue.Broker, now time.Time) {
 	// share it (see --max-connections), so operators watch the two.
 	metrics.WriteFDMetrics(&lib)
 	fillMetadata(w, lib.Bytes())
+}
+
+// writeTopics writes the per-topic and per-subscription families, as the
+// per-queue ones are written: each family's samples together under its
+// HELP and TYPE, families with no sample left out, and the count of
+// topics that did not open always.
+func writeTopics(w io.Writer, topics []queue.TopicInfo) {
+	var open []queue.TopicInfo
+	var subs []queue.SubscriptionInfo
+	for _, t := range topics {
+		if t.Err == nil {
+			open = append(open, t)
+			subs = append(subs, t.Subscriptions...)
+		}
+	}
+	if len(open) > 0 {
+		famTopicBytes.header(w)
+		for _, t := range open {
+			fmt.Fprintf(w, "%s{topic=%q} %d\n", famTopicBytes.name, t.Name, t.Bytes)
+		}
+		famTopicPublished.header(w)
+		for _, t := range open {
+			fmt.Fprintf(w, "%s{topic=%q} %d\n", famTopicPublished.name, t.Name, t.Published)
+		}
+	}
+	if len(subs) > 0 {
+		famSubMessages.header(w)
+		for _, si := range subs {
+			c := si.Counts
+			for _, g := range []struct {
+				state string
+				n     int
+			}{{"ready", c.Ready}, {"delayed", c.Delayed}, {"leased", c.Leased}, {"dead", c.Dead}} {
+				fmt.Fprintf(w, "%s{topic=%q,subscription=%q,state=%q} %d\n", famSubMessages.name, si.Topic, si.Name, g.state, g.n)
+			}
+		}
+		famSubLag.header(w)
+		for _, si := range subs {
+			fmt.Fprintf(w, "%s{topic=%q,subscription=%q} %d\n", famSubLag.name, si.Topic, si.Name, si.Lag)
+		}
+		famSubSkipped.header(w)
+		for _, si := range subs {
+			fmt.Fprintf(w, "%s{topic=%q,subscription=%q} %d\n", famSubSkipped.name, si.Topic, si.Name, si.Skipped)
+		}
+		for _, f := range famSubTotalCounts {
+			f.header(w)
+			for _, si := range subs {
+				fmt.Fprintf(w, "%s{topic=%q,subscription=%q} %d\n", f.name, si.Topic, si.Name, f.value(si.Stats))
+			}
+		}
+	}
+	famTopicsDown.header(w)
+	fmt.Fprintf(w, "%s %d\n", famTopicsDown.name, len(topics)-len(open))
 }
 
 // family is one metric family of /metrics: its name, Prometheus type and

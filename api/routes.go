@@ -12,20 +12,28 @@ import (
 const (
 	// QueuesPath lists the queues (GET); every queue's routes live under it.
 	QueuesPath = "/v1/queues"
+	// TopicsPath lists the topics (GET); every topic's routes, and its
+	// subscriptions', live under it.
+	TopicsPath = "/v1/topics"
 	// HealthPath answers 200 "ok" to GET, with no token needed.
 	HealthPath = "/healthz"
 	// MetricsPath serves GET /metrics in the Prometheus text format.
 	MetricsPath = "/metrics"
 )
 
-// Route is one route of a queue: what follows /v1/queues/<name> in its
-// path. QueuePath joins a name and a Route.
+// Route is one route of a queue, a topic or a subscription: what follows
+// /v1/queues/<name>, /v1/topics/<topic> or
+// /v1/topics/<topic>/subscriptions/<sub> in its path. QueuePath,
+// TopicPath and SubscriptionPath join the names and a Route.
 type Route string
 
-// The routes of a queue. The methods are the design's: GET only reads,
-// every change is a POST.
+// The routes. The methods are the design's: GET only reads, every change
+// is a POST. A topic has RouteQueue (itself), RouteDelete, RouteMessages
+// and RouteBatch (publish), and RouteSeek; a subscription has RouteQueue,
+// RouteDelete, RouteSeek and the consumer routes a queue has (receive,
+// ack, nack, extend, fail, GET messages, dead, redrive).
 const (
-	RouteQueue    Route = ""          // GET config and counts; POST create or update
+	RouteQueue    Route = ""          // GET config and counts; POST create or update (of a topic or subscription too)
 	RouteDelete   Route = "/delete"   // POST: the queue and its messages
 	RoutePurge    Route = "/purge"    // POST: every message, keeping the config
 	RouteMessages Route = "/messages" // POST enqueue one raw body; GET peek
@@ -37,6 +45,7 @@ const (
 	RouteFail     Route = "/fail"     // POST receipts: straight to dead
 	RouteDead     Route = "/dead"     // GET the dead messages
 	RouteRedrive  Route = "/redrive"  // POST dead messages back to ready
+	RouteSeek     Route = "/seek"     // POST a topic's or subscription's new offset
 )
 
 // QueuePath returns the path of route on the queue called name, the name
@@ -47,12 +56,53 @@ func QueuePath(name string, route Route) string {
 	return QueuesPath + "/" + url.PathEscape(name) + string(route)
 }
 
-// queueParam is the router parameter that holds the queue's name.
-const queueParam = "queue"
+// TopicPath returns the path of route on the topic called topic, the
+// name path-escaped and not checked (see QueuePath).
+func TopicPath(topic string, route Route) string {
+	return TopicsPath + "/" + url.PathEscape(topic) + string(route)
+}
+
+// subscriptionsSegment sits between a topic's name and a subscription's.
+const subscriptionsSegment = "/subscriptions/"
+
+// SubscriptionPath returns the path of route on subscription sub of
+// topic, the names path-escaped and not checked (see QueuePath).
+func SubscriptionPath(topic, sub string, route Route) string {
+	return TopicPath(topic, "") + subscriptionsSegment + url.PathEscape(sub) + string(route)
+}
+
+// The router parameters that hold the names a path gives.
+const (
+	queueParam        = "queue"
+	topicParam        = "topic"
+	subscriptionParam = "subscription"
+)
+
+// scope is what a route's path names: nothing, a queue, a topic or a
+// subscription of a topic.
+type scope int
+
+const (
+	scopeNone scope = iota
+	scopeQueue
+	scopeTopic
+	scopeSubscription
+)
 
 // pattern is the router's pattern for r, the name as a parameter. It is
 // also the route's label in spool_http_requests_total.
-func (r Route) pattern() string { return QueuesPath + "/:" + queueParam + string(r) }
+func (r Route) pattern() string { return r.patternIn(scopeQueue) }
+
+// patternIn is the router's pattern for r on what sc names.
+func (r Route) patternIn(sc scope) string {
+	switch sc {
+	case scopeTopic:
+		return TopicsPath + "/:" + topicParam + string(r)
+	case scopeSubscription:
+		return TopicsPath + "/:" + topicParam + subscriptionsSegment + ":" + subscriptionParam + string(r)
+	}
+	return QueuesPath + "/:" + queueParam + string(r)
+}
 
 // BaseURL returns the base URL of the server at addr: addr itself if it
 // has a scheme ("https://host:port/prefix"), else http://addr; without a

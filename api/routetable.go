@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/spoolq/spool/queue"
 )
 
 // routeSpec is one route of the API as the router registers it: the
@@ -17,13 +20,17 @@ import (
 type routeSpec struct {
 	method string
 	path   string // the router's pattern
-	queue  bool   // path is route.pattern(), a route on a named queue
+	scope  scope  // what the path names: path is route.patternIn(scope)
 	route  Route
 	does   string   // "to lease messages": how a 405 reply names it
 	params []string // the query parameters it takes
 	public bool     // answered without the token (GET /healthz)
-	q      queueHandler
-	h      handler // when q is nil
+	// look is what handle looks up before anything else, so a request to
+	// a missing queue is 404 whatever else is wrong with it: what the
+	// path names, or less for a route that creates or deletes it (a
+	// subscription's create still needs its topic).
+	look scope
+	h    targetHandler
 }
 
 // Query parameters of the routes that take them.
@@ -34,55 +41,82 @@ var (
 	redriveParams = []string{"limit"}
 )
 
-// routeTable returns every route of s. A queue route with q set looks its
-// queue up before anything else, so a request to a missing queue is 404
-// whatever else is wrong with it.
+// routeTable returns every route of s. A queue's consumer routes and a
+// subscription's are the same handlers (on a consumer), as are a queue's
+// enqueue routes and a topic's publish routes.
 func (s *Server) routeTable() []routeSpec {
-	qr := func(method string, route Route, does string, params []string, q queueHandler) routeSpec {
-		return routeSpec{method: method, path: route.pattern(), queue: true, route: route, does: does, params: params, q: q}
+	// on is a route on what sc names, looking up look.
+	on := func(sc, look scope, method string, route Route, does string, params []string, h targetHandler) routeSpec {
+		return routeSpec{method: method, path: route.patternIn(sc), scope: sc, route: route, does: does, params: params, look: look, h: h}
 	}
+	// consumerRoutes are the routes a queue and a subscription share,
+	// with the noun each uses.
+	consumerRoutes := func(sc scope) []routeSpec {
+		return []routeSpec{
+			on(sc, sc, http.MethodGet, RouteMessages, "to peek at messages without leasing them", listParams, s.peek),
+			on(sc, sc, http.MethodPost, RouteReceive, "to lease messages", receiveParams, s.receive),
+			on(sc, sc, http.MethodPost, RouteAck, "to ack receipts", nil, s.receiptRoute(ack)),
+			on(sc, sc, http.MethodPost, RouteNack, "to nack receipts", nil, s.receiptRoute(nack)),
+			on(sc, sc, http.MethodPost, RouteExtend, "to extend leases", nil, s.receiptRoute(extend)),
+			on(sc, sc, http.MethodPost, RouteFail, "to fail receipts (straight to dead)", nil, s.receiptRoute(fail)),
+			on(sc, sc, http.MethodGet, RouteDead, "to list the dead messages", listParams, s.dead),
+			on(sc, sc, http.MethodPost, RouteRedrive, "to return dead messages to ready", redriveParams, s.redrive),
+		}
+	}
+	const (
+		q   = scopeQueue
+		tp  = scopeTopic
+		sub = scopeSubscription
+	)
 	t := []routeSpec{
 		{method: http.MethodGet, path: QueuesPath, does: "to list the queues", h: s.listQueues},
-		qr(http.MethodGet, RouteQueue, "to read a queue's config and counts", nil, s.getQueue),
-		{method: http.MethodPost, path: RouteQueue.pattern(), queue: true, route: RouteQueue, does: "to create a queue or change its config", h: s.putQueue},
-		{method: http.MethodPost, path: RouteDelete.pattern(), queue: true, route: RouteDelete, does: "to delete a queue", h: s.deleteQueue},
-		qr(http.MethodPost, RoutePurge, "to remove every message", nil, s.purgeQueue),
-		qr(http.MethodPost, RouteMessages, "to enqueue one message (the raw body)", enqueueParams, s.enqueueOne),
-		qr(http.MethodGet, RouteMessages, "to peek at messages without leasing them", listParams, s.peek),
-		qr(http.MethodPost, RouteBatch, "to enqueue a JSON batch", nil, s.enqueueBatch),
-		qr(http.MethodPost, RouteReceive, "to lease messages", receiveParams, s.receive),
-		qr(http.MethodPost, RouteAck, "to ack receipts", nil, s.receiptRoute(ack)),
-		qr(http.MethodPost, RouteNack, "to nack receipts", nil, s.receiptRoute(nack)),
-		qr(http.MethodPost, RouteExtend, "to extend leases", nil, s.receiptRoute(extend)),
-		qr(http.MethodPost, RouteFail, "to fail receipts (straight to dead)", nil, s.receiptRoute(fail)),
-		qr(http.MethodGet, RouteDead, "to list the dead messages", listParams, s.dead),
-		qr(http.MethodPost, RouteRedrive, "to return dead messages to ready", redriveParams, s.redrive),
-		{method: http.MethodGet, path: HealthPath, does: "to check the server is up", public: true, h: health},
+		on(q, q, http.MethodGet, RouteQueue, "to read a queue's config and counts", nil, s.getQueue),
+		on(q, scopeNone, http.MethodPost, RouteQueue, "to create a queue or change its config", nil, s.putQueue),
+		on(q, scopeNone, http.MethodPost, RouteDelete, "to delete a queue", nil, s.deleteQueue),
+		on(q, q, http.MethodPost, RoutePurge, "to remove every message", nil, s.purgeQueue),
+		on(q, q, http.MethodPost, RouteMessages, "to enqueue one message (the raw body)", enqueueParams, s.enqueueOne),
+		on(q, q, http.MethodPost, RouteBatch, "to enqueue a JSON batch", nil, s.enqueueBatch),
 	}
+	t = append(t, consumerRoutes(q)...)
+	t = append(t,
+		routeSpec{method: http.MethodGet, path: TopicsPath, does: "to list the topics", h: s.listTopics},
+		on(tp, tp, http.MethodGet, RouteQueue, "to read a topic's config, ids and subscriptions", nil, s.getTopic),
+		on(tp, scopeNone, http.MethodPost, RouteQueue, "to create a topic or change its config", nil, s.putTopic),
+		on(tp, scopeNone, http.MethodPost, RouteDelete, "to delete a topic", nil, s.deleteTopic),
+		on(tp, tp, http.MethodPost, RouteMessages, "to publish one message (the raw body)", enqueueParams, s.enqueueOne),
+		on(tp, tp, http.MethodPost, RouteBatch, "to publish a JSON batch", nil, s.enqueueBatch),
+		on(tp, tp, http.MethodPost, RouteSeek, "to move every subscription of the topic", nil, s.seek),
+		on(sub, sub, http.MethodGet, RouteQueue, "to read a subscription's config and counts", nil, s.getSubscription),
+		on(sub, tp, http.MethodPost, RouteQueue, "to create a subscription or change its config", nil, s.putSubscription),
+		on(sub, tp, http.MethodPost, RouteDelete, "to delete a subscription", nil, s.deleteSubscription),
+		on(sub, sub, http.MethodPost, RouteSeek, "to move the subscription", nil, s.seek),
+	)
+	t = append(t, consumerRoutes(sub)...)
+	t = append(t, routeSpec{method: http.MethodGet, path: HealthPath, does: "to check the server is up", public: true, h: health})
 	if s.metrics != nil {
 		t = append(t, routeSpec{method: http.MethodGet, path: MetricsPath, does: "to read the metrics", h: s.serveMetrics})
 	}
 	return t
 }
 
-// handle returns sp's handler with its queue looked up (if it is on a
-// queue) and its query parameters checked, in that order.
+// handle returns sp's handler with what its path names looked up and its
+// query parameters checked, in that order.
 func (s *Server) handle(sp routeSpec) handler {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-		if sp.q == nil {
-			if err := checkQuery(r, sp.params); err != nil {
-				return err
-			}
-			return sp.h(w, r, ps)
-		}
-		q, err := s.queue(ps)
+		tg, err := s.lookup(sp.look, ps)
 		if err != nil {
 			return err
 		}
 		if err := checkQuery(r, sp.params); err != nil {
 			return err
 		}
-		return sp.q(w, r, q)
+		err = sp.h(w, r, tg)
+		if tg.sub != nil && errors.Is(err, queue.ErrQueueNotFound) {
+			// A subscription deleted under the request (a long poll) says
+			// so as a queue would; it is the subscription that is gone.
+			return subscriptionNotFound(tg.sub.Topic(), tg.sub.Name())
+		}
+		return err
 	}
 }
 
@@ -125,24 +159,30 @@ func checkQuery(r *http.Request, params []string) error {
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	sw, _ := w.(*statusWriter)
 	var calls []string
-	name, route, onQueue := splitQueuePath(r.URL.Path)
-	if onQueue && route == RouteQueue && r.Method == http.MethodDelete {
-		calls = append(calls, "to delete a queue, "+http.MethodPost+" "+QueuePath(name, RouteDelete))
+	sc, names, route := splitPath(r.URL.Path)
+	if sc != scopeNone && route == RouteQueue && r.Method == http.MethodDelete {
+		calls = append(calls, "to delete a "+scopeNoun[sc]+", "+http.MethodPost+" "+pathIn(sc, names, RouteDelete))
 	}
 	for _, sp := range s.table {
 		var path string
 		switch {
-		case sp.queue && onQueue && sp.route == route:
-			path = QueuePath(name, sp.route)
-		case !sp.queue && sp.path == r.URL.Path:
+		case sc != scopeNone && sp.scope == sc && sp.route == route:
+			path = pathIn(sc, names, sp.route)
+		case sp.scope == scopeNone && sp.path == r.URL.Path:
 			path = sp.path
 		default:
 			continue
 		}
 		if sw != nil {
 			sw.route = sp.path
-			if onQueue {
-				sw.queue = name
+			switch sc {
+			case scopeQueue:
+				sw.queue = names[0]
+			case scopeTopic, scopeSubscription:
+				sw.topic = names[0]
+				if sc == scopeSubscription {
+					sw.subscription = names[1]
+				}
 			}
 		}
 		calls = append(calls, sp.does+", "+sp.method+" "+path)
@@ -151,16 +191,43 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		fmt.Sprintf("%s %s is not a call of the API (GET only reads, every change is a POST): %s", r.Method, r.URL.Path, strings.Join(calls, "; ")))
 }
 
-// splitQueuePath splits a path under /v1/queues/<name> into the name and
-// the Route after it; ok is false for any other path.
-func splitQueuePath(path string) (name string, route Route, ok bool) {
-	rest, ok := strings.CutPrefix(path, QueuesPath+"/")
-	if !ok || rest == "" {
-		return "", "", false
+// scopeNoun is what the 405 reply calls what a path names.
+var scopeNoun = map[scope]string{scopeQueue: "queue", scopeTopic: "topic", scopeSubscription: "subscription"}
+
+// pathIn returns the path of route on what names names in sc.
+func pathIn(sc scope, names []string, route Route) string {
+	switch sc {
+	case scopeTopic:
+		return TopicPath(names[0], route)
+	case scopeSubscription:
+		return SubscriptionPath(names[0], names[1], route)
 	}
-	name, sub, hasSub := strings.Cut(rest, "/")
-	if hasSub {
-		route = Route("/" + sub)
+	return QueuePath(names[0], route)
+}
+
+// splitPath splits a path under /v1/queues/<name> or /v1/topics/<topic>
+// (and /subscriptions/<sub>) into what it names, the names and the Route
+// after them; sc is scopeNone for any other path.
+func splitPath(path string) (sc scope, names []string, route Route) {
+	var rest string
+	if r, ok := strings.CutPrefix(path, QueuesPath+"/"); ok {
+		sc, rest = scopeQueue, r
+	} else if r, ok := strings.CutPrefix(path, TopicsPath+"/"); ok {
+		sc, rest = scopeTopic, r
 	}
-	return name, route, true
+	if rest == "" {
+		return scopeNone, nil, ""
+	}
+	name, after, has := strings.Cut(rest, "/")
+	names = []string{name}
+	if sc == scopeTopic && has {
+		if r, ok := strings.CutPrefix(after, strings.TrimPrefix(subscriptionsSegment, "/")); ok && r != "" {
+			sub, subAfter, subHas := strings.Cut(r, "/")
+			sc, names, after, has = scopeSubscription, append(names, sub), subAfter, subHas
+		}
+	}
+	if has {
+		route = Route("/" + after)
+	}
+	return sc, names, route
 }

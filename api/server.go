@@ -114,13 +114,13 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 	return s
 }
 
-func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request, _ target) error {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	s.metrics.write(w, s.b, s.cfg.Now())
 	return nil
 }
 
-func health(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+func health(w http.ResponseWriter, _ *http.Request, _ target) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "ok\n")
 	return nil
@@ -128,11 +128,11 @@ func health(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
 
 // refuseEncodedSlashes answers 400 for a path with an escaped slash: the
 // router matches the decoded path, so "a%2Fdelete" would reach the delete
-// route of queue "a". No queue name holds a slash anyway.
+// route of queue "a". No name holds a slash anyway.
 func refuseEncodedSlashes(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(strings.ToLower(r.URL.EscapedPath()), "%2f") {
-			writeError(w, http.StatusBadRequest, CodeInvalidName, "a queue name cannot hold a slash, escaped or not")
+			writeError(w, http.StatusBadRequest, CodeInvalidName, "a queue, topic or subscription name cannot hold a slash, escaped or not")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -160,8 +160,11 @@ func (s *Server) wrap(sp routeSpec, h handler) httprouter.Handle {
 			sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		}
 		sw.route = sp.path
-		if sp.queue {
+		switch sp.scope {
+		case scopeQueue:
 			sw.queue = ps.ByName(queueParam)
+		case scopeTopic, scopeSubscription:
+			sw.topic, sw.subscription = ps.ByName(topicParam), ps.ByName(subscriptionParam)
 		}
 		var err error
 		if !sp.public {
@@ -220,6 +223,9 @@ type statusWriter struct {
 	status int
 	route  string // the route's pattern; "" when no route matched
 	queue  string // the queue the route names, if any
+	// topic and subscription are the topic and subscription the route
+	// names, if any.
+	topic, subscription string
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
@@ -230,9 +236,95 @@ func (w *statusWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
-// queueHandler is the handler of a route on an existing queue (see
-// Server.handle).
-type queueHandler func(http.ResponseWriter, *http.Request, *queue.Queue) error
+// target is what a route's path names, looked up before its handler runs
+// (see Server.handle): the router's parameters, and the queue, topic or
+// subscription, as far as the route looks them up.
+type target struct {
+	ps    httprouter.Params
+	queue *queue.Queue
+	topic *queue.Topic
+	sub   *queue.Subscription
+}
+
+// targetHandler is the handler of a route, given what its path names.
+type targetHandler func(http.ResponseWriter, *http.Request, target) error
+
+// consumer is what the consumer routes (receive, ack, nack, extend, fail,
+// peek, dead, redrive) call: a *queue.Queue or a *queue.Subscription,
+// which have the same methods, so each of those routes has one handler
+// for both.
+type consumer interface {
+	ReceiveEach(ctx context.Context, o queue.ReceiveOptions, fn func(queue.Message) error) (int, error)
+	Ack(receipts []queue.Receipt) ([]error, error)
+	Nack(receipts []queue.Receipt, o queue.NackOptions) ([]error, error)
+	Extend(receipts []queue.Receipt, visibility time.Duration) ([]error, error)
+	Fail(receipts []queue.Receipt) ([]error, error)
+	PeekEach(after uint64, limit int, fn func(queue.Message) error) error
+	DeadEach(after uint64, limit int, fn func(queue.Message) error) error
+	Redrive(limit int) (int, error)
+}
+
+var (
+	_ consumer = (*queue.Queue)(nil)
+	_ consumer = (*queue.Subscription)(nil)
+)
+
+// consumer returns the subscription the route names, else its queue.
+func (tg target) consumer() consumer {
+	if tg.sub != nil {
+		return tg.sub
+	}
+	return tg.queue
+}
+
+// name is the name of what the route acts on, for the log: "jobs",
+// "orders" or "orders/billing".
+func (tg target) name() string {
+	switch {
+	case tg.sub != nil:
+		return tg.sub.Topic() + "/" + tg.sub.Name()
+	case tg.topic != nil:
+		return tg.topic.Name()
+	case tg.queue != nil:
+		return tg.queue.Name()
+	}
+	return ""
+}
+
+// enqueue adds msgs to the queue (Queue.Enqueue) or publishes them to the
+// topic (Topic.Publish) the route names: the enqueue routes of both are
+// one handler each. A full queue's error (the queue's own words: how many
+// it holds, of how many, and how many did not fit) gets what the client
+// can do about it.
+func (tg target) enqueue(msgs []queue.NewMessage) ([]uint64, error) {
+	if tg.topic != nil {
+		return tg.topic.Publish(msgs)
+	}
+	ids, err := tg.queue.Enqueue(msgs)
+	if errors.Is(err, queue.ErrQueueFull) {
+		return nil, fmt.Errorf("%w; consumers must ack some first, or raise its max_length with POST %s", err, QueuePath(tg.queue.Name(), RouteQueue))
+	}
+	return ids, err
+}
+
+// lookup finds what a route's path names, as far as look says: nothing,
+// the queue, the topic, or the topic and then its subscription. A missing
+// one is 404 with how to create it.
+func (s *Server) lookup(look scope, ps httprouter.Params) (target, error) {
+	tg := target{ps: ps}
+	var err error
+	switch look {
+	case scopeQueue:
+		tg.queue, err = s.queue(ps)
+	case scopeTopic:
+		tg.topic, err = s.topic(ps)
+	case scopeSubscription:
+		if tg.topic, err = s.topic(ps); err == nil {
+			tg.sub, err = s.subscription(tg.topic, ps)
+		}
+	}
+	return tg, err
+}
 
 // queue returns the queue a route names, or queue_not_found with how to
 // create it.
@@ -243,6 +335,37 @@ func (s *Server) queue(ps httprouter.Params) (*queue.Queue, error) {
 		return nil, fmt.Errorf("%w: %q does not exist; create it first with POST %s/%s (or: spool create %s)", queue.ErrQueueNotFound, name, QueuesPath, name, name)
 	}
 	return q, err
+}
+
+// topic returns the topic a route names, or topic_not_found with how to
+// create it.
+func (s *Server) topic(ps httprouter.Params) (*queue.Topic, error) {
+	name := ps.ByName(topicParam)
+	t, err := s.b.Topic(name)
+	if errors.Is(err, queue.ErrTopicNotFound) {
+		return nil, topicNotFound(name)
+	}
+	return t, err
+}
+
+func topicNotFound(name string) error {
+	return fmt.Errorf("%w: %q does not exist; create it first with POST %s (or: spool topic create %s)", queue.ErrTopicNotFound, name, TopicPath(name, RouteQueue), name)
+}
+
+// subscription returns the subscription of t a route names, or
+// subscription_not_found with how to create it.
+func (s *Server) subscription(t *queue.Topic, ps httprouter.Params) (*queue.Subscription, error) {
+	name := ps.ByName(subscriptionParam)
+	sub, err := t.Subscription(name)
+	if errors.Is(err, queue.ErrSubscriptionNotFound) {
+		return nil, subscriptionNotFound(t.Name(), name)
+	}
+	return sub, err
+}
+
+func subscriptionNotFound(topic, name string) error {
+	return fmt.Errorf("%w: topic %q has no subscription %q; create it first with POST %s (or: spool subscribe %s %s)",
+		queue.ErrSubscriptionNotFound, topic, name, SubscriptionPath(topic, name, RouteQueue), topic, name)
 }
 
 // checkQuota refuses an enqueue past --max-disk or into the --min-free
