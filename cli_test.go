@@ -136,6 +136,27 @@ func TestEveryRouteHasACommand(t *testing.T) {
 		{"RouteFail", "POST", api.QueuePath(q, api.RouteFail), []string{"fail", q, "1.1"}, ""},
 		{"RouteDead", "GET", api.QueuePath(q, api.RouteDead), []string{"dead", q}, ""},
 		{"RouteRedrive", "POST", api.QueuePath(q, api.RouteRedrive), []string{"redrive", q}, ""},
+
+		// A topic's routes, and a subscription's, addressed as q/s.
+		{"TopicsPath", "GET", api.TopicsPath, []string{"topic", "list"}, ""},
+		{"RouteQueue", "GET", api.TopicPath(q, api.RouteQueue), []string{"topic", "info", q}, ""},
+		{"RouteQueue", "POST", api.TopicPath(q, api.RouteQueue), []string{"topic", "create", q}, ""},
+		{"RouteDelete", "POST", api.TopicPath(q, api.RouteDelete), []string{"topic", "delete", q}, ""},
+		{"RouteMessages", "POST", api.TopicPath(q, api.RouteMessages), []string{"publish", q, "x"}, ""},
+		{"RouteBatch", "POST", api.TopicPath(q, api.RouteBatch), []string{"publish", q, "--batch"}, "x\n"},
+		{"RouteSeek", "POST", api.TopicPath(q, api.RouteSeek), []string{"seek", q, "earliest"}, ""},
+		{"RouteQueue", "GET", api.SubscriptionPath(q, "s", api.RouteQueue), []string{"stats", q + "/s"}, ""},
+		{"RouteQueue", "POST", api.SubscriptionPath(q, "s", api.RouteQueue), []string{"subscribe", q, "s"}, ""},
+		{"RouteDelete", "POST", api.SubscriptionPath(q, "s", api.RouteDelete), []string{"delete", q + "/s"}, ""},
+		{"RouteSeek", "POST", api.SubscriptionPath(q, "s", api.RouteSeek), []string{"seek", q + "/s", "latest"}, ""},
+		{"RouteMessages", "GET", api.SubscriptionPath(q, "s", api.RouteMessages), []string{"peek", q + "/s"}, ""},
+		{"RouteReceive", "POST", api.SubscriptionPath(q, "s", api.RouteReceive), []string{"recv", q + "/s"}, ""},
+		{"RouteAck", "POST", api.SubscriptionPath(q, "s", api.RouteAck), []string{"ack", q + "/s", "1.1"}, ""},
+		{"RouteNack", "POST", api.SubscriptionPath(q, "s", api.RouteNack), []string{"nack", q + "/s", "1.1"}, ""},
+		{"RouteExtend", "POST", api.SubscriptionPath(q, "s", api.RouteExtend), []string{"extend", q + "/s", "1.1"}, ""},
+		{"RouteFail", "POST", api.SubscriptionPath(q, "s", api.RouteFail), []string{"fail", q + "/s", "1.1"}, ""},
+		{"RouteDead", "GET", api.SubscriptionPath(q, "s", api.RouteDead), []string{"dead", q + "/s"}, ""},
+		{"RouteRedrive", "POST", api.SubscriptionPath(q, "s", api.RouteRedrive), []string{"redrive", q + "/s"}, ""},
 	}
 	var mu sync.Mutex
 	var got []string
@@ -151,14 +172,14 @@ func TestEveryRouteHasACommand(t *testing.T) {
 		case strings.HasSuffix(r.URL.Path, string(api.RouteReceive)):
 			w.WriteHeader(http.StatusNoContent)
 		default: // one reply every JSON route's decoder takes
-			w.Write([]byte(`{"ids":["1"],"results":[],"messages":[],"queues":[],"redriven":0,"name":"q"}`))
+			w.Write([]byte(`{"ids":["1"],"results":[],"messages":[],"queues":[],"topics":[],"redriven":0,"name":"q","id":"1"}`))
 		}
 	}))
 	defer srv.Close()
 	covered := map[string]bool{}
 	for _, tc := range cases {
 		covered[tc.route] = true
-		t.Run(tc.route+" "+tc.method, func(t *testing.T) {
+		t.Run(tc.route+" "+tc.method+" "+strings.Join(tc.args, " "), func(t *testing.T) {
 			mu.Lock()
 			got = nil
 			mu.Unlock()

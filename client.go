@@ -7,13 +7,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/queue"
 )
 
 // clientFlags are the flags every client command takes.
@@ -36,6 +39,30 @@ func oneQueue(args []string, name string) (string, error) {
 		return "", usageError{fmt.Sprintf("%s takes exactly one queue name, got %q", name, args)}
 	}
 	return args[0], nil
+}
+
+// oneConsumer is oneQueue for the commands that also take a subscription,
+// as TOPIC/SUB.
+func oneConsumer(args []string, name string) (string, error) {
+	if len(args) != 1 {
+		return "", usageError{fmt.Sprintf("%s takes exactly one queue name (or TOPIC/SUB for a subscription), got %q", name, args)}
+	}
+	return args[0], nil
+}
+
+// subscriptionNote says, in the help of the consumer commands, how they
+// name a subscription.
+const subscriptionNote = `QUEUE may be TOPIC/SUB, for subscription SUB of topic TOPIC
+(a queue name never holds a slash).`
+
+// consumerOf returns the consumer calls of name: the subscription SUB of
+// topic TOPIC when it is TOPIC/SUB, else the queue. A name with more
+// slashes is a subscription name with a slash, which the client refuses.
+func consumerOf(cl *api.Client, name string) *api.Consumer {
+	if topic, sub, ok := strings.Cut(name, "/"); ok {
+		return cl.Subscription(topic, sub)
+	}
+	return cl.Queue(name)
 }
 
 func noArgs(args []string, name string) error {
@@ -127,13 +154,35 @@ func statsCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	var c clientFlags
 	c.register(fs)
 	asJSON := fs.Bool("json", false, "print the server's JSON")
-	helpFor(fs, env, "Show one queue's settings and counts.\n\nExample:\n  spool stats emails\n")
+	helpFor(fs, env, `Show one queue's settings and counts, or a subscription's (TOPIC/SUB):
+its counts, lag (ready, delayed and leased: what it has not finished),
+skipped (messages retention removed before it finished them), the id it
+reads next, and its settings. A name that is no queue but a topic shows
+the topic, as 'spool topic info TOPIC' does.
+
+Examples:
+  spool stats emails
+  spool stats orders/billing
+`)
 	return func(args []string) error {
-		name, err := oneQueue(args, "stats")
+		name, err := oneConsumer(args, "stats")
 		if err != nil {
 			return err
 		}
+		if topic, sub, ok := strings.Cut(name, "/"); ok {
+			return subscriptionStats(env, c.client(), topic, sub, *asJSON)
+		}
 		q, err := c.client().GetQueue(env.ctx, name)
+		if errors.Is(err, queue.ErrQueueNotFound) {
+			// Not a queue: a topic of that name, if there is one (queues
+			// and topics have names of their own; a queue wins).
+			if t, terr := c.client().GetTopic(env.ctx, name); terr == nil {
+				if *asJSON {
+					return printJSON(env.stdout, t)
+				}
+				return printTopic(env, t)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -154,24 +203,31 @@ func statsCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 }
 
 // queueActions are the commands that act on a whole queue with one POST
-// and no reply to show but that it happened.
+// and no reply to show but that it happened; onSub, if set, is the same
+// for a subscription (TOPIC/SUB).
 var queueActions = map[string]struct {
-	help string
-	done string
-	do   func(*api.Client, context.Context, string) error
+	help  string
+	done  string
+	do    func(*api.Client, context.Context, string) error
+	onSub func(*api.Client, context.Context, string, string) error
 }{
 	"purge": {`Remove every message of a queue (ready, delayed, leased and dead) and
 keep the queue and its settings. Leases held on it become stale receipts.
+A subscription has no purge: 'spool seek TOPIC/SUB latest' finishes
+everything it has not.
 
 Example:
   spool purge emails
-`, "purged", (*api.Client).PurgeQueue},
-	"delete": {`Delete a queue: its settings and every message, for good. Nothing asks
-first; 'spool stats QUEUE' shows what it holds.
+`, "purged", (*api.Client).PurgeQueue, nil},
+	"delete": {`Delete a queue: its settings and every message, for good; or, given
+TOPIC/SUB, the subscription SUB of topic TOPIC and its state (the topic's
+messages stay for the others). Nothing asks first; 'spool stats QUEUE'
+shows what it holds. 'spool topic delete TOPIC' deletes a topic.
 
-Example:
+Examples:
   spool delete emails
-`, "deleted", (*api.Client).DeleteQueue},
+  spool delete orders/billing
+`, "deleted", (*api.Client).DeleteQueue, (*api.Client).DeleteSubscription},
 }
 
 func queueActionCommand(kind string) command {
@@ -185,7 +241,15 @@ func queueActionCommand(kind string) command {
 			if err != nil {
 				return err
 			}
-			if err := action.do(c.client(), env.ctx, name); err != nil {
+			if topic, sub, ok := strings.Cut(name, "/"); ok {
+				if action.onSub == nil {
+					return usageError{fmt.Sprintf("%s takes a queue; %q names a subscription (see spool %s --help)", kind, name, kind)}
+				}
+				err = action.onSub(c.client(), env.ctx, topic, sub)
+			} else {
+				err = action.do(c.client(), env.ctx, name)
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(env.stdout, action.done, name)
@@ -199,18 +263,19 @@ func redriveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	c.register(fs)
 	limit := fs.Int("limit", 0, "redrive at most this many, oldest first (0: all)")
 	helpFor(fs, env, `Move a queue's dead messages back to ready, with their attempts reset,
-and print how many moved. 'spool dead QUEUE' lists them first.
+and print how many moved. 'spool dead QUEUE' lists them first. `+subscriptionNote+`
 
 Examples:
   spool redrive emails
   spool redrive emails --limit 10
+  spool redrive orders/billing
 `)
 	return func(args []string) error {
-		name, err := oneQueue(args, "redrive")
+		name, err := oneConsumer(args, "redrive")
 		if err != nil {
 			return err
 		}
-		n, err := c.client().Redrive(env.ctx, name, *limit)
+		n, err := consumerOf(c.client(), name).Redrive(env.ctx, *limit)
 		if err != nil {
 			return err
 		}

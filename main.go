@@ -4,7 +4,7 @@
 // in-process; each subcommand parses its flags (every flag mirrored by an
 // env var, SPOOL_<FLAG> unless it says otherwise) and hands off to the api
 // and queue packages. The commands live in serve.go, client.go,
-// messages.go, check.go, benchcmd.go and version.go; errors.go says how a
+// messages.go, topics.go, check.go, benchcmd.go and version.go; errors.go says how a
 // failure reads, size.go and addr.go are the flag types with units and
 // forms of their own.
 package main
@@ -78,6 +78,19 @@ Messages:
   spool dead QUEUE [flags]            list dead messages
   spool redrive QUEUE [--limit N]     move dead messages back to ready
 
+Topics (fan-out: every subscription gets every message):
+  spool topic create|update TOPIC [--retention D] [--max-bytes SIZE]
+  spool topic list | info TOPIC | delete TOPIC
+                                      manage topics; list them; show one
+  spool publish TOPIC [BODY|-]        publish a message (like send)
+  spool subscribe TOPIC SUB [--start earliest|latest|ID|TIME] [flags]
+                                      create or update a subscription
+  spool seek TOPIC[/SUB] TO           move a subscription (or every one of
+                                      the topic) to earliest, latest, an id
+                                      or a time
+  A subscription is TOPIC/SUB to recv, ack, nack, extend, fail, peek,
+  dead, redrive, stats and delete: spool recv orders/billing
+
 Operators:
   spool health                        exit 0 if the server answers
   spool metrics                       print the server's Prometheus metrics
@@ -127,7 +140,7 @@ var commands = map[string]command{
 	"stats":   statsCommand,
 	"purge":   queueActionCommand("purge"),
 	"delete":  queueActionCommand("delete"),
-	"send":    sendCommand,
+	"send":    produceCommand("send"),
 	"recv":    recvCommand,
 	"ack":     receiptCommand("ack"),
 	"nack":    receiptCommand("nack"),
@@ -138,6 +151,11 @@ var commands = map[string]command{
 	"redrive": redriveCommand,
 	"health":  healthCommand,
 	"metrics": metricsCommand,
+
+	"topic":     topicCommand,
+	"publish":   produceCommand("publish"),
+	"subscribe": subscribeCommand,
+	"seek":      seekCommand,
 }
 
 // run executes one spool command line.

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,15 +28,14 @@ const (
 	defaultMaxLine    = queue.DefaultMaxMessageBytes
 )
 
-func sendCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
-	var c clientFlags
-	c.register(fs)
-	delay := fs.Duration("delay", 0, "deliver no sooner than this")
-	batch := fs.Bool("batch", false, "send each line of stdin as its own message, in batches")
-	perRequest := fs.Int("per-request", defaultPerRequest, "with --batch: lines per request, at most the server's --max-batch")
-	maxLine := defaultMaxLine
-	sizeVar(fs, &maxLine, "max-line", defaultMaxLine, "with --batch: the longest line read, like the server's --max-message-bytes")
-	helpFor(fs, env, `Enqueue a message: the BODY argument, or stdin if it is - or missing.
+// producers are the commands that add messages: send to a queue, publish
+// to a topic. They are one command with two targets.
+var producers = map[string]struct {
+	what, help string
+	one        func(c *api.Client, ctx context.Context, name string, body []byte, delay time.Duration) (string, error)
+	batch      func(c *api.Client, ctx context.Context, name string, msgs []api.NewMessage) ([]string, error)
+}{
+	"send": {"a queue name", `Enqueue a message: the BODY argument, or stdin if it is - or missing.
 Prints the new message's id (one per line with --batch).
 
 Examples:
@@ -44,42 +44,68 @@ Examples:
   spool send emails --delay 10m 'remind me'
   seq 1 1000 | spool send numbers --batch
   spool send logs --batch --per-request 100 --max-line 1MiB < lines.txt
-`)
-	return func(args []string) error {
-		if len(args) < 1 || len(args) > 2 {
-			return usageError{fmt.Sprintf("send takes a queue name and an optional body, got %q", args)}
-		}
-		name, cl := args[0], c.client()
-		if *batch {
-			if len(args) == 2 {
-				return usageError{"send --batch reads its messages from stdin, not from an argument"}
+`, (*api.Client).Send, (*api.Client).SendBatch},
+	"publish": {"a topic name", `Publish a message to a topic, for every subscription to receive: the BODY
+argument, or stdin if it is - or missing. Prints the new message's id
+(one per line with --batch). A --delay holds it back on every
+subscription.
+
+Examples:
+  spool publish orders '{"order":42}'
+  spool publish orders < order.json
+  tail -n 100 events.log | spool publish events --batch
+`, (*api.Client).Publish, (*api.Client).PublishBatch},
+}
+
+// produceCommand is send or publish.
+func produceCommand(kind string) command {
+	return func(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
+		p := producers[kind]
+		var c clientFlags
+		c.register(fs)
+		delay := fs.Duration("delay", 0, "deliver no sooner than this")
+		batch := fs.Bool("batch", false, "send each line of stdin as its own message, in batches")
+		perRequest := fs.Int("per-request", defaultPerRequest, "with --batch: lines per request, at most the server's --max-batch")
+		maxLine := defaultMaxLine
+		sizeVar(fs, &maxLine, "max-line", defaultMaxLine, "with --batch: the longest line read, like the server's --max-message-bytes")
+		helpFor(fs, env, p.help)
+		return func(args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usageError{fmt.Sprintf("%s takes %s and an optional body, got %q", kind, p.what, args)}
 			}
-			if *perRequest <= 0 || maxLine <= 0 {
-				return usageError{"--per-request and --max-line must be positive"}
+			name, cl := args[0], c.client()
+			if *batch {
+				if len(args) == 2 {
+					return usageError{kind + " --batch reads its messages from stdin, not from an argument"}
+				}
+				if *perRequest <= 0 || maxLine <= 0 {
+					return usageError{"--per-request and --max-line must be positive"}
+				}
+				send := func(msgs []api.NewMessage) ([]string, error) { return p.batch(cl, env.ctx, name, msgs) }
+				return sendLines(env, send, *delay, *perRequest, maxLine)
 			}
-			return sendLines(env, cl, name, *delay, *perRequest, maxLine)
-		}
-		var body []byte
-		if len(args) == 2 && args[1] != "-" {
-			body = []byte(args[1])
-		} else {
-			var err error
-			if body, err = io.ReadAll(env.stdin); err != nil {
-				return fmt.Errorf("reading stdin: %w", err)
+			var body []byte
+			if len(args) == 2 && args[1] != "-" {
+				body = []byte(args[1])
+			} else {
+				var err error
+				if body, err = io.ReadAll(env.stdin); err != nil {
+					return fmt.Errorf("reading stdin: %w", err)
+				}
 			}
+			id, err := p.one(cl, env.ctx, name, body, *delay)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.stdout, id)
+			return nil
 		}
-		id, err := cl.Send(env.ctx, name, body, *delay)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(env.stdout, id)
-		return nil
 	}
 }
 
-// sendLines sends stdin's lines perRequest at a time, none over maxLine
-// bytes (the scanner's buffer grows to that and no further).
-func sendLines(env *cmdEnv, cl *api.Client, name string, delay time.Duration, perRequest, maxLine int) error {
+// sendLines sends stdin's lines perRequest at a time with send, none over
+// maxLine bytes (the scanner's buffer grows to that and no further).
+func sendLines(env *cmdEnv, send func([]api.NewMessage) ([]string, error), delay time.Duration, perRequest, maxLine int) error {
 	sc := bufio.NewScanner(env.stdin)
 	sc.Buffer(make([]byte, min(64<<10, maxLine+1)), maxLine+1)
 	var msgs []api.NewMessage
@@ -87,7 +113,7 @@ func sendLines(env *cmdEnv, cl *api.Client, name string, delay time.Duration, pe
 		if len(msgs) == 0 {
 			return nil
 		}
-		ids, err := cl.SendBatch(env.ctx, name, msgs)
+		ids, err := send(msgs)
 		if apiErr := (*api.Error)(nil); errors.As(err, &apiErr) && strings.Contains(apiErr.Message, "--max-batch") {
 			return fmt.Errorf("%w; send fewer lines a request with --per-request", err)
 		}
@@ -166,7 +192,7 @@ Without --ack, each message's receipt goes to stderr as "receipt
 ID.ATTEMPT" so you can ack it later; unacked messages come back when their
 lease ends. Prints nothing (exit 0) when no message is ready; --wait
 waits for one, up to the server's --max-wait (%s unless the server
-was started with another).
+was started with another). %s
 
 %s
 
@@ -174,14 +200,15 @@ Examples:
   spool recv emails --ack
   spool recv emails --max 10 --wait 20s --json
   spool ack emails "$(spool recv emails 2>&1 >/dev/null | cut -d' ' -f2)"
-`, defaultMaxWait, bodyFormat))
+  spool recv orders/billing --wait 20s
+`, defaultMaxWait, subscriptionNote, bodyFormat))
 	return func(args []string) error {
-		name, err := oneQueue(args, "recv")
+		name, err := oneConsumer(args, "recv")
 		if err != nil {
 			return err
 		}
-		cl := c.client()
-		msgs, err := cl.Receive(env.ctx, name, api.ReceiveOptions{Max: *maxN, Wait: *wait, Visibility: *vis})
+		cons := consumerOf(c.client(), name)
+		msgs, err := cons.Receive(env.ctx, api.ReceiveOptions{Max: *maxN, Wait: *wait, Visibility: *vis})
 		if err != nil {
 			return waitError(err, *wait)
 		}
@@ -204,7 +231,7 @@ Examples:
 			receipts = append(receipts, m.Receipt)
 		}
 		if *ack && len(receipts) > 0 {
-			results, err := cl.Ack(env.ctx, name, receipts...)
+			results, err := cons.Ack(env.ctx, receipts...)
 			if err != nil {
 				return fmt.Errorf("ack: %w", err)
 			}
@@ -249,27 +276,29 @@ func receiptCommand(kind string) command {
 		helpFor(fs, env, fmt.Sprintf(`%s
 Receipts are ID.ATTEMPT, as recv prints them. Prints one line per
 receipt; exits 1 if any failed (a stale receipt means the lease ran out
-and the message may have gone to someone else).
+and the message may have gone to someone else). %s
 
-Example:
-  spool %s emails 42.1 43.1
-`, receiptHelp[kind], kind))
+Examples:
+  spool %[3]s emails 42.1 43.1
+  spool %[3]s orders/billing 7.1
+`, receiptHelp[kind], subscriptionNote, kind))
 		return func(args []string) error {
 			if len(args) < 2 {
-				return usageError{fmt.Sprintf("%s takes a queue name and at least one receipt", kind)}
+				return usageError{fmt.Sprintf("%s takes a queue name (or TOPIC/SUB) and at least one receipt", kind)}
 			}
-			name, receipts, cl := args[0], args[1:], c.client()
+			name, receipts := args[0], args[1:]
+			cons := consumerOf(c.client(), name)
 			var results []api.Result
 			var err error
 			switch kind {
 			case "ack":
-				results, err = cl.Ack(env.ctx, name, receipts...)
+				results, err = cons.Ack(env.ctx, receipts...)
 			case "nack":
-				results, err = cl.Nack(env.ctx, name, api.NackOptions{Front: front, Delay: delay}, receipts...)
+				results, err = cons.Nack(env.ctx, api.NackOptions{Front: front, Delay: delay}, receipts...)
 			case "extend":
-				results, err = cl.Extend(env.ctx, name, vis, receipts...)
+				results, err = cons.Extend(env.ctx, vis, receipts...)
 			case "fail":
-				results, err = cl.Fail(env.ctx, name, receipts...)
+				results, err = cons.Fail(env.ctx, receipts...)
 			}
 			if err != nil {
 				return err
@@ -302,25 +331,26 @@ func listCommand(kind string) command {
 		limit := fs.Int("limit", 0, fmt.Sprintf("most messages to list (default 100, at most %d)", queue.MaxList))
 		asJSON := fs.Bool("json", false, "print the messages as JSON, one per line")
 		helpFor(fs, env, fmt.Sprintf(`%s: one line per message, ID, STATE, ATTEMPTS,
-ENQUEUED and BODY, under a header line.
+ENQUEUED and BODY, under a header line. %s
 
 %s
 
 Examples:
-  spool %[3]s emails
-  spool %[3]s emails --after 100 --limit 50 --json
-`, listHelp[kind], bodyFormat, kind))
+  spool %[4]s emails
+  spool %[4]s emails --after 100 --limit 50 --json
+  spool %[4]s orders/billing
+`, listHelp[kind], subscriptionNote, bodyFormat, kind))
 		return func(args []string) error {
-			name, err := oneQueue(args, kind)
+			name, err := oneConsumer(args, kind)
 			if err != nil {
 				return err
 			}
-			cl := c.client()
-			list := cl.Peek
+			cons := consumerOf(c.client(), name)
+			list := cons.Peek
 			if kind == "dead" {
-				list = cl.Dead
+				list = cons.Dead
 			}
-			msgs, err := list(env.ctx, name, *after, *limit)
+			msgs, err := list(env.ctx, *after, *limit)
 			if err != nil {
 				return err
 			}
