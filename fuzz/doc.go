@@ -16,6 +16,13 @@
 // re-encode unchanged in everything it shows, and must still snapshot to
 // bytes that decode after its messages are leased and nacked).
 //
+// Topics (round 2) brought two more: FuzzDecodeConfigFile (queue.json,
+// topic.json and sub.json: what decodes re-encodes to the same config) and
+// FuzzParsePosition (a subscription's start and seek target: what parses
+// prints back as itself); the entry and snapshot seeds cover the seek and
+// skip events and a subscription's table (snapshot version 2, whose
+// version-1 inputs may re-encode a few bytes longer).
+//
 // The package has no code of its own; this file exists so that
 // `go list ./fuzz/...` finds it. The targets live in log_fuzz_test.go and
 // their seed corpora in testdata/fuzz/<Target>/, which `go test ./fuzz`

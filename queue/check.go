@@ -313,7 +313,7 @@ func checkTopic(tdir, name string) (TopicCheck, error) {
 	tc := TopicCheck{Name: name}
 	if data, err := os.ReadFile(filepath.Join(tdir, topicFileName)); err != nil {
 		tc.Config = err
-	} else if err := decodeConfigFile(data, new(TopicConfig)); err != nil {
+	} else if err := DecodeConfigFile(data, new(TopicConfig)); err != nil {
 		tc.Config = err
 	}
 	// The records, as subscriptions read them in: 24 bytes each, held
@@ -354,7 +354,7 @@ func checkSubscription(sdir, name string, recs *recordList, first uint64) (Queue
 	var f subscriptionFile
 	if data, err := os.ReadFile(filepath.Join(sdir, subscriptionFileName)); err != nil {
 		sc.Config = err
-	} else if err := decodeConfigFile(data, &f); err != nil {
+	} else if err := DecodeConfigFile(data, &f); err != nil {
 		sc.Config = err
 	}
 	snap, files, _ := readSnapshots(sdir, true)

@@ -180,8 +180,11 @@ func encodeConfigFile(v any) ([]byte, error) {
 // open cannot help.
 var errConfigFile = errors.New("config file")
 
-// decodeConfigFile verifies a config file and decodes its config into v.
-func decodeConfigFile(b []byte, v any) error {
+// DecodeConfigFile verifies a config file spool wrote (queue.json,
+// topic.json, sub.json: a version, the config, a CRC-32C of the config's
+// compact JSON) and decodes its config into v. A file that does not
+// verify or decode is an error, and v is then not to be used.
+func DecodeConfigFile(b []byte, v any) error {
 	if err := decodeConfigFileText(b, v); err != nil {
 		return fmt.Errorf("%w: %w", errConfigFile, err)
 	}
@@ -212,7 +215,7 @@ func decodeConfigFileText(b []byte, v any) error {
 
 func decodeQueueFile(b []byte) (Config, error) {
 	var c Config
-	if err := decodeConfigFile(b, &c); err != nil {
+	if err := DecodeConfigFile(b, &c); err != nil {
 		return Config{}, err
 	}
 	return c, nil

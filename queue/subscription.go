@@ -375,7 +375,7 @@ func openSubscription(t *Topic, name string) (*Queue, error) {
 		return nil, fmt.Errorf("open subscription %s: %w", full, err)
 	}
 	var f subscriptionFile
-	if err := decodeConfigFile(data, &f); err != nil {
+	if err := DecodeConfigFile(data, &f); err != nil {
 		return nil, fmt.Errorf("open subscription %s: %w", full, err)
 	}
 	q := &Queue{b: t.b, name: full, dir: sdir, cfg: f.Config.queueConfig(), log: t.log,

@@ -219,7 +219,7 @@ func openTopic(b *Broker, name string) (*Topic, error) {
 		return nil, fmt.Errorf("open topic %s: %w", name, err)
 	}
 	var cfg TopicConfig
-	if err := decodeConfigFile(data, &cfg); err != nil {
+	if err := DecodeConfigFile(data, &cfg); err != nil {
 		return nil, fmt.Errorf("open topic %s: %w", name, err)
 	}
 	t := &Topic{b: b, name: name, dir: tdir, cfg: cfg, subs: map[string]*Subscription{}, failed: map[string]error{}}
