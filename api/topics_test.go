@@ -8,10 +8,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spoolq/spool/queue"
 )
 
 func (f *srvFixture) createTopic(name, config string) TopicInfo {
@@ -726,5 +731,93 @@ func TestAccessLogNamesTopicAndSubscription(t *testing.T) {
 		if r := recs[i]; r["route"] != want.route || r["topic"] != want.topic || r["subscription"] != want.subscription || r["queue"] != nil {
 			t.Errorf("line %d = %v, want %+v", i, r, want)
 		}
+	}
+}
+
+// Every route but /healthz wants the token, the topic routes included:
+// the table is walked, so a route added without auth fails here.
+func TestServerEveryRouteNeedsTheToken(t *testing.T) {
+	const token = "s3cret-token"
+	f := srvStart(t, Config{Token: token})
+	auth := []string{"Authorization", "Bearer " + token, "Content-Type", "application/json"}
+	srvWantStatus(t, f.post("/v1/queues/q", "", auth...), http.StatusCreated)
+	srvWantStatus(t, f.post("/v1/topics/t", "", auth...), http.StatusCreated)
+	srvWantStatus(t, f.post("/v1/topics/t/subscriptions/s", `{"start":"earliest"}`, auth...), http.StatusCreated)
+	srvWantStatus(t, f.post("/v1/topics/t/messages", "x", auth...), http.StatusCreated)
+	state := func() string {
+		var sb strings.Builder
+		for _, p := range []string{"/v1/queues", "/v1/topics"} {
+			sb.Write(f.get(p, auth...).body)
+		}
+		return sb.String()
+	}
+	before := state()
+	tested := 0
+	for _, sp := range f.srv.table {
+		path := strings.NewReplacer(":"+queueParam, "q", ":"+topicParam, "t", ":"+subscriptionParam, "s").Replace(sp.path)
+		r := f.do(sp.method, path, `{"receipts":["1.1"],"to":"earliest"}`, "Content-Type", "application/json")
+		if sp.public {
+			srvWantStatus(t, r, http.StatusOK)
+			continue
+		}
+		tested++
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token = %d, want 401", sp.method, path, r.status)
+		}
+	}
+	if tested < 30 {
+		t.Fatalf("only %d routes in the table", tested)
+	}
+	if after := state(); after != before {
+		t.Fatalf("refused requests changed state:\n%s\n%s", before, after)
+	}
+}
+
+func TestATopicThatDidNotOpenAnswers503WhileTheOthersServe(t *testing.T) {
+	dir := t.TempDir()
+	opts := queue.Options{MaintenanceInterval: -1, Logger: srvQuiet}
+	b, err := queue.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"broken", "fine"} {
+		if _, _, err := b.CreateTopic(name, queue.TopicUpdate{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	cfg := filepath.Join(dir, "topics", "broken", "topic.json")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, []byte(strings.Replace(string(data), "168h", "169h", 1)), 0o644)
+
+	b, err = queue.Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open with one damaged topic: %v", err)
+	}
+	defer b.Close()
+	ts := httptest.NewServer(New(b, Config{Logger: srvQuiet}, NewMetrics()).Handler())
+	defer ts.Close()
+	f := &srvFixture{t: t, ts: ts}
+
+	e := srvWantError(t, f.get("/v1/topics/broken"), http.StatusServiceUnavailable, CodeQueueUnavailable)
+	if strings.Contains(e.Message, dir) {
+		t.Fatalf("message %q holds the data directory's path", e.Message)
+	}
+	srvWantError(t, f.post("/v1/topics/broken/messages", "x"), http.StatusServiceUnavailable, CodeQueueUnavailable)
+	srvWantError(t, f.post("/v1/topics/broken/subscriptions/s/receive", ""), http.StatusServiceUnavailable, CodeQueueUnavailable)
+	if r := f.post("/v1/topics/fine/messages", "x"); r.status != http.StatusCreated {
+		t.Fatalf("publish to the healthy topic: %d %s", r.status, r.body)
+	}
+	var list TopicList
+	srvWantJSON(t, f.get("/v1/topics"), http.StatusOK, &list)
+	if len(list.Topics) != 2 || list.Topics[0].Name != "broken" || list.Topics[0].Unavailable == "" ||
+		list.Topics[1].Name != "fine" || list.Topics[1].Unavailable != "" || list.Topics[1].TailID != "1" {
+		t.Fatalf("GET /v1/topics = %+v", list.Topics)
+	}
+	if text := string(f.get("/metrics").body); !strings.Contains(text, "\nspool_topics_unavailable 1\n") {
+		t.Fatalf("metrics do not count the broken topic:\n%s", text)
 	}
 }
