@@ -49,8 +49,8 @@ func (s *Server) routeTable() []routeSpec {
 	on := func(sc, look scope, method string, route Route, does string, params []string, h targetHandler) routeSpec {
 		return routeSpec{method: method, path: route.patternIn(sc), scope: sc, route: route, does: does, params: params, look: look, h: h}
 	}
-	// consumerRoutes are the routes a queue and a subscription share,
-	// with the noun each uses.
+	// consumerRoutes are the routes a queue and a subscription share:
+	// the same handlers, on what the path names.
 	consumerRoutes := func(sc scope) []routeSpec {
 		return []routeSpec{
 			on(sc, sc, http.MethodGet, RouteMessages, "to peek at messages without leasing them", listParams, s.peek),
