@@ -196,6 +196,32 @@ func TestIteratorSeesLaterAppends(t *testing.T) {
 	}
 }
 
+func TestCursorFrameNamesTheFrameItHolds(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), Options{})
+	c := l.NewCursor()
+	if _, _, _, ok := c.Frame(); ok {
+		t.Fatal("a new cursor holds a frame")
+	}
+	for range 2 {
+		if _, _, err := l.Append([]Record{{Body: []byte("a")}, {Body: []byte("b")}, {Body: []byte("c")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var positions []Position
+	for it := l.Iter(1); it.Next(); {
+		positions = append(positions, it.Position())
+	}
+	for id, want := range map[uint64][3]uint64{2: {1, 3, 0}, 5: {4, 6, 3}} {
+		if _, err := c.Read(id); err != nil {
+			t.Fatal(err)
+		}
+		pos, first, last, ok := c.Frame()
+		if !ok || first != want[0] || last != want[1] || pos != positions[want[2]] {
+			t.Fatalf("after reading %d: Frame = %+v %d..%d %v; want %+v %d..%d", id, pos, first, last, ok, positions[want[2]], want[0], want[1])
+		}
+	}
+}
+
 func TestIterAtResumesFromAnEarlierPosition(t *testing.T) {
 	l := mustOpen(t, t.TempDir(), Options{SegmentSize: 1 << 10})
 	for i := 0; i < 60; i++ {

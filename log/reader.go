@@ -82,6 +82,19 @@ func (c *Cursor) ReadAt(id uint64, hint Position) (Record, error) {
 	return c.pick(id)
 }
 
+// Frame returns the position of the frame the cursor holds (the last
+// read's) and its id range; ok is false when it holds none. A reader that
+// walks ids in order can tell from it whether the next id is in the frame
+// it has, and keep the position as a hint for later reads.
+func (c *Cursor) Frame() (pos Position, first, last uint64, ok bool) {
+	c.l.mu.RLock()
+	defer c.l.mu.RUnlock()
+	if c.seg == nil || c.seg.gone {
+		return Position{}, 0, 0, false
+	}
+	return Position{Segment: c.seg.base, Offset: c.off}, c.hdr.first, c.hdr.last(), true
+}
+
 // seek walks seg's frame headers to the frame whose id range covers id and
 // loads it. Damage on the way is resynced over; if id could have been in
 // the damaged bytes the answer is ErrCorrupt, never a guess.

@@ -43,8 +43,8 @@ type subscription struct {
 	// those the log has (a missing id was lost to damage or retention).
 	ahead              []unreadRecord
 	aheadFrom, aheadTo uint64
-	// hint is the frame of record hintID, where the next read-ahead starts
-	// looking (under q.readMu).
+	// hint, the frame of record hintID, is where the next read-ahead
+	// starts looking (under q.readMu).
 	hint   log.Position
 	hintID uint64
 }
@@ -62,8 +62,14 @@ type unreadRecord struct {
 	readyAt int64
 }
 
-// readAheadRecords bounds a read-ahead: its buffer is 24 bytes a record.
-const readAheadRecords = 256
+// A read-ahead takes at least readAheadRecords records, then the rest of
+// the frame it is in (a batch publish is one frame, and decoding it again
+// for its next records cost more than the records), but never more than
+// maxReadAhead: its buffer is 24 bytes a record.
+const (
+	readAheadRecords = 256
+	maxReadAhead     = 4096
+)
 
 // SubscriptionInfo describes a subscription.
 type SubscriptionInfo struct {
@@ -307,11 +313,13 @@ func (q *Queue) readAheadUnlocked(published uint64) error {
 }
 
 // readAhead reads the next unread records of a subscription, up to
-// published, for readNextLocked. It reads without mu (under readMu).
+// published, for readNextLocked, without mu. It reads through the cursor
+// receives read bodies through (under readMu): the frame it decodes is
+// the one the bodies of what it reads in come from next.
 func (q *Queue) readAhead(published uint64) error {
+	s := q.sub
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
-	s := q.sub
 	q.mu.Lock()
 	from := q.t.ReadUpTo() + 1
 	q.mu.Unlock()
@@ -322,31 +330,38 @@ func (q *Queue) readAhead(published uint64) error {
 	if s.hintID != 0 && s.hintID <= from {
 		hint = s.hint
 	}
-	recs := make([]unreadRecord, 0, min(published-from+1, readAheadRecords))
+	recs := make([]unreadRecord, 0, min(published-from+1, maxReadAhead))
 	covered := published
-	it := q.log.IterAt(from, hint)
-	for full := false; !full; {
-		for it.Next() {
-			r := it.Record()
-			if r.ID > published {
-				break
-			}
-			s.hint, s.hintID = it.Position(), r.ID
-			// Unreadable metadata: ready at once; it goes dead when
-			// received, as damaged messages do.
-			meta, _ := DecodeMeta(r.Meta)
-			recs = append(recs, unreadRecord{id: r.ID, offset: uint32(it.Position().Offset), readyAt: meta.ReadyAt})
-			if len(recs) == readAheadRecords {
-				covered, full = r.ID, true
-				break
-			}
-		}
-		if err := it.Err(); err == nil || full {
+	for id := from; id <= published; id++ {
+		if len(recs) >= maxReadAhead {
+			covered = id - 1
 			break
-		} else if !errors.Is(err, log.ErrCorrupt) {
+		}
+		if _, _, last, ok := q.cursor.Frame(); len(recs) >= readAheadRecords && (!ok || id > last) {
+			covered = id - 1 // enough, and the next frame: read on from it next time
+			break
+		}
+		rec, err := q.cursor.ReadAt(id, hint)
+		if errors.Is(err, log.ErrNotFound) || errors.Is(err, log.ErrCorrupt) {
+			// Ids the log does not have (damage it reported at open).
+			if len(recs) > 0 {
+				covered = id - 1 // the next read-ahead starts at the gap
+				break
+			}
+			if covered, err = q.nextRecordAfterGap(id, published); err != nil {
+				return err
+			}
+			break
+		}
+		if err != nil {
 			return fmt.Errorf("%s: read the topic: %w", q.name, err)
 		}
-		// Damage the log reported at open: its ids are skipped.
+		hint, _, _, _ = q.cursor.Frame()
+		s.hint, s.hintID = hint, id
+		// Unreadable metadata: ready at once; it goes dead when received,
+		// as damaged messages do.
+		meta, _ := DecodeMeta(rec.Meta)
+		recs = append(recs, unreadRecord{id: id, offset: uint32(hint.Offset), readyAt: meta.ReadyAt})
 	}
 	q.mu.Lock()
 	if q.t.ReadUpTo()+1 == from { // no seek or skip meanwhile
@@ -354,6 +369,22 @@ func (q *Queue) readAhead(published uint64) error {
 	}
 	q.mu.Unlock()
 	return nil
+}
+
+// nextRecordAfterGap returns the id before the first record from id on
+// (up to published) that the log has: every id from id to it is missing.
+func (q *Queue) nextRecordAfterGap(id, published uint64) (uint64, error) {
+	it := q.log.Iter(id)
+	for {
+		if it.Next() {
+			return min(it.Record().ID-1, published), nil
+		}
+		if err := it.Err(); err == nil {
+			return published, nil
+		} else if !errors.Is(err, log.ErrCorrupt) {
+			return 0, fmt.Errorf("%s: read the topic: %w", q.name, err)
+		}
+	}
 }
 
 // statsNow returns the queue's running totals.

@@ -1,0 +1,296 @@
+package queue
+
+// Benchmarks of topics (issue 14's figures). BenchmarkTopicRestart needs
+// about 150 MB of disk under the temp dir.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/log"
+)
+
+func benchTopic(b *testing.B, policy log.SyncPolicy, subs int) (*Broker, *Topic) {
+	b.Helper()
+	br, err := Open(b.TempDir(), Options{Sync: policy, MaintenanceInterval: -1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	tp, _, err := br.CreateTopic("bench", TopicUpdate{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range subs {
+		if _, _, err := tp.CreateSubscription(fmt.Sprintf("s%d", i), SubscriptionUpdate{}, Earliest()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return br, tp
+}
+
+// BenchmarkTopicPublish publishes 100-byte messages to a topic with 1 and
+// with 100 subscriptions (none consuming): from 16 goroutines one message
+// a call, and from one goroutine in batches of 100, under sync=always.
+// Publishing writes the topic's log once whatever the fan-out, so the
+// rates should match; disk/msg is the log's bytes per message.
+func BenchmarkTopicPublish(b *testing.B) {
+	for _, mode := range []struct {
+		name             string
+		writers, perCall int
+	}{{"writers=16/batch=1", 16, 1}, {"writers=1/batch=100", 1, 100}} {
+		for _, subs := range []int{1, 100} {
+			b.Run(fmt.Sprintf("%s/subs=%d", mode.name, subs), func(b *testing.B) {
+				_, tp := benchTopic(b, log.SyncAlways, subs)
+				msgs := batchOf(mode.perCall, 100)
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.SetBytes(100)
+				b.ResetTimer()
+				for range mode.writers {
+					wg.Go(func() {
+						for next.Add(int64(mode.perCall)) <= int64(b.N)+int64(mode.perCall)-1 {
+							if _, err := tp.Publish(msgs); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				info, err := tp.Info()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(info.Published)/b.Elapsed().Seconds(), "msgs/s")
+				b.ReportMetric(float64(info.Bytes)/float64(info.Published), "disk-B/msg")
+			})
+		}
+	}
+}
+
+// BenchmarkConsumeQueueVsSubscription receives batches of 10 and acks
+// them, on a queue and on one subscription of a topic (with 9 more
+// subscriptions, idle), from 1 and 16 consumers under sync=always, in one
+// run so the two compare. ns/op is per message; a backlog of 100k is
+// refilled outside the timer.
+func BenchmarkConsumeQueueVsSubscription(b *testing.B) {
+	type target struct {
+		receive func(context.Context, ReceiveOptions) ([]Message, error)
+		ack     func([]Receipt) ([]error, error)
+		refill  func([]NewMessage) ([]uint64, error)
+	}
+	for _, consumers := range []int{1, 16} {
+		for _, kind := range []string{"queue", "subscription"} {
+			b.Run(fmt.Sprintf("consumers=%d/%s", consumers, kind), func(b *testing.B) {
+				var t target
+				if kind == "queue" {
+					_, q := benchBroker(b, log.SyncAlways)
+					t = target{q.Receive, q.Ack, q.Enqueue}
+				} else {
+					_, tp := benchTopic(b, log.SyncAlways, 10)
+					s, _ := tp.Subscription("s0")
+					t = target{s.Receive, s.Ack, tp.Publish}
+				}
+				msgs := batchOf(1000, 100)
+				refill := func() {
+					for range 100 {
+						if _, err := t.refill(msgs); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				refill()
+				var done atomic.Int64
+				b.ResetTimer()
+				for done.Load() < int64(b.N) {
+					var wg sync.WaitGroup
+					for range consumers {
+						wg.Go(func() {
+							for done.Load() < int64(b.N) {
+								got, err := t.receive(context.Background(), ReceiveOptions{Max: 10})
+								if err != nil {
+									b.Error(err)
+									return
+								}
+								if len(got) == 0 {
+									return
+								}
+								if _, err := t.ack(receipts(got)); err != nil {
+									b.Error(err)
+									return
+								}
+								done.Add(int64(len(got)))
+							}
+						})
+					}
+					wg.Wait()
+					if done.Load() < int64(b.N) {
+						b.StopTimer()
+						refill()
+						b.StartTimer()
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
+	}
+}
+
+// Topic restart, measured in a fresh process (the child below), so the
+// RSS is what a server that just started holds, not what filling left.
+const (
+	trestartEnvDir  = "SPOOL_TOPIC_RESTART_DIR"
+	trestartSubs    = 100
+	trestartBacklog = 1_000_000
+)
+
+// TestTopicRestartChild opens the data directory BenchmarkTopicRestart
+// filled and prints how long Open took and the RSS after it, as JSON; it
+// does nothing unless started by the benchmark.
+func TestTopicRestartChild(t *testing.T) {
+	dir := os.Getenv(trestartEnvDir)
+	if dir == "" {
+		t.Skip("the child side of BenchmarkTopicRestart")
+	}
+	start := time.Now()
+	b, err := Open(dir, Options{MaintenanceInterval: -1, Logger: quiet})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := b.Topic("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := tp.Info()
+	if err != nil || len(info.Subscriptions) != trestartSubs {
+		t.Fatalf("after restart: %d subscriptions, %v", len(info.Subscriptions), err)
+	}
+	lag := 0
+	for _, s := range info.Subscriptions {
+		lag += s.Lag
+	}
+	runtime.GC()
+	out, _ := json.Marshal(map[string]any{"open_ns": took.Nanoseconds(), "rss": rssBytes(), "lag": lag, "tail": info.TailID})
+	fmt.Printf("RESTART %s\n", out)
+	simulateCrash(b, false) // no snapshot writing: the parent opens it again
+}
+
+// BenchmarkTopicRestart publishes a backlog of 1M 100-byte messages to a
+// topic with 100 subscriptions, each of which has consumed a different
+// share (subscription i acked i*100 messages, and holds 10 leases), then
+// opens the data directory in a fresh process: ms/restart is Open's time,
+// rssMB the process's RSS after it (the Pi budget: ≤ 64 MB, < 1 s).
+func BenchmarkTopicRestart(b *testing.B) {
+	dir := b.TempDir()
+	br, err := Open(dir, Options{Sync: log.SyncNone, MaintenanceInterval: -1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp, _, err := br.CreateTopic("bench", TopicUpdate{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var subs []*Subscription
+	for i := range trestartSubs {
+		s, _, err := tp.CreateSubscription(fmt.Sprintf("s%d", i), SubscriptionUpdate{VisibilityTimeout: ptr(time.Hour)}, Earliest())
+		if err != nil {
+			b.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	msgs := batchOf(1000, 100)
+	for range trestartBacklog / len(msgs) {
+		if _, err := tp.Publish(msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i, s := range subs {
+		for acked := 0; acked < i*100; {
+			got, err := s.Receive(context.Background(), ReceiveOptions{Max: 100})
+			if err != nil || len(got) == 0 {
+				b.Fatal(err)
+			}
+			if _, err := s.Ack(receipts(got)); err != nil {
+				b.Fatal(err)
+			}
+			acked += len(got)
+		}
+		if _, err := s.Receive(context.Background(), ReceiveOptions{Max: 10}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		b.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var open time.Duration
+	var rss int64
+	b.ResetTimer()
+	for range b.N {
+		cmd := exec.Command(exe, "-test.run=^TestTopicRestartChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), trestartEnvDir+"="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("child: %v\n%s", err, out)
+		}
+		var res struct {
+			OpenNS int64 `json:"open_ns"`
+			RSS    int64 `json:"rss"`
+			Lag    int   `json:"lag"`
+			Tail   uint64
+		}
+		after, ok := resultLine(string(out), "RESTART ")
+		if !ok || json.Unmarshal([]byte(after), &res) != nil {
+			b.Fatalf("child printed no result:\n%s", out)
+		}
+		if want := trestartSubs*trestartBacklog - trestartSubs*(trestartSubs-1)/2*100; res.Lag != want {
+			b.Fatalf("lag %d after restart, want %d", res.Lag, want)
+		}
+		open += time.Duration(res.OpenNS)
+		rss = max(rss, res.RSS)
+	}
+	b.ReportMetric(float64(open.Milliseconds())/float64(b.N), "ms/restart")
+	b.ReportMetric(float64(rss)/(1<<20), "rssMB")
+	if du, err := dirBytes(dir); err == nil {
+		b.ReportMetric(float64(du)/(1<<20), "diskMB")
+	}
+}
+
+// resultLine returns the rest of the first line of s that starts with
+// prefix.
+func resultLine(s, prefix string) (string, bool) {
+	for line := range strings.Lines(s) {
+		if rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), prefix); ok {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
+// dirBytes sums the sizes of the files under dir.
+func dirBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return err
+	})
+	return n, err
+}
