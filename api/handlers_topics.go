@@ -35,6 +35,9 @@ func topicJSON(i queue.TopicInfo) TopicInfo {
 
 // subscriptionJSON is i as the subscription routes reply with it.
 func subscriptionJSON(i queue.SubscriptionInfo) SubscriptionInfo {
+	if i.Err != nil {
+		return SubscriptionInfo{Topic: i.Topic, Name: i.Name, Unavailable: i.Err.Error()}
+	}
 	return SubscriptionInfo{
 		Topic:             i.Topic,
 		Name:              i.Name,

@@ -205,7 +205,11 @@ func writeTopics(w io.Writer, topics []queue.TopicInfo) {
 	for _, t := range topics {
 		if t.Err == nil {
 			open = append(open, t)
-			subs = append(subs, t.Subscriptions...)
+			for _, si := range t.Subscriptions {
+				if si.Err == nil { // one that did not open has no counts
+					subs = append(subs, si)
+				}
+			}
 		}
 	}
 	if len(open) > 0 {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
-
-	"github.com/spoolq/spool/queue"
 )
 
 // routeSpec is one route of the API as the router registers it: the
@@ -110,13 +107,7 @@ func (s *Server) handle(sp routeSpec) handler {
 		if err := checkQuery(r, sp.params); err != nil {
 			return err
 		}
-		err = sp.h(w, r, tg)
-		if tg.sub != nil && errors.Is(err, queue.ErrQueueNotFound) {
-			// A subscription deleted under the request (a long poll) says
-			// so as a queue would; it is the subscription that is gone.
-			return subscriptionNotFound(tg.sub.Topic(), tg.sub.Name())
-		}
-		return err
+		return sp.h(w, r, tg)
 	}
 }
 

@@ -72,6 +72,10 @@ type SubscriptionInfo struct {
 	Skipped uint64 `json:"skipped"`
 	// NextID is the id of the next message it reads from the topic.
 	NextID string `json:"next_id"`
+	// Unavailable, in a TopicInfo, says why the subscription's files did
+	// not open (the other fields but its names are then empty); its own
+	// routes answer 503 queue_unavailable with the same words.
+	Unavailable string `json:"unavailable,omitempty"`
 	// Warnings, in the reply of a create or update, are what took effect
 	// but may not be what was meant (a dead-letter queue that does not
 	// exist yet; a start given to a subscription that exists). Absent

@@ -34,9 +34,9 @@ var (
 	// queue past its max length. Nothing is written.
 	ErrQueueFull = errors.New("queue full")
 
-	// ErrInvalidName is returned for a queue name outside
-	// [A-Za-z0-9_.-]{1,80} or starting with a dot.
-	ErrInvalidName = errors.New("invalid queue name")
+	// ErrInvalidName is returned for a queue, topic or subscription name
+	// outside [A-Za-z0-9_.-]{1,80} or starting with a dot.
+	ErrInvalidName = errors.New("invalid name")
 
 	// ErrInvalid is returned for bad arguments (a negative delay, a bad
 	// receipt, an out-of-range config value, too many attributes, ...).

@@ -100,7 +100,7 @@ func (q *Queue) live() *Queue {
 // lockOpen locks q.mu for an operation and returns with it held, unless
 // it fails (with mu released) because q is broken (a reload is due or
 // under way: ErrUnavailable, retryable) or closed (deleted, or the broker
-// closed: ErrQueueNotFound, for good).
+// closed: ErrQueueNotFound, or ErrSubscriptionNotFound, for good).
 func (q *Queue) lockOpen() error {
 	q.mu.Lock()
 	if p := q.broken.Load(); p != nil && (!q.closed || q.reloading) {
@@ -109,9 +109,19 @@ func (q *Queue) lockOpen() error {
 	}
 	if q.closed {
 		q.mu.Unlock()
-		return fmt.Errorf("%w: %q", ErrQueueNotFound, q.name)
+		return q.goneError()
 	}
 	return nil
+}
+
+// goneError is the error for a queue or subscription that is closed
+// (deleted, or the broker closed): ErrQueueNotFound, or for a
+// subscription ErrSubscriptionNotFound.
+func (q *Queue) goneError() error {
+	if q.sub != nil {
+		return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, q.name)
+	}
+	return fmt.Errorf("%w: %q", ErrQueueNotFound, q.name)
 }
 
 // applyLocked is the one door every state change goes through: it applies

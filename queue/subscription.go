@@ -87,6 +87,9 @@ type SubscriptionInfo struct {
 	// Next is the id of the next message it reads from the topic.
 	Next  uint64
 	Stats Stats
+	// Err, in TopicInfo, is why a subscription did not open
+	// (ErrQueueDamaged); the other fields but its names are then zero.
+	Err error
 }
 
 // Name returns the subscription's name.
@@ -160,7 +163,7 @@ func (s *Subscription) Update(u SubscriptionUpdate) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
-		return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, q.name)
+		return q.goneError()
 	}
 	cur := SubscriptionConfig{VisibilityTimeout: q.cfg.VisibilityTimeout, MaxAttempts: q.cfg.MaxAttempts, DeadLetterQueue: q.cfg.DeadLetterQueue}
 	cfg, err := cur.apply(u, q.name)

@@ -153,12 +153,17 @@ func (t *Topic) Subscription(name string) (*Subscription, error) {
 }
 
 // Info returns the topic's config, ids, size and every subscription's
-// Info.
+// Info; one that did not open is listed with its names and Err.
 func (t *Topic) Info() (TopicInfo, error) {
 	if err := t.lockOpen(); err != nil {
 		return TopicInfo{}, err
 	}
 	cfg := t.cfg
+	var failed []SubscriptionInfo
+	for name, err := range t.failed {
+		failed = append(failed, SubscriptionInfo{Topic: t.name, Name: name,
+			Err: fmt.Errorf("%w: subscription %s/%s: %s", ErrQueueDamaged, t.name, name, openFailureReason(err))})
+	}
 	t.mu.RUnlock()
 	var bytes int64
 	for _, s := range t.log.Segments() {
@@ -171,6 +176,8 @@ func (t *Topic) Info() (TopicInfo, error) {
 			info.Subscriptions = append(info.Subscriptions, si)
 		}
 	}
+	info.Subscriptions = append(info.Subscriptions, failed...)
+	slices.SortFunc(info.Subscriptions, func(a, b SubscriptionInfo) int { return strings.Compare(a.Name, b.Name) })
 	return info, nil
 }
 

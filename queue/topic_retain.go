@@ -37,7 +37,7 @@ func (t *Topic) maintain() error {
 	subs := t.subscriptionList()
 	var errs []error
 	for _, s := range subs {
-		if err := s.q.live().maintain(); err != nil && !errors.Is(err, ErrQueueNotFound) {
+		if err := s.q.live().maintain(); err != nil && !errors.Is(err, ErrSubscriptionNotFound) {
 			errs = append(errs, err)
 		}
 	}

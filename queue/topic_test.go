@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -503,5 +505,44 @@ func TestTopicAndSubscriptionLifecycle(t *testing.T) {
 	b = mustOpen(t, dir, opts)
 	if _, err := b.Topic("t"); !errors.Is(err, ErrTopicNotFound) {
 		t.Fatalf("deleted topic came back: %v", err)
+	}
+}
+
+func TestADamagedSubscriptionIsListedAndTheOthersServe(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(newClock())
+	b := mustOpen(t, dir, opts)
+	tp := mustTopic(t, b, "t", TopicUpdate{})
+	mustSub(t, tp, "bad", Earliest())
+	mustSub(t, tp, "good", Earliest())
+	publish(t, tp, "m")
+	b.Close()
+	if err := os.WriteFile(filepath.Join(dir, "topics", "t", "subscriptions", "bad", subscriptionFileName), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b = mustOpen(t, dir, opts)
+	tp, err := b.Topic("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Subscription("bad"); !errors.Is(err, ErrQueueDamaged) {
+		t.Fatalf("damaged subscription: %v", err)
+	}
+	info, err := tp.Info()
+	if err != nil || len(info.Subscriptions) != 2 || info.Subscriptions[0].Name != "bad" || !errors.Is(info.Subscriptions[0].Err, ErrQueueDamaged) || info.Subscriptions[1].Err != nil {
+		t.Fatalf("topic info lists %+v, %v", info.Subscriptions, err)
+	}
+	if got := bodies(subReceive(t, sub(t, tp, "good"), 5)); !slices.Equal(got, []string{"m"}) {
+		t.Fatalf("the good subscription received %v", got)
+	}
+	must(t, tp.DeleteSubscription("bad"))
+	if _, err := tp.Subscription("bad"); !errors.Is(err, ErrSubscriptionNotFound) {
+		t.Fatalf("after deleting the damaged subscription: %v", err)
+	}
+	// A deleted subscription's handle says so.
+	good := sub(t, tp, "good")
+	must(t, tp.DeleteSubscription("good"))
+	if _, err := good.Receive(context.Background(), ReceiveOptions{}); !errors.Is(err, ErrSubscriptionNotFound) {
+		t.Fatalf("receive on a deleted subscription: %v", err)
 	}
 }
