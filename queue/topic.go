@@ -27,6 +27,10 @@ type Topic struct {
 	// be lost.
 	published atomic.Uint64
 
+	// woken is the subscriptions as a list Publish walks without a lock,
+	// replaced (under mu) whenever subs changes.
+	woken atomic.Pointer[[]*Subscription]
+
 	mu     sync.RWMutex // guards what follows
 	cfg    TopicConfig
 	subs   map[string]*Subscription
@@ -114,12 +118,22 @@ func (t *Topic) Publish(msgs []NewMessage) ([]uint64, error) {
 	for cur := t.published.Load(); cur < last && !t.published.CompareAndSwap(cur, last); cur = t.published.Load() {
 	}
 	t.stats.published.Add(uint64(len(msgs)))
-	t.mu.RLock()
-	for _, s := range t.subs { // no copy, no sort: this runs per publish
-		s.q.live().wake(ready)
+	if subs := t.woken.Load(); subs != nil {
+		for _, s := range *subs {
+			s.q.live().wake(ready)
+		}
 	}
-	t.mu.RUnlock()
 	return ids, nil
+}
+
+// subsChangedLocked refreshes the list Publish walks; the caller holds mu
+// and has just changed subs.
+func (t *Topic) subsChangedLocked() {
+	list := make([]*Subscription, 0, len(t.subs))
+	for _, s := range t.subs {
+		list = append(list, s)
+	}
+	t.woken.Store(&list)
 }
 
 // subscriptionList returns the open subscriptions, by name.
@@ -271,6 +285,7 @@ func openTopic(b *Broker, name string) (*Topic, error) {
 		}
 		t.subs[sub] = &Subscription{q: q}
 	}
+	t.subsChangedLocked()
 	return t, nil
 }
 

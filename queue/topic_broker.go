@@ -209,6 +209,7 @@ func (t *Topic) CreateSubscription(name string, u SubscriptionUpdate, start Posi
 	}
 	s = &Subscription{q: q}
 	t.subs[name] = s
+	t.subsChangedLocked()
 	t.b.opts.Logger.Info("queue: subscription created", "topic", t.name, "subscription", name, "start", start.String(), "start_id", startID)
 	if dlq := cfg.DeadLetterQueue; dlq != "" {
 		if _, err := t.b.Queue(dlq); err != nil {
@@ -237,6 +238,7 @@ func (t *Topic) DeleteSubscription(name string) error {
 		return fmt.Errorf("%w: %s/%s", ErrSubscriptionNotFound, t.name, name)
 	}
 	delete(t.subs, name)
+	t.subsChangedLocked()
 	t.mu.Unlock()
 	q := s.q.live()
 	if err := errors.Join(q.close(false), t.b.removeQueueDir(root, q.dir, name)); err != nil {
