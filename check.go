@@ -91,8 +91,9 @@ func unrepairable(problems []queue.Problem) int {
 	return n
 }
 
-// printCheck prints a per-queue summary, every problem and every torn
-// tail (as a note), and returns them all.
+// printCheck prints a per-queue summary (then per topic and per
+// subscription), every problem and every torn tail (as a note), and
+// returns them all.
 func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
 	tw := newTable(w, "QUEUE", "MESSAGES", "READY", "DELAYED", "LEASED", "DEAD", "SEGMENTS", "RECORDS", "BYTES", "STATE ENTRIES", "SNAPSHOTS")
 	for _, q := range rep.Queues {
@@ -113,6 +114,9 @@ func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
 		tw.row(q.Name, c.Total, c.Ready, c.Delayed, c.Leased, c.Dead, segs, records, bytes, entries, len(q.Snapshots))
 	}
 	tw.flush()
+	if len(rep.Topics) > 0 {
+		printTopicsCheck(w, rep.Topics)
+	}
 	problems := rep.Problems()
 	for _, p := range problems {
 		if p.Repairable {
@@ -128,4 +132,38 @@ func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
 		fmt.Fprintf(w, "no problems; %d torn tail(s) noted above, never acknowledged, to be cut at the next start\n", notes)
 	}
 	return problems
+}
+
+// printTopicsCheck prints a summary per topic, then one per subscription:
+// the messages it has read and not finished, by state (unread ones are
+// not in its files).
+func printTopicsCheck(w io.Writer, topics []queue.TopicCheck) {
+	fmt.Fprintln(w)
+	tw := newTable(w, "TOPIC", "SUBSCRIPTIONS", "SEGMENTS", "RECORDS", "BYTES")
+	for _, t := range topics {
+		var segs, records int
+		var bytes int64
+		if t.Log != nil {
+			for _, s := range t.Log.Segments {
+				segs++
+				records += s.Records
+				bytes += s.Size
+			}
+		}
+		tw.row(t.Name, len(t.Subscriptions), segs, records, bytes)
+	}
+	tw.flush()
+	fmt.Fprintln(w)
+	tw = newTable(w, "SUBSCRIPTION", "READ", "READY", "DELAYED", "LEASED", "DEAD", "STATE ENTRIES", "SNAPSHOTS")
+	for _, t := range topics {
+		for _, s := range t.Subscriptions {
+			entries := 0
+			if s.State != nil {
+				entries = s.State.Entries
+			}
+			c := s.Counts
+			tw.row(s.Name, c.Total, c.Ready, c.Delayed, c.Leased, c.Dead, entries, len(s.Snapshots))
+		}
+	}
+	tw.flush()
 }

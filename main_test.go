@@ -478,6 +478,44 @@ func TestCheckCommand(t *testing.T) {
 	}
 }
 
+func TestCheckCommandCoversTopics(t *testing.T) {
+	data := t.TempDir()
+	b, err := queue.Open(data, queue.Options{MaintenanceInterval: -1, SegmentSize: 4 << 10, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, _, _ := b.CreateTopic("events", queue.TopicUpdate{})
+	s, _, _ := tp.CreateSubscription("mailer", queue.SubscriptionUpdate{}, queue.Earliest())
+	tp.CreateSubscription("audit", queue.SubscriptionUpdate{}, queue.Earliest())
+	for i := 0; i < 50; i++ {
+		if _, err := tp.Publish([]queue.NewMessage{{Body: bytes.Repeat([]byte{byte(i)}, 100)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, _ := s.Receive(context.Background(), queue.ReceiveOptions{Max: 8})
+	s.Ack([]queue.Receipt{msgs[0].Receipt, msgs[1].Receipt}) // 6 stay leased
+	b.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check", data}, strings.NewReader(""), &out, io.Discard); err != nil || !strings.Contains(out.String(), "clean") {
+		t.Fatalf("check = %v:\n%s", err, out.String())
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			rows[f[0]] = f
+		}
+	}
+	for name, want := range map[string][]string{
+		"events":        {"events", "2", "1", "50"},            // topic: subscriptions, segments, records
+		"events/mailer": {"events/mailer", "6", "0", "0", "6"}, // read and not finished: 6 leased
+		"events/audit":  {"events/audit", "0"},
+	} {
+		if got := rows[name]; len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+			t.Errorf("check row %q, want it to start %q:\n%s", got, want, out.String())
+		}
+	}
+}
+
 // TestCheckDefaultsToTheDataDirectory checks that a plain spool check
 // checks what a plain spool serve wrote: --data, SPOOL_DATA, else
 // ./spool-data.
