@@ -506,7 +506,7 @@ func TestCheckCommandCoversTopics(t *testing.T) {
 		}
 	}
 	for name, want := range map[string][]string{
-		"events":        {"events", "2", "1", "50"},            // topic: subscriptions, segments, records
+		"events":        {"events", "2", "2", "50"},            // topic: subscriptions, segments (of 4 KiB), records
 		"events/mailer": {"events/mailer", "6", "0", "0", "6"}, // read and not finished: 6 leased
 		"events/audit":  {"events/audit", "0"},
 	} {
