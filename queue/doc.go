@@ -1,7 +1,8 @@
 // Package queue owns spool's queue semantics: a Broker holds many named
-// queues in one data directory; each Queue is a message log (package log)
-// plus an in-memory table of message states (package index) kept durable
-// by a state log and periodic snapshots.
+// queues, and topics with subscriptions, in one data directory; each Queue
+// is a message log (package log) plus an in-memory table of message states
+// (package index) kept durable by a state log and periodic snapshots, and
+// each subscription is a Queue reading its topic's shared log (# Topics).
 //
 // It is the embedded Go API: queue.Open(dir, queue.Options{}) returns a
 // Broker usable without any server.
@@ -97,6 +98,73 @@
 // over the limits and any bytes after the last attribute (it does not
 // insist on minimal varints or sorted keys). There is no checksum: the
 // message log's frame checksum covers the metadata.
+//
+// # Topics
+//
+// A Topic is one message log (the same format, written by Publish with a
+// queue enqueue's limits and group commit) that many named Subscriptions
+// read. A subscription is a Queue whose messages are the topic's: every
+// queue operation works on it as on a queue (receive with long poll, ack,
+// nack front/back/delayed, extend, fail, attempts, max attempts, dead
+// letters kept or moved to a dead-letter queue, redrive, peek), with the
+// same durability: under Sync=always a Publish returns once its messages
+// are fsynced, and an ack, nack, fail, redrive or seek once its event is.
+// Subscriptions deliver in id order (a message nacked to the back goes
+// after every message published before the nack, read or not).
+//
+// Its table is a window over the topic (see subscription.go): ids up to
+// its read position are in the table; past it, up to what the topic has
+// published, they are unread, ready in id order and cost nothing, so a
+// subscription's memory is its leased, nacked, delayed and out-of-order
+// acked messages, never its backlog. Receive reads records in a few
+// hundred at a time, read ahead without the lock; no event records a
+// read: replay reads the records again wherever an event names an id past
+// the read position. A subscription reads only what the topic has
+// published (durably, under Sync=always), never a record whose publish
+// could still be lost.
+//
+// Decisions where the design leaves room:
+//
+//   - Start (at creation only) and Seek take a Position: earliest (the
+//     oldest the topic keeps), latest (the default: only what is published
+//     from now on), an id (below the oldest kept: the oldest; past the
+//     newest: from that id on), or a time (the first message published at
+//     or after it). A topic's Seek resolves the position once, so every
+//     subscription lands on the same id.
+//   - A seek forgets the subscription's state: messages below its target
+//     are done, those from it on unread; every lease held across it is a
+//     stale receipt (a receipt for a message not read since is stale if
+//     its attempt was reached before the seek, not found if not).
+//     Attempts go on from the highest the subscription ever handed out,
+//     so no receipt is reused; the tries that count against max attempts
+//     start again, as after a redrive. After very many seeks (65535
+//     attempts in all) messages go dead at once, as any out of attempts.
+//   - Unread messages count as ready, one published with a delay too
+//     until it is read (a delay is in the record, unread). Lag is ready,
+//     delayed and leased: what it has not finished.
+//   - Retention removes whole sealed segments, oldest first, never
+//     rewriting one (a record's offset never changes): at once when every
+//     subscription has finished it; by the topic's retention time (default
+//     a week; 0: only when finished) or max bytes, finished or not. What a
+//     subscription had not finished then is skipped, counted (Skipped,
+//     kept across restarts), and its leases are stale. Each subscription's
+//     skip is durable before the segment goes; one that did not open
+//     keeps the topic from removing finished segments early.
+//   - Under Sync=interval or none, a crash can lose publishes a
+//     subscription had read: it then reads on from the topic's new end
+//     (logged), missing the messages published again under those ids.
+//
+// On disk, beside the queues:
+//
+//	DATA/topics/<topic>/topic.json              config (version, checksum)
+//	DATA/topics/<topic>/log/                    message segments (package log)
+//	DATA/topics/<topic>/subscriptions/<sub>/sub.json   config and start id
+//	DATA/topics/<topic>/subscriptions/<sub>/state/     its state events
+//	DATA/topics/<topic>/subscriptions/<sub>/snapshot   (and snapshot.prev)
+//
+// A subscription's events are a queue's plus seek (12) and skip (13), and
+// its snapshot keeps the highest attempt, the attempt floor and the
+// skipped count (index.EncodeSnapshot, version 2).
 //
 // # Background work
 //
