@@ -58,6 +58,16 @@ var httpTarget = sync.OnceValues(func() (http.Handler, error) {
 	if _, err := q.Enqueue([]queue.NewMessage{{Body: []byte("a")}, {Body: []byte{0xff, 0}}}); err != nil {
 		return nil, err
 	}
+	tp, _, err := b.CreateTopic("t", queue.TopicUpdate{})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := tp.CreateSubscription("s", queue.SubscriptionUpdate{}, queue.Earliest()); err != nil {
+		return nil, err
+	}
+	if _, err := tp.Publish([]queue.NewMessage{{Body: []byte("a")}, {Body: []byte("b")}}); err != nil {
+		return nil, err
+	}
 	return api.New(b, api.Config{MaxBatch: 50, MaxMessageBytes: 4 << 10}, api.NewMetrics()).Handler(), nil
 })
 
@@ -86,6 +96,18 @@ func FuzzHTTP(f *testing.F) {
 		{'G', "/v1/queues", "", "", ""},
 		{'P', "/v1/queues/%2e%2e/purge", "", "", ""},
 		{'G', "/metrics", "", "", ""},
+		{'P', "/v1/topics/t/messages", "delay=1s", "text/plain", "hello"},
+		{'P', "/v1/topics/t/batch", "", "application/json", `{"messages":[{"body":"x"},{"body_base64":"AAE="}]}`},
+		{'P', "/v1/topics/t", "", "application/json", `{"retention":"1h","max_bytes":1000000}`},
+		{'P', "/v1/topics/t/seek", "", "application/json", `{"to":"earliest"}`},
+		{'P', "/v1/topics/t/subscriptions/s/seek", "", "application/json", `{"to":"2026-12-02T05:00:00Z"}`},
+		{'P', "/v1/topics/t/subscriptions/new", "", "application/json", `{"start":"2","visibility_timeout":"5s","max_attempts":2,"dead_letter_queue":"dlq"}`},
+		{'P', "/v1/topics/t/subscriptions/s/receive", "max=5&visibility=1s", "", ""},
+		{'P', "/v1/topics/t/subscriptions/s/ack", "", "application/json", `{"receipts":["1.1"]}`},
+		{'G', "/v1/topics/t/subscriptions/s/messages", "after=0&limit=10", "", ""},
+		{'G', "/v1/topics/t/subscriptions/s", "", "", ""},
+		{'G', "/v1/topics", "", "", ""},
+		{'P', "/v1/topics/t/subscriptions/%2e%2e/delete", "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query, s.ctype, []byte(s.body))
