@@ -136,17 +136,7 @@ func (q *Queue) rebuild() error {
 				lg.Error("queue: damaged range in the message log; its messages cannot be delivered", "err", it.Err())
 			}
 		},
-		events: func(after uint64, apply func([]index.Event)) error {
-			damaged, err := q.state.Replay(after, func(_ uint64, events []index.Event) error {
-				apply(events)
-				return nil
-			})
-			q.repairs += len(damaged)
-			for _, d := range damaged {
-				lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
-			}
-			return err
-		},
+		events: q.replayStateLog(lg),
 		badMeta: func(id uint64, err error) {
 			q.repairs++
 			lg.Error("queue: record with unreadable metadata: it is ready at once and goes dead when received, as damaged messages do", "id", id, "err", err)
@@ -167,6 +157,23 @@ func (q *Queue) rebuild() error {
 		q.log.Mark(q.log.Changes())
 	}
 	return nil
+}
+
+// replayStateLog returns the events source of replayTable and
+// replaySubscriptionTable over q's open state log: an entry that fails its
+// checksum is skipped, counted and logged.
+func (q *Queue) replayStateLog(lg *slog.Logger) func(after uint64, apply func([]index.Event)) error {
+	return func(after uint64, apply func([]index.Event)) error {
+		damaged, err := q.state.Replay(after, func(_ uint64, events []index.Event) error {
+			apply(events)
+			return nil
+		})
+		q.repairs += len(damaged)
+		for _, d := range damaged {
+			lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
+		}
+		return err
+	}
 }
 
 // cleanOpenRecords bounds the records past the snapshot that opening a

@@ -448,17 +448,7 @@ func (q *Queue) replaySubscription() error {
 	q.t, q.snapIndex = snap.Table, snap.StateIndex
 	skipped, err := replaySubscriptionTable(q.t, q.snapIndex, q.sub.start, subSource{
 		records: &logRecords{log: q.log, now: q.now()},
-		events: func(after uint64, apply func([]index.Event)) error {
-			damaged, err := q.state.Replay(after, func(_ uint64, events []index.Event) error {
-				apply(events)
-				return nil
-			})
-			q.repairs += len(damaged)
-			for _, d := range damaged {
-				lg.Error("queue: damaged state-log entry skipped; its changes are lost (messages may be delivered again)", "err", d)
-			}
-			return err
-		},
+		events:  q.replayStateLog(lg),
 	})
 	if err != nil {
 		return err
