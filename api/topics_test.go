@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -819,5 +820,21 @@ func TestATopicThatDidNotOpenAnswers503WhileTheOthersServe(t *testing.T) {
 	}
 	if text := string(f.get("/metrics").body); !strings.Contains(text, "\nspool_topics_unavailable 1\n") {
 		t.Fatalf("metrics do not count the broken topic:\n%s", text)
+	}
+}
+
+func TestServerPublishHonoursTheDiskQuota(t *testing.T) {
+	var used atomic.Int64
+	f := srvStart(t, Config{MaxDisk: 1 << 20, DiskUsage: used.Load})
+	f.createTopic("t", "")
+	used.Store(1 << 20)
+	srvWantError(t, f.post("/v1/topics/t/messages", "x"), http.StatusInsufficientStorage, CodeInsufficientStorage)
+	srvWantError(t, f.postJSON("/v1/topics/t/batch", `{"messages":[{"body":"a"}]}`), http.StatusInsufficientStorage, CodeInsufficientStorage)
+	if info := f.topicInfo("t"); info.TailID != "0" {
+		t.Fatalf("a refused publish wrote: tail %s", info.TailID)
+	}
+	used.Store(0)
+	if id := f.publish("t", "x", ""); id != "1" {
+		t.Fatalf("publish under the quota: id %s", id)
 	}
 }
