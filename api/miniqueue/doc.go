@@ -105,11 +105,15 @@
 // disconnect, so another subscriber gets it without waiting for a lease.
 //
 // The end of the request body (the client half-closing its side, as curl
-// -d does) is not a disconnect: commands already sent still apply, and
-// the message asked for last is still waited for and sent, then given
-// back as the stream ends (miniqueue's order of events). A broken body
-// or a cancelled request (a reset stream, a dropped connection) ends the
-// wait at once; commands read before it still apply.
+// -d does, or miniqueue's echo example with its "INIT" "ACK" body) ends
+// the stream once the commands sent are handled: they all apply, each
+// delivery among them takes a message if one is ready but waits for none
+// (nothing the client could still send would ACK it), and the message
+// out at the end goes back. miniqueue, which does not look at the body
+// while it waits for a message, would wait on until the client resets
+// the stream; a stream that can never ACK is no use to wait on. A broken
+// body or a cancelled request (a reset stream, a dropped connection)
+// ends the wait at once; commands read before it still apply.
 //
 // # Leases
 //

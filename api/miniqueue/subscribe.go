@@ -59,6 +59,7 @@ func (h *handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return // the client is gone already
 	}
 	ctx, cancel := context.WithCancel(r.Context())
+	wait, endWait := context.WithCancel(ctx)
 	s := &stream{
 		h:         h,
 		q:         q,
@@ -67,6 +68,8 @@ func (h *handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		log:       h.log.With("queue", q.Name()),
 		ctx:       ctx,
 		cancel:    cancel,
+		wait:      wait,
+		endWait:   endWait,
 		stoppable: stoppable,
 		items:     make(chan item, pendingCommands),
 		stop:      make(chan struct{}),
@@ -88,6 +91,10 @@ type stream struct {
 	log    *slog.Logger
 	ctx    context.Context // done when the client is gone: no delivery then
 	cancel context.CancelFunc
+	// wait is done when ctx is, or the body has ended: a delivery then
+	// takes a message that is ready, and waits for none.
+	wait    context.Context
+	endWait context.CancelFunc
 	// stoppable: SetReadDeadline works, so run can end read's blocked
 	// body read and wait for it.
 	stoppable bool
@@ -120,9 +127,9 @@ func (s *stream) read(body io.Reader) {
 		case errors.Is(err, ErrCommandTooLong):
 			it.err = err
 		case err == io.EOF:
-			// The client closed its side; what it sent so far still
-			// applies, and the message it asked for last is still sent,
-			// as miniqueue does. The stream ends once it has.
+			// The client closed its side: what it sent still applies,
+			// but nothing it may send could ACK a message it waits for.
+			s.endWait()
 			it.end = true
 		case errors.Is(err, ErrSyntax):
 			it.err, it.end = ErrSyntax, true
@@ -255,8 +262,10 @@ func dackDelay(seconds int) time.Duration {
 // stream goes on.
 func (s *stream) deliver() bool {
 	for s.ctx.Err() == nil {
-		msgs, err := s.q.Receive(s.ctx, queue.ReceiveOptions{Wait: queue.MaxWait, Visibility: s.h.cfg.Lease})
-		if s.ctx.Err() != nil && len(msgs) == 0 {
+		// A receive whose wait is over still leases a message that is
+		// ready (Receive looks before it parks).
+		msgs, err := s.q.Receive(s.wait, queue.ReceiveOptions{Wait: queue.MaxWait, Visibility: s.h.cfg.Lease})
+		if s.wait.Err() != nil && len(msgs) == 0 {
 			break
 		}
 		if err != nil {
@@ -273,7 +282,7 @@ func (s *stream) deliver() bool {
 		s.reply(appendMsg(s.out[:0], m.Body, m.Attempts-1))
 		return true
 	}
-	return true // gone: run reads on to the body's end
+	return true // gone, or the body ended: run reads on to its end
 }
 
 // renew extends the lease of the message out.
