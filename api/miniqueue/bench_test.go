@@ -22,6 +22,18 @@ import (
 // and 20k/s with 12.
 //
 //	go test ./api/miniqueue -run '^$' -bench . -benchtime=2s
+//
+// One run (2-core AMD EPYC VM, virtio disk where a bare 32-byte write +
+// fsync takes ≈0.21 ms):
+//
+//	sync=always/consumers=1     1687 msgs/s   1.0 acks/fsync
+//	sync=always/consumers=12   11014 msgs/s   5.6 acks/fsync
+//	sync=none/consumers=1      25078 msgs/s
+//	sync=none/consumers=12     35248 msgs/s
+//
+// One consumer under sync=always is bound by the fsync: miniqueue allows
+// one message out per stream, and the next is sent only once the ACK
+// before it is durable. (miniqueue's own figures are without an fsync.)
 func BenchmarkMiniqueueConsume(b *testing.B) {
 	for _, policy := range []queue.SyncPolicy{queue.SyncAlways, queue.SyncNone} {
 		for _, consumers := range []int{1, 12} {

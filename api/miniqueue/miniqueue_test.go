@@ -517,6 +517,20 @@ func TestDeleteTopic(t *testing.T) {
 	if _, err := e.b.Queue("unknown"); err == nil {
 		t.Fatal("DELETE created its topic")
 	}
+	t.Run("a message out is purged too, and its ACK then fails", func(t *testing.T) {
+		e.publish(t, "held", "a")
+		s := e.subscribe(t, "held")
+		s.wantMsg(t, "a", 0)
+		del("held")
+		s.send(t, "ACK")
+		if r := s.next(t); r.Error != "error ACKing message" {
+			t.Fatalf("reply %+v", r)
+		}
+		s.wantEnd(t)
+		if c := e.counts(t, "held"); c.Total != 0 {
+			t.Fatalf("counts %+v", c)
+		}
+	})
 }
 
 func TestLeaseIsExtendedWhileTheMessageIsOut(t *testing.T) {
