@@ -45,6 +45,7 @@ const (
 	RouteFail     Route = "/fail"     // POST receipts: straight to dead
 	RouteDead     Route = "/dead"     // GET the dead messages
 	RouteRedrive  Route = "/redrive"  // POST dead messages back to ready
+	RouteStream   Route = "/stream"   // POST: NDJSON both ways, leases and acks on one connection
 	RouteSeek     Route = "/seek"     // POST a topic's or subscription's new offset
 )
 

@@ -36,6 +36,7 @@ var (
 	listParams    = []string{"after", "limit"}
 	receiveParams = []string{"max", "wait", "visibility", "raw"}
 	redriveParams = []string{"limit"}
+	streamParams  = []string{"credit", "visibility"}
 )
 
 // routeTable returns every route of s. A queue's consumer routes and a
@@ -58,6 +59,7 @@ func (s *Server) routeTable() []routeSpec {
 			on(sc, sc, http.MethodPost, RouteFail, "to fail receipts (straight to dead)", nil, s.receiptRoute(fail)),
 			on(sc, sc, http.MethodGet, RouteDead, "to list the dead messages", listParams, s.dead),
 			on(sc, sc, http.MethodPost, RouteRedrive, "to return dead messages to ready", redriveParams, s.redrive),
+			on(sc, sc, http.MethodPost, RouteStream, "to stream leases and commands over one connection", streamParams, s.stream),
 		}
 	}
 	const (

@@ -194,6 +194,19 @@ func (s *Server) wrap(sp routeSpec, h handler) httprouter.Handle {
 			case CodeUnavailable:
 				w.Header().Set("Retry-After", "1") // maintenance reloads a queue within a second
 			}
+			streamHTTP1 := sp.route == RouteStream && r.ProtoMajor == 1
+			if streamHTTP1 {
+				// A stream's body may never end, and net/http drains a
+				// body the handler left before it writes the reply (and
+				// again after it): in full duplex the reply goes now, and
+				// a read deadline in the past ends the drain at once, and
+				// with it the connection.
+				rc := http.NewResponseController(sw)
+				rc.EnableFullDuplex()
+				w.Header().Set("Connection", "close")
+				defer rc.SetReadDeadline(time.Now())
+				defer rc.Flush()
+			}
 			writeError(sw, status, code, publicMessage(status, code, err))
 		}
 		if s.metrics != nil {

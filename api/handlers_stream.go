@@ -1,0 +1,397 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spoolq/spool/queue"
+)
+
+// POST .../stream: leases and their commands over one connection, NDJSON
+// both ways (HTTP/1.1 full duplex, or HTTP/2).
+//
+// The response is a line per leased message (a Message, as receive
+// gives) and a line per command's outcome (a StreamReply), once it is
+// durable. Credit bounds the messages out: never more than credit leased
+// on the stream and not yet acked, nacked or failed (an outcome that says
+// the receipt is stale frees its place too). A lease that runs out while
+// out still counts until the client answers it: a client that never acks
+// gets credit messages, then nothing.
+//
+// The request body is a StreamCommand a line. A line the server cannot use
+// (not JSON, an unknown field, a bad receipt, over maxStreamLine bytes) is
+// answered by a StreamReply with just an error, and the stream goes on. The
+// stream ends when the body ends (the client closes its side) or the
+// connection goes, or the server shuts down: delivery stops, the commands
+// already sent are answered, and every lease still out returns to ready at
+// the front at once, counted as a nack.
+//
+// Per stream: three goroutines (this handler running commands, one reading
+// the body, one delivering), a buffer of one line each way, and a set of
+// at most credit receipts.
+
+// maxStreamLine bounds one command line of a stream's body.
+const maxStreamLine = 4 << 10
+
+// streamWriteTimeout is how long one write of a stream may block (a
+// client that stops reading its responses), a rolling deadline: a stream
+// lives as long as its client, unlike the server's WriteTimeout.
+const streamWriteTimeout = time.Minute
+
+// defaultCredit is a stream's credit when the request gives none.
+const defaultCredit = 10
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error {
+	params := r.URL.Query()
+	cr, err := queryInt(params, "credit", defaultCredit, 0, s.cfg.MaxBatch)
+	if err != nil {
+		return err
+	}
+	vis, err := queryDuration(params, "visibility", queue.MaxVisibility)
+	if err != nil {
+		return err
+	}
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 {
+		if err := rc.EnableFullDuplex(); err != nil {
+			return err
+		}
+	}
+	rc.SetReadDeadline(time.Time{}) // a consumer may send nothing for hours
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.closing, cancel)()
+	st := &streamState{
+		srv: s, c: tg.consumer(), w: w, rc: rc, credit: cr, vis: vis,
+		out: map[queue.Receipt]bool{}, room: make(chan struct{}, 1),
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	if err := st.flush(); err != nil {
+		return nil // gone already
+	}
+
+	// The reader may outlive the handler, blocked in a read of a body the
+	// client keeps open, until net/http closes it: it never writes, only
+	// hands run what it read.
+	ops := make(chan streamOp, 64)
+	go st.read(ctx, r.Body, ops)
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		st.deliver(ctx)
+		cancel() // a delivery that cannot write ends the stream
+	}()
+	st.run(ctx, ops)
+	cancel()
+	<-delivered
+	st.returnOutstanding()
+	return nil
+}
+
+// streamState is one stream's: its consumer, response, credit and the
+// receipts out on it.
+type streamState struct {
+	srv *Server
+	c   consumer
+	vis time.Duration
+
+	wmu sync.Mutex // one writer of the response at a time
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf bytes.Buffer // one line, reused; under wmu
+
+	mu     sync.Mutex
+	credit int
+	out    map[queue.Receipt]bool // leased on this stream, not yet answered
+	room   chan struct{}          // signalled when credit frees up
+	// stopReceive ends the receive under way, for a credit lowered
+	// while it waits: it leases nothing then.
+	stopReceive context.CancelFunc
+}
+
+// read decodes the body's lines into ops until the body ends; a line it
+// cannot use becomes an op that run answers with an error line.
+func (st *streamState) read(ctx context.Context, body io.Reader, ops chan<- streamOp) {
+	defer close(ops)
+	send := func(op streamOp) bool {
+		select {
+		case ops <- op:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	br := bufio.NewReaderSize(body, maxStreamLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of the line
+				_, err = br.ReadSlice('\n')
+			}
+			if !send(streamOp{kind: badLine, bad: replyError(errTooLarge, "a stream command line is at most 4 KiB")}) || err != nil {
+				return
+			}
+			continue
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			op, derr := decodeStreamCommand(line, st.srv.cfg.MaxBatch)
+			if derr != nil {
+				op = streamOp{kind: badLine, bad: errorBody(derr)}
+			}
+			if !send(op) {
+				return
+			}
+		}
+		if err != nil {
+			return // the body ended (io.EOF) or broke: the stream ends
+		}
+	}
+}
+
+// run applies the commands as they come, the acks (or nacks, ...) that
+// are waiting together in one call, so they share one fsync.
+func (st *streamState) run(ctx context.Context, ops <-chan streamOp) {
+	const maxGroup = 256
+	var pending *streamOp
+	for {
+		var op streamOp
+		if pending != nil {
+			op, pending = *pending, nil
+		} else {
+			var ok bool
+			select {
+			case op, ok = <-ops:
+				if !ok {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+		switch op.kind {
+		case credit:
+			st.setCredit(op.credit)
+			continue
+		case badLine:
+			st.writeReply(StreamReply{Error: op.bad})
+			continue
+		}
+		group := []streamOp{op}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case next, ok := <-ops:
+				if !ok {
+					break gather
+				}
+				if next.kind == op.kind && next.nack == op.nack && next.visibility == op.visibility {
+					group = append(group, next)
+					continue
+				}
+				pending = &next
+				break gather
+			default:
+				break gather
+			}
+		}
+		st.apply(group)
+	}
+}
+
+// apply runs one group of like commands and answers each.
+func (st *streamState) apply(group []streamOp) {
+	receipts := make([]queue.Receipt, len(group))
+	for i, op := range group {
+		receipts[i] = op.receipt
+	}
+	var errs []error
+	var err error
+	switch group[0].kind {
+	case ack:
+		errs, err = st.c.Ack(receipts)
+	case nack:
+		errs, err = st.c.Nack(receipts, group[0].nack)
+	case extend:
+		vis := group[0].visibility
+		if vis == 0 {
+			vis = st.vis
+		}
+		errs, err = st.c.Extend(receipts, vis)
+	case fail:
+		errs, err = st.c.Fail(receipts)
+	}
+	if group[0].kind != extend {
+		st.answered(receipts)
+	}
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	for i, op := range group {
+		e := err
+		if e == nil {
+			e = errs[i]
+		}
+		if e == nil {
+			st.lineLocked(StreamReply{OK: op.text})
+		} else {
+			st.lineLocked(StreamReply{Receipt: op.text, Error: errorBody(e)})
+		}
+	}
+	st.flushLocked()
+}
+
+// deliver leases what credit allows and writes each message, until ctx
+// ends or a write fails.
+func (st *streamState) deliver(ctx context.Context) {
+	for ctx.Err() == nil {
+		n := st.waitRoom(ctx)
+		if n == 0 {
+			return
+		}
+		var werr error
+		rctx, stop := context.WithCancel(ctx)
+		st.mu.Lock()
+		st.stopReceive = stop
+		st.mu.Unlock()
+		_, err := st.c.ReceiveEach(rctx, queue.ReceiveOptions{Max: n, Wait: st.srv.cfg.MaxWait, Visibility: st.vis}, func(m queue.Message) error {
+			// Every lease is recorded, written or not, so the end of the
+			// stream returns it at once.
+			st.mu.Lock()
+			st.out[m.Receipt] = true
+			st.mu.Unlock()
+			if werr == nil {
+				st.wmu.Lock()
+				werr = st.lineLocked(messageJSON(m))
+				st.wmu.Unlock()
+			}
+			return nil
+		})
+		stop()
+		if werr == nil {
+			werr = st.flush()
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			continue // the credit went down while it waited
+		}
+		if err != nil && ctx.Err() == nil {
+			st.writeReply(StreamReply{Error: errorBody(err)})
+			return
+		}
+		if werr != nil {
+			return
+		}
+	}
+}
+
+// waitRoom returns how many more messages credit allows out, waiting
+// until it is some; 0 when ctx ends.
+func (st *streamState) waitRoom(ctx context.Context) int {
+	for {
+		st.mu.Lock()
+		n := st.credit - len(st.out)
+		st.mu.Unlock()
+		if n > 0 {
+			return n
+		}
+		select {
+		case <-st.room:
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+func (st *streamState) setCredit(n int) {
+	st.mu.Lock()
+	lower := n < st.credit
+	st.credit = n
+	stop := st.stopReceive
+	st.mu.Unlock()
+	if lower && stop != nil {
+		stop()
+	}
+	st.signalRoom()
+}
+
+// answered takes receipts the client acked, nacked or failed (stale or
+// not) off the stream's count.
+func (st *streamState) answered(receipts []queue.Receipt) {
+	st.mu.Lock()
+	for _, r := range receipts {
+		delete(st.out, r)
+	}
+	st.mu.Unlock()
+	st.signalRoom()
+}
+
+func (st *streamState) signalRoom() {
+	select {
+	case st.room <- struct{}{}:
+	default:
+	}
+}
+
+// returnOutstanding nacks every lease still out on the ended stream to the
+// front, at once.
+func (st *streamState) returnOutstanding() {
+	st.mu.Lock()
+	receipts := make([]queue.Receipt, 0, len(st.out))
+	for r := range st.out {
+		receipts = append(receipts, r)
+	}
+	clear(st.out)
+	st.mu.Unlock()
+	if len(receipts) == 0 {
+		return
+	}
+	if _, err := st.c.Nack(receipts, queue.NackOptions{Front: true}); err != nil {
+		st.srv.cfg.Logger.Warn("api: an ended stream's leases could not be returned; they return when they run out", "leases", len(receipts), "err", err)
+	}
+}
+
+// lineLocked writes v as one line; the caller holds wmu.
+func (st *streamState) lineLocked(v any) error {
+	st.buf.Reset()
+	if err := newEncoder(&st.buf).Encode(v); err != nil {
+		return err
+	}
+	st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_, err := st.w.Write(st.buf.Bytes())
+	return err
+}
+
+func (st *streamState) writeReply(r StreamReply) {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	if st.lineLocked(r) == nil {
+		st.flushLocked()
+	}
+}
+
+func (st *streamState) flush() error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	return st.flushLocked()
+}
+
+func (st *streamState) flushLocked() error {
+	st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return st.rc.Flush()
+}
+
+// errorBody is err as a reply's error object.
+func errorBody(err error) *ErrorBody {
+	status, code := statusOf(err)
+	return &ErrorBody{Code: code, Message: publicMessage(status, code, err)}
+}
+
+// replyError is an error object for a problem of the API layer's own.
+func replyError(kind error, message string) *ErrorBody {
+	return errorBody(errors.Join(kind, errors.New(message)))
+}
