@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -34,6 +36,8 @@ type serveFlags struct {
 	maxConnectionsSet bool
 	logLevel          string
 	logFormat         string
+	tlsCert, tlsKey   string
+	miniqueue         bool
 }
 
 // Defaults that other commands share: check reads the same data
@@ -109,6 +113,9 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.IntVar(&f.maxConnections, "max-connections", api.DefaultMaxConnections, "most client connections open at once; more get 503 (see above)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain): serve TLS, HTTP/2 by ALPN; with --tls-key; SIGHUP reloads both")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&f.miniqueue, "miniqueue", false, "also speak miniqueue's protocol: POST /publish/:topic, POST /subscribe/:topic (see the README)")
 	return func(args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("serve takes no arguments, got %q", args)}
@@ -220,6 +227,9 @@ func serve(env *cmdEnv, f serveFlags) error {
 		MaxConnections:         f.maxConnections,
 		ExplicitMaxConnections: f.maxConnectionsSet,
 		Logger:                 logger,
+		TLSCert:                f.tlsCert,
+		TLSKey:                 f.tlsKey,
+		Miniqueue:              f.miniqueue,
 	})
 	var tooMany *api.ConnectionLimitError
 	if errors.As(err, &tooMany) {
@@ -231,9 +241,23 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if env.listening != nil {
 		env.listening(svc)
 	}
-	select {
-	case <-svc.Done(): // the listener failed; Close says how
-	case <-env.ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-svc.Done(): // the listener failed; Close says how
+			return svc.Close()
+		case <-env.ctx.Done():
+			return svc.Close()
+		case <-hup:
+			if f.tlsCert == "" {
+				logger.Info("spool: SIGHUP: nothing to reload (no --tls-cert)")
+			} else if err := svc.ReloadCertificate(); err != nil {
+				logger.Error("spool: SIGHUP: the TLS certificate did not reload; the one in use stays", "err", err)
+			} else {
+				logger.Info("spool: SIGHUP: TLS certificate reloaded", "cert", f.tlsCert)
+			}
+		}
 	}
-	return svc.Close()
 }

@@ -15,10 +15,12 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/spoolq/spool/api/miniqueue"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -51,6 +53,14 @@ type ServiceConfig struct {
 	// warnings, a lowered connection cap) and the http.Server's errors at
 	// WARN; nil means slog.Default().
 	Logger *slog.Logger
+	// TLSCert and TLSKey (PEM files), both set, make the listener speak
+	// TLS: HTTP/2 by ALPN, and HTTP/1.1. ReloadCertificate reads them
+	// again. Without them it speaks HTTP/1.1 and h2c (HTTP/2 with prior
+	// knowledge) in the clear.
+	TLSCert, TLSKey string
+	// Miniqueue serves miniqueue's protocol (api/miniqueue) beside the
+	// API: POST /publish/:topic, POST /subscribe/:topic, DELETE /:topic.
+	Miniqueue bool
 }
 
 // HTTP server limits. A request's headers must arrive within
@@ -85,6 +95,7 @@ type Service struct {
 	api     *Server
 	hs      *http.Server
 	ln      net.Listener
+	certs   *certLoader // nil without TLS
 	running requestTracker
 	logger  *slog.Logger
 
@@ -107,6 +118,16 @@ type Service struct {
 // connect at once. On an error nothing is left open.
 func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	logger := cmp.Or(cfg.Logger, slog.Default())
+	var certs *certLoader
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, fmt.Errorf("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+		}
+		var err error
+		if certs, err = newCertLoader(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
@@ -134,7 +155,7 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, errors.Join(err, b.Close(), ln.Close())
 	}
-	s := &Service{broker: b, logger: logger, served: make(chan struct{})}
+	s := &Service{broker: b, logger: logger, served: make(chan struct{}), certs: certs}
 	var ctx context.Context
 	ctx, s.stopDisk = context.WithCancel(context.Background())
 	acfg := cfg.API
@@ -152,29 +173,77 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	}
 	s.api = New(b, acfg, m)
 	s.ln = newLimitListener(ln, maxConns, logger)
+	handler := s.api.Handler()
+	if cfg.Miniqueue {
+		handler = withMiniqueue(handler, miniqueue.NewHandler(miniqueue.Config{
+			Broker: b, Logger: acfg.Logger, MaxMessageBytes: acfg.MaxMessageBytes,
+		}))
+	}
 	s.hs = &http.Server{
-		Handler:           s.running.wrap(s.api.Handler()),
+		Handler:           s.running.wrap(handler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      s.api.cfg.MaxWait + time.Minute, // a long poll must fit (New defaulted MaxWait)
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		Protocols:         new(http.Protocols),
+	}
+	s.hs.Protocols.SetHTTP1(true)
+	if certs != nil {
+		s.hs.TLSConfig = certs.tlsConfig()
+		s.hs.Protocols.SetHTTP2(true)
+	} else {
+		s.hs.Protocols.SetUnencryptedHTTP2(true) // h2c, prior knowledge
 	}
 	logger.Info("spool: listening", "addr", s.Addr(), "data", dir, "sync", qopts.Sync.String(), "max_connections", maxConns,
 		"version", m.build.Version)
 	go func() {
-		s.serveErr = s.hs.Serve(s.ln)
+		if certs != nil {
+			s.serveErr = s.hs.ServeTLS(s.ln, "", "")
+		} else {
+			s.serveErr = s.hs.Serve(s.ln)
+		}
 		close(s.served)
 	}()
 	return s, nil
 }
 
+// withMiniqueue routes miniqueue's paths to mq and the rest to api: the
+// API lives under /v1/, /healthz and /metrics, so the two never meet.
+func withMiniqueue(api, mq http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/publish/") || strings.HasPrefix(p, "/subscribe/") ||
+			(r.Method == http.MethodDelete && !strings.HasPrefix(p, "/v1/")) {
+			mq.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// ReloadCertificate reads the TLS certificate and key again (spool serve
+// calls it on SIGHUP); if they do not load, the one in use stays and the
+// error says why. Without TLS it does nothing.
+func (s *Service) ReloadCertificate() error {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.Reload()
+}
+
 // Addr returns the address the service listens on, as host:port.
 func (s *Service) Addr() string { return s.ln.Addr().String() }
 
-// URL returns the service's base URL, http://host:port.
-func (s *Service) URL() string { return BaseURL(s.Addr()) }
+// URL returns the service's base URL, http://host:port (https:// with
+// TLS).
+func (s *Service) URL() string {
+	if s.certs != nil {
+		return "https://" + s.Addr()
+	}
+	return BaseURL(s.Addr())
+}
 
 // Broker returns the queues the service serves, for callers that also use
 // them directly (spool bench creates and prefills its queue so). It is

@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/queue"
+)
+
+var queueReceiveOne = queue.ReceiveOptions{Max: 1}
+
+// writeTestCert writes a self-signed certificate for 127.0.0.1 with the
+// given serial number to certFile and keyFile, and returns a pool that
+// trusts it.
+func writeTestCert(t *testing.T, certFile, keyFile string, serial int64) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "spool test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
+
+func TestServiceSpeaksHTTP2OverTLSAndReloadsItsCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pool := writeTestCert(t, certFile, keyFile, 1)
+	s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{TLSCert: certFile, TLSKey: keyFile})
+	if !strings.HasPrefix(s.URL(), "https://") {
+		t.Fatalf("URL %s", s.URL())
+	}
+	get := func(pool *x509.CertPool) (*http.Response, error) {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Get(s.URL() + HealthPath)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	resp, err := get(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 2 || resp.TLS == nil || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 1 {
+		t.Fatalf("proto %s, TLS %v", resp.Proto, resp.TLS != nil)
+	}
+	// A new certificate in the same files: after the reload, a new
+	// connection gets it, and the old one is no longer trusted.
+	newPool := writeTestCert(t, certFile, keyFile, 2)
+	if err := s.ReloadCertificate(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = get(newPool); err != nil || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 2 {
+		t.Fatalf("after the reload: %v", err)
+	}
+	if _, err := get(pool); err == nil {
+		t.Fatal("after the reload the old certificate is still served")
+	}
+	// Files that do not load: the certificate in use stays.
+	os.WriteFile(certFile, []byte("not a certificate"), 0o600)
+	if err := s.ReloadCertificate(); err == nil {
+		t.Fatal("a reload of a damaged certificate reported no error")
+	}
+	if _, err := get(newPool); err != nil {
+		t.Fatalf("after a failed reload: %v", err)
+	}
+}
+
+func TestServiceSpeaksHTTP1AndH2CInTheClear(t *testing.T) {
+	s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{})
+	for _, tc := range []struct {
+		name  string
+		tr    *http.Transport
+		major int
+	}{
+		{"HTTP/1.1", &http.Transport{}, 1},
+		{"h2c with prior knowledge", func() *http.Transport {
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetUnencryptedHTTP2(true)
+			return tr
+		}(), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer tc.tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tc.tr}).Get(s.URL() + HealthPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.ProtoMajor != tc.major || resp.StatusCode != 200 {
+				t.Fatalf("%s %d, want HTTP/%d 200", resp.Proto, resp.StatusCode, tc.major)
+			}
+		})
+	}
+}
+
+func TestServiceTLSNeedsBothFiles(t *testing.T) {
+	if _, err := Open(t.TempDir(), ServiceConfig{Addr: "127.0.0.1:0", TLSCert: "cert.pem"}); err == nil || !strings.Contains(err.Error(), "--tls-key") {
+		t.Fatalf("a certificate without a key: %v", err)
+	}
+}
+
+func TestServiceMountsMiniqueue(t *testing.T) {
+	s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{Miniqueue: true})
+	resp, err := http.Post(s.URL()+"/publish/jobs", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("miniqueue publish: %d", resp.StatusCode)
+	}
+	q, err := s.Broker().Queue("jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := q.Receive(context.Background(), queueReceiveOne)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "hello" {
+		t.Fatalf("the queue holds %v, %v", msgs, err)
+	}
+	// The API is still there, beside it.
+	if resp, err = http.Get(s.URL() + QueuesPath); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/queues beside miniqueue: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
