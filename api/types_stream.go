@@ -125,3 +125,40 @@ func decodeStreamCommand(line []byte, maxCredit int) (streamOp, error) {
 	}
 	return op, nil
 }
+
+// ParseStreamCommand checks one line of a stream's request body as the
+// server does (a credit at most maxCredit) and returns it in canonical
+// form: the receipt as id.attempt, durations as Go prints them, the
+// default position left out. What the server refuses is an error that
+// says why.
+func ParseStreamCommand(line []byte, maxCredit int) (StreamCommand, error) {
+	op, err := decodeStreamCommand(line, maxCredit)
+	if err != nil {
+		return StreamCommand{}, err
+	}
+	var c StreamCommand
+	r := op.receipt.String()
+	switch op.kind {
+	case credit:
+		n := op.credit
+		c.Credit = &n
+	case ack:
+		c.Ack = r
+	case fail:
+		c.Fail = r
+	case extend:
+		c.Extend = r
+		if op.visibility > 0 {
+			c.Visibility = op.visibility.String()
+		}
+	case nack:
+		c.Nack = r
+		if op.nack.Front {
+			c.Position = "front"
+		}
+		if op.nack.Delay > 0 {
+			c.Delay = op.nack.Delay.String()
+		}
+	}
+	return c, nil
+}
