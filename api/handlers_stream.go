@@ -80,7 +80,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 	// The reader may outlive the handler, blocked in a read of a body the
 	// client keeps open, until net/http closes it: it never writes, only
 	// hands run what it read.
-	ops := make(chan streamOp, 64)
+	ops := make(chan streamOp, 8) // per stream, a few commands ahead is enough to group them
 	go st.read(ctx, r.Body, ops)
 	delivered := make(chan struct{})
 	go func() {
@@ -128,17 +128,29 @@ func (st *streamState) read(ctx context.Context, body io.Reader, ops chan<- stre
 			return false
 		}
 	}
-	br := bufio.NewReaderSize(body, maxStreamLine)
+	// A small buffer (an idle stream holds it); a longer line is put
+	// together in line, up to maxStreamLine.
+	br := bufio.NewReaderSize(body, 256)
+	var long []byte
 	for {
 		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of the line
-				_, err = br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) || long != nil {
+			long = append(long, line...)
+			for errors.Is(err, bufio.ErrBufferFull) && len(long) <= maxStreamLine {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
 			}
-			if !send(streamOp{kind: badLine, bad: replyError(errTooLarge, "a stream command line is at most 4 KiB")}) || err != nil {
-				return
+			if len(long) > maxStreamLine {
+				for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of the line
+					_, err = br.ReadSlice('\n')
+				}
+				long = nil
+				if !send(streamOp{kind: badLine, bad: replyError(errTooLarge, "a stream command line is at most 4 KiB")}) || err != nil {
+					return
+				}
+				continue
 			}
-			continue
+			line, long = long, nil
 		}
 		if line = bytes.TrimSpace(line); len(line) > 0 {
 			op, derr := decodeStreamCommand(line, st.srv.cfg.MaxBatch)

@@ -1,0 +1,141 @@
+//go:build linux
+
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/bench"
+	"github.com/spoolq/spool/queue"
+)
+
+const streamServerEnvDir = "SPOOL_STREAM_SERVER_DIR"
+
+// TestStreamServerChild serves the API on 127.0.0.1 for
+// BenchmarkHTTPStreamIdle, in a process of its own so that its RSS is the
+// server's alone; it prints its address and serves until stdin closes.
+func TestStreamServerChild(t *testing.T) {
+	dir := os.Getenv(streamServerEnvDir)
+	if dir == "" {
+		t.Skip("the server side of BenchmarkHTTPStreamIdle")
+	}
+	s, err := api.Open(dir, api.ServiceConfig{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		Queue: queue.Options{MaintenanceInterval: -1}, MaxConnections: 2000, ExplicitMaxConnections: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Broker().Create("q", queue.ConfigUpdate{}); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("ADDR %s\n", s.Addr())
+	bufio.NewReader(os.Stdin).ReadByte() // until the parent closes stdin
+	s.Close()
+}
+
+// BenchmarkHTTPStreamIdle runs the server in a child process and measures
+// (1) publish→delivery latency on one idle stream (credit 1, each message
+// acked before the next is sent): from an enqueue request
+// to the message on the stream, beside the enqueue's own round trip (p50
+// and p99 over b.N, sync=always), and
+// (2) the server's RSS growth for 1,000 idle open streams (HTTP/1.1, a
+// connection each), from /proc of the child.
+func BenchmarkHTTPStreamIdle(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestStreamServerChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), streamServerEnvDir+"="+b.TempDir())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	var addr string
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		b.Fatal("the server child printed no address")
+	}
+	go func() {
+		for sc.Scan() { // drain
+		}
+	}()
+	pid := fmt.Sprint(cmd.Process.Pid)
+	ctx := context.Background()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	c := api.NewClient("http://"+addr, "", hc)
+
+	// (1) latency on one idle stream.
+	s, err := c.Queue("q").Stream(ctx, api.StreamOptions{Credit: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// lat is from the enqueue request to the message on the stream (the
+	// enqueue's fsync included); rtt the enqueue's own round trip.
+	lat := make([]time.Duration, 0, b.N)
+	rtt := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		got := make(chan api.Message, 1)
+		go func() {
+			m := <-s.Messages()
+			lat = append(lat, time.Since(start))
+			got <- m
+		}()
+		if _, err := c.Send(ctx, "q", []byte("x"), 0); err != nil {
+			b.Fatal(err)
+		}
+		rtt = append(rtt, time.Since(start))
+		if err := s.Ack(ctx, (<-got).Receipt); err != nil { // frees the credit of 1
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	s.Close()
+	for _, l := range []struct {
+		name string
+		d    []time.Duration
+	}{{"publish-to-delivery", lat}, {"enqueue-rtt", rtt}} {
+		slices.Sort(l.d)
+		b.ReportMetric(float64(l.d[len(l.d)/2].Microseconds()), l.name+"-p50-µs")
+		b.ReportMetric(float64(l.d[len(l.d)*99/100].Microseconds()), l.name+"-p99-µs")
+	}
+
+	// (2) 1,000 idle streams.
+	before, ok := bench.ProcStatusBytes(pid, "VmRSS")
+	if !ok {
+		b.Skip("no /proc RSS here")
+	}
+	var streams []*api.Stream
+	for range 1000 {
+		st, err := api.NewClient("http://"+addr, "", &http.Client{Transport: &http.Transport{}}).Queue("q").Stream(ctx, api.StreamOptions{Credit: 10})
+		if err != nil {
+			b.Fatal(err)
+		}
+		streams = append(streams, st)
+	}
+	after, _ := bench.ProcStatusBytes(pid, "VmRSS")
+	b.ReportMetric(float64(after-before)/(1<<20), "MB-per-1000-idle-streams")
+	for _, st := range streams {
+		st.Close()
+	}
+}
