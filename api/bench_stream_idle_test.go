@@ -48,37 +48,11 @@ func TestStreamServerChild(t *testing.T) {
 // acked before the next is sent): from an enqueue request
 // to the message on the stream, beside the enqueue's own round trip (p50
 // and p99 over b.N, sync=always), and
-// (2) the server's RSS growth for 1,000 idle open streams (HTTP/1.1, a
-// connection each), from /proc of the child.
+// (2) the server's RSS growth for 1,000 idle open streams, over HTTP/1.1
+// (a connection each) and over h2c (multiplexed), from /proc of the
+// child.
 func BenchmarkHTTPStreamIdle(b *testing.B) {
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestStreamServerChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), streamServerEnvDir+"="+b.TempDir())
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	sc := bufio.NewScanner(stdout)
-	var addr string
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		b.Fatal("the server child printed no address")
-	}
-	go func() {
-		for sc.Scan() { // drain
-		}
-	}()
-	pid := fmt.Sprint(cmd.Process.Pid)
+	addr, _ := startStreamServer(b)
 	ctx := context.Background()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	c := api.NewClient("http://"+addr, "", hc)
@@ -120,22 +94,65 @@ func BenchmarkHTTPStreamIdle(b *testing.B) {
 		b.ReportMetric(float64(l.d[len(l.d)*99/100].Microseconds()), l.name+"-p99-µs")
 	}
 
-	// (2) 1,000 idle streams.
-	before, ok := bench.ProcStatusBytes(pid, "VmRSS")
-	if !ok {
-		b.Skip("no /proc RSS here")
-	}
-	var streams []*api.Stream
-	for range 1000 {
-		st, err := api.NewClient("http://"+addr, "", &http.Client{Transport: &http.Transport{}}).Queue("q").Stream(ctx, api.StreamOptions{Credit: 10})
-		if err != nil {
-			b.Fatal(err)
+	// (2) 1,000 idle streams: over HTTP/1.1 a connection each, over h2c
+	// multiplexed on a shared transport's few connections.
+	for _, proto := range []string{"h2c", "http1"} {
+		addr, pid := startStreamServer(b) // a fresh one: no memory the last run freed to reuse
+		before, ok := bench.ProcStatusBytes(pid, "VmRSS")
+		if !ok {
+			b.Skip("no /proc RSS here")
 		}
-		streams = append(streams, st)
+		h2c := &http.Transport{Protocols: new(http.Protocols)}
+		h2c.Protocols.SetUnencryptedHTTP2(true)
+		var streams []*api.Stream
+		for range 1000 {
+			tr := h2c
+			if proto == "http1" {
+				tr = &http.Transport{}
+			}
+			st, err := api.NewClient("http://"+addr, "", &http.Client{Transport: tr}).Queue("q").Stream(ctx, api.StreamOptions{Credit: 10})
+			if err != nil {
+				b.Fatal(err)
+			}
+			streams = append(streams, st)
+		}
+		after, _ := bench.ProcStatusBytes(pid, "VmRSS")
+		b.ReportMetric(float64(after-before)/(1<<20), "MB-per-1000-idle-streams-"+proto)
+		for _, st := range streams {
+			st.Close()
+		}
 	}
-	after, _ := bench.ProcStatusBytes(pid, "VmRSS")
-	b.ReportMetric(float64(after-before)/(1<<20), "MB-per-1000-idle-streams")
-	for _, st := range streams {
-		st.Close()
+}
+
+// startStreamServer starts TestStreamServerChild and returns its address
+// and pid; it stops when the benchmark ends.
+func startStreamServer(b *testing.B) (addr, pid string) {
+	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
 	}
+	cmd := exec.Command(exe, "-test.run=^TestStreamServerChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), streamServerEnvDir+"="+b.TempDir())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		b.Fatal("the server child printed no address")
+	}
+	go func() {
+		for sc.Scan() { // drain
+		}
+	}()
+	return addr, fmt.Sprint(cmd.Process.Pid)
 }
