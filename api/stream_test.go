@@ -352,3 +352,43 @@ func TestStreamErrorsBeforeItStartsAreOrdinaryReplies(t *testing.T) {
 		t.Fatalf("credit=-1: status %d", resp.StatusCode)
 	}
 }
+
+func TestStreamOnASubscription(t *testing.T) {
+	e := newStreamEnv(t, "h2c")
+	tp, _, err := e.b.CreateTopic("t", queue.TopicUpdate{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tp.CreateSubscription("s", queue.SubscriptionUpdate{}, queue.Earliest()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Publish([]queue.NewMessage{{Body: []byte("a")}, {Body: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := e.c.Subscription("t", "s").Stream(ctx, api.StreamOptions{Credit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, want := range []string{"a", "b"} {
+		m := next(t, s)
+		if m.Body == nil || *m.Body != want {
+			t.Fatalf("got %v, want %q", m.Body, want)
+		}
+		if err := s.Ack(ctx, m.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, _ := tp.Subscription("s")
+	if info, _ := sub.Info(); info.Lag != 0 || info.Stats.Acked != 2 {
+		t.Fatalf("after acking both on the stream: %+v", info)
+	}
+	// A message published while the stream is open arrives on it.
+	if _, err := tp.Publish([]queue.NewMessage{{Body: []byte("c")}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, s); m.Body == nil || *m.Body != "c" {
+		t.Fatalf("published while open: got %v", m.Body)
+	}
+}
