@@ -59,9 +59,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 	}
 	rc := http.NewResponseController(w)
 	if r.ProtoMajor == 1 {
-		if err := rc.EnableFullDuplex(); err != nil {
-			return err
-		}
+		// Without it (a ResponseWriter that is not net/http's) the stream
+		// still serves a client that sends its whole body first.
+		rc.EnableFullDuplex()
 	}
 	rc.SetReadDeadline(time.Time{}) // a consumer may send nothing for hours
 	ctx, cancel := context.WithCancel(r.Context())

@@ -108,6 +108,8 @@ func FuzzHTTP(f *testing.F) {
 		{'G', "/v1/topics/t/subscriptions/s", "", "", ""},
 		{'G', "/v1/topics", "", "", ""},
 		{'P', "/v1/topics/t/subscriptions/%2e%2e/delete", "", "", ""},
+		{'P', "/v1/queues/q/stream", "credit=2&visibility=1s", "application/x-ndjson", "{\"ack\":\"1.1\"}\n{\"credit\":0}\nnot json\n{\"nack\":\"2.1\",\"position\":\"front\"}\n"},
+		{'P', "/v1/topics/t/subscriptions/s/stream", "credit=1", "", "{\"extend\":\"1.1\",\"visibility\":\"1m\"}\n{\"fail\":\"1.1\"}"},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query, s.ctype, []byte(s.body))
