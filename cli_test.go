@@ -9,6 +9,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -130,6 +131,7 @@ func TestEveryRouteHasACommand(t *testing.T) {
 		{"RouteMessages", "GET", api.QueuePath(q, api.RouteMessages), []string{"peek", q}, ""},
 		{"RouteBatch", "POST", api.QueuePath(q, api.RouteBatch), []string{"send", q, "--batch"}, "x\n"},
 		{"RouteReceive", "POST", api.QueuePath(q, api.RouteReceive), []string{"recv", q}, ""},
+		{"RouteStream", "POST", api.QueuePath(q, api.RouteStream), []string{"recv", q, "--follow", "--max", "1"}, ""},
 		{"RouteAck", "POST", api.QueuePath(q, api.RouteAck), []string{"ack", q, "1.1"}, ""},
 		{"RouteNack", "POST", api.QueuePath(q, api.RouteNack), []string{"nack", q, "1.1"}, ""},
 		{"RouteExtend", "POST", api.QueuePath(q, api.RouteExtend), []string{"extend", q, "1.1"}, ""},
@@ -151,6 +153,7 @@ func TestEveryRouteHasACommand(t *testing.T) {
 		{"RouteSeek", "POST", api.SubscriptionPath(q, "s", api.RouteSeek), []string{"seek", q + "/s", "latest"}, ""},
 		{"RouteMessages", "GET", api.SubscriptionPath(q, "s", api.RouteMessages), []string{"peek", q + "/s"}, ""},
 		{"RouteReceive", "POST", api.SubscriptionPath(q, "s", api.RouteReceive), []string{"recv", q + "/s"}, ""},
+		{"RouteStream", "POST", api.SubscriptionPath(q, "s", api.RouteStream), []string{"recv", q + "/s", "--follow", "--max", "1"}, ""},
 		{"RouteAck", "POST", api.SubscriptionPath(q, "s", api.RouteAck), []string{"ack", q + "/s", "1.1"}, ""},
 		{"RouteNack", "POST", api.SubscriptionPath(q, "s", api.RouteNack), []string{"nack", q + "/s", "1.1"}, ""},
 		{"RouteExtend", "POST", api.SubscriptionPath(q, "s", api.RouteExtend), []string{"extend", q + "/s", "1.1"}, ""},
@@ -171,6 +174,12 @@ func TestEveryRouteHasACommand(t *testing.T) {
 			w.Write([]byte("# no metrics\n"))
 		case strings.HasSuffix(r.URL.Path, string(api.RouteReceive)):
 			w.WriteHeader(http.StatusNoContent)
+		case strings.HasSuffix(r.URL.Path, string(api.RouteStream)):
+			// One message, then the stream ends when the client's body does.
+			http.NewResponseController(w).EnableFullDuplex()
+			w.Write([]byte(`{"id":"1","receipt":"1.1","attempts":1,"body":"x"}` + "\n"))
+			w.(http.Flusher).Flush()
+			io.Copy(io.Discard, r.Body)
 		default: // one reply every JSON route's decoder takes
 			w.Write([]byte(`{"ids":["1"],"results":[],"messages":[],"queues":[],"topics":[],"redriven":0,"name":"q","id":"1"}`))
 		}

@@ -20,6 +20,9 @@ import (
 	"github.com/spoolq/spool/queue"
 )
 
+// defaultFollowCredit is recv --follow's --credit: the server's default.
+const defaultFollowCredit = 10
+
 // Defaults of send --batch: lines per request (under serve's default
 // --max-batch of 1000) and the longest line (serve's default
 // --max-message-bytes).
@@ -182,17 +185,32 @@ func messageText(m api.Message) (string, error) {
 func recvCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	var c clientFlags
 	c.register(fs)
-	maxN := fs.Int("max", 1, "most messages to receive")
+	maxN := fs.Int("max", 1, "most messages to receive (with --follow: stop after this many; default: never)")
 	wait := fs.Duration("wait", 0, fmt.Sprintf("long poll: wait up to this long for a message (at most the server's --max-wait, %s by default)", defaultMaxWait))
 	vis := fs.Duration("visibility", 0, "lease length (default: the queue's)")
 	ack := fs.Bool("ack", false, "ack each message once printed")
 	asJSON := fs.Bool("json", false, "print messages as JSON (with receipts), one per line")
+	followFlag := fs.Bool("follow", false, "keep receiving: print messages as they come, over one stream, until interrupted")
+	credit := fs.Int("credit", defaultFollowCredit, "with --follow: most messages leased to it and not yet acked at once (at most the server's --max-batch)")
 	helpFor(fs, env, fmt.Sprintf(`Receive (lease) messages and print their bodies, one message per line.
 Without --ack, each message's receipt goes to stderr as "receipt
 ID.ATTEMPT" so you can ack it later; unacked messages come back when their
 lease ends. Prints nothing (exit 0) when no message is ready; --wait
 waits for one, up to the server's --max-wait (%s unless the server
 was started with another). %s
+
+--follow keeps one stream open (POST .../stream) and prints each message
+as it arrives, in the same format, until Ctrl-C or SIGTERM (exit 130),
+until --max messages if given (exit 0), or until the server ends the
+stream (exit 1). It leases at most --credit messages at a time. With
+--ack it acks each message once printed, and the ack is durable before
+the next line prints. Without --ack it only leases, as recv does: ack,
+nack, extend or fail the receipts with those commands while it runs; a
+message's place on the stream goes to the next one once it is acked or
+its lease ends. When it exits, every lease it still holds (printed and
+unacked, or delivered and not printed yet) returns to the front of the
+queue at once, counted as a delivery; for leases that outlive the
+command, use recv without --follow.
 
 %s
 
@@ -201,11 +219,29 @@ Examples:
   spool recv emails --max 10 --wait 20s --json
   spool ack emails "$(spool recv emails 2>&1 >/dev/null | cut -d' ' -f2)"
   spool recv orders/billing --wait 20s
+  spool recv emails --follow --ack --json | jq -r .body
+  spool recv emails --follow --credit 100 --visibility 5m
 `, defaultMaxWait, subscriptionNote, bodyFormat))
 	return func(args []string) error {
 		name, err := oneConsumer(args, "recv")
 		if err != nil {
 			return err
+		}
+		if *followFlag {
+			if onCommandLine(fs, env, "wait") {
+				return usageError{"--wait is for a single recv; --follow waits until interrupted"}
+			}
+			if *credit < 1 || (fs.Changed("max") && *maxN < 1) {
+				return usageError{"--credit and --max must be at least 1"}
+			}
+			o := followOptions{name: name, credit: *credit, vis: *vis, ack: *ack, asJSON: *asJSON}
+			if fs.Changed("max") {
+				o.max = *maxN
+			}
+			return follow(env, c.client(), o)
+		}
+		if onCommandLine(fs, env, "credit") {
+			return usageError{"--credit is for --follow"}
 		}
 		cons := consumerOf(c.client(), name)
 		msgs, err := cons.Receive(env.ctx, api.ReceiveOptions{Max: *maxN, Wait: *wait, Visibility: *vis})
@@ -239,6 +275,13 @@ Examples:
 		}
 		return nil
 	}
+}
+
+// onCommandLine reports whether flag was given on the command line, not
+// by its environment variable (which may be exported for other uses).
+func onCommandLine(fs *pflag.FlagSet, env *cmdEnv, flag string) bool {
+	_, fromEnv := env.fromEnv[flag]
+	return fs.Changed(flag) && !fromEnv
 }
 
 // waitError says what the bound on --wait is when the server refused a
