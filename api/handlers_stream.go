@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -32,9 +31,9 @@ import (
 // already sent are answered, and every lease still out returns to ready at
 // the front at once, counted as a nack.
 //
-// Per stream: three goroutines (this handler running commands, one reading
-// the body, one delivering), a buffer of one line each way, and a set of
-// at most credit receipts.
+// Per stream: two goroutines (this handler reading and running commands,
+// one delivering), a buffer of a line each way, and a set of at most
+// credit receipts.
 
 // maxStreamLine bounds one command line of a stream's body.
 const maxStreamLine = 4 << 10
@@ -77,18 +76,32 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 		return nil // gone already
 	}
 
-	// The reader may outlive the handler, blocked in a read of a body the
-	// client keeps open, until net/http closes it: it never writes, only
-	// hands run what it read.
-	ops := make(chan streamOp, 8) // per stream, a few commands ahead is enough to group them
-	go st.read(ctx, r.Body, ops)
 	delivered := make(chan struct{})
 	go func() {
 		defer close(delivered)
 		st.deliver(ctx)
 		cancel() // a delivery that cannot write ends the stream
 	}()
-	st.run(ctx, ops)
+	// This goroutine reads the commands and runs them; when the stream
+	// ends otherwise, a read deadline in the past ends its wait for the
+	// next one (never once the handler is returning: net/http then owns
+	// the response writer again).
+	var deadlineMu sync.Mutex
+	returning := false
+	stopDeadline := context.AfterFunc(ctx, func() {
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		if !returning {
+			rc.SetReadDeadline(time.Now())
+		}
+	})
+	defer func() {
+		stopDeadline()
+		deadlineMu.Lock()
+		returning = true
+		deadlineMu.Unlock()
+	}()
+	st.run(&lineReader{br: bufio.NewReaderSize(r.Body, 256), maxCredit: s.cfg.MaxBatch})
 	cancel()
 	<-delivered
 	st.returnOutstanding()
@@ -116,104 +129,91 @@ type streamState struct {
 	stopReceive context.CancelFunc
 }
 
-// read decodes the body's lines into ops until the body ends; a line it
-// cannot use becomes an op that run answers with an error line.
-func (st *streamState) read(ctx context.Context, body io.Reader, ops chan<- streamOp) {
-	defer close(ops)
-	send := func(op streamOp) bool {
-		select {
-		case ops <- op:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	// A small buffer (an idle stream holds it); a longer line is put
-	// together in line, up to maxStreamLine.
-	br := bufio.NewReaderSize(body, 256)
-	var long []byte
+// lineReader reads a stream's commands: a line each, decoded. Its buffer
+// is small (an idle stream holds it); a longer line is put together as it
+// comes, up to maxStreamLine.
+type lineReader struct {
+	br        *bufio.Reader
+	maxCredit int
+	long      []byte
+}
+
+// next returns the next command, or a badLine op for a line the server
+// cannot use; err is why the body ended (io.EOF) or broke.
+func (lr *lineReader) next() (streamOp, error) {
 	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) || long != nil {
-			long = append(long, line...)
-			for errors.Is(err, bufio.ErrBufferFull) && len(long) <= maxStreamLine {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
+		line, err := lr.br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) || lr.long != nil {
+			lr.long = append(lr.long, line...)
+			for errors.Is(err, bufio.ErrBufferFull) && len(lr.long) <= maxStreamLine {
+				line, err = lr.br.ReadSlice('\n')
+				lr.long = append(lr.long, line...)
 			}
-			if len(long) > maxStreamLine {
+			if len(lr.long) > maxStreamLine {
 				for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of the line
-					_, err = br.ReadSlice('\n')
+					_, err = lr.br.ReadSlice('\n')
 				}
-				long = nil
-				if !send(streamOp{kind: badLine, bad: replyError(errTooLarge, "a stream command line is at most 4 KiB")}) || err != nil {
-					return
-				}
-				continue
+				lr.long = nil
+				return streamOp{kind: badLine, bad: replyError(errTooLarge, "a stream command line is at most 4 KiB")}, err
 			}
-			line, long = long, nil
+			line, lr.long = lr.long, nil
 		}
 		if line = bytes.TrimSpace(line); len(line) > 0 {
-			op, derr := decodeStreamCommand(line, st.srv.cfg.MaxBatch)
+			op, derr := decodeStreamCommand(line, lr.maxCredit)
 			if derr != nil {
 				op = streamOp{kind: badLine, bad: errorBody(derr)}
 			}
-			if !send(op) {
-				return
-			}
+			return op, err
 		}
 		if err != nil {
-			return // the body ended (io.EOF) or broke: the stream ends
+			return streamOp{kind: badLine}, err // the body ended with no command
 		}
 	}
 }
 
-// run applies the commands as they come, the acks (or nacks, ...) that
-// are waiting together in one call, so they share one fsync.
-func (st *streamState) run(ctx context.Context, ops <-chan streamOp) {
+// ready reports whether a whole line is buffered: next returns without
+// waiting for the client.
+func (lr *lineReader) ready() bool {
+	buf, _ := lr.br.Peek(lr.br.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
+}
+
+// run reads the commands and applies them until the body ends, the acks
+// (or nacks, ...) already sent together in one call, so they share one
+// fsync.
+func (st *streamState) run(lr *lineReader) {
 	const maxGroup = 256
 	var pending *streamOp
 	for {
 		var op streamOp
+		var err error
 		if pending != nil {
 			op, pending = *pending, nil
 		} else {
-			var ok bool
-			select {
-			case op, ok = <-ops:
-				if !ok {
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
+			op, err = lr.next()
 		}
-		switch op.kind {
-		case credit:
+		switch {
+		case op.kind == credit:
 			st.setCredit(op.credit)
-			continue
-		case badLine:
+		case op.kind == badLine && op.bad != nil:
 			st.writeReply(StreamReply{Error: op.bad})
-			continue
-		}
-		group := []streamOp{op}
-	gather:
-		for len(group) < maxGroup {
-			select {
-			case next, ok := <-ops:
-				if !ok {
-					break gather
-				}
+		case op.kind != badLine:
+			group := []streamOp{op}
+			for err == nil && len(group) < maxGroup && lr.ready() {
+				var next streamOp
+				next, err = lr.next()
 				if next.kind == op.kind && next.nack == op.nack && next.visibility == op.visibility {
 					group = append(group, next)
 					continue
 				}
 				pending = &next
-				break gather
-			default:
-				break gather
+				break
 			}
+			st.apply(group)
 		}
-		st.apply(group)
+		if err != nil && pending == nil {
+			return // the body ended (io.EOF) or broke: the stream ends
+		}
 	}
 }
 
