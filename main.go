@@ -4,7 +4,7 @@
 // in-process; each subcommand parses its flags (every flag mirrored by an
 // env var, SPOOL_<FLAG> unless it says otherwise) and hands off to the api
 // and queue packages. The commands live in serve.go, client.go,
-// messages.go, topics.go, check.go, benchcmd.go and version.go; errors.go says how a
+// messages.go, follow.go, work.go, topics.go, check.go, benchcmd.go and version.go; errors.go says how a
 // failure reads, size.go and addr.go are the flag types with units and
 // forms of their own.
 package main
@@ -71,7 +71,11 @@ Queues:
 
 Messages:
   spool send QUEUE [BODY|-]           enqueue a message (- or nothing: stdin)
-  spool recv QUEUE [flags]            receive (lease) messages
+  spool recv QUEUE [flags]            receive (lease) messages (--follow: as
+                                      they come, until interrupted)
+  spool work QUEUE [flags] -- CMD [ARGS]
+                                      run CMD per message, body on stdin: ack
+                                      on exit 0, else nack with a backoff
   spool ack|nack|extend|fail QUEUE RECEIPT...
                                       finish, return, prolong or kill leases
   spool peek QUEUE [flags]            list messages without leasing them
@@ -88,8 +92,8 @@ Topics (fan-out: every subscription gets every message):
   spool seek TOPIC[/SUB] TO           move a subscription (or every one of
                                       the topic) to earliest, latest, an id
                                       or a time
-  A subscription is TOPIC/SUB to recv, ack, nack, extend, fail, peek,
-  dead, redrive, stats and delete: spool recv orders/billing
+  A subscription is TOPIC/SUB to recv, work, ack, nack, extend, fail,
+  peek, dead, redrive, stats and delete: spool recv orders/billing
 
 Operators:
   spool health                        exit 0 if the server answers
@@ -142,6 +146,7 @@ var commands = map[string]command{
 	"delete":  queueActionCommand("delete"),
 	"send":    produceCommand("send"),
 	"recv":    recvCommand,
+	"work":    workCommand,
 	"ack":     receiptCommand("ack"),
 	"nack":    receiptCommand("nack"),
 	"extend":  receiptCommand("extend"),
