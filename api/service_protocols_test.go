@@ -2,66 +2,24 @@ package api
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/spoolq/spool/api/apitest"
 	"github.com/spoolq/spool/queue"
 )
 
 var queueReceiveOne = queue.ReceiveOptions{Max: 1}
 
-// writeTestCert writes a self-signed certificate for 127.0.0.1 with the
-// given serial number to certFile and keyFile, and returns a pool that
-// trusts it.
-func writeTestCert(t *testing.T, certFile, keyFile string, serial int64) *x509.CertPool {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "spool test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
-}
-
 func TestServiceSpeaksHTTP2OverTLSAndReloadsItsCertificate(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	pool := writeTestCert(t, certFile, keyFile, 1)
+	pool := apitest.WriteCert(t, certFile, keyFile, 1)
 	s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{TLSCert: certFile, TLSKey: keyFile})
 	if !strings.HasPrefix(s.URL(), "https://") {
 		t.Fatalf("URL %s", s.URL())
@@ -84,7 +42,7 @@ func TestServiceSpeaksHTTP2OverTLSAndReloadsItsCertificate(t *testing.T) {
 	}
 	// A new certificate in the same files: after the reload, a new
 	// connection gets it, and the old one is no longer trusted.
-	newPool := writeTestCert(t, certFile, keyFile, 2)
+	newPool := apitest.WriteCert(t, certFile, keyFile, 2)
 	if err := s.ReloadCertificate(); err != nil {
 		t.Fatal(err)
 	}
