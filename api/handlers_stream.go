@@ -18,10 +18,12 @@ import (
 // The response is a line per leased message (a Message, as receive
 // gives) and a line per command's outcome (a StreamReply), once it is
 // durable. Credit bounds the messages out: never more than credit leased
-// on the stream and not yet acked, nacked or failed (an outcome that says
-// the receipt is stale frees its place too). A lease that runs out while
-// out still counts until the client answers it: a client that never acks
-// gets credit messages, then nothing.
+// on the stream, not yet acked, nacked or failed on it (an outcome that
+// says the receipt is stale frees its place too), and not past the end of
+// its lease (one extended on the stream ends with its new lease when the
+// extend named a visibility or the stream has one, else it counts until
+// answered). So a client that stops answering gets credit messages, then
+// the same again as their leases run out.
 //
 // The request body is a StreamCommand a line. A line the server cannot use
 // (not JSON, an unknown field, a bad receipt, over maxStreamLine bytes) is
@@ -68,7 +70,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 	defer context.AfterFunc(s.closing, cancel)()
 	st := &streamState{
 		srv: s, c: tg.consumer(), w: w, rc: rc, credit: cr, vis: vis,
-		out: map[queue.Receipt]bool{}, room: make(chan struct{}, 1),
+		out: map[queue.Receipt]time.Time{}, room: make(chan struct{}, 1),
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -122,7 +124,7 @@ type streamState struct {
 
 	mu     sync.Mutex
 	credit int
-	out    map[queue.Receipt]bool // leased on this stream, not yet answered
+	out    map[queue.Receipt]time.Time // leased on this stream, not yet answered: when the lease ends (zero: unknown)
 	room   chan struct{}          // signalled when credit frees up
 	// stopReceive ends the receive under way, for a credit lowered
 	// while it waits: it leases nothing then.
@@ -241,6 +243,8 @@ func (st *streamState) apply(group []streamOp) {
 	}
 	if group[0].kind != extend {
 		st.answered(receipts)
+	} else {
+		st.extended(group, errs, err)
 	}
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
@@ -275,7 +279,7 @@ func (st *streamState) deliver(ctx context.Context) {
 			// Every lease is recorded, written or not, so the end of the
 			// stream returns it at once.
 			st.mu.Lock()
-			st.out[m.Receipt] = true
+			st.out[m.Receipt] = m.LeaseEnds
 			st.mu.Unlock()
 			if werr == nil {
 				st.wmu.Lock()
@@ -302,19 +306,74 @@ func (st *streamState) deliver(ctx context.Context) {
 }
 
 // waitRoom returns how many more messages credit allows out, waiting
-// until it is some; 0 when ctx ends.
+// until it is some (an answer, a credit raised, or a lease that ends);
+// 0 when ctx ends.
 func (st *streamState) waitRoom(ctx context.Context) int {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
-		st.mu.Lock()
-		n := st.credit - len(st.out)
-		st.mu.Unlock()
+		n, next := st.room0()
 		if n > 0 {
 			return n
 		}
+		var expiry <-chan time.Time
+		if !next.IsZero() {
+			d := next.Sub(st.srv.cfg.Now())
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			expiry = timer.C
+		}
 		select {
 		case <-st.room:
+		case <-expiry:
 		case <-ctx.Done():
 			return 0
+		}
+	}
+}
+
+// room0 drops the receipts whose leases have ended and returns the room
+// credit leaves and, when there is none, the earliest lease end to wait
+// for (zero if none is known).
+func (st *streamState) room0() (int, time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now := st.srv.cfg.Now()
+	var next time.Time
+	for r, end := range st.out {
+		switch {
+		case end.IsZero():
+		case !end.After(now):
+			delete(st.out, r) // back in the queue: not out on this stream
+		case next.IsZero() || end.Before(next):
+			next = end
+		}
+	}
+	return st.credit - len(st.out), next
+}
+
+// extended moves the lease ends of receipts extended on the stream.
+func (st *streamState) extended(group []streamOp, errs []error, err error) {
+	vis := group[0].visibility
+	if vis == 0 {
+		vis = st.vis
+	}
+	end := time.Time{} // the queue's visibility: not known here
+	if vis > 0 {
+		end = st.srv.cfg.Now().Add(vis)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, op := range group {
+		if _, out := st.out[op.receipt]; out && err == nil && errs[i] == nil {
+			st.out[op.receipt] = end
 		}
 	}
 }

@@ -392,3 +392,37 @@ func TestStreamOnASubscription(t *testing.T) {
 		t.Fatalf("published while open: got %v", m.Body)
 	}
 }
+
+// TestStreamCreditFreesAsLeasesRunOut: a client that answers nothing gets
+// credit messages, then, once their leases have run out, the same again
+// (they are back in the queue, not out on the stream).
+func TestStreamCreditFreesAsLeasesRunOut(t *testing.T) {
+	e := newStreamEnv(t, "http1")
+	e.enqueue(t, 1)
+	ctx := context.Background()
+	s, err := e.c.Queue("q").Stream(ctx, api.StreamOptions{Credit: 1, Visibility: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first := next(t, s)
+	again := next(t, s) // only once the first lease has run out
+	if again.ID != first.ID || again.Attempts != 2 {
+		t.Fatalf("after the lease ran out: %s attempt %d, want %s attempt 2", again.ID, again.Attempts, first.ID)
+	}
+	if err := s.Ack(ctx, first.Receipt); !errors.Is(err, queue.ErrStaleReceipt) {
+		t.Fatalf("ack of the lease that ran out: %v, want stale", err)
+	}
+	// An extend keeps its message out: nothing more arrives meanwhile.
+	if err := s.Extend(ctx, again.Receipt, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-s.Messages():
+		t.Fatalf("%s arrived while the extended lease held the credit", m.ID)
+	case <-time.After(600 * time.Millisecond): // past the old lease end: absence check
+	}
+	if err := s.Ack(ctx, again.Receipt); err != nil {
+		t.Fatal(err)
+	}
+}
