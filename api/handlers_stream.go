@@ -125,7 +125,7 @@ type streamState struct {
 	mu     sync.Mutex
 	credit int
 	out    map[queue.Receipt]time.Time // leased on this stream, not yet answered: when the lease ends (zero: unknown)
-	room   chan struct{}          // signalled when credit frees up
+	room   chan struct{}               // signalled when credit frees up
 	// stopReceive ends the receive under way, for a credit lowered
 	// while it waits: it leases nothing then.
 	stopReceive context.CancelFunc
