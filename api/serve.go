@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -175,7 +176,7 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	s.ln = newLimitListener(ln, maxConns, logger)
 	handler := s.api.Handler()
 	if cfg.Miniqueue {
-		handler = withMiniqueue(handler, miniqueue.NewHandler(miniqueue.Config{
+		handler = s.api.withMiniqueue(handler, miniqueue.NewHandler(miniqueue.Config{
 			Broker: b, Logger: acfg.Logger, MaxMessageBytes: acfg.MaxMessageBytes,
 		}))
 	}
@@ -211,11 +212,22 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 
 // withMiniqueue routes miniqueue's paths to mq and the rest to api: the
 // API lives under /v1/, /healthz and /metrics, so the two never meet.
-func withMiniqueue(api, mq http.Handler) http.Handler {
+// miniqueue has no auth of its own; with --token its routes want the
+// token too (in miniqueue's error shape), so --miniqueue opens no door
+// around it.
+func (s *Server) withMiniqueue(api, mq http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if strings.HasPrefix(p, "/publish/") || strings.HasPrefix(p, "/subscribe/") ||
 			(r.Method == http.MethodDelete && !strings.HasPrefix(p, "/v1/")) {
+			if err := s.authorize(r); err != nil {
+				s.warnUnauthorized(r, p)
+				w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				io.WriteString(w, `{"error":"unauthorized: send Authorization: Bearer <token> (the server's --token)"}`+"\n")
+				return
+			}
 			mq.ServeHTTP(w, r)
 			return
 		}

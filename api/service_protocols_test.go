@@ -120,3 +120,27 @@ func TestServiceMountsMiniqueue(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestServiceMiniqueueWantsTheToken(t *testing.T) {
+	s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{Miniqueue: true, API: Config{Token: "sekrit"}})
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusUnauthorized}, {"Bearer sekrit", http.StatusCreated}} {
+		req, _ := http.NewRequest(http.MethodPost, s.URL()+"/publish/jobs", strings.NewReader("x"))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("publish with %q: %d, want %d", tc.auth, resp.StatusCode, tc.want)
+		}
+	}
+	if _, err := s.Broker().Queue("jobs"); err != nil {
+		t.Fatalf("the authorized publish made no queue: %v", err)
+	}
+}
