@@ -97,15 +97,7 @@ func unrepairable(problems []queue.Problem) int {
 func printCheck(w io.Writer, rep *queue.CheckReport) []queue.Problem {
 	tw := newTable(w, "QUEUE", "MESSAGES", "READY", "DELAYED", "LEASED", "DEAD", "SEGMENTS", "RECORDS", "BYTES", "STATE ENTRIES", "SNAPSHOTS")
 	for _, q := range rep.Queues {
-		var segs, records int
-		var bytes int64
-		if q.Log != nil {
-			for _, s := range q.Log.Segments {
-				segs++
-				records += s.Records
-				bytes += s.Size
-			}
-		}
+		segs, records, bytes := queue.LogTotals(q.Log)
 		entries := 0
 		if q.State != nil {
 			entries = q.State.Entries
@@ -141,15 +133,7 @@ func printTopicsCheck(w io.Writer, topics []queue.TopicCheck) {
 	fmt.Fprintln(w)
 	tw := newTable(w, "TOPIC", "SUBSCRIPTIONS", "SEGMENTS", "RECORDS", "BYTES")
 	for _, t := range topics {
-		var segs, records int
-		var bytes int64
-		if t.Log != nil {
-			for _, s := range t.Log.Segments {
-				segs++
-				records += s.Records
-				bytes += s.Size
-			}
-		}
+		segs, records, bytes := queue.LogTotals(t.Log)
 		tw.row(t.Name, len(t.Subscriptions), segs, records, bytes)
 	}
 	tw.flush()

@@ -113,8 +113,7 @@ func writeResults(w http.ResponseWriter, receipts []string, errs []error) error 
 			out.Results[i].OK = true
 			continue
 		}
-		status, code := statusOf(e)
-		out.Results[i].Error = &ErrorBody{Code: code, Message: publicMessage(status, code, e)}
+		out.Results[i].Error = errorBody(e)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

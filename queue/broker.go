@@ -101,26 +101,13 @@ func Open(dir string, opts Options) (*Broker, error) {
 			return nil, err
 		}
 	}
-	names, err := opts.FS.ReadDir(root)
+	names, err := b.namedDirs(root, "queue", opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	var toOpen []string
 	for _, name := range names {
 		path := filepath.Join(root, name)
-		switch {
-		case isTransientDir(name):
-			// A create or delete a crash interrupted: spool's own, and
-			// never acknowledged (a create) or already committed (a delete).
-			opts.Logger.Warn("queue: removing an interrupted create or delete", "path", path)
-			if err := opts.FS.RemoveAll(path); err != nil {
-				opts.Logger.Error("queue: cannot remove an interrupted create or delete", "path", path, "err", err)
-			}
-			continue
-		case !ValidName(name):
-			opts.Logger.Warn("queue: ignoring entry that is not a queue name", "path", path)
-			continue
-		}
 		if _, err := os.Stat(filepath.Join(path, queueFileName)); errors.Is(err, fs.ErrNotExist) {
 			b.failed[name] = &failedQueue{foreign: true}
 			opts.Logger.Error("queue: directory has no queue.json; spool did not create it and leaves it alone", "path", path)

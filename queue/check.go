@@ -383,3 +383,17 @@ func checkSubscription(sdir, name string, recs *recordList, first uint64) (Queue
 	sc.Counts = countsOf(snap.Table)
 	return sc, nil
 }
+
+// LogTotals sums a message log's verify report (none: zeros): how many
+// segments, records and bytes it found.
+func LogTotals(rep *log.VerifyReport) (segments, records int, bytes int64) {
+	if rep == nil {
+		return 0, 0, 0
+	}
+	for _, s := range rep.Segments {
+		segments++
+		records += s.Records
+		bytes += s.Size
+	}
+	return segments, records, bytes
+}

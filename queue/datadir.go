@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,6 +91,34 @@ func (b *Broker) markDataDir() error {
 		return fmt.Errorf("data directory %s: %w", b.dir, err)
 	}
 	return nil
+}
+
+// namedDirs returns the entries of root (queues/, topics/ or a topic's
+// subscriptions/; kind names them in the log) that can name one. On the
+// way it removes each create or delete a crash interrupted (spool's own
+// transient directories: a create never acknowledged, a delete already
+// committed), and logs, and leaves alone, each entry no name can have.
+func (b *Broker) namedDirs(root, kind string, lg *slog.Logger) ([]string, error) {
+	names, err := b.opts.FS.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var valid []string
+	for _, name := range names {
+		path := filepath.Join(root, name)
+		switch {
+		case isTransientDir(name):
+			lg.Warn("queue: removing an interrupted create or delete", "path", path)
+			if err := b.opts.FS.RemoveAll(path); err != nil {
+				lg.Error("queue: cannot remove an interrupted create or delete", "path", path, "err", err)
+			}
+		case !ValidName(name):
+			lg.Warn("queue: ignoring entry that is not a "+kind+" name", "path", path)
+		default:
+			valid = append(valid, name)
+		}
+	}
+	return valid, nil
 }
 
 // isTransientDir reports whether name, an entry of queues/, is a create or

@@ -99,10 +99,7 @@ func (s *Subscription) Name() string { return s.q.sub.name }
 func (s *Subscription) Topic() string { return s.q.sub.topic.name }
 
 // Config returns the subscription's configuration.
-func (s *Subscription) Config() SubscriptionConfig {
-	c := s.q.Config()
-	return SubscriptionConfig{VisibilityTimeout: c.VisibilityTimeout, MaxAttempts: c.MaxAttempts, DeadLetterQueue: c.DeadLetterQueue}
-}
+func (s *Subscription) Config() SubscriptionConfig { return s.q.Config().subscriptionConfig() }
 
 // Receive leases up to o.Max messages, as Queue.Receive does.
 func (s *Subscription) Receive(ctx context.Context, o ReceiveOptions) ([]Message, error) {
@@ -165,7 +162,7 @@ func (s *Subscription) Update(u SubscriptionUpdate) error {
 	if q.closed {
 		return q.goneError()
 	}
-	cur := SubscriptionConfig{VisibilityTimeout: q.cfg.VisibilityTimeout, MaxAttempts: q.cfg.MaxAttempts, DeadLetterQueue: q.cfg.DeadLetterQueue}
+	cur := q.cfg.subscriptionConfig()
 	cfg, err := cur.apply(u, q.name)
 	if err != nil || cfg == cur {
 		return err
@@ -220,7 +217,7 @@ func (s *Subscription) Info() (SubscriptionInfo, error) {
 	}
 	return SubscriptionInfo{
 		Topic: q.sub.topic.name, Name: q.sub.name,
-		Config:  SubscriptionConfig{VisibilityTimeout: q.cfg.VisibilityTimeout, MaxAttempts: q.cfg.MaxAttempts, DeadLetterQueue: q.cfg.DeadLetterQueue},
+		Config:  q.cfg.subscriptionConfig(),
 		Counts:  c,
 		Lag:     c.Ready + c.Delayed + c.Leased,
 		Skipped: q.t.Skipped(),

@@ -259,24 +259,12 @@ func openTopic(b *Broker, name string) (*Topic, error) {
 		t.log.Close()
 		return nil, fmt.Errorf("open topic %s: %w", name, err)
 	}
-	names, err := b.opts.FS.ReadDir(root)
+	names, err := b.namedDirs(root, "subscription", lg)
 	if err != nil {
 		t.log.Close()
 		return nil, fmt.Errorf("open topic %s: %w", name, err)
 	}
 	for _, sub := range names {
-		path := filepath.Join(root, sub)
-		switch {
-		case isTransientDir(sub):
-			lg.Warn("queue: removing an interrupted create or delete", "path", path)
-			if err := b.opts.FS.RemoveAll(path); err != nil {
-				lg.Error("queue: cannot remove an interrupted create or delete", "path", path, "err", err)
-			}
-			continue
-		case !ValidName(sub):
-			lg.Warn("queue: ignoring entry that is not a subscription name", "path", path)
-			continue
-		}
 		q, err := openSubscription(t, sub)
 		if err != nil {
 			t.failed[sub] = err

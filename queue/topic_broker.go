@@ -21,24 +21,9 @@ func (b *Broker) openTopics() error {
 	if err := log.MkdirDurable(b.opts.FS, root); err != nil { // new in round 2: older directories lack it
 		return fmt.Errorf("open data directory: %w", err)
 	}
-	names, err := b.opts.FS.ReadDir(root)
+	toOpen, err := b.namedDirs(root, "topic", b.opts.Logger)
 	if err != nil {
 		return fmt.Errorf("open data directory: %w", err)
-	}
-	var toOpen []string
-	for _, name := range names {
-		path := filepath.Join(root, name)
-		switch {
-		case isTransientDir(name):
-			b.opts.Logger.Warn("queue: removing an interrupted create or delete", "path", path)
-			if err := b.opts.FS.RemoveAll(path); err != nil {
-				b.opts.Logger.Error("queue: cannot remove an interrupted create or delete", "path", path, "err", err)
-			}
-		case !ValidName(name):
-			b.opts.Logger.Warn("queue: ignoring entry that is not a topic name", "path", path)
-		default:
-			toOpen = append(toOpen, name)
-		}
 	}
 	var mu sync.Mutex
 	eachParallel(len(toOpen), func(i int) {

@@ -91,9 +91,14 @@ func (c SubscriptionConfig) queueConfig() Config {
 	return Config{VisibilityTimeout: c.VisibilityTimeout, MaxAttempts: c.MaxAttempts, DeadLetterQueue: c.DeadLetterQueue}
 }
 
+// subscriptionConfig is the part of a queue's config a subscription has.
+func (c Config) subscriptionConfig() SubscriptionConfig {
+	return SubscriptionConfig{VisibilityTimeout: c.VisibilityTimeout, MaxAttempts: c.MaxAttempts, DeadLetterQueue: c.DeadLetterQueue}
+}
+
 func (c SubscriptionConfig) apply(u SubscriptionUpdate, self string) (SubscriptionConfig, error) {
 	qc, err := c.queueConfig().apply(ConfigUpdate{VisibilityTimeout: u.VisibilityTimeout, MaxAttempts: u.MaxAttempts, DeadLetterQueue: u.DeadLetterQueue}, self)
-	return SubscriptionConfig{VisibilityTimeout: qc.VisibilityTimeout, MaxAttempts: qc.MaxAttempts, DeadLetterQueue: qc.DeadLetterQueue}, err
+	return qc.subscriptionConfig(), err
 }
 
 type subscriptionConfigJSON struct {
