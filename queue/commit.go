@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolq/spool/index"
@@ -45,6 +46,9 @@ func (q *Queue) syncRound(upTo uint64, window bool) error {
 	if q.synced >= upTo {
 		return nil
 	}
+	if err := q.closedError(); err != nil {
+		return err // close holds syncMu while it closes the state log
+	}
 	if window {
 		q.window.wait()
 	}
@@ -80,6 +84,10 @@ func (q *Queue) writeLocked(upTo uint64) error {
 		return nil
 	}
 	q.mu.Lock()
+	if q.closed { // a caller that passed lockOpen just before close
+		q.mu.Unlock()
+		return q.goneError()
+	}
 	events, seq := q.pending, q.seq
 	q.pending = q.spare[:0]
 	q.mu.Unlock()
@@ -143,6 +151,63 @@ func (q *Queue) breakWith(err error) error {
 	q.broken.CompareAndSwap(nil, &err)
 	q.b.opts.Logger.Error("queue: state log failed; the queue reloads its state", "queue", q.name, "err", err)
 	return err
+}
+
+// closedError is goneError if q is closed, else nil.
+func (q *Queue) closedError() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return q.goneError()
+	}
+	return nil
+}
+
+// commitSoon writes the events up to seq and, under sync=always, starts
+// an fsync round for them in the background without waiting for it (see
+// AckSoon). One background round runs per queue at a time; events that
+// arrive while it fsyncs are taken by the next, so a caller that commits
+// soon faster than the disk fsyncs shares each fsync with the others.
+func (q *Queue) commitSoon(seq uint64) error {
+	if err := q.commit(seq, false); err != nil {
+		return err
+	}
+	if q.b.opts.Sync != log.SyncAlways {
+		return nil
+	}
+	for want := q.soon.want.Load(); want < seq && !q.soon.want.CompareAndSwap(want, seq); want = q.soon.want.Load() {
+	}
+	if q.soon.running.CompareAndSwap(false, true) {
+		go q.syncSoonRounds()
+	}
+	return nil
+}
+
+// soonSync is the state of a queue's background fsync rounds.
+type soonSync struct {
+	want    atomic.Uint64 // the highest seq a commitSoon asked for
+	running atomic.Bool   // a syncSoonRounds goroutine is on it
+}
+
+// syncSoonRounds fsyncs until every seq commitSoon asked for is durable,
+// then exits. A failed round breaks the queue (syncState) or means it is
+// closed: the events are then either in the state log, only short of an
+// fsync that maintenance or close makes, or the queue is reloaded from
+// disk; nothing is waiting on this goroutine to report either.
+func (q *Queue) syncSoonRounds() {
+	for {
+		want := q.soon.want.Load()
+		if err := q.syncRound(want, false); err != nil && !errors.Is(err, ErrQueueNotFound) && !errors.Is(err, ErrSubscriptionNotFound) {
+			q.b.opts.Logger.Warn("queue: background fsync failed", "queue", q.name, "err", err)
+		}
+		q.soon.running.Store(false)
+		// A commitSoon that raised want after the Load above either
+		// started its own goroutine (running was still true: no) or
+		// finds it here.
+		if q.soon.want.Load() <= want || !q.soon.running.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 // writeLeases writes the events up to seq, the receive's leases among

@@ -47,6 +47,9 @@ type lossyFS struct {
 	synced  map[string]int64 // path → bytes its last fsync covered
 	written map[string]bool  // files written through this FS since the last Restore
 	pending []lossyOp
+	// beforeSync, if set, runs at the start of every file fsync, outside
+	// mu: a test holds an fsync there.
+	beforeSync func(path string)
 }
 
 type lossyOp struct {
@@ -91,6 +94,9 @@ func (f lossyFile) Truncate(size int64) error {
 }
 
 func (f lossyFile) Sync() error {
+	if f.l.beforeSync != nil {
+		f.l.beforeSync(f.path)
+	}
 	f.l.mu.Lock()
 	defer f.l.mu.Unlock()
 	if err := f.l.check(); err != nil {

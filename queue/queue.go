@@ -48,8 +48,9 @@ type Queue struct {
 	commitMu      sync.Mutex
 	syncMu        sync.Mutex
 	window        commitWindow
-	written       uint64 // seq written to the state log; under commitMu
-	synced        uint64 // seq fsynced; under syncMu
+	soon          soonSync // background fsync rounds (commitSoon)
+	written       uint64   // seq written to the state log; under commitMu
+	synced        uint64   // seq fsynced; under syncMu
 	broken        atomic.Pointer[error]
 	replacedBy    atomic.Pointer[Queue] // the queue reloaded from disk in q's place
 	entryBuf      []byte

@@ -9,9 +9,24 @@ import (
 
 // What a consumer does with a lease: ack, nack, extend, fail.
 
+// commitMode says when a receipt operation returns.
+type commitMode int
+
+const (
+	// commitLater: once applied; the events are written and fsynced with
+	// the next commit (an extend, like a lease: losing one only shortens
+	// a lease).
+	commitLater commitMode = iota
+	// commitSoon: once written, with their fsync started (AckSoon).
+	commitSoon
+	// commitDurable: once fsynced, under sync=always.
+	commitDurable
+)
+
 // receiptOp applies fn to each receipt that names a live lease, under one
-// lock, and commits the events. errs[i] is receipt i's outcome.
-func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, now int64)) ([]error, error) {
+// lock, and commits the events as mode says. errs[i] is receipt i's
+// outcome.
+func (q *Queue) receiptOp(receipts []Receipt, mode commitMode, fn func(r Receipt, now int64)) ([]error, error) {
 	if len(receipts) == 0 {
 		return nil, fmt.Errorf("%w: no receipts", ErrInvalid)
 	}
@@ -29,10 +44,14 @@ func (q *Queue) receiptOp(receipts []Receipt, durable bool, fn func(r Receipt, n
 	seq := q.seq
 	q.armTimerLocked()
 	q.mu.Unlock()
-	if !durable {
-		return errs, nil // written with the next durable commit, like leases
+	var err error
+	switch mode {
+	case commitSoon:
+		err = q.commitSoon(seq)
+	case commitDurable:
+		err = q.commit(seq, true)
 	}
-	if err := q.commit(seq, true); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return errs, nil
@@ -67,8 +86,23 @@ func (q *Queue) checkReceiptLocked(r Receipt) error {
 // Ack finishes leased messages. errs[i] is receipt i's outcome
 // (ErrStaleReceipt, ErrNotFound); err is a failure of the whole call.
 func (q *Queue) Ack(receipts []Receipt) (errs []error, err error) {
-	q = q.live()
-	return q.receiptOp(receipts, true, func(r Receipt, _ int64) {
+	return q.live().ack(receipts, commitDurable)
+}
+
+// AckSoon is Ack for a protocol whose ack has no reply to hold back
+// (miniqueue's): it returns once the acks are applied and written to the
+// state log, so the process dying cannot undo them, and starts their
+// fsync without waiting for it. Only a power cut before that fsync ends
+// (one group-commit round, a millisecond or so) can undo them; the
+// messages are then delivered again, which at-least-once allows. A
+// consumer that acks soon and takes its next message at once shares
+// fsyncs with itself.
+func (q *Queue) AckSoon(receipts []Receipt) (errs []error, err error) {
+	return q.live().ack(receipts, commitSoon)
+}
+
+func (q *Queue) ack(receipts []Receipt, mode commitMode) ([]error, error) {
+	return q.receiptOp(receipts, mode, func(r Receipt, _ int64) {
 		q.applyLocked(index.Event{Type: index.EvAck, ID: r.ID}, 0) // checkReceipt: a live lease
 		q.stats.acked.Add(1)
 	})
@@ -77,11 +111,20 @@ func (q *Queue) Ack(receipts []Receipt) (errs []error, err error) {
 // Nack returns leased messages to the queue, or, for a lease that was the
 // last allowed attempt, sends the message dead.
 func (q *Queue) Nack(receipts []Receipt, o NackOptions) (errs []error, err error) {
-	q = q.live()
+	return q.live().nack(receipts, o, commitDurable)
+}
+
+// NackSoon is Nack returning before the fsync, as AckSoon does. A nack
+// that a power cut undoes leaves the lease to run out instead.
+func (q *Queue) NackSoon(receipts []Receipt, o NackOptions) (errs []error, err error) {
+	return q.live().nack(receipts, o, commitSoon)
+}
+
+func (q *Queue) nack(receipts []Receipt, o NackOptions, mode commitMode) ([]error, error) {
 	if o.Delay < 0 || o.Delay > MaxDelay {
 		return nil, fmt.Errorf("%w: delay %s must be between 0 and %s", ErrInvalid, o.Delay, MaxDelay)
 	}
-	return q.receiptOp(receipts, true, func(r Receipt, now int64) {
+	return q.receiptOp(receipts, mode, func(r Receipt, now int64) {
 		q.stats.nacked.Add(1)
 		if q.t.Tries(r.ID) >= q.cfg.MaxAttempts {
 			q.killLocked(r.ID)
@@ -105,7 +148,7 @@ func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []err
 	if visibility < 0 || visibility > MaxVisibility {
 		return nil, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, visibility, MaxVisibility)
 	}
-	return q.receiptOp(receipts, false, func(r Receipt, now int64) {
+	return q.receiptOp(receipts, commitLater, func(r Receipt, now int64) {
 		vis := visibility
 		if vis == 0 {
 			vis = q.cfg.VisibilityTimeout
@@ -117,5 +160,5 @@ func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []err
 // Fail sends leased messages straight to dead (or the dead-letter queue).
 func (q *Queue) Fail(receipts []Receipt) (errs []error, err error) {
 	q = q.live()
-	return q.receiptOp(receipts, true, func(r Receipt, _ int64) { q.killLocked(r.ID) })
+	return q.receiptOp(receipts, commitDurable, func(r Receipt, _ int64) { q.killLocked(r.ID) })
 }

@@ -15,25 +15,14 @@ import (
 
 // BenchmarkMiniqueueConsume is miniqueue's examples/bench_consume against
 // spool: subscribers over h2c, each a loop of decode a message, send
-// "ACK", on a topic holding b.N messages. The next message comes only once
-// the ACK before it is durable, so under sync=always one subscriber's rate
-// is one fsync per message; more subscribers share fsyncs (group commit).
-// The figure to beat (the issue's): miniqueue's ≈8k/s with one consumer
-// and 20k/s with 12.
+// "ACK", on a topic holding b.N messages. An ACK is written and its fsync
+// started before the next message goes out (queue.AckSoon; the package
+// doc, "Durability"), so under sync=always one subscriber shares each
+// fsync among its ACKs (acks/fsync). The figure to beat (the issue's):
+// 2 × miniqueue's ≈8k/s with one consumer and 20k/s with 12, which are
+// without fsync. Figures: bench/RESULTS.md.
 //
 //	go test ./api/miniqueue -run '^$' -bench . -benchtime=2s
-//
-// One run (2-core AMD EPYC VM, virtio disk where a bare 32-byte write +
-// fsync takes ≈0.21 ms):
-//
-//	sync=always/consumers=1     1687 msgs/s   1.0 acks/fsync
-//	sync=always/consumers=12   11014 msgs/s   5.6 acks/fsync
-//	sync=none/consumers=1      25078 msgs/s
-//	sync=none/consumers=12     35248 msgs/s
-//
-// One consumer under sync=always is bound by the fsync: miniqueue allows
-// one message out per stream, and the next is sent only once the ACK
-// before it is durable. (miniqueue's own figures are without an fsync.)
 func BenchmarkMiniqueueConsume(b *testing.B) {
 	for _, policy := range []queue.SyncPolicy{queue.SyncAlways, queue.SyncNone} {
 		for _, consumers := range []int{1, 12} {

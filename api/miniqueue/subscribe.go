@@ -226,20 +226,21 @@ func failure(v Verb) error {
 }
 
 // settle applies an ACK, NACK, BACK or DACK to the message out; it
-// returns once the change is durable.
+// returns once the change is written, its fsync under way (see the
+// package doc, "Durability").
 func (s *stream) settle(c Command) error {
 	r := []queue.Receipt{s.receipt}
 	var errs []error
 	var err error
 	switch c.Verb {
 	case Ack:
-		errs, err = s.q.Ack(r)
+		errs, err = s.q.AckSoon(r)
 	case Nack:
-		errs, err = s.q.Nack(r, queue.NackOptions{Front: true})
+		errs, err = s.q.NackSoon(r, queue.NackOptions{Front: true})
 	case Back:
-		errs, err = s.q.Nack(r, queue.NackOptions{})
+		errs, err = s.q.NackSoon(r, queue.NackOptions{})
 	case Dack:
-		errs, err = s.q.Nack(r, queue.NackOptions{Front: true, Delay: dackDelay(c.Seconds)})
+		errs, err = s.q.NackSoon(r, queue.NackOptions{Front: true, Delay: dackDelay(c.Seconds)})
 	}
 	if err != nil {
 		return err // nothing done, or not known: the message stays ours, finish nacks it
@@ -333,7 +334,7 @@ func (s *stream) finish() {
 	close(s.stop)
 	s.extend.Stop()
 	if s.held {
-		if _, err := s.q.Nack([]queue.Receipt{s.receipt}, queue.NackOptions{Front: true}); err != nil {
+		if _, err := s.q.NackSoon([]queue.Receipt{s.receipt}, queue.NackOptions{Front: true}); err != nil {
 			s.log.Warn("miniqueue: returning the message out failed; its lease will run out", "receipt", s.receipt.String(), "err", err)
 		}
 		s.held = false
