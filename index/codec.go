@@ -63,28 +63,47 @@ type Event struct {
 	// every message up to it and before later ones. For EvMoving it is the
 	// dead-letter queue's id from which a copy of the message may stand.
 	After uint64
+	// SetPriority gives the message Priority as its new priority (EvNack,
+	// EvDead: beanstalkd's release and bury); without it the message keeps
+	// its own.
+	SetPriority bool
+	Priority    uint32
 }
 
 const (
-	entryVersion    = 1
+	// entryVersion 2 added the priority a nack or a dead event may set.
+	// EncodeEntry still writes version 1 for an entry that sets none, so
+	// a queue that uses no priorities stays readable by the build before.
+	entryVersion    = 2
 	entryHeaderSize = 5 // crc32c + version
 	flagFront       = 1
+	flagPriority    = 2 // version 2: a priority follows
 )
 
 // EncodeEntry appends one state-log entry holding events to dst: a CRC32C
-// of everything after it, a version byte, then the events.
+// of everything after it, a version byte, then the events. The version is
+// 1 unless an event sets a priority.
 //
 //	crc32c uint32 | version uint8 | event...
 //	event: type uint8 | uvarint id | by type:
 //	  lease:  uvarint attempt | varint deadline
 //	  extend: varint deadline
-//	  nack:   flags uint8 (1 = front) | varint ready-at | uvarint after
+//	  nack:   flags uint8 (1 = front, 2 = priority) | varint ready-at |
+//	          uvarint after | (flag 2) uvarint priority
+//	  dead:   (version 2) flags uint8 (2 = priority) | (flag 2) uvarint priority
 //	  ready:  uvarint after
 //	  moving: uvarint after
 //	  others: nothing
 func EncodeEntry(dst []byte, events []Event) []byte {
 	at := len(dst)
-	dst = append(dst, 0, 0, 0, 0, entryVersion)
+	version := byte(1)
+	for _, e := range events {
+		if e.SetPriority && (e.Type == EvNack || e.Type == EvDead) {
+			version = 2
+			break
+		}
+	}
+	dst = append(dst, 0, 0, 0, 0, version)
 	for _, e := range events {
 		dst = append(dst, byte(e.Type))
 		dst = binary.AppendUvarint(dst, e.ID)
@@ -99,9 +118,19 @@ func EncodeEntry(dst []byte, events []Event) []byte {
 			if e.Front {
 				flags |= flagFront
 			}
+			if e.SetPriority {
+				flags |= flagPriority
+			}
 			dst = append(dst, flags)
 			dst = binary.AppendVarint(dst, e.Time)
 			dst = binary.AppendUvarint(dst, e.After)
+			if e.SetPriority {
+				dst = binary.AppendUvarint(dst, uint64(e.Priority))
+			}
+		case EvDead:
+			if version == 2 {
+				dst = appendPriority(dst, e)
+			}
 		case EvReady, EvMoving:
 			dst = binary.AppendUvarint(dst, e.After)
 		}
@@ -119,8 +148,13 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 	if got, want := crc32.Checksum(b[4:], castagnoli), binary.LittleEndian.Uint32(b); got != want {
 		return dst, fmt.Errorf("%w: state entry crc %08x, want %08x", ErrCorrupt, got, want)
 	}
-	if b[4] != entryVersion {
-		return dst, fmt.Errorf("%w: state entry version %d (this build reads %d)", ErrCorrupt, b[4], entryVersion)
+	version := b[4]
+	if version != 1 && version != entryVersion {
+		return dst, fmt.Errorf("%w: state entry version %d (this build reads 1 and %d)", ErrCorrupt, version, entryVersion)
+	}
+	known := byte(flagFront) // the nack flags this version knows
+	if version >= 2 {
+		known |= flagPriority
 	}
 	r := reader{b: b[entryHeaderSize:]}
 	for len(r.b) > 0 && r.err == nil {
@@ -137,19 +171,31 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 			e.Time = r.varint()
 		case EvNack:
 			flags := r.byte()
-			if flags&^flagFront != 0 {
+			if flags&^known != 0 {
 				r.fail("unknown nack flags %#x", flags)
 			}
 			e.Front = flags&flagFront != 0
 			e.Time = r.varint()
 			e.After = r.uvarint()
+			if flags&flagPriority != 0 {
+				e.SetPriority, e.Priority = true, r.priority()
+			}
+		case EvDead:
+			if version < 2 {
+				break
+			}
+			if flags := r.byte(); flags&^flagPriority != 0 {
+				r.fail("unknown dead flags %#x", flags)
+			} else if flags != 0 {
+				e.SetPriority, e.Priority = true, r.priority()
+			}
 		case EvReady:
 			e.After = r.uvarint()
 		case EvMoving:
 			if e.After = r.uvarint(); e.After == 0 || e.After > math.MaxInt64 {
 				r.fail("moving: dead-letter id %d out of range", e.After)
 			}
-		case EvAck, EvDead, EvRedrive, EvRemove, EvPurge, EvExpire, EvSeek, EvSkip:
+		case EvAck, EvRedrive, EvRemove, EvPurge, EvExpire, EvSeek, EvSkip:
 		default:
 			r.fail("unknown event type %d", e.Type)
 		}
@@ -164,6 +210,16 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 		return dst, fmt.Errorf("%w: state entry: %v", ErrCorrupt, r.err)
 	}
 	return dst, nil
+}
+
+// appendPriority appends a dead event's version-2 fields: flags, then the
+// priority it sets, if it sets one.
+func appendPriority(dst []byte, e Event) []byte {
+	if !e.SetPriority {
+		return append(dst, 0)
+	}
+	dst = append(dst, flagPriority)
+	return binary.AppendUvarint(dst, uint64(e.Priority))
 }
 
 // reader decodes varints from a byte slice, remembering the first error so
@@ -198,6 +254,15 @@ func (r *reader) uvarint() uint64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// priority reads a uvarint priority, which must fit 32 bits.
+func (r *reader) priority() uint32 {
+	v := r.uvarint()
+	if v > math.MaxUint32 {
+		r.fail("priority %d out of range", v)
+	}
+	return uint32(v)
 }
 
 func (r *reader) varint() int64 {

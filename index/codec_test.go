@@ -137,7 +137,14 @@ func TestEntryThatDoesNotParseIsRejectedEvenWithAValidCRC(t *testing.T) {
 		body []byte // after the crc
 	}{
 		{"version 0", []byte{0}},
-		{"version 2", []byte{2, 2, 1}},
+		{"version 3", []byte{3, 2, 1}},
+		{"version 1 nack setting a priority", []byte{1, byte(EvNack), 1, flagPriority, 0, 0, 5}},
+		{"nack with unknown flag 4", []byte{2, byte(EvNack), 1, 4, 0, 0}},
+		{"nack without its priority", []byte{2, byte(EvNack), 1, flagPriority, 0, 0}},
+		{"nack priority over 32 bits", []byte{2, byte(EvNack), 1, flagPriority, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10}},
+		{"version 2 dead without flags", []byte{2, byte(EvDead), 1}},
+		{"dead with the front flag", []byte{2, byte(EvDead), 1, flagFront}},
+		{"dead without its priority", []byte{2, byte(EvDead), 1, flagPriority}},
 		{"event type 0", []byte{1, 0, 1}},
 		{"event type 10", []byte{1, 10, 1}},
 		{"event type 255", []byte{1, 255, 1}},

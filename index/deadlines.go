@@ -14,7 +14,7 @@ func (t *Table) DueDelay(now int64) (uint64, bool) {
 	for t.delays.Len() > 0 {
 		top := t.delays[0]
 		e := t.entry(top.id)
-		if e == nil || e.State != StateDelayed || e.Time != top.at {
+		if e == nil || e.state() != StateDelayed || e.time != top.at {
 			heap.Pop(&t.delays)
 			continue
 		}
@@ -32,7 +32,7 @@ func (t *Table) DueLease(now int64) (uint64, bool) {
 	for t.leases.Len() > 0 {
 		top := t.leases[0]
 		e := t.entry(top.id)
-		if e == nil || e.State != StateLeased || e.Time != top.at {
+		if e == nil || e.state() != StateLeased || e.time != top.at {
 			heap.Pop(&t.leases)
 			continue
 		}
@@ -50,7 +50,7 @@ func (t *Table) NextDeadline() (int64, bool) {
 		for h.Len() > 0 {
 			top := (*h)[0]
 			e := t.entry(top.id)
-			if e != nil && (e.State == StateDelayed || e.State == StateLeased) && e.Time == top.at {
+			if e != nil && (e.state() == StateDelayed || e.state() == StateLeased) && e.time == top.at {
 				if !found || top.at < at {
 					at, found = top.at, true
 				}
@@ -86,12 +86,17 @@ func (h *deadlineHeap) Pop() any {
 	return x
 }
 
-// requeued is a ready message placed by a nack: front ones (after == 0)
-// first in nack order, then back ones by the id they follow.
+// requeued is a ready message outside the bitmaps, ordered by priority,
+// then within one priority: front ones (after == 0) first in nack order,
+// then back ones by the id they follow. A message ready by id at
+// levelOverflow is one too, with after its own id and seq 0: that sorts it
+// after the back ones that follow the id before it and before those that
+// follow it, which is where the bitmap would have put it.
 type requeued struct {
 	id    uint64
 	after uint64
 	seq   int64
+	pri   uint32
 }
 
 type requeueHeap []requeued
@@ -99,6 +104,9 @@ type requeueHeap []requeued
 func (h requeueHeap) Len() int { return len(h) }
 
 func (h requeueHeap) Less(i, j int) bool {
+	if h[i].pri != h[j].pri {
+		return h[i].pri < h[j].pri
+	}
 	if h[i].after != h[j].after {
 		return h[i].after < h[j].after
 	}
@@ -119,10 +127,11 @@ func (h *requeueHeap) Pop() any {
 // NextReadyBefore is NextReady for a subscription, whose ids from unread
 // on are not in the table yet (not read from the topic): it returns the
 // next ready message unless the unread ones go first. Only a message
-// nacked to the back after an id ≥ unread sorts after them.
+// nacked to the back after an id ≥ unread sorts after them. Subscriptions
+// deliver in id order: their messages all have one priority.
 func (t *Table) NextReadyBefore(unread uint64) (uint64, bool) {
 	id, ok := t.NextReady()
-	if ok && t.entry(id).Requeue == Back && t.requeued[0].after >= unread {
+	if ok && t.entry(id).requeue() == Back && t.requeued[0].after >= unread {
 		return 0, false
 	}
 	return id, ok

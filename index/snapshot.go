@@ -13,8 +13,14 @@ import (
 const (
 	snapshotMagic = "SPSN"
 	// snapshotVersion 2 added the subscription fields at the end (attempt
-	// floor, max attempt, skipped); version 1 is still read.
-	snapshotVersion = 2
+	// floor, max attempt, skipped); 3 added priorities. Versions 1 and 2
+	// are still read, and 2 is still written for a table whose every
+	// message has DefaultPriority, so a queue that uses no priorities stays
+	// readable by the build before.
+	snapshotVersion = 3
+	// rqPriority, in a version-3 entry's requeue byte, says its priority
+	// follows: it is not the snapshot's common one.
+	rqPriority = 4
 	// snapshotHeaderSize: magic, version, 3 reserved, then five 8-byte
 	// fields (state index, base, max id, floor, requeue seq).
 	snapshotHeaderSize = 8 + 5*8
@@ -37,6 +43,10 @@ type Snapshot struct {
 //	uvarint skipped | crc32c u32 (version 1 ends after the redriven items)
 //	entry: state uint8, then for live states: uvarint offset |
 //	       uvarint attempts | requeue uint8 | varint time
+//
+// Version 3 adds, after the header, uvarint priority: the most common
+// priority of the live messages; an entry at another priority sets bit 2
+// (4) of its requeue byte and has uvarint priority after that byte.
 //	requeued: uvarint id | uvarint after | varint seq
 //	redriven: uvarint id | uvarint attempts at the last redrive (ids ascending)
 //
@@ -46,28 +56,39 @@ func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
 	n := uint64(len(t.chunks)) * chunkSize
 	dst = slices.Grow(dst, SnapshotSizeBound(t))
 	at := len(dst)
+	common, version := t.commonPriority()
 	dst = append(dst, snapshotMagic...)
-	dst = append(dst, snapshotVersion, 0, 0, 0)
+	dst = append(dst, version, 0, 0, 0)
 	for _, v := range []uint64{stateIndex, t.base, t.maxID, t.floor, uint64(t.seq)} {
 		dst = binary.LittleEndian.AppendUint64(dst, v)
 	}
+	if version >= 3 {
+		dst = binary.AppendUvarint(dst, uint64(common))
+	}
 	dst = binary.AppendUvarint(dst, n)
-	for _, c := range t.chunks {
+	for ci, c := range t.chunks {
 		for i := range c.entries {
 			e := &c.entries[i]
-			dst = append(dst, byte(e.State))
-			if e.State == StateNone || e.State == StateDone {
+			st := e.state()
+			dst = append(dst, byte(st))
+			if st == StateNone || st == StateDone {
 				continue
 			}
-			dst = binary.AppendUvarint(dst, uint64(e.Offset))
-			dst = binary.AppendUvarint(dst, uint64(e.Attempts))
-			dst = append(dst, byte(e.Requeue))
-			dst = binary.AppendVarint(dst, e.Time)
+			dst = binary.AppendUvarint(dst, uint64(e.offset))
+			dst = binary.AppendUvarint(dst, uint64(e.attempts))
+			pri := t.priority(t.base+uint64(ci)*chunkSize+uint64(i), e)
+			if pri == common {
+				dst = append(dst, byte(e.requeue()))
+			} else {
+				dst = append(dst, byte(e.requeue())|rqPriority)
+				dst = binary.AppendUvarint(dst, uint64(pri))
+			}
+			dst = binary.AppendVarint(dst, e.time)
 		}
 	}
 	var live []requeued
 	for _, r := range t.requeued {
-		if e := t.entry(r.id); e != nil && e.State == StateReady && e.Requeue != ByID && e.Time == r.seq {
+		if r.seq != 0 && t.live(r) { // a ready-by-id item is rebuilt from its entry
 			live = append(live, r)
 		}
 	}
@@ -94,10 +115,10 @@ func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
 // EncodeSnapshot sizes its buffer once; a caller that encodes under a lock
 // can allocate it beforehand instead, since a large allocation may make
 // the allocating goroutine help the GC first. A live entry takes at most
-// 1+5+3+1+10 bytes; pages of the buffer never written are never touched.
+// 1+5+3+1+5+10 bytes; pages of the buffer never written are never touched.
 func SnapshotSizeBound(t *Table) int {
 	live := t.Count(StateReady) + t.Count(StateDelayed) + t.Count(StateLeased) + t.Count(StateDead)
-	return snapshotHeaderSize + 6*binary.MaxVarintLen64 + len(t.chunks)*chunkSize + live*19 +
+	return snapshotHeaderSize + 7*binary.MaxVarintLen64 + len(t.chunks)*chunkSize + live*25 +
 		len(t.requeued)*3*binary.MaxVarintLen64 + len(t.redriven)*2*binary.MaxVarintLen64 + 4
 }
 
@@ -118,8 +139,8 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		return fail("magic %q", body[:4])
 	}
 	version := body[4]
-	if version != 1 && version != snapshotVersion {
-		return fail("version %d (this build reads 1 and %d)", version, snapshotVersion)
+	if version < 1 || version > snapshotVersion {
+		return fail("version %d (this build reads 1 to %d)", version, snapshotVersion)
 	}
 	if body[5]|body[6]|body[7] != 0 {
 		return fail("reserved bytes are not zero")
@@ -129,6 +150,10 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	t := &Table{base: field(1), maxID: field(2), floor: field(3), seq: int64(field(4))}
 	snap.Table = t
 	r := reader{b: body[snapshotHeaderSize:]}
+	common := DefaultPriority // before version 3, every message's
+	if version >= 3 {
+		common = r.priority()
+	}
 	n := r.uvarint()
 	switch {
 	case r.err != nil:
@@ -149,6 +174,7 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	case t.floor == math.MaxUint64:
 		return fail("floor %d", t.floor)
 	}
+	var byIDOverflow []requeued // ready by id, but not in the bitmaps
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		if i%chunkSize == 0 {
 			t.chunks = append(t.chunks, new(chunk))
@@ -160,7 +186,7 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		case StateNone:
 			continue
 		case StateDone:
-			e.State = StateDone
+			e.setState(StateDone)
 			t.counts[StateDone]++
 			c, _ := t.chunkOf(id)
 			c.done++
@@ -171,22 +197,34 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 			continue
 		}
 		off, att := r.uvarint(), r.uvarint()
-		rq := Requeue(r.byte())
+		rq, pri := Requeue(r.byte()), common
+		if version >= 3 && rq&rqPriority != 0 {
+			rq &^= rqPriority
+			pri = r.priority()
+		}
 		tm := r.varint()
 		if off > math.MaxUint32 || att > math.MaxUint16 || rq > Back || id > t.maxID {
 			r.fail("entry %d out of range", id)
 			continue
 		}
-		*e = Entry{Time: tm, Offset: uint32(off), Attempts: uint16(att), State: st, Requeue: rq}
+		*e = slot{time: tm, offset: uint32(off), attempts: uint16(att)}
+		e.setState(st)
+		e.setRequeue(rq)
+		t.ref(id, e, pri)
 		t.counts[st]++
 		switch {
 		case st == StateReady && rq == ByID:
 			if tm != 0 {
 				r.fail("entry %d: ready by id with time %d", id, tm)
 			}
+			if e.level == levelOverflow {
+				byIDOverflow = append(byIDOverflow, requeued{id: id, after: id, pri: pri})
+				break
+			}
 			c, i := t.chunkOf(id)
 			c.ready[i/64] |= 1 << (i % 64)
 			c.nready++
+			t.addReadyByID(id, c, e.level)
 		case st == StateDelayed:
 			t.delays = append(t.delays, deadline{at: tm, id: id})
 		case st == StateLeased:
@@ -201,8 +239,11 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	for i := uint64(0); i < nr && r.err == nil; i++ {
 		q := requeued{id: r.uvarint(), after: r.uvarint(), seq: r.varint()}
 		e := t.entry(q.id)
-		if r.err == nil && (e == nil || e.State != StateReady || e.Requeue == ByID || e.Time != q.seq || (e.Requeue == Front) != (q.after == 0) || seen[q.id]) {
+		if r.err == nil && (e == nil || e.state() != StateReady || e.requeue() == ByID || e.time != q.seq || (e.requeue() == Front) != (q.after == 0) || seen[q.id]) {
 			r.fail("requeued item %d does not match its entry", q.id)
+		}
+		if r.err == nil {
+			q.pri = t.priority(q.id, e)
 		}
 		seen[q.id] = true
 		if q.seq > t.seq {
@@ -218,7 +259,7 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	for i := uint64(0); i < nd && r.err == nil; i++ {
 		id, base := r.uvarint(), r.uvarint()
 		e := t.entry(id)
-		if r.err == nil && (e == nil || e.State == StateNone || e.State == StateDone || base == 0 || base > math.MaxUint16 || id <= prev) {
+		if r.err == nil && (e == nil || e.state() == StateNone || e.state() == StateDone || base == 0 || base > math.MaxUint16 || id <= prev) {
 			r.fail("redriven item %d does not match its entry", id)
 		}
 		if t.redriven == nil {
@@ -240,9 +281,10 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	if r.err != nil {
 		return fail("%v", r.err)
 	}
-	if got, want := len(t.requeued), t.counts[StateReady]-t.readyByID(); got != want {
+	if got, want := len(t.requeued), t.counts[StateReady]-t.readyByID()-len(byIDOverflow); got != want {
 		return fail("%d requeued items for %d requeued entries", got, want)
 	}
+	t.requeued = append(t.requeued, byIDOverflow...)
 	if version == 1 {
 		t.maxAttempt = t.maxEntryAttempts() // version 1 did not keep it
 	}
@@ -252,11 +294,27 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 	return snap, nil
 }
 
+// commonPriority returns the priority most live messages have, which a
+// snapshot spends no bytes on, and the snapshot version that can hold the
+// table: 2 if every live message has DefaultPriority, else 3.
+func (t *Table) commonPriority() (uint32, byte) {
+	common, most := DefaultPriority, 0
+	for _, l := range t.levels {
+		if l.refs > most {
+			common, most = l.pri, l.refs
+		}
+	}
+	if len(t.overflow) == 0 && (most == 0 || (common == DefaultPriority && most == t.Live())) {
+		return DefaultPriority, 2
+	}
+	return common, snapshotVersion
+}
+
 func (t *Table) maxEntryAttempts() uint16 {
 	var top uint16
 	for _, c := range t.chunks {
 		for i := range c.entries {
-			top = max(top, c.entries[i].Attempts)
+			top = max(top, c.entries[i].attempts)
 		}
 	}
 	return top

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"math/bits"
@@ -96,10 +97,10 @@ func checkCounts(t testing.TB, tb *Table) {
 	for ci, c := range tb.chunks {
 		done, nready, bitsSet := 0, 0, 0
 		for i, e := range c.entries {
-			if e.State == StateDone {
+			if e.state() == StateDone {
 				done++
 			}
-			byID := e.State == StateReady && e.Requeue == ByID
+			byID := e.readyByID() && e.level != levelOverflow
 			if byID {
 				nready++
 			}
@@ -117,11 +118,96 @@ func checkCounts(t testing.TB, tb *Table) {
 			t.Fatalf("first chunk is all done but not released")
 		}
 	}
+	checkLevels(t, tb)
+}
+
+// checkLevels recounts the priority levels from the entries: each level's
+// live messages and ready-by-id ones, each chunk's per-level counts, the
+// sorted list of levels with ready messages, the overflow map, and each
+// level's search start against its lowest ready id.
+func checkLevels(t testing.TB, tb *Table) {
+	t.Helper()
+	refs := make([]int, len(tb.levels))
+	ready := make([]int, len(tb.levels))
+	lowest := make([]uint64, len(tb.levels))
+	overflow := 0
+	for ci, c := range tb.chunks {
+		var perChunk [maxLevels]int
+		for i := range c.entries {
+			e := &c.entries[i]
+			id := tb.base + uint64(ci)*chunkSize + uint64(i)
+			if st := e.state(); st == StateNone || st == StateDone {
+				if e.level != 0 {
+					t.Fatalf("entry %d in %s holds level %d", id, st, e.level)
+				}
+				continue
+			}
+			if e.level == levelOverflow {
+				if _, ok := tb.overflow[id]; !ok {
+					t.Fatalf("entry %d at the overflow level has no priority in the map", id)
+				}
+				overflow++
+				continue
+			}
+			if int(e.level) >= len(tb.levels) {
+				t.Fatalf("entry %d at level %d of %d", id, e.level, len(tb.levels))
+			}
+			refs[e.level]++
+			if e.readyByID() {
+				ready[e.level]++
+				perChunk[e.level]++
+				if lowest[e.level] == 0 {
+					lowest[e.level] = id
+				}
+			}
+		}
+		for lv, n := range perChunk {
+			if c.levelReady == nil && lv != 0 && n != 0 {
+				t.Fatalf("chunk %d has no level counts but %d ready at level %d", ci, n, lv)
+			}
+			if c.levelReady != nil && int(c.levelReady[lv]) != n {
+				t.Fatalf("chunk %d counts %d ready at level %d, recount %d", ci, c.levelReady[lv], lv, n)
+			}
+		}
+	}
+	if overflow != len(tb.overflow) {
+		t.Fatalf("%d entries at the overflow level, map holds %d", overflow, len(tb.overflow))
+	}
+	var withReady []uint8
+	for lv, l := range tb.levels {
+		if l.refs != refs[lv] || l.ready != ready[lv] {
+			t.Fatalf("level %d (priority %d): refs %d ready %d, recount %d and %d", lv, l.pri, l.refs, l.ready, refs[lv], ready[lv])
+		}
+		if got, ok := tb.levelOf[l.pri]; l.refs > 0 && (!ok || got != uint8(lv)) {
+			t.Fatalf("level %d (priority %d) in use, levelOf says %d, %v", lv, l.pri, got, ok)
+		}
+		if l.ready > 0 {
+			withReady = append(withReady, uint8(lv))
+			if l.from > lowest[lv] {
+				t.Fatalf("level %d starts its search at %d, past its ready id %d", lv, l.from, lowest[lv])
+			}
+		}
+	}
+	for pri, lv := range tb.levelOf {
+		if tb.levels[lv].pri != pri || tb.levels[lv].refs == 0 {
+			t.Fatalf("levelOf[%d] = %d, a level at %d with %d refs", pri, lv, tb.levels[lv].pri, tb.levels[lv].refs)
+		}
+	}
+	if !slices.IsSortedFunc(tb.readyLevels, func(a, b uint8) int { return cmp.Compare(tb.levels[a].pri, tb.levels[b].pri) }) {
+		t.Fatalf("readyLevels %v not by priority", tb.readyLevels)
+	}
+	got := slices.Sorted(slices.Values(tb.readyLevels))
+	if !slices.Equal(got, withReady) {
+		t.Fatalf("readyLevels %v, levels with ready messages %v", tb.readyLevels, withReady)
+	}
 }
 
 func TestEntryIs16Bytes(t *testing.T) {
 	if n := unsafe.Sizeof(Entry{}); n != 16 {
 		t.Fatalf("unsafe.Sizeof(Entry{}) = %d, want 16", n)
+	}
+	if n := unsafe.Sizeof(slot{}); n != 16 {
+		t.Fatalf("unsafe.Sizeof(slot{}) = %d, want 16: the table stores one per message", n)
 	}
 }
 

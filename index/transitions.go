@@ -18,7 +18,8 @@ func (t *Table) Lease(id uint64, attempt uint16, until int64) error {
 	}
 	t.leave(id, e)
 	t.move(e, StateLeased)
-	e.Attempts, e.Time, e.Requeue = attempt, until, ByID
+	e.attempts, e.time = attempt, until
+	e.setRequeue(ByID)
 	t.maxAttempt = max(t.maxAttempt, attempt)
 	heap.Push(&t.leases, deadline{at: until, id: id})
 	return nil
@@ -30,7 +31,7 @@ func (t *Table) Extend(id uint64, until int64) error {
 	if err != nil {
 		return err
 	}
-	e.Time = until
+	e.time = until
 	heap.Push(&t.leases, deadline{at: until, id: id})
 	return nil
 }
@@ -48,12 +49,20 @@ func (t *Table) Ack(id uint64) error {
 // Nack returns a leased message to ready at the front, or at the back
 // after id after (the newest id when the nack happened, so a replay puts it
 // where it was), or delayed until readyAt and then to the front or back.
+// The message keeps its priority.
 func (t *Table) Nack(id uint64, front bool, after uint64, readyAt, now int64) error {
+	return t.nack(id, front, after, readyAt, now, t.Priority(id))
+}
+
+// nack is Nack to a priority: the message's own, or the one a nack gave
+// it (beanstalkd's release). The new priority places it when it is ready.
+func (t *Table) nack(id uint64, front bool, after uint64, readyAt, now int64, pri uint32) error {
 	e, err := t.want(id, "nack", StateLeased)
 	if err != nil {
 		return err
 	}
 	t.leave(id, e)
+	t.setPriority(id, e, pri)
 	mode := Back
 	if front {
 		mode = Front
@@ -74,29 +83,37 @@ func (t *Table) Expire(id uint64) error {
 }
 
 // Dead marks a message dead: out of attempts, or failed by its consumer.
+// It keeps its priority, which a redrive puts it back at.
 func (t *Table) Dead(id uint64) error {
+	return t.dead(id, t.Priority(id))
+}
+
+// dead is Dead to a priority: the message's own, or the one a bury gave
+// it (beanstalkd's bury <id> <pri>).
+func (t *Table) dead(id uint64, pri uint32) error {
 	e, err := t.want(id, "kill", StateLeased, StateReady, StateDelayed)
 	if err != nil {
 		return err
 	}
 	t.leave(id, e)
+	t.setPriority(id, e, pri)
 	t.move(e, StateDead)
-	e.Requeue = ByID
+	e.setRequeue(ByID)
 	return nil
 }
 
-// Redrive returns a dead message to ready, by id. Its attempts keep
-// counting, but Tries starts again from zero.
+// Redrive returns a dead message to ready, by id, at its priority. Its
+// attempts keep counting, but Tries starts again from zero.
 func (t *Table) Redrive(id uint64) error {
 	e, err := t.want(id, "redrive", StateDead)
 	if err != nil {
 		return err
 	}
-	if e.Attempts > 0 {
+	if e.attempts > 0 {
 		if t.redriven == nil {
 			t.redriven = map[uint64]uint16{}
 		}
-		t.redriven[id] = e.Attempts
+		t.redriven[id] = e.attempts
 	}
 	t.becomeReady(id, e, ByID, 0, 0, 0)
 	return nil
@@ -111,14 +128,14 @@ func (t *Table) MarkMoving(id, from uint64) error {
 	if err != nil {
 		return err
 	}
-	e.Time = int64(from)
+	e.time = int64(from)
 	return nil
 }
 
 // Moving returns what MarkMoving recorded for a dead message, or 0.
 func (t *Table) Moving(id uint64) uint64 {
-	if e := t.entry(id); e != nil && e.State == StateDead {
-		return uint64(e.Time)
+	if e := t.entry(id); e != nil && e.state() == StateDead {
+		return uint64(e.time)
 	}
 	return 0
 }
@@ -146,8 +163,8 @@ func (t *Table) finishHoles(upTo uint64) {
 		return
 	}
 	for id := t.base; id <= min(upTo, t.base+uint64(len(t.chunks))*chunkSize-1); id++ {
-		if e := t.entry(id); e.State == StateNone {
-			e.State = StateDone
+		if e := t.entry(id); e.state() == StateNone {
+			e.setState(StateDone)
 			t.counts[StateDone]++
 			c, _ := t.chunkOf(id)
 			c.done++
@@ -162,7 +179,7 @@ func (t *Table) Purge(upTo uint64) {
 	upTo = min(upTo, t.maxID) // ids past the newest are still to come
 	t.finishHoles(upTo)
 	for id := t.FirstID(); id <= min(upTo, t.maxID); id++ {
-		if e := t.entry(id); e != nil && e.State != StateNone && e.State != StateDone {
+		if e := t.entry(id); e != nil && e.state() != StateNone && e.state() != StateDone {
 			t.finish(id, e)
 			if id < t.base {
 				id = t.base - 1 // release moved past it; keep walking from the new base
@@ -171,7 +188,7 @@ func (t *Table) Purge(upTo uint64) {
 	}
 }
 
-func (t *Table) want(id uint64, op string, states ...State) (*Entry, error) {
+func (t *Table) want(id uint64, op string, states ...State) (*slot, error) {
 	e := t.entry(id)
 	st := t.Get(id).State
 	for _, s := range states {
@@ -209,11 +226,11 @@ func (t *Table) Apply(ev Event, now int64) error {
 	case EvAck:
 		return t.Ack(ev.ID)
 	case EvNack:
-		return t.Nack(ev.ID, ev.Front, ev.After, ev.Time, now)
+		return t.nack(ev.ID, ev.Front, ev.After, ev.Time, now, ev.priority(t))
 	case EvExpire:
 		return t.Expire(ev.ID)
 	case EvDead:
-		return t.Dead(ev.ID)
+		return t.dead(ev.ID, ev.priority(t))
 	case EvRedrive:
 		return t.Redrive(ev.ID)
 	case EvRemove:
@@ -235,6 +252,15 @@ func (t *Table) Apply(ev Event, now int64) error {
 	return fmt.Errorf("index: unknown event type %d", ev.Type)
 }
 
+// priority is the priority ev leaves its message at: the one it sets, or
+// the message's own.
+func (ev Event) priority(t *Table) uint32 {
+	if ev.SetPriority {
+		return ev.Priority
+	}
+	return t.Priority(ev.ID)
+}
+
 // Ready makes a delayed message ready now, at the place its nack chose (by
 // id, front, or after id after for the back). It replays what DueDelay
 // did live, so a restart puts the message exactly where it was.
@@ -243,7 +269,7 @@ func (t *Table) Ready(id uint64, after uint64) error {
 	if err != nil {
 		return err
 	}
-	t.becomeReady(id, e, e.Requeue, 0, 0, after)
+	t.becomeReady(id, e, e.requeue(), 0, 0, after)
 	return nil
 }
 
