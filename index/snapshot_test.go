@@ -108,6 +108,9 @@ func compareTables(t testing.TB, a, b *Table) {
 		if ea != eb {
 			t.Fatalf("Get(%d) = %+v and %+v", id, ea, eb)
 		}
+		if pa, pb := a.Priority(id), b.Priority(id); pa != pb {
+			t.Fatalf("Priority(%d) = %d and %d", id, pa, pb)
+		}
 	}
 	checkCounts(t, a)
 	checkCounts(t, b)

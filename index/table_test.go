@@ -1090,6 +1090,12 @@ func TestStateAndEventNames(t *testing.T) {
 // BenchmarkTableMemory reports the heap a table takes per message, for 1M
 // messages inserted ready. The target is at most 32 B/msg.
 func BenchmarkTableMemory(b *testing.B) {
+	benchTableMemory(b, func(uint64) uint32 { return DefaultPriority })
+}
+
+// benchTableMemory measures a table of 1M ready messages, message id at
+// priority pri(id).
+func benchTableMemory(b *testing.B, pri func(id uint64) uint32) {
 	const n = 1 << 20
 	var perMsg float64
 	for b.Loop() {
@@ -1098,7 +1104,7 @@ func BenchmarkTableMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		tb := NewTable()
 		for id := uint64(1); id <= n; id++ {
-			tb.Insert(id, uint32(id), 0, 0)
+			tb.InsertPriority(id, uint32(id), pri(id), 0, 0)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
