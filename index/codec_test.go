@@ -42,6 +42,13 @@ func TestEntryRoundTripsEveryEventType(t *testing.T) {
 		{"remove", []Event{{Type: EvRemove, ID: 7}}},
 		{"purge up to max id", []Event{{Type: EvPurge, ID: math.MaxUint64}}},
 		{"expire", []Event{{Type: EvExpire, ID: 8}}},
+		{"nack to a new priority", []Event{{Type: EvNack, ID: 9, After: 3, SetPriority: true, Priority: 0}}},
+		{"nack to the front, delayed, to the highest priority", []Event{{Type: EvNack, ID: 9, Front: true, Time: 77, SetPriority: true, Priority: math.MaxUint32}}},
+		{"bury to a priority beside a dead event that sets none", []Event{
+			{Type: EvDead, ID: 5, SetPriority: true, Priority: 1 << 20},
+			{Type: EvDead, ID: 6},
+			{Type: EvNack, ID: 7, After: 7},
+		}},
 		{"every type in one entry", []Event{
 			{Type: EvLease, ID: 1, Attempt: 1, Time: 10},
 			{Type: EvAck, ID: 1},
@@ -98,12 +105,38 @@ func TestEntryLayoutIsCRCThenVersionThenEvents(t *testing.T) {
 	}
 }
 
+// An entry is version 1 unless an event in it sets a priority, so that a
+// queue that uses none stays readable by the build before priorities.
+func TestEntryVersionIsTwoOnlyWhenAPriorityIsSet(t *testing.T) {
+	for _, tt := range []struct {
+		events  []Event
+		version byte
+	}{
+		{nil, 1},
+		{[]Event{{Type: EvNack, ID: 1}, {Type: EvDead, ID: 2}}, 1},
+		{[]Event{{Type: EvAck, ID: 1, SetPriority: true, Priority: 3}}, 1}, // only nack and dead carry one
+		{[]Event{{Type: EvNack, ID: 1, SetPriority: true}}, 2},
+		{[]Event{{Type: EvAck, ID: 1}, {Type: EvDead, ID: 2, SetPriority: true, Priority: 9}}, 2},
+	} {
+		if b := EncodeEntry(nil, tt.events); b[4] != tt.version {
+			t.Fatalf("EncodeEntry(%+v) is version %d, want %d", tt.events, b[4], tt.version)
+		}
+	}
+	b := EncodeEntry(nil, []Event{{Type: EvDead, ID: 2}, {Type: EvNack, ID: 1, SetPriority: true, Priority: 300}})
+	want := []byte{0, 0, 0, 0, 2, 5, 2, 0, 3, 1, flagPriority, 0, 0, 0xac, 0x02}
+	binary.LittleEndian.PutUint32(want, crc32.Checksum(want[4:], crc32.MakeTable(crc32.Castagnoli)))
+	if !bytes.Equal(b, want) {
+		t.Fatalf("version 2 encoding:\n got %x\nwant %x", b, want)
+	}
+}
+
 func TestEntryWithAnySingleBitFlippedIsRejected(t *testing.T) {
 	entries := map[string][]byte{
-		"empty":  EncodeEntry(nil, nil),
-		"one":    EncodeEntry(nil, []Event{{Type: EvAck, ID: 1}}),
-		"mixed":  EncodeEntry(nil, []Event{{Type: EvLease, ID: math.MaxUint64, Attempt: 65535, Time: math.MinInt64}, {Type: EvNack, ID: 77, Front: true, Time: 123456789, After: 1 << 40}, {Type: EvPurge, ID: 3}}),
-		"extend": EncodeEntry(nil, []Event{{Type: EvExtend, ID: 1 << 20, Time: -1}}),
+		"empty":      EncodeEntry(nil, nil),
+		"one":        EncodeEntry(nil, []Event{{Type: EvAck, ID: 1}}),
+		"mixed":      EncodeEntry(nil, []Event{{Type: EvLease, ID: math.MaxUint64, Attempt: 65535, Time: math.MinInt64}, {Type: EvNack, ID: 77, Front: true, Time: 123456789, After: 1 << 40}, {Type: EvPurge, ID: 3}}),
+		"extend":     EncodeEntry(nil, []Event{{Type: EvExtend, ID: 1 << 20, Time: -1}}),
+		"priorities": EncodeEntry(nil, []Event{{Type: EvNack, ID: 3, SetPriority: true, Priority: 1 << 30}, {Type: EvDead, ID: 4, SetPriority: true, Priority: 2}}),
 	}
 	for name, orig := range entries {
 		t.Run(name, func(t *testing.T) {

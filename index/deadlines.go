@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"container/heap"
 )
 
@@ -103,14 +104,12 @@ type requeueHeap []requeued
 
 func (h requeueHeap) Len() int { return len(h) }
 
-func (h requeueHeap) Less(i, j int) bool {
-	if h[i].pri != h[j].pri {
-		return h[i].pri < h[j].pri
-	}
-	if h[i].after != h[j].after {
-		return h[i].after < h[j].after
-	}
-	return h[i].seq < h[j].seq
+func (h requeueHeap) Less(i, j int) bool { return compareRequeued(h[i], h[j]) < 0 }
+
+// compareRequeued orders requeued items: by priority, then front ones in
+// nack order, then by the id they follow.
+func compareRequeued(a, b requeued) int {
+	return cmp.Or(cmp.Compare(a.pri, b.pri), cmp.Compare(a.after, b.after), cmp.Compare(a.seq, b.seq))
 }
 
 func (h requeueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }

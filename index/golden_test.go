@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,11 +25,16 @@ import (
 //	                 (extended, and after a redrive), dead (being moved to
 //	                 a dead-letter queue), done, and never inserted
 //	snapshot-sub.golden  a subscription's table after a seek and a skip
+//	                 (one priority, so still snapshot version 2)
 //
 // and, never rewritten, what earlier formats wrote, which must still decode:
 //
 //	entry-r1.golden      round 1's entry (no seek or skip events)
+//	entry-v1.golden      entry version 1: the golden events without the
+//	                     priorities a nack and a bury set
 //	snapshot-v1.golden   the golden table in snapshot version 1
+//	snapshot-v2.golden   the golden table in snapshot version 2, without
+//	                     priorities
 //
 // After an intended format change (which also bumps the entry or
 // snapshot version, keeping a reader for the old one), regenerate them
@@ -64,6 +70,10 @@ func goldenEvents() []Event {
 		{Type: EvPurge, ID: 1 << 33},
 		{Type: EvSeek, ID: 1 << 34},
 		{Type: EvSkip, ID: 1<<34 + 5000},
+		{Type: EvNack, ID: 8, After: 12, SetPriority: true, Priority: 0},
+		{Type: EvNack, ID: 9, Front: true, Time: goldenAt(time.Second), SetPriority: true, Priority: math.MaxUint32},
+		{Type: EvDead, ID: 10, SetPriority: true, Priority: 300},
+		{Type: EvDead, ID: 11},
 	}
 }
 
@@ -71,12 +81,17 @@ func goldenEvents() []Event {
 // and skip were added.
 func roundOneEvents() []Event { return goldenEvents()[:13] }
 
+// versionOneEvents is what entry-v1.golden holds: the events before
+// priorities.
+func versionOneEvents() []Event { return goldenEvents()[:15] }
+
 // goldenStateIndex is the state-log index the golden snapshot is taken at.
 const goldenStateIndex = uint64(1)<<40 + 7
 
 // goldenTable builds the golden snapshot's table through the methods the
 // queue uses, message by message; offsets are id*100 (id 12's needs five
-// bytes) so that each entry's bytes are its own.
+// bytes) so that each entry's bytes are its own. With priorities it is
+// goldenPriorityTable.
 func goldenTable(t *testing.T) *Table {
 	t.Helper()
 	tb := NewTable()
@@ -184,8 +199,62 @@ func TestGoldenEntry(t *testing.T) {
 	})
 }
 
+// goldenPriorities are the golden table's priorities once
+// goldenPriorityTable set them: inserted with one (2, 5, 12), released
+// with one (3, 4), buried with one (7), and 6, 8 and 9 at the default.
+var goldenPriorities = map[uint64]uint32{2: 7, 3: 7, 4: 0, 5: 7, 6: DefaultPriority, 7: 1 << 31, 8: DefaultPriority, 9: DefaultPriority, 12: math.MaxUint32}
+
+// goldenPriorityTable is goldenTable with priorities: the same messages,
+// in the same states, built the same way but for the priorities each
+// insert, nack and bury gives.
+func goldenPriorityTable(t *testing.T) *Table {
+	t.Helper()
+	tb := NewTable()
+	for id := uint64(1); id <= 12; id++ {
+		offset, readyAt, pri := uint32(id*100), int64(0), DefaultPriority
+		switch id {
+		case 2:
+			pri = 7
+		case 5:
+			readyAt, pri = goldenAt(time.Hour), 7
+		case 11:
+			continue
+		case 12:
+			offset, pri = 0xfffffff0, math.MaxUint32
+		}
+		if !tb.InsertPriority(id, offset, pri, readyAt, goldenNow) {
+			t.Fatalf("InsertPriority(%d) = false", id)
+		}
+	}
+	lease := goldenAt(30 * time.Second)
+	must(t, tb.Lease(1, 1, lease))
+	must(t, tb.Ack(1))
+	must(t, tb.Lease(3, 1, lease))
+	must(t, tb.Apply(Event{Type: EvNack, ID: 3, Front: true, SetPriority: true, Priority: 7}, goldenNow))
+	must(t, tb.Lease(4, 1, lease))
+	must(t, tb.Apply(Event{Type: EvNack, ID: 4, After: 10, SetPriority: true, Priority: 0}, goldenNow))
+	must(t, tb.Lease(6, 1, lease))
+	must(t, tb.Expire(6))
+	must(t, tb.Lease(6, 2, goldenAt(45*time.Second)))
+	must(t, tb.Extend(6, goldenAt(75*time.Second)))
+	must(t, tb.Lease(7, 1, lease))
+	must(t, tb.Apply(Event{Type: EvDead, ID: 7, SetPriority: true, Priority: 1 << 31}, goldenNow))
+	must(t, tb.MarkMoving(7, 500))
+	must(t, tb.Lease(8, 1, lease))
+	must(t, tb.Dead(8))
+	must(t, tb.Redrive(8))
+	must(t, tb.Lease(8, 2, goldenAt(20*time.Second)))
+	must(t, tb.Lease(9, 1, lease))
+	must(t, tb.Nack(9, false, 0, goldenAt(10*time.Minute), goldenNow))
+	must(t, tb.Remove(10))
+	return tb
+}
+
 func TestGoldenSnapshot(t *testing.T) {
-	b := golden(t, "snapshot.golden", EncodeSnapshot(nil, goldenStateIndex, goldenTable(t)))
+	b := golden(t, "snapshot.golden", EncodeSnapshot(nil, goldenStateIndex, goldenPriorityTable(t)))
+	if b[4] != snapshotVersion {
+		t.Fatalf("snapshot.golden is version %d, want %d", b[4], snapshotVersion)
+	}
 	snap, err := DecodeSnapshot(b)
 	if err != nil {
 		t.Fatal(err)
@@ -216,9 +285,14 @@ func TestGoldenSnapshot(t *testing.T) {
 		if at, ok := tb.NextDeadline(); !ok || at != goldenAt(20*time.Second) {
 			t.Fatalf("NextDeadline = %d, %v; want id 8's lease, %d", at, ok, goldenAt(20*time.Second))
 		}
+		for id, want := range goldenPriorities {
+			if got := tb.Priority(id); got != want {
+				t.Fatalf("Priority(%d) = %d, want %d", id, got, want)
+			}
+		}
 	})
 	t.Run("EncodeSnapshot writes the golden bytes", func(t *testing.T) {
-		if got := EncodeSnapshot(nil, goldenStateIndex, goldenTable(t)); !bytes.Equal(got, b) {
+		if got := EncodeSnapshot(nil, goldenStateIndex, goldenPriorityTable(t)); !bytes.Equal(got, b) {
 			t.Fatalf("EncodeSnapshot of the golden table differs from the golden file (%d bytes, golden %d)", len(got), len(b))
 		}
 		if got := EncodeSnapshot(nil, snap.StateIndex, tb); !bytes.Equal(got, b) {
@@ -236,9 +310,9 @@ func TestGoldenSnapshot(t *testing.T) {
 			order = append(order, id)
 			must(t, tb.Lease(id, tb.Get(id).Attempts+1, far))
 		}
-		// 3 was nacked to the front; 4 to the back after id 10, so after
-		// every ready id up to 10 and before 12.
-		if want := []uint64{3, 2, 4, 12}; !slices.Equal(order, want) {
+		// 4 was released to priority 0; 3 nacked to the front of 7, ahead
+		// of 2; 12 is at the lowest priority there is.
+		if want := []uint64{4, 3, 2, 12}; !slices.Equal(order, want) {
 			t.Fatalf("ready order %v, want %v", order, want)
 		}
 	})
@@ -255,6 +329,54 @@ func TestGoldenRoundOneEntryStillDecodes(t *testing.T) {
 	}
 	if want := roundOneEvents(); !slices.Equal(got, want) {
 		t.Fatalf("DecodeEntry(entry-r1.golden) =\n %+v\nwant\n %+v", got, want)
+	}
+}
+
+func TestGoldenVersionOneEntryStillDecodes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "entry-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeEntry(nil, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := versionOneEvents(); !slices.Equal(got, want) {
+		t.Fatalf("DecodeEntry(entry-v1.golden) =\n %+v\nwant\n %+v", got, want)
+	}
+	// Events that set no priority are still written as version 1.
+	if again := EncodeEntry(nil, got); !bytes.Equal(again, b) {
+		t.Fatal("EncodeEntry of version 1's events no longer writes version 1")
+	}
+}
+
+// Version 2 kept no priorities: every message decodes at the default,
+// and a table that has only the default still writes version 2.
+func TestGoldenSnapshotVersionTwoStillDecodes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := DecodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 13; id++ {
+		if got, want := snap.Table.Get(id), goldenEntries[id]; got != want {
+			t.Fatalf("Get(%d) = %+v, want %+v", id, got, want)
+		}
+		if got := snap.Table.Priority(id); got != DefaultPriority {
+			t.Fatalf("Priority(%d) = %d, want the default", id, got)
+		}
+	}
+	if got := EncodeSnapshot(nil, snap.StateIndex, snap.Table); !bytes.Equal(got, b) {
+		t.Fatal("re-encoding the version-2 snapshot differs from it")
+	}
+	if got := EncodeSnapshot(nil, goldenStateIndex, goldenTable(t)); !bytes.Equal(got, b) {
+		t.Fatal("the golden table without priorities no longer encodes as version 2")
+	}
+	if got := drain(t, snap.Table); !slices.Equal(got, []uint64{3, 2, 4, 12}) {
+		t.Fatalf("ready order %v, want [3 2 4 12]", got)
 	}
 }
 
@@ -277,9 +399,12 @@ func TestGoldenSnapshotVersionOneStillDecodes(t *testing.T) {
 	if got := snap.Table.MaxAttempt(); got != 2 {
 		t.Fatalf("MaxAttempt = %d, want 2", got)
 	}
-	current := golden(t, "snapshot.golden", EncodeSnapshot(nil, goldenStateIndex, goldenTable(t)))
-	if got := EncodeSnapshot(nil, snap.StateIndex, snap.Table); !bytes.Equal(got, current) {
-		t.Fatalf("re-encoding the version-1 snapshot differs from snapshot.golden")
+	v2, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := EncodeSnapshot(nil, snap.StateIndex, snap.Table); !bytes.Equal(got, v2) {
+		t.Fatalf("re-encoding the version-1 snapshot differs from snapshot-v2.golden")
 	}
 }
 

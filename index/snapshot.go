@@ -43,12 +43,12 @@ type Snapshot struct {
 //	uvarint skipped | crc32c u32 (version 1 ends after the redriven items)
 //	entry: state uint8, then for live states: uvarint offset |
 //	       uvarint attempts | requeue uint8 | varint time
+//	requeued: uvarint id | uvarint after | varint seq
+//	redriven: uvarint id | uvarint attempts at the last redrive (ids ascending)
 //
 // Version 3 adds, after the header, uvarint priority: the most common
 // priority of the live messages; an entry at another priority sets bit 2
 // (4) of its requeue byte and has uvarint priority after that byte.
-//	requeued: uvarint id | uvarint after | varint seq
-//	redriven: uvarint id | uvarint attempts at the last redrive (ids ascending)
 //
 // The trailing CRC32C covers every byte before it. Entries cover ids base
 // .. base+n-1; none and done take one byte each.
@@ -92,6 +92,9 @@ func EncodeSnapshot(dst []byte, stateIndex uint64, t *Table) []byte {
 			live = append(live, r)
 		}
 	}
+	// In ready order, not the heap's: the bytes then do not depend on the
+	// heap's history (or on the overflow items a decoded heap also holds).
+	slices.SortFunc(live, compareRequeued)
 	dst = binary.AppendUvarint(dst, uint64(len(live)))
 	for _, r := range live {
 		dst = binary.AppendUvarint(dst, r.id)
@@ -296,16 +299,28 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 
 // commonPriority returns the priority most live messages have, which a
 // snapshot spends no bytes on, and the snapshot version that can hold the
-// table: 2 if every live message has DefaultPriority, else 3.
+// table: 2 if every live message has DefaultPriority, else 3. It counts
+// by priority, not by level, and breaks ties to the lower priority, so
+// that a decoded table, whose levels may be interned in another order,
+// encodes to the same bytes.
 func (t *Table) commonPriority() (uint32, byte) {
-	common, most := DefaultPriority, 0
+	count := make(map[uint32]int, len(t.levels))
 	for _, l := range t.levels {
-		if l.refs > most {
-			common, most = l.pri, l.refs
+		if l.refs > 0 {
+			count[l.pri] += l.refs
 		}
 	}
-	if len(t.overflow) == 0 && (most == 0 || (common == DefaultPriority && most == t.Live())) {
-		return DefaultPriority, 2
+	for _, pri := range t.overflow {
+		count[pri]++
+	}
+	common, most := DefaultPriority, 0
+	for pri, n := range count {
+		if n > most || (n == most && pri < common) {
+			common, most = pri, n
+		}
+	}
+	if common == DefaultPriority && most == t.Live() {
+		return DefaultPriority, 2 // also an empty table
 	}
 	return common, snapshotVersion
 }
