@@ -6,10 +6,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -39,8 +41,31 @@ func TestStreamServerChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("ADDR %s\n", s.Addr())
-	bufio.NewReader(os.Stdin).ReadByte() // until the parent closes stdin
+	// Each line from the parent asks where the memory is; stdin closing
+	// ends the server.
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("MEM %d %d %d\n", ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine())
+	}
 	s.Close()
+}
+
+// childMem is what TestStreamServerChild says of its memory.
+type childMem struct{ heap, stack, goroutines int64 }
+
+func (c *streamChild) mem(b *testing.B) childMem {
+	b.Helper()
+	fmt.Fprintln(c.stdin)
+	var m childMem
+	if !c.out.Scan() {
+		b.Fatal("the server child is gone")
+	}
+	if _, err := fmt.Sscanf(c.out.Text(), "MEM %d %d %d", &m.heap, &m.stack, &m.goroutines); err != nil {
+		b.Fatalf("the server child said %q: %v", c.out.Text(), err)
+	}
+	return m
 }
 
 // BenchmarkHTTPStreamIdle runs the server in a child process and measures
@@ -52,7 +77,7 @@ func TestStreamServerChild(t *testing.T) {
 // (a connection each) and over h2c (multiplexed), from /proc of the
 // child.
 func BenchmarkHTTPStreamIdle(b *testing.B) {
-	addr, _ := startStreamServer(b)
+	addr := startStreamServer(b).addr
 	ctx := context.Background()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	c := api.NewClient("http://"+addr, "", hc)
@@ -97,11 +122,13 @@ func BenchmarkHTTPStreamIdle(b *testing.B) {
 	// (2) 1,000 idle streams: over HTTP/1.1 a connection each, over h2c
 	// multiplexed on a shared transport's few connections.
 	for _, proto := range []string{"h2c", "http1"} {
-		addr, pid := startStreamServer(b) // a fresh one: no memory the last run freed to reuse
-		before, ok := bench.ProcStatusBytes(pid, "VmRSS")
+		child := startStreamServer(b) // a fresh one: no memory the last run freed to reuse
+		addr := child.addr
+		before, ok := bench.ProcStatusBytes(child.pid, "VmRSS")
 		if !ok {
 			b.Skip("no /proc RSS here")
 		}
+		memBefore := child.mem(b)
 		h2c := &http.Transport{Protocols: new(http.Protocols)}
 		h2c.Protocols.SetUnencryptedHTTP2(true)
 		var streams []*api.Stream
@@ -116,17 +143,28 @@ func BenchmarkHTTPStreamIdle(b *testing.B) {
 			}
 			streams = append(streams, st)
 		}
-		after, _ := bench.ProcStatusBytes(pid, "VmRSS")
+		after, _ := bench.ProcStatusBytes(child.pid, "VmRSS")
+		memAfter := child.mem(b)
 		b.ReportMetric(float64(after-before)/(1<<20), "MB-per-1000-idle-streams-"+proto)
+		b.ReportMetric(float64(memAfter.heap-memBefore.heap)/(1<<20), "heap-MB-"+proto)
+		b.ReportMetric(float64(memAfter.stack-memBefore.stack)/(1<<20), "stack-MB-"+proto)
+		b.ReportMetric(float64(memAfter.goroutines-memBefore.goroutines)/1000, "goroutines-per-stream-"+proto)
 		for _, st := range streams {
 			st.Close()
 		}
 	}
 }
 
-// startStreamServer starts TestStreamServerChild and returns its address
-// and pid; it stops when the benchmark ends.
-func startStreamServer(b *testing.B) (addr, pid string) {
+// streamChild is a running TestStreamServerChild.
+type streamChild struct {
+	addr, pid string
+	stdin     io.Writer
+	out       *bufio.Scanner
+}
+
+// startStreamServer starts TestStreamServerChild; it stops when the
+// benchmark ends.
+func startStreamServer(b *testing.B) *streamChild {
 	b.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -140,19 +178,13 @@ func startStreamServer(b *testing.B) (addr, pid string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
+	c := &streamChild{pid: fmt.Sprint(cmd.Process.Pid), stdin: stdin, out: bufio.NewScanner(stdout)}
+	for c.out.Scan() {
+		if a, ok := strings.CutPrefix(c.out.Text(), "ADDR "); ok {
+			c.addr = a
+			return c
 		}
 	}
-	if addr == "" {
-		b.Fatal("the server child printed no address")
-	}
-	go func() {
-		for sc.Scan() { // drain
-		}
-	}()
-	return addr, fmt.Sprint(cmd.Process.Pid)
+	b.Fatal("the server child printed no address")
+	return nil
 }

@@ -33,9 +33,10 @@ import (
 // already sent are answered, and every lease still out returns to ready at
 // the front at once, counted as a nack.
 //
-// Per stream: two goroutines (this handler reading and running commands,
-// one delivering), a buffer of a line each way, and a set of at most
-// credit receipts.
+// Per stream: the handler's goroutine, reading and running commands; a
+// second one delivering while messages are ready or credit is used up
+// (an idle stream waits on the consumer's NotifyReady instead); a buffer
+// of a line each way, and a set of at most credit receipts.
 
 // maxStreamLine bounds one command line of a stream's body.
 const maxStreamLine = 4 << 10
@@ -69,7 +70,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 	defer cancel()
 	defer context.AfterFunc(s.closing, cancel)()
 	st := &streamState{
-		srv: s, c: tg.consumer(), w: w, rc: rc, credit: cr, vis: vis,
+		srv: s, c: tg.consumer(), w: w, rc: rc, credit: cr, vis: vis, end: cancel,
 		out: map[queue.Receipt]time.Time{}, room: make(chan struct{}, 1),
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -78,12 +79,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 		return nil // gone already
 	}
 
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		st.deliver(ctx)
-		cancel() // a delivery that cannot write ends the stream
-	}()
+	st.delivering.Add(1)
+	go st.deliver(ctx)
 	// This goroutine reads the commands and runs them; when the stream
 	// ends otherwise, a read deadline in the past ends its wait for the
 	// next one (never once the handler is returning: net/http then owns
@@ -105,7 +102,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 	}()
 	st.run(&lineReader{br: bufio.NewReaderSize(r.Body, 256), maxCredit: s.cfg.MaxBatch})
 	cancel()
-	<-delivered
+	st.stopDelivery()
 	st.returnOutstanding()
 	return nil
 }
@@ -122,13 +119,19 @@ type streamState struct {
 	rc  *http.ResponseController
 	buf bytes.Buffer // one line, reused; under wmu
 
+	end context.CancelFunc // ends the stream
+
 	mu     sync.Mutex
 	credit int
 	out    map[queue.Receipt]time.Time // leased on this stream, not yet answered: when the lease ends (zero: unknown)
 	room   chan struct{}               // signalled when credit frees up
-	// stopReceive ends the receive under way, for a credit lowered
-	// while it waits: it leases nothing then.
-	stopReceive context.CancelFunc
+
+	// delivering counts the runs of deliver under way or promised to
+	// the consumer's NotifyReady; stopNotify withdraws the promise of an
+	// idle stream; ended (set once the stream ends) makes no more.
+	delivering sync.WaitGroup
+	stopNotify func() bool
+	ended      bool
 }
 
 // lineReader reads a stream's commands: a line each, decoded. Its buffer
@@ -262,20 +265,21 @@ func (st *streamState) apply(group []streamOp) {
 	st.flushLocked()
 }
 
-// deliver leases what credit allows and writes each message, until ctx
-// ends or a write fails.
+// deliver leases what credit allows and writes each message, until
+// nothing is ready: then it asks the consumer to run it again when a
+// message may be (NotifyReady) and returns, so that an idle stream holds
+// no goroutine for its delivery. One run at a time: the handler starts
+// the first, the consumer's wake each next one. It ends the stream when
+// a write fails or the consumer does (deleted, shutting down).
 func (st *streamState) deliver(ctx context.Context) {
+	defer st.delivering.Done()
 	for ctx.Err() == nil {
 		n := st.waitRoom(ctx)
 		if n == 0 {
 			return
 		}
 		var werr error
-		rctx, stop := context.WithCancel(ctx)
-		st.mu.Lock()
-		st.stopReceive = stop
-		st.mu.Unlock()
-		_, err := st.c.ReceiveEach(rctx, queue.ReceiveOptions{Max: n, Wait: st.srv.cfg.MaxWait, Visibility: st.vis}, func(m queue.Message) error {
+		got, err := st.c.ReceiveEach(ctx, queue.ReceiveOptions{Max: n, Visibility: st.vis}, func(m queue.Message) error {
 			// Every lease is recorded, written or not, so the end of the
 			// stream returns it at once.
 			st.mu.Lock()
@@ -288,21 +292,56 @@ func (st *streamState) deliver(ctx context.Context) {
 			}
 			return nil
 		})
-		stop()
-		if werr == nil {
+		if werr == nil && got > 0 {
 			werr = st.flush()
 		}
-		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			continue // the credit went down while it waited
+		if err == nil && werr == nil && got == 0 {
+			err = st.idle(ctx)
+			if err == nil {
+				return
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			st.writeReply(StreamReply{Error: errorBody(err)})
-			return
 		}
-		if werr != nil {
+		if err != nil || werr != nil {
+			st.end()
 			return
 		}
 	}
+}
+
+// idle promises the consumer's next wake a run of deliver, unless the
+// stream has ended. st.mu is held across NotifyReady, so stopDelivery
+// always finds the newest promise.
+func (st *streamState) idle(ctx context.Context) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return nil
+	}
+	st.delivering.Add(1)
+	stop, err := st.c.NotifyReady(func() { st.deliver(ctx) })
+	if err != nil {
+		st.delivering.Done()
+		return err
+	}
+	st.stopNotify = stop
+	return nil
+}
+
+// stopDelivery, once the stream has ended, withdraws an idle stream's
+// promised run and waits for a run under way.
+func (st *streamState) stopDelivery() {
+	st.mu.Lock()
+	st.ended = true
+	stop := st.stopNotify
+	st.stopNotify = nil
+	st.mu.Unlock()
+	if stop != nil && stop() {
+		st.delivering.Done() // withdrawn: that run will never start
+	}
+	st.delivering.Wait()
 }
 
 // waitRoom returns how many more messages credit allows out, waiting
@@ -380,13 +419,8 @@ func (st *streamState) extended(group []streamOp, errs []error, err error) {
 
 func (st *streamState) setCredit(n int) {
 	st.mu.Lock()
-	lower := n < st.credit
 	st.credit = n
-	stop := st.stopReceive
 	st.mu.Unlock()
-	if lower && stop != nil {
-		stop()
-	}
 	st.signalRoom()
 }
 

@@ -268,6 +268,7 @@ type targetHandler func(http.ResponseWriter, *http.Request, target) error
 // for both.
 type consumer interface {
 	ReceiveEach(ctx context.Context, o queue.ReceiveOptions, fn func(queue.Message) error) (int, error)
+	NotifyReady(fn func()) (stop func() bool, err error)
 	Ack(receipts []queue.Receipt) ([]error, error)
 	Nack(receipts []queue.Receipt, o queue.NackOptions) ([]error, error)
 	Extend(receipts []queue.Receipt, visibility time.Duration) ([]error, error)

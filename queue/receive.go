@@ -16,9 +16,10 @@ import (
 // Receiving: leasing ready messages, long polls parked in FIFO order,
 // and reading the leased records back from the log.
 
-// waiter is one long-poll receiver parked on a queue.
+// waiter is one long-poll receiver parked on a queue, or a NotifyReady.
 type waiter struct {
 	ch   chan struct{} // buffered (1): notifyLocked never blocks
+	fn   func()        // NotifyReady's: run in a goroutine of its own instead of ch
 	elem *list.Element // in q.waiters; nil once notified
 }
 
@@ -28,9 +29,68 @@ func (q *Queue) notifyLocked(n int) {
 	for ; n > 0 && q.waiters.Len() > 0; n-- {
 		w := q.waiters.Remove(q.waiters.Front()).(*waiter)
 		w.elem = nil
+		if w.fn != nil {
+			go w.fn()
+			continue
+		}
 		w.ch <- struct{}{}
 	}
 	q.waiting.Store(int32(q.waiters.Len()))
+}
+
+// NotifyReady calls fn once, in a goroutine of its own, when a message may
+// be ready to receive: at once if one is, else with the wake a Receive
+// parked in its place would get (one waiter woken per message that
+// becomes ready, oldest first; also when the queue closes). It is for a
+// consumer that idles for long, such as a stream: waiting costs it a list
+// element instead of a goroutine parked in Receive. fn then receives
+// (without a wait: another receiver may have been faster, and fn finds
+// nothing) and calls NotifyReady again if it wants more.
+//
+// stop withdraws fn and says whether it did; false means fn was called
+// (or is being called), and stop has woken the next waiter in the
+// caller's place, in case fn will not receive what it was woken for: a
+// wake too many costs a waiter one look, a wake lost would leave a
+// message ready while receivers wait.
+func (q *Queue) NotifyReady(fn func()) (stop func() bool, err error) {
+	q = q.live()
+	if err := q.lockOpen(); err != nil {
+		return nil, err
+	}
+	q.processDueLocked(q.now())
+	w := &waiter{fn: fn}
+	if published := q.publishedNow(); !q.readyLeftLocked(published) {
+		q.parkLocked(w, false)
+		if q.publishedNow() == published {
+			q.mu.Unlock()
+			return func() bool { return q.stopNotify(w) }, nil
+		}
+		// Published to while parking: as in ReceiveEach, the publish
+		// may have seen no one parked. Look no further: wake fn.
+		q.waiters.Remove(w.elem)
+		w.elem = nil
+		q.waiting.Store(int32(q.waiters.Len()))
+	}
+	q.mu.Unlock()
+	go fn()
+	return func() bool { return q.stopNotify(w) }, nil
+}
+
+// stopNotify is NotifyReady's stop.
+func (q *Queue) stopNotify(w *waiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w.elem != nil {
+		q.waiters.Remove(w.elem)
+		w.elem = nil
+		q.waiting.Store(int32(q.waiters.Len()))
+		return true
+	}
+	if w.fn != nil {
+		w.fn = nil // one pass-on per NotifyReady, however often stop is called
+		q.notifyLocked(1)
+	}
+	return false
 }
 
 // parkLocked adds w to the waiters: at the back when it starts waiting, at the

@@ -111,6 +111,12 @@ func (s *Subscription) ReceiveEach(ctx context.Context, o ReceiveOptions, fn fun
 	return s.q.ReceiveEach(ctx, o, fn)
 }
 
+// NotifyReady calls fn when a message may be ready, as
+// Queue.NotifyReady does.
+func (s *Subscription) NotifyReady(fn func()) (stop func() bool, err error) {
+	return s.q.NotifyReady(fn)
+}
+
 // Ack finishes leased messages, as Queue.Ack does.
 func (s *Subscription) Ack(receipts []Receipt) ([]error, error) { return s.q.Ack(receipts) }
 
