@@ -45,6 +45,12 @@ func fixSnapshot(b []byte) {
 // are not minimal.
 func entrySeeds() [][]byte {
 	lists := [][]index.Event{
+		{ // version 2: priorities set by a nack (beanstalkd's release) and a dead event (bury)
+			{Type: index.EvNack, ID: 2, Front: true, After: 9, SetPriority: true, Priority: 7},
+			{Type: index.EvDead, ID: 3, SetPriority: true, Priority: math.MaxUint32},
+			{Type: index.EvDead, ID: 4},
+			{Type: index.EvNack, ID: 5, Time: 100},
+		},
 		nil,
 		{{Type: index.EvAck, ID: 1}},
 		{{Type: index.EvLease, ID: 1, Attempt: 1, Time: 0}},
@@ -84,7 +90,8 @@ func entrySeeds() [][]byte {
 		mixed[:entryHeaderSize+3],                              // torn lease event
 		mixed[:len(mixed)-1],                                   // torn last event
 		flip(mixed, 6*8),                                       // event id, checksum now wrong
-		withCRC([]byte{0, 0, 0, 0, 2}),                         // version 2
+		withCRC([]byte{0, 0, 0, 0, 3}),                         // version 3
+		withCRC([]byte{0, 0, 0, 0, 2}),                         // version 2, no event
 		withCRC([]byte{0, 0, 0, 0, 1, 0, 1}),                   // event type 0
 		withCRC([]byte{0, 0, 0, 0, 1, 14, 1}),                  // event type 14
 		withCRC([]byte{0, 0, 0, 0, 1, 11, 1, 0}),               // moving from dead-letter id 0
@@ -155,13 +162,19 @@ func checkEntry(t *testing.T, data []byte) {
 		t.Fatalf("EncodeEntry overwrote dst")
 	}
 	enc = enc[3:]
-	minimal, known := minimalEntry(data[entryHeaderSize:], evs)
+	minimal, known := minimalEntry(data[4], data[entryHeaderSize:], evs)
 	switch {
-	case minimal:
+	case minimal && data[4] == enc[4]:
 		if !bytes.Equal(enc, data) {
 			t.Fatalf("re-encoded entry differs from a minimally encoded input:\n got %x\nwant %x", enc, data)
 		}
 		return
+	case minimal:
+		// A version-2 entry whose events set no priority: EncodeEntry
+		// writes version 1, without the dead events' flag bytes.
+		if enc[4] != 1 || data[4] != 2 {
+			t.Fatalf("entry of version %d re-encodes as version %d", data[4], enc[4])
+		}
 	case known && len(enc) >= len(data):
 		t.Fatalf("entry with non-minimal varints (%d bytes) re-encodes to %d bytes", len(data), len(enc))
 	case len(enc) > len(data):
@@ -180,10 +193,11 @@ func checkEntry(t *testing.T, data []byte) {
 }
 
 // minimalEntry reports whether every varint in b, the events of an entry
-// that decoded as evs, is minimally encoded, walking b by the layout in
-// index/doc.go. known is false when an event type is one the walk does not
-// know the fields of (a type added to index since): it cannot tell then.
-func minimalEntry(b []byte, evs []index.Event) (minimal, known bool) {
+// of the given version that decoded as evs, is minimally encoded, walking
+// b by the layout in index/codec.go. known is false when an event type is
+// one the walk does not know the fields of (a type added to index since):
+// it cannot tell then.
+func minimalEntry(version byte, b []byte, evs []index.Event) (minimal, known bool) {
 	uv := func() bool {
 		v, n := binary.Uvarint(b)
 		b = b[n:]
@@ -206,9 +220,19 @@ func minimalEntry(b []byte, evs []index.Event) (minimal, known bool) {
 		case index.EvNack:
 			b = b[1:] // flags
 			ok = sv() && uv() && ok
+			if e.SetPriority {
+				ok = uv() && ok
+			}
+		case index.EvDead:
+			if version >= 2 {
+				b = b[1:] // flags
+				if e.SetPriority {
+					ok = uv() && ok
+				}
+			}
 		case index.EvReady, index.EvMoving:
 			ok = uv() && ok
-		case index.EvAck, index.EvDead, index.EvRedrive, index.EvRemove, index.EvPurge, index.EvExpire, index.EvSeek, index.EvSkip:
+		case index.EvAck, index.EvRedrive, index.EvRemove, index.EvPurge, index.EvExpire, index.EvSeek, index.EvSkip:
 		default:
 			return false, false
 		}
