@@ -9,27 +9,58 @@
 //
 // # The state table
 //
-// A Table holds one 16-byte Entry per message id (the id is implicit in
-// the entry's place): a time (delay deadline, lease deadline, or a
-// requeued message's sequence number), the offset of the message's frame
-// in its log segment, the attempt count, the state and where the message
-// goes when it is next ready. Entries live in chunks of 4096 consecutive
+// A Table holds 16 bytes per message id (the id is implicit in the
+// entry's place): a time (delay deadline, lease deadline, or a requeued
+// message's sequence number), the offset of the message's frame in its
+// log segment, the attempt count, one byte for the state and where the
+// message goes when it is next ready, and one byte for its priority level
+// (below). Get and Scan report it as an Entry, also 16 bytes, without the
+// priority (Priority has it). Entries live in chunks of 4096 consecutive
 // ids. A chunk at the front whose every id is done (acked, removed,
 // purged, or a hole sealed by SealHoles) is released, so an acked prefix
 // costs no memory; an id not yet inserted (an enqueue still in flight)
 // keeps its chunk. Ids below FirstID are done and can never be inserted
 // again.
 //
-// Ready order: messages nacked to the front first, in nack order; then the
-// rest by id, where a message nacked to the back sorts right after the id
-// that was newest when it was nacked. Ready-by-id messages are a bitmap per
-// chunk; nacked ones are a heap. Delays and leases are deadline heaps, so
+// Ready order is by priority (uint32, 0 most urgent, DefaultPriority 1024
+// for a message inserted without one); within one priority, messages
+// nacked to the front first, in nack order; then the rest by id, where a
+// message nacked to the back sorts right after the id that was newest when
+// it was nacked. A nack keeps the message's priority unless it sets one
+// (beanstalkd's release), as does death (bury may set one) and a redrive.
+// Ready-by-id messages are a bitmap per chunk; nacked ones are a heap
+// ordered by (priority, place). Delays and leases are deadline heaps, so
 // the queue needs one timer (NextDeadline). Heap items are never removed
 // in place: an item whose entry no longer matches it is stale and is
 // dropped when it reaches the top.
 //
 // Every change after an enqueue is an Event, appended to the state log and
 // replayed through Table.Apply on startup.
+//
+// # Priorities
+//
+// A table interns the distinct priorities of its live messages as levels,
+// at most 255 at once; an entry holds its level in one byte. A level is
+// freed when its last live message goes and reused by the next new
+// priority, so priorities that move on (timestamps) do not use them up.
+// Per level the table keeps its count of ready-by-id messages and a lower
+// bound on their ids (where a search for its next one starts), and a list
+// of the levels with ready messages sorted by priority; the next message
+// is the head of the lowest such level or of the heap, whichever sorts
+// first. Each chunk gets 255 two-byte counts of its ready-by-id messages
+// per level (510 bytes, 0.125 B/msg) the first time a message of a level
+// other than 0 is ready by id in it, so a search skips chunks without its
+// level.
+//
+// Costs. One priority, whichever (not only 1024), takes level 0: no chunk
+// counts, and the next message is the first bit of the bitmaps as before,
+// so 16 B/msg and the same speed. A few priorities cost no bytes per
+// message beyond the chunk counts, and a take walks the bitmap from its
+// level's bound, skipping the bits of other levels (each about once per
+// take of its own level). Past 255 distinct live priorities the rest go to
+// an overflow level: their priority in a map (about 40 B/msg more) and,
+// while ready by id, a heap item instead of a bit (32 B more and
+// O(log n) a take), slower but ordered the same.
 //
 // # A subscription's table
 //
@@ -55,7 +86,10 @@
 //
 //	Field    Type     Description
 //	crc      uint32   CRC-32C of every byte after it (version and events)
-//	version  uint8    entry format, 1; any other version is rejected
+//	version  uint8    entry format, 1 or 2; any other version is rejected.
+//	                  EncodeEntry writes 1 unless an event sets a priority,
+//	                  so a queue that uses none stays readable by the build
+//	                  before priorities
 //	events   event... zero or more events back to back, to the end of the
 //	                  entry
 //
@@ -77,10 +111,15 @@
 //	extend:
 //	deadline varint   the lease's new deadline, unix ns
 //	nack:
-//	flags    uint8    bit 0: to the front; other bits must be zero
+//	flags    uint8    bit 0: to the front; bit 1 (version 2): a new
+//	                  priority follows; other bits must be zero
 //	ready-at varint   when the message becomes ready again, unix ns; 0 at once
 //	after    uvarint  for a nack to the back, the newest id at the time:
 //	                  the message goes after it, before later ids
+//	priority uvarint  (bit 1) the message's new priority, ≤ 2^32-1
+//	dead (version 2; in version 1 it has nothing more):
+//	flags    uint8    bit 1: a new priority follows; other bits must be zero
+//	priority uvarint  (bit 1) the message's new priority, ≤ 2^32-1
 //	ready (a delay ran out):
 //	after    uvarint  the newest id at the time, where a message nacked to
 //	                  the back with a delay goes
@@ -94,8 +133,11 @@
 //
 //	Field        Type     Description
 //	magic        [4]byte  "SPSN"
-//	version      uint8    snapshot format, 2 (1 is still read: it ends after
-//	                      the redriven items); any other is rejected
+//	version      uint8    snapshot format, 3 (1 and 2 are still read: 1
+//	                      ends after the redriven items, and before 3 every
+//	                      message has DefaultPriority); any other is
+//	                      rejected. EncodeSnapshot writes 2 when every live
+//	                      message has DefaultPriority
 //	reserved     [3]byte  zero
 //	state index  uint64   state-log index of the last event the table
 //	                      reflects; replay resumes after it
@@ -103,6 +145,10 @@
 //	max id       uint64   highest id inserted; within the entries when n > 0
 //	floor        uint64   every id up to it never inserted is done
 //	requeue seq  int64    the last requeue sequence number handed out
+//	priority     uvarint  (3) the common priority: the one most live
+//	                      messages have (ties to the lowest), which their
+//	                      entries do not repeat, so a single-priority
+//	                      queue's snapshot does not grow per message
 //	n            uvarint  number of entries, a multiple of 4096: ids base ..
 //	                      base+n-1, the table's unreleased chunks
 //	entries      entry... n entries, in id order
@@ -124,15 +170,17 @@
 //	                      3 leased, 4 dead, 5 done; 0 and 5 end the entry
 //	offset       uvarint  frame offset in its log segment, ≤ 2^32-1
 //	attempts     uvarint  attempts so far, ≤ 65535
-//	requeue      uint8    0 by id, 1 front, 2 back
+//	requeue      uint8    0 by id, 1 front, 2 back; (3) plus 4 when the
+//	                      message's priority is not the common one
+//	priority     uvarint  (3, when requeue has 4 added) its priority, ≤ 2^32-1
 //	time         varint   delayed: when it becomes ready (unix ns);
 //	                      leased: lease deadline (unix ns); ready by a
 //	                      nack: its requeue sequence number; ready by
 //	                      id: 0; dead: 0
 //
-// Requeued item (one per ready message placed by a nack; the ready order
-// of the rest is rebuilt from the entries, the deadline heaps from the
-// delayed and leased entries):
+// Requeued item (one per ready message placed by a nack, in ready order;
+// its priority is its entry's; the ready order of the rest is rebuilt from
+// the entries, the deadline heaps from the delayed and leased entries):
 //
 //	Field        Type     Description
 //	id           uvarint  the message id

@@ -190,7 +190,12 @@ func (t *Table) Purge(upTo uint64) {
 
 func (t *Table) want(id uint64, op string, states ...State) (*slot, error) {
 	e := t.entry(id)
-	st := t.Get(id).State
+	var st State
+	if e != nil {
+		st = e.state()
+	} else {
+		st = t.Get(id).State // below the table or past it
+	}
 	for _, s := range states {
 		if st == s {
 			return e, nil
