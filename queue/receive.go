@@ -67,9 +67,7 @@ func (q *Queue) NotifyReady(fn func()) (stop func() bool, err error) {
 		}
 		// Published to while parking: as in ReceiveEach, the publish
 		// may have seen no one parked. Look no further: wake fn.
-		q.waiters.Remove(w.elem)
-		w.elem = nil
-		q.waiting.Store(int32(q.waiters.Len()))
+		q.dropLocked(w)
 	}
 	q.mu.Unlock()
 	go fn()
@@ -80,10 +78,7 @@ func (q *Queue) NotifyReady(fn func()) (stop func() bool, err error) {
 func (q *Queue) stopNotify(w *waiter) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if w.elem != nil {
-		q.waiters.Remove(w.elem)
-		w.elem = nil
-		q.waiting.Store(int32(q.waiters.Len()))
+	if q.dropLocked(w) {
 		return true
 	}
 	if w.fn != nil {
@@ -112,10 +107,7 @@ func (q *Queue) parkLocked(w *waiter, again bool) {
 func (q *Queue) unpark(w *waiter, keep bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if w.elem != nil {
-		q.waiters.Remove(w.elem)
-		w.elem = nil
-		q.waiting.Store(int32(q.waiters.Len()))
+	if q.dropLocked(w) {
 		return
 	}
 	select {
@@ -125,6 +117,18 @@ func (q *Queue) unpark(w *waiter, keep bool) {
 		}
 	default:
 	}
+}
+
+// dropLocked takes w off the waiters if it is still parked, and says
+// whether it was. The caller holds mu.
+func (q *Queue) dropLocked(w *waiter) bool {
+	if w.elem == nil {
+		return false // notified already
+	}
+	q.waiters.Remove(w.elem)
+	w.elem = nil
+	q.waiting.Store(int32(q.waiters.Len()))
+	return true
 }
 
 // Receive leases up to o.Max ready messages. With o.Wait it blocks until a
