@@ -68,6 +68,11 @@ type Event struct {
 	// its own.
 	SetPriority bool
 	Priority    uint32
+	// InPlace returns a nacked message (EvNack) to where its id places
+	// it among the ready messages of its priority, as if never leased
+	// (beanstalkd's release: ready order is priority, then id). It
+	// overrides Front and After.
+	InPlace bool
 }
 
 const (
@@ -78,17 +83,18 @@ const (
 	entryHeaderSize = 5 // crc32c + version
 	flagFront       = 1
 	flagPriority    = 2 // version 2: a priority follows
+	flagInPlace     = 4 // version 2: back in its place by id (nack)
 )
 
 // EncodeEntry appends one state-log entry holding events to dst: a CRC32C
 // of everything after it, a version byte, then the events. The version is
-// 1 unless an event sets a priority.
+// 1 unless an event sets a priority or nacks in place.
 //
 //	crc32c uint32 | version uint8 | event...
 //	event: type uint8 | uvarint id | by type:
 //	  lease:  uvarint attempt | varint deadline
 //	  extend: varint deadline
-//	  nack:   flags uint8 (1 = front, 2 = priority) | varint ready-at |
+//	  nack:   flags uint8 (1 = front, 2 = priority, 4 = in place) | varint ready-at |
 //	          uvarint after | (flag 2) uvarint priority
 //	  dead:   (version 2) flags uint8 (2 = priority) | (flag 2) uvarint priority
 //	  ready:  uvarint after
@@ -98,7 +104,7 @@ func EncodeEntry(dst []byte, events []Event) []byte {
 	at := len(dst)
 	version := byte(1)
 	for _, e := range events {
-		if e.SetPriority && (e.Type == EvNack || e.Type == EvDead) {
+		if e.SetPriority && (e.Type == EvNack || e.Type == EvDead) || e.InPlace && e.Type == EvNack {
 			version = 2
 			break
 		}
@@ -120,6 +126,9 @@ func EncodeEntry(dst []byte, events []Event) []byte {
 			}
 			if e.SetPriority {
 				flags |= flagPriority
+			}
+			if e.InPlace {
+				flags |= flagInPlace
 			}
 			dst = append(dst, flags)
 			dst = binary.AppendVarint(dst, e.Time)
@@ -154,7 +163,7 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 	}
 	known := byte(flagFront) // the nack flags this version knows
 	if version >= 2 {
-		known |= flagPriority
+		known |= flagPriority | flagInPlace
 	}
 	r := reader{b: b[entryHeaderSize:]}
 	for len(r.b) > 0 && r.err == nil {
@@ -175,6 +184,7 @@ func DecodeEntry(dst []Event, b []byte) ([]Event, error) {
 				r.fail("unknown nack flags %#x", flags)
 			}
 			e.Front = flags&flagFront != 0
+			e.InPlace = flags&flagInPlace != 0
 			e.Time = r.varint()
 			e.After = r.uvarint()
 			if flags&flagPriority != 0 {

@@ -43,6 +43,7 @@ func TestEntryRoundTripsEveryEventType(t *testing.T) {
 		{"purge up to max id", []Event{{Type: EvPurge, ID: math.MaxUint64}}},
 		{"expire", []Event{{Type: EvExpire, ID: 8}}},
 		{"nack to a new priority", []Event{{Type: EvNack, ID: 9, After: 3, SetPriority: true, Priority: 0}}},
+		{"nack in place, delayed, to a new priority", []Event{{Type: EvNack, ID: 9, InPlace: true, Time: 5, SetPriority: true, Priority: 7}}},
 		{"nack to the front, delayed, to the highest priority", []Event{{Type: EvNack, ID: 9, Front: true, Time: 77, SetPriority: true, Priority: math.MaxUint32}}},
 		{"bury to a priority beside a dead event that sets none", []Event{
 			{Type: EvDead, ID: 5, SetPriority: true, Priority: 1 << 20},
@@ -107,7 +108,7 @@ func TestEntryLayoutIsCRCThenVersionThenEvents(t *testing.T) {
 
 // An entry is version 1 unless an event in it sets a priority, so that a
 // queue that uses none stays readable by the build before priorities.
-func TestEntryVersionIsTwoOnlyWhenAPriorityIsSet(t *testing.T) {
+func TestEntryVersionIsTwoOnlyWhenAnEventNeedsIt(t *testing.T) {
 	for _, tt := range []struct {
 		events  []Event
 		version byte
@@ -116,6 +117,8 @@ func TestEntryVersionIsTwoOnlyWhenAPriorityIsSet(t *testing.T) {
 		{[]Event{{Type: EvNack, ID: 1}, {Type: EvDead, ID: 2}}, 1},
 		{[]Event{{Type: EvAck, ID: 1, SetPriority: true, Priority: 3}}, 1}, // only nack and dead carry one
 		{[]Event{{Type: EvNack, ID: 1, SetPriority: true}}, 2},
+		{[]Event{{Type: EvNack, ID: 1, InPlace: true}}, 2},
+		{[]Event{{Type: EvAck, ID: 1, InPlace: true}}, 1}, // only a nack goes back in place
 		{[]Event{{Type: EvAck, ID: 1}, {Type: EvDead, ID: 2, SetPriority: true, Priority: 9}}, 2},
 	} {
 		if b := EncodeEntry(nil, tt.events); b[4] != tt.version {
@@ -172,7 +175,8 @@ func TestEntryThatDoesNotParseIsRejectedEvenWithAValidCRC(t *testing.T) {
 		{"version 0", []byte{0}},
 		{"version 3", []byte{3, 2, 1}},
 		{"version 1 nack setting a priority", []byte{1, byte(EvNack), 1, flagPriority, 0, 0, 5}},
-		{"nack with unknown flag 4", []byte{2, byte(EvNack), 1, 4, 0, 0}},
+		{"nack with unknown flag 8", []byte{2, byte(EvNack), 1, 8, 0, 0}},
+		{"version 1 nack in place", []byte{1, byte(EvNack), 1, flagInPlace, 0, 0}},
 		{"nack without its priority", []byte{2, byte(EvNack), 1, flagPriority, 0, 0}},
 		{"nack priority over 32 bits", []byte{2, byte(EvNack), 1, flagPriority, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10}},
 		{"version 2 dead without flags", []byte{2, byte(EvDead), 1}},

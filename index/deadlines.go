@@ -12,6 +12,16 @@ import (
 // without changing it: the caller applies EvReady (Ready), with the newest
 // id, MaxID, as its After, so that a replay puts it where it went live.
 func (t *Table) DueDelay(now int64) (uint64, bool) {
+	id, at, ok := t.NextDelayed()
+	if !ok || at > now {
+		return 0, false
+	}
+	return id, true
+}
+
+// NextDelayed returns the delayed message that becomes ready first, and
+// when (beanstalkd's peek-delayed).
+func (t *Table) NextDelayed() (id uint64, at int64, ok bool) {
 	for t.delays.Len() > 0 {
 		top := t.delays[0]
 		e := t.entry(top.id)
@@ -19,12 +29,9 @@ func (t *Table) DueDelay(now int64) (uint64, bool) {
 			heap.Pop(&t.delays)
 			continue
 		}
-		if top.at > now {
-			return 0, false
-		}
-		return top.id, true
+		return top.id, top.at, true
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // DueLease returns a leased message whose lease has run out, without

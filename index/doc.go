@@ -87,7 +87,8 @@
 //	Field    Type     Description
 //	crc      uint32   CRC-32C of every byte after it (version and events)
 //	version  uint8    entry format, 1 or 2; any other version is rejected.
-//	                  EncodeEntry writes 1 unless an event sets a priority,
+//	                  EncodeEntry writes 1 unless an event sets a priority
+//	                  or nacks in place,
 //	                  so a queue that uses none stays readable by the build
 //	                  before priorities
 //	events   event... zero or more events back to back, to the end of the
@@ -112,7 +113,9 @@
 //	deadline varint   the lease's new deadline, unix ns
 //	nack:
 //	flags    uint8    bit 0: to the front; bit 1 (version 2): a new
-//	                  priority follows; other bits must be zero
+//	                  priority follows; bit 2 (version 2): in place,
+//	                  where its id puts it (beanstalkd's release), which
+//	                  overrides bit 0 and after; other bits must be zero
 //	ready-at varint   when the message becomes ready again, unix ns; 0 at once
 //	after    uvarint  for a nack to the back, the newest id at the time:
 //	                  the message goes after it, before later ids

@@ -204,3 +204,33 @@ func (t *Table) firstByID(lv uint8) uint64 {
 	}
 	panic("index: a priority level counts ready messages its bitmaps do not hold")
 }
+
+// ReadyBelow counts the ready messages whose priority is below pri
+// (beanstalkd's urgent jobs, below 1024): the levels' counts, and a walk
+// of the requeue heap, which holds only the nacked and overflowing ones.
+func (t *Table) ReadyBelow(pri uint32) int {
+	n := 0
+	for _, lv := range t.readyLevels {
+		if t.levels[lv].pri >= pri {
+			break // sorted by priority
+		}
+		n += t.levels[lv].ready
+	}
+	var seen map[uint64]bool // an overflowing message ready by id can have two live items
+	for _, r := range t.requeued {
+		if r.pri >= pri || !t.live(r) {
+			continue
+		}
+		if r.seq == 0 {
+			if seen[r.id] {
+				continue
+			}
+			if seen == nil {
+				seen = map[uint64]bool{}
+			}
+			seen[r.id] = true
+		}
+		n++
+	}
+	return n
+}

@@ -458,7 +458,7 @@ func modelRun(t *testing.T, seed uint64, pool func(*rand.Rand) uint32) bool {
 			if !ok {
 				break
 			}
-			ev := Event{Type: EvNack, ID: id, Front: rng.IntN(2) == 0}
+			ev := Event{Type: EvNack, ID: id, Front: rng.IntN(2) == 0, InPlace: rng.IntN(5) == 0}
 			if rng.IntN(2) == 0 {
 				ev.After = tb.MaxID() - uint64(rng.IntN(int(tb.MaxID())))
 			}
@@ -470,11 +470,7 @@ func modelRun(t *testing.T, seed uint64, pool func(*rand.Rand) uint32) bool {
 				m.msgs[id].pri = ev.Priority
 			}
 			apply(ev)
-			mode := Back
-			if ev.Front {
-				mode = Front
-			}
-			m.becomeReady(id, mode, ev.Time, now, ev.After)
+			m.becomeReady(id, ev.requeue(), ev.Time, now, ev.After)
 		case op == 15:
 			if id, ok := m.inState(rng, StateLeased); ok {
 				apply(Event{Type: EvExpire, ID: id})
@@ -504,6 +500,9 @@ func modelRun(t *testing.T, seed uint64, pool func(*rand.Rand) uint32) bool {
 			}
 		case op == 19: // time passes; delays run out in deadline order
 			now += rng.Int64N(100)
+			if id, at, ok := tb.NextDelayed(); ok && (m.msgs[id].state != StateDelayed || m.msgs[id].readyAt != at) {
+				t.Fatalf("step %d: NextDelayed = %d at %d; model has it %s at %d", step, id, at, m.msgs[id].state, m.msgs[id].readyAt)
+			}
 			for {
 				id, ok := tb.DueDelay(now)
 				want, wok := m.dueDelay(now)
@@ -538,10 +537,17 @@ func modelRun(t *testing.T, seed uint64, pool func(*rand.Rand) uint32) bool {
 		if got != want || ok != wok {
 			t.Fatalf("step %d: NextReady = %d, %v; model says %d, %v (priority %d and %d)", step, got, ok, want, wok, tb.Priority(got), tb.Priority(want))
 		}
+		below, wantBelow := pool(rng), 0
 		for id, msg := range m.msgs {
 			if tb.Priority(id) != msg.pri || tb.Get(id).State != msg.state {
 				t.Fatalf("step %d: message %d: %s at %d, model %s at %d", step, id, tb.Get(id).State, tb.Priority(id), msg.state, msg.pri)
 			}
+			if msg.state == StateReady && msg.pri < below {
+				wantBelow++
+			}
+		}
+		if got := tb.ReadyBelow(below); got != wantBelow {
+			t.Fatalf("step %d: ReadyBelow(%d) = %d, model %d", step, below, got, wantBelow)
 		}
 		if tb.Live() != len(m.msgs) {
 			t.Fatalf("step %d: %d live, model %d", step, tb.Live(), len(m.msgs))

@@ -51,22 +51,23 @@ func (t *Table) Ack(id uint64) error {
 // where it was), or delayed until readyAt and then to the front or back.
 // The message keeps its priority.
 func (t *Table) Nack(id uint64, front bool, after uint64, readyAt, now int64) error {
-	return t.nack(id, front, after, readyAt, now, t.Priority(id))
+	mode := Back
+	if front {
+		mode = Front
+	}
+	return t.nack(id, mode, after, readyAt, now, t.Priority(id))
 }
 
-// nack is Nack to a priority: the message's own, or the one a nack gave
-// it (beanstalkd's release). The new priority places it when it is ready.
-func (t *Table) nack(id uint64, front bool, after uint64, readyAt, now int64, pri uint32) error {
+// nack is Nack to a place (ByID is beanstalkd's release) and a priority:
+// the message's own, or the one a nack gave it. The new priority places
+// it when it is ready.
+func (t *Table) nack(id uint64, mode Requeue, after uint64, readyAt, now int64, pri uint32) error {
 	e, err := t.want(id, "nack", StateLeased)
 	if err != nil {
 		return err
 	}
 	t.leave(id, e)
 	t.setPriority(id, e, pri)
-	mode := Back
-	if front {
-		mode = Front
-	}
 	t.becomeReady(id, e, mode, readyAt, now, after)
 	return nil
 }
@@ -231,7 +232,7 @@ func (t *Table) Apply(ev Event, now int64) error {
 	case EvAck:
 		return t.Ack(ev.ID)
 	case EvNack:
-		return t.nack(ev.ID, ev.Front, ev.After, ev.Time, now, ev.priority(t))
+		return t.nack(ev.ID, ev.requeue(), ev.After, ev.Time, now, ev.priority(t))
 	case EvExpire:
 		return t.Expire(ev.ID)
 	case EvDead:
@@ -255,6 +256,17 @@ func (t *Table) Apply(ev Event, now int64) error {
 		return nil
 	}
 	return fmt.Errorf("index: unknown event type %d", ev.Type)
+}
+
+// requeue is where a nack event puts its message.
+func (ev Event) requeue() Requeue {
+	switch {
+	case ev.InPlace:
+		return ByID
+	case ev.Front:
+		return Front
+	}
+	return Back
 }
 
 // priority is the priority ev leaves its message at: the one it sets, or
