@@ -211,12 +211,27 @@ func (b *Broker) queuesDir() string { return filepath.Join(b.dir, queuesName) }
 // if it exists, applies the settings to it. created says which happened.
 // A create that fails leaves nothing behind.
 func (b *Broker) Create(name string, u ConfigUpdate) (q *Queue, created bool, err error) {
+	return b.CreateLabeled(name, "", u)
+}
+
+// MaxLabelBytes bounds a queue's label.
+const MaxLabelBytes = 255
+
+// CreateLabeled is Create that gives a queue it creates a label: a
+// protocol's own name for it, which may be outside the queue-name rule
+// (a beanstalkd tube named "a/b" is a queue with a name made from it,
+// labelled "a/b"). The label is kept in queue.json and never changes; an
+// existing queue keeps its own.
+func (b *Broker) CreateLabeled(name, label string, u ConfigUpdate) (q *Queue, created bool, err error) {
 	if err := checkName(name); err != nil {
 		return nil, false, err
 	}
+	if len(label) > MaxLabelBytes {
+		return nil, false, fmt.Errorf("%w: a label of %d bytes, at most %d", ErrInvalid, len(label), MaxLabelBytes)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	q, created, err = b.createLocked(name, u)
+	q, created, err = b.createLocked(name, label, u)
 	switch {
 	case err != nil:
 		return q, created, err
@@ -233,7 +248,7 @@ func (b *Broker) Create(name string, u ConfigUpdate) (q *Queue, created bool, er
 }
 
 // createLocked is Create's work; the caller holds b.mu.
-func (b *Broker) createLocked(name string, u ConfigUpdate) (q *Queue, created bool, err error) {
+func (b *Broker) createLocked(name, label string, u ConfigUpdate) (q *Queue, created bool, err error) {
 	if b.closed {
 		return nil, false, ErrClosed
 	}
@@ -248,7 +263,7 @@ func (b *Broker) createLocked(name string, u ConfigUpdate) (q *Queue, created bo
 		return nil, false, err
 	}
 	root := b.queuesDir()
-	qdir, err := b.createDir(root, name, queueFileName, cfg)
+	qdir, err := b.createDir(root, name, queueFileName, queueFile{Config: cfg, Serial: b.nextSerialLocked(), Label: label})
 	if err != nil {
 		return nil, false, fmt.Errorf("create queue %s: %w", name, err)
 	}
@@ -493,3 +508,64 @@ func monotonicClock(start time.Time, elapsed func() time.Duration) func() time.T
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Serial returns the queue's number: unique among the broker's queues and
+// kept across restarts, so a protocol whose message ids span queues
+// (beanstalkd's job ids) can make them from it and the queue's own ids.
+// A queue gets its number at creation; one created before numbers
+// existed gets the next free one the first time it is asked, written to
+// its queue.json. The number of a deleted queue can be given again,
+// to a queue created later, if it was the highest.
+func (q *Queue) Serial() (uint32, error) {
+	q = q.live()
+	if err := q.queueOnly("serial"); err != nil {
+		return 0, err
+	}
+	if s := q.serial.Load(); s != 0 {
+		return s, nil
+	}
+	b := q.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q = q.live()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.closed:
+		return 0, q.goneError()
+	case q.serial.Load() != 0:
+		return q.serial.Load(), nil
+	}
+	serial := b.nextSerialLocked()
+	if err := writeConfig(b.opts.FS, q.dir, queueFile{Config: q.cfg, Serial: serial, Label: q.label}); err != nil {
+		return 0, fmt.Errorf("number queue %s: %w", q.name, err)
+	}
+	q.serial.Store(serial)
+	return serial, nil
+}
+
+// nextSerialLocked returns the number after the highest a queue holds.
+// The caller holds b.mu.
+func (b *Broker) nextSerialLocked() uint32 {
+	var top uint32
+	for _, q := range b.queues {
+		top = max(top, q.serial.Load())
+	}
+	return top + 1
+}
+
+// QueueBySerial returns the queue whose Serial is serial, or
+// ErrQueueNotFound.
+func (b *Broker) QueueBySerial(serial uint32) (*Queue, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	for _, q := range b.queues {
+		if serial != 0 && q.serial.Load() == serial {
+			return q, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no queue numbered %d", ErrQueueNotFound, serial)
+}

@@ -116,6 +116,10 @@ type configJSON struct {
 	MaxLength         int    `json:"max_length"`
 	Retention         string `json:"retention"`
 	Delay             string `json:"delay"`
+	// Serial is queue.json's (queueFile), absent in one that has none
+	// yet (every one written before serials).
+	Serial uint32 `json:"serial,omitempty"`
+	Label  string `json:"label,omitempty"`
 }
 
 // MarshalJSON writes durations as Go duration strings ("30s").
@@ -213,10 +217,45 @@ func decodeConfigFileText(b []byte, v any) error {
 	return nil
 }
 
-func decodeQueueFile(b []byte) (Config, error) {
-	var c Config
-	if err := DecodeConfigFile(b, &c); err != nil {
-		return Config{}, err
+// queueFile is what queue.json holds: the queue's config and its
+// number (Queue.Serial; 0 until it has one).
+type queueFile struct {
+	Config Config
+	Serial uint32
+	Label  string
+}
+
+// MarshalJSON writes the config's fields and the serial side by side.
+func (f queueFile) MarshalJSON() ([]byte, error) {
+	c, err := f.Config.MarshalJSON()
+	if err != nil || (f.Serial == 0 && f.Label == "") {
+		return c, err
 	}
-	return c, nil
+	var j configJSON
+	if err := json.Unmarshal(c, &j); err != nil {
+		return nil, err
+	}
+	j.Serial, j.Label = f.Serial, f.Label
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (f *queueFile) UnmarshalJSON(b []byte) error {
+	var extra struct {
+		Serial uint32 `json:"serial"`
+		Label  string `json:"label"`
+	}
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return err
+	}
+	f.Serial, f.Label = extra.Serial, extra.Label
+	return f.Config.UnmarshalJSON(b)
+}
+
+func decodeQueueFile(b []byte) (queueFile, error) {
+	var f queueFile
+	if err := DecodeConfigFile(b, &f); err != nil {
+		return queueFile{}, err
+	}
+	return f, nil
 }

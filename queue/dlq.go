@@ -40,7 +40,7 @@ func (q *Queue) moveDead(dlqName string) error {
 	q.mu.Lock()
 	var dead []moveItem
 	q.t.Scan(0, index.StateDead, func(id uint64, e index.Entry) bool {
-		dead = append(dead, moveItem{id: id, offset: e.Offset, from: q.t.Moving(id)})
+		dead = append(dead, moveItem{id: id, offset: e.Offset, from: q.t.Moving(id), priority: q.t.Priority(id)})
 		return len(dead) < maxMovesPerRun
 	})
 	q.mu.Unlock()
@@ -58,6 +58,9 @@ type moveItem struct {
 	id     uint64
 	offset uint32
 	from   uint64 // Table.Moving: where a copy may stand, 0 if unmarked
+	// priority is the message's, which its copy keeps (a bury may have
+	// given it one).
+	priority uint32
 }
 
 // moveBatch moves the first messages of items (as many as a batch holds)
@@ -76,7 +79,11 @@ func (q *Queue) moveBatch(dlq *Queue, items []moveItem) (int, error) {
 		}
 		zero := time.Duration(0)
 		batch = append(batch, it)
-		msgs = append(msgs, NewMessage{Body: m.Body, Attributes: m.Attributes, Delay: &zero, origin: &Origin{Queue: q.name, ID: it.id}})
+		moved := NewMessage{Body: m.Body, Attributes: m.Attributes, Delay: &zero, VisibilityTimeout: m.VisibilityTimeout, origin: &Origin{Queue: q.name, ID: it.id}}
+		if it.priority != DefaultPriority {
+			moved.Priority = &it.priority
+		}
+		msgs = append(msgs, moved)
 		bytes += len(m.Body)
 	}
 	copied, err := dlq.copiesOf(q.name, batch)

@@ -78,8 +78,8 @@
 // bytes. Otherwise:
 //
 //	Field    Type     Description
-//	version  uint8    metadata format: 1, or 2 with an origin; any other
-//	                  version is rejected
+//	version  uint8    metadata format: 1; 2 with an origin; 3 with a
+//	                  flags byte (below); any other version is rejected
 //	ready-at varint   when the message may first be received, unix ns;
 //	                  0 at once
 //	count    uvarint  number of attributes, ≤ MaxAttributes (64)
@@ -88,10 +88,22 @@
 //	val len  uvarint  }   value length,
 //	value    bytes    }   then the value; all keys and values
 //	                      together ≤ MaxAttributeBytes (16 KiB)
-//	version 2 only (a copy a dead-letter move made):
+//	version 3 only:
+//	flags    uint8    bit 0: an origin follows; bit 1: a priority; bit 2:
+//	                  a lease length; at least one, no other bits
+//	version 2, or version 3 with bit 0 (a copy a dead-letter move made):
 //	queue len uvarint the origin queue's name length, 1..255
 //	queue    bytes    the origin queue's name
 //	origin   uvarint  the message's id there, ≥ 1
+//	version 3 with bit 1:
+//	priority uvarint  the priority it was enqueued at, ≤ 2^32-1
+//	version 3 with bit 2:
+//	lease    uvarint  its own lease length (visibility timeout), ns,
+//	                  1..MaxVisibility
+//
+// A message enqueued without a priority, lease length or origin gets the
+// version 1 it had before these existed, so data written by this build
+// opens in the one before unless it uses them.
 //
 // The encoder writes keys in ascending byte order, so equal metadata
 // encodes to equal bytes; the decoder rejects a duplicate key, attributes

@@ -30,6 +30,11 @@ var (
 	// Nothing changes: a slow worker can never ack someone else's lease.
 	ErrStaleReceipt = errors.New("stale receipt")
 
+	// ErrLeased is returned per id by the operations on a message by id
+	// (Remove, LeaseID) for a message under a lease: only its receipt
+	// can ack, nack or fail it.
+	ErrLeased = errors.New("message is leased")
+
 	// ErrQueueFull is returned by Enqueue when the messages would take the
 	// queue past its max length. Nothing is written.
 	ErrQueueFull = errors.New("queue full")

@@ -57,14 +57,15 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn fu
 	}
 	q.processDueLocked(q.now())
 	type found struct {
-		id uint64
-		e  index.Entry
+		id  uint64
+		e   index.Entry
+		pri uint32
 	}
 	var ids []found
 	if after < math.MaxUint64 {
 		q.t.Scan(after+1, index.StateNone, func(id uint64, e index.Entry) bool {
 			if want(e.State) {
-				ids = append(ids, found{id, e})
+				ids = append(ids, found{id, e, q.t.Priority(id)})
 			}
 			return len(ids) < limit
 		})
@@ -82,26 +83,36 @@ func (q *Queue) list(after uint64, limit int, want func(index.State) bool, fn fu
 			if u.readyAt > q.now() {
 				e.State, e.Time = index.StateDelayed, u.readyAt
 			}
-			ids = append(ids, found{u.id, e})
+			ids = append(ids, found{u.id, e, DefaultPriority})
 		}
 	}
 	for _, f := range ids {
-		m, err := q.read(f.id, f.e.Offset)
+		m, err := q.readEntry(f.id, f.e, f.pri)
 		if err != nil {
-			return fmt.Errorf("%s: message %d: %w", q.name, f.id, err)
-		}
-		m.Attempts, m.State = int(f.e.Attempts), f.e.State
-		switch f.e.State {
-		case index.StateDelayed:
-			m.ReadyAt = time.Unix(0, f.e.Time)
-		case index.StateLeased:
-			m.LeaseEnds = time.Unix(0, f.e.Time)
+			return err
 		}
 		if err := fn(m); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readEntry reads message id, whose table entry and priority were e and
+// pri, as peek shows it.
+func (q *Queue) readEntry(id uint64, e index.Entry, pri uint32) (Message, error) {
+	m, err := q.read(id, e.Offset)
+	if err != nil {
+		return Message{}, fmt.Errorf("%s: message %d: %w", q.name, id, err)
+	}
+	m.Attempts, m.State, m.Priority = int(e.Attempts), e.State, pri
+	switch e.State {
+	case index.StateDelayed:
+		m.ReadyAt = time.Unix(0, e.Time)
+	case index.StateLeased:
+		m.LeaseEnds = time.Unix(0, e.Time)
+	}
+	return m, nil
 }
 
 // Redrive returns up to limit dead messages (all if limit ≤ 0) to ready

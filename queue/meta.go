@@ -3,7 +3,9 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
+	"time"
 )
 
 // Meta is what the queue stores in a message's log record besides the
@@ -21,6 +23,12 @@ type Meta struct {
 	// message from: after a crash in the middle of a move, it tells
 	// whether the copy was made.
 	Origin *Origin
+	// Priority, if set, is the priority the message was enqueued at (nil:
+	// DefaultPriority). The table holds it while the message lives; the
+	// record has it for a restart that inserts the message again.
+	Priority *uint32
+	// VisibilityTimeout, if not 0, is the message's own lease length.
+	VisibilityTimeout time.Duration
 }
 
 // Origin names a message in another queue.
@@ -35,25 +43,47 @@ const (
 	MaxAttributeBytes = 16 << 10 // keys and values together
 
 	maxOriginQueue = 255
-	// metaVersion 2 adds the origin; metadata without one is still
-	// written as version 1, byte for byte as before.
+	// metaVersion 2 adds the origin, and metaVersionFlags a flags byte
+	// saying which of origin, priority and lease length follow. Each is
+	// written only when needed, so metadata is byte for byte what the
+	// build before wrote when it holds nothing newer.
 	metaVersion       = 1
 	metaVersionOrigin = 2
+	metaVersionFlags  = 3
+
+	metaHasOrigin     = 1
+	metaHasPriority   = 2
+	metaHasVisibility = 4
 )
 
 // EncodeMeta appends m's encoding to dst; empty metadata (ready at once,
-// no attributes, no origin) is no bytes at all:
+// no attributes, no origin, priority or lease length) is no bytes at all:
 //
 //	version uint8 | varint ready-at | uvarint count | (uvarint len, key, uvarint len, value)...
 //	version 2 adds: uvarint len, origin queue | uvarint origin id
+//	version 3 adds instead: flags uint8 | (1) origin as in 2 |
+//	  (2) uvarint priority | (4) uvarint lease length, ns
 //
 // Keys are written sorted, so equal metadata encodes to equal bytes.
 func EncodeMeta(dst []byte, m Meta) []byte {
-	if m.ReadyAt == 0 && len(m.Attributes) == 0 && m.Origin == nil {
+	var flags byte
+	if m.Origin != nil {
+		flags |= metaHasOrigin
+	}
+	if m.Priority != nil {
+		flags |= metaHasPriority
+	}
+	if m.VisibilityTimeout != 0 {
+		flags |= metaHasVisibility
+	}
+	if m.ReadyAt == 0 && len(m.Attributes) == 0 && flags == 0 {
 		return dst
 	}
 	version := byte(metaVersion)
-	if m.Origin != nil {
+	switch {
+	case flags&^metaHasOrigin != 0:
+		version = metaVersionFlags
+	case flags != 0:
 		version = metaVersionOrigin
 	}
 	dst = append(dst, version)
@@ -68,9 +98,18 @@ func EncodeMeta(dst []byte, m Meta) []byte {
 		dst = appendString(dst, k)
 		dst = appendString(dst, m.Attributes[k])
 	}
+	if version == metaVersionFlags {
+		dst = append(dst, flags)
+	}
 	if m.Origin != nil {
 		dst = appendString(dst, m.Origin.Queue)
 		dst = binary.AppendUvarint(dst, m.Origin.ID)
+	}
+	if m.Priority != nil {
+		dst = binary.AppendUvarint(dst, uint64(*m.Priority))
+	}
+	if m.VisibilityTimeout != 0 {
+		dst = binary.AppendUvarint(dst, uint64(m.VisibilityTimeout))
 	}
 	return dst
 }
@@ -98,7 +137,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 type metaDecoder struct{ rest []byte }
 
 func (d *metaDecoder) decode(version byte) (Meta, error) {
-	if version != metaVersion && version != metaVersionOrigin {
+	if version < metaVersion || version > metaVersionFlags {
 		return Meta{}, fmt.Errorf("version %d", version)
 	}
 	u, err := d.uvarint()
@@ -131,7 +170,20 @@ func (d *metaDecoder) decode(version byte) (Meta, error) {
 		m.Attributes[k] = v
 		budget -= len(k) + len(v)
 	}
-	if version == metaVersionOrigin {
+	var flags byte
+	switch version {
+	case metaVersionOrigin:
+		flags = metaHasOrigin
+	case metaVersionFlags:
+		if len(d.rest) == 0 {
+			return Meta{}, fmt.Errorf("no flags")
+		}
+		flags, d.rest = d.rest[0], d.rest[1:]
+		if flags == 0 || flags&^(metaHasOrigin|metaHasPriority|metaHasVisibility) != 0 {
+			return Meta{}, fmt.Errorf("flags %#x", flags)
+		}
+	}
+	if flags&metaHasOrigin != 0 {
 		q, err := d.string(maxOriginQueue)
 		if err != nil {
 			return Meta{}, err
@@ -141,6 +193,21 @@ func (d *metaDecoder) decode(version byte) (Meta, error) {
 			return Meta{}, fmt.Errorf("origin %q %d (%v)", q, id, err)
 		}
 		m.Origin = &Origin{Queue: q, ID: id}
+	}
+	if flags&metaHasPriority != 0 {
+		p, err := d.uvarint()
+		if err != nil || p > math.MaxUint32 {
+			return Meta{}, fmt.Errorf("priority %d (%v)", p, err)
+		}
+		pri := uint32(p)
+		m.Priority = &pri
+	}
+	if flags&metaHasVisibility != 0 {
+		v, err := d.uvarint()
+		if err != nil || v == 0 || v > uint64(MaxVisibility) {
+			return Meta{}, fmt.Errorf("lease length %d ns (%v)", v, err)
+		}
+		m.VisibilityTimeout = time.Duration(v)
 	}
 	if len(d.rest) != 0 {
 		return Meta{}, fmt.Errorf("%d trailing bytes", len(d.rest))

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMetaRoundTrips(t *testing.T) {
@@ -29,6 +30,11 @@ func TestMetaRoundTrips(t *testing.T) {
 		{"binary and unicode", Meta{ReadyAt: 5, Attributes: map[string]string{"\x00\xff": "\x01", "ключ": "значение"}}},
 		{"MaxAttributes attributes", Meta{Attributes: many}},
 		{"MaxAttributeBytes of key and value", Meta{Attributes: map[string]string{"k": strings.Repeat("v", MaxAttributeBytes-1)}}},
+		{"origin", Meta{Origin: &Origin{Queue: "jobs", ID: 7}}},
+		{"priority 0", Meta{Priority: ptr(uint32(0))}},
+		{"highest priority number", Meta{Priority: ptr(uint32(math.MaxUint32))}},
+		{"own lease length", Meta{VisibilityTimeout: MaxVisibility}},
+		{"everything", Meta{ReadyAt: 9, Attributes: map[string]string{"a": "b"}, Origin: &Origin{Queue: "q", ID: 1}, Priority: ptr(uint32(5)), VisibilityTimeout: time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +77,26 @@ func TestMetaLayoutIsVersionReadyAtCountThenSortedPairs(t *testing.T) {
 	}
 	if !bytes.Equal(b, want) {
 		t.Fatalf("encoding:\n got %x\nwant %x", b, want)
+	}
+}
+
+// Version 3 is written only for what needs it: metadata the build
+// before could write keeps its bytes, so a queue that uses no priorities
+// or lease lengths still opens in that build.
+func TestMetaVersionIsTheOldestThatHoldsIt(t *testing.T) {
+	for _, tt := range []struct {
+		m    Meta
+		want []byte
+	}{
+		{Meta{ReadyAt: 1}, []byte{1, 2, 0}},
+		{Meta{Origin: &Origin{Queue: "q", ID: 3}}, []byte{2, 0, 0, 1, 'q', 3}},
+		{Meta{Priority: ptr(uint32(300))}, []byte{3, 0, 0, metaHasPriority, 0xac, 0x02}},
+		{Meta{VisibilityTimeout: 5}, []byte{3, 0, 0, metaHasVisibility, 5}},
+		{Meta{Origin: &Origin{Queue: "q", ID: 3}, Priority: ptr(uint32(1)), VisibilityTimeout: 2}, []byte{3, 0, 0, 7, 1, 'q', 3, 1, 2}},
+	} {
+		if got := EncodeMeta(nil, tt.m); !bytes.Equal(got, tt.want) {
+			t.Errorf("EncodeMeta(%+v) = %x, want %x", tt.m, got, tt.want)
+		}
 	}
 }
 
@@ -132,6 +158,15 @@ func TestMetaThatBreaksTheFormatIsRejected(t *testing.T) {
 		{"missing count", []byte{1, 0}},
 		{"missing ready-at", []byte{1}},
 		{"unterminated ready-at", []byte{1, 0x80}},
+		{"version 4", []byte{4, 0, 0}},
+		{"version 3 without flags", []byte{3, 0, 0}},
+		{"version 3 with no flag set", []byte{3, 0, 0, 0}},
+		{"version 3 with an unknown flag", []byte{3, 0, 0, 8}},
+		{"priority past 32 bits", []byte{3, 0, 0, metaHasPriority, 0x80, 0x80, 0x80, 0x80, 0x10}},
+		{"missing priority", []byte{3, 0, 0, metaHasPriority}},
+		{"lease length 0", []byte{3, 0, 0, metaHasVisibility, 0}},
+		{"lease length past MaxVisibility", binary.AppendUvarint([]byte{3, 0, 0, metaHasVisibility}, uint64(MaxVisibility)+1)},
+		{"trailing byte after the lease length", []byte{3, 0, 0, metaHasVisibility, 1, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,8 +22,8 @@ const (
 	prevSnapshotName = "snapshot.prev"
 )
 
-func writeConfig(fsys FS, qdir string, c Config) error {
-	return writeConfigFile(fsys, filepath.Join(qdir, queueFileName), c)
+func writeConfig(fsys FS, qdir string, f queueFile) error {
+	return writeConfigFile(fsys, filepath.Join(qdir, queueFileName), f)
 }
 
 // writeConfigFile replaces the config file at path with one holding v,
@@ -45,11 +45,12 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
-	cfg, err := decodeQueueFile(data)
+	file, err := decodeQueueFile(data)
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
-	q := &Queue{b: b, name: name, dir: qdir, cfg: cfg}
+	q := &Queue{b: b, name: name, dir: qdir, cfg: file.Config, label: file.Label}
+	q.serial.Store(file.Serial)
 	lg := b.opts.Logger.With("queue", name)
 	q.log, err = b.openMessageLog(qdir, name, lg)
 	if err != nil {
@@ -208,7 +209,7 @@ func replayTable(t *index.Table, snapIndex uint64, src tableSource) (skipped int
 		if err != nil {
 			src.badMeta(id, err)
 		}
-		t.Insert(id, offset, meta.ReadyAt, replayNow)
+		t.InsertPriority(id, offset, priorityOr(meta.Priority), meta.ReadyAt, replayNow)
 	})
 	if err != nil {
 		return 0, err

@@ -77,6 +77,13 @@ type Queue struct {
 		enqueued, acked, nacked, expired, dead, deadLettered, removed atomic.Uint64
 	}
 
+	// serial is the queue's number (Serial), as queue.json has it; 0
+	// until it has one. Changed under b.mu and mu; read without either.
+	serial atomic.Uint32
+	// label is the name a protocol gave the queue at creation
+	// (CreateLabeled), in queue.json; never changed.
+	label string
+
 	// sub is set when q is a topic's subscription: its messages are the
 	// topic's log (q.log, shared, the topic's to close and compact), read
 	// into q.t as it goes (see subscription.go).
@@ -87,6 +94,10 @@ func (q *Queue) now() int64 { return q.b.opts.Now().UnixNano() }
 
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
+
+// Label returns the label the queue was created with (CreateLabeled), or
+// "".
+func (q *Queue) Label() string { return q.label }
 
 // live returns the queue q stands for now. A broken queue is reloaded
 // from disk as a fresh *Queue; handles to the old one follow it, so a
@@ -160,7 +171,7 @@ func (q *Queue) update(u ConfigUpdate) error {
 	if cfg == q.cfg {
 		return nil
 	}
-	if err := writeConfig(q.b.opts.FS, q.dir, cfg); err != nil {
+	if err := writeConfig(q.b.opts.FS, q.dir, queueFile{Config: cfg, Serial: q.serial.Load(), Label: q.label}); err != nil {
 		return err
 	}
 	q.cfg = cfg
@@ -187,7 +198,7 @@ func (q *Queue) Info() (Info, error) {
 	if oldestReady {
 		oldest = q.enqueuedAt(oldestID, oldestOffset)
 	}
-	return Info{Name: q.name, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: q.statsNow()}, nil
+	return Info{Name: q.name, Label: q.label, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: q.statsNow()}, nil
 }
 
 // Enqueue appends msgs, all or nothing, and returns their ids. It returns
@@ -224,7 +235,7 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	now := q.now()
 	for i := range msgs {
 		ids[i] = first + uint64(i)
-		q.t.Insert(ids[i], uint32(pos.Offset), readyAt[i], now)
+		q.t.InsertPriority(ids[i], uint32(pos.Offset), msgs[i].priority(), readyAt[i], now)
 		if readyAt[i] <= now {
 			ready++
 		}
@@ -251,6 +262,9 @@ func (b *Broker) checkNewMessages(msgs []NewMessage) error {
 		if m.Delay != nil && (*m.Delay < 0 || *m.Delay > MaxDelay) {
 			return fmt.Errorf("%w: message %d: delay %s must be between 0 and %s", ErrInvalid, i, *m.Delay, MaxDelay)
 		}
+		if m.VisibilityTimeout < 0 || m.VisibilityTimeout > MaxVisibility {
+			return fmt.Errorf("%w: message %d: visibility_timeout %s must be between 0 and %s", ErrInvalid, i, m.VisibilityTimeout, MaxVisibility)
+		}
 	}
 	return nil
 }
@@ -269,9 +283,20 @@ func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) ([]log
 		if delay > 0 {
 			readyAt[i] = now + int64(delay)
 		}
-		recs[i] = log.Record{Time: now, Meta: EncodeMeta(nil, Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin}), Body: m.Body}
+		meta := Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin, Priority: m.Priority, VisibilityTimeout: m.VisibilityTimeout}
+		recs[i] = log.Record{Time: now, Meta: EncodeMeta(nil, meta), Body: m.Body}
 	}
 	return recs, readyAt
+}
+
+func (m NewMessage) priority() uint32 { return priorityOr(m.Priority) }
+
+// priorityOr is *p, or DefaultPriority if p is nil.
+func priorityOr(p *uint32) uint32 {
+	if p == nil {
+		return DefaultPriority
+	}
+	return *p
 }
 
 // appendError is the error of an append of messages to a queue or topic

@@ -134,7 +134,11 @@ func (q *Queue) nack(receipts []Receipt, o NackOptions, mode commitMode) ([]erro
 		if o.Delay > 0 {
 			readyAt = now + int64(o.Delay)
 		}
-		q.applyLocked(index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, After: q.newestLocked(), Time: readyAt}, now)
+		ev := index.Event{Type: index.EvNack, ID: r.ID, Front: o.Front, InPlace: o.InPlace, After: q.newestLocked(), Time: readyAt}
+		if o.Priority != nil {
+			ev.SetPriority, ev.Priority = true, *o.Priority
+		}
+		q.applyLocked(ev, now)
 		if readyAt == 0 {
 			q.notifyLocked(1)
 		}
@@ -161,4 +165,13 @@ func (q *Queue) Extend(receipts []Receipt, visibility time.Duration) (errs []err
 func (q *Queue) Fail(receipts []Receipt) (errs []error, err error) {
 	q = q.live()
 	return q.receiptOp(receipts, commitDurable, func(r Receipt, _ int64) { q.killLocked(r.ID) })
+}
+
+// FailWithPriority is Fail that gives the messages a new priority, which
+// a redrive puts them back at (beanstalkd's bury <id> <pri>).
+func (q *Queue) FailWithPriority(receipts []Receipt, priority uint32) (errs []error, err error) {
+	q = q.live()
+	return q.receiptOp(receipts, commitDurable, func(r Receipt, _ int64) {
+		q.deadLocked(index.Event{Type: index.EvDead, ID: r.ID, SetPriority: true, Priority: priority})
+	})
 }

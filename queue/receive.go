@@ -207,7 +207,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 				q.mu.Unlock()
 				return 0, fmt.Errorf("receive from %s: %w", q.name, err)
 			}
-			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset, until: until})
+			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset, until: until, priority: q.t.Priority(id)})
 		}
 		if len(leased) > 0 {
 			q.armTimerLocked()
@@ -217,7 +217,7 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			seq := q.seq
 			q.mu.Unlock()
 			q.writeLeases(seq)
-			return q.readLeased(leased, fn)
+			return q.readLeased(leased, o.Visibility == 0, fn)
 		}
 		if o.Wait == 0 {
 			q.mu.Unlock()
@@ -254,16 +254,19 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 }
 
 type leasedMsg struct {
-	id      uint64
-	attempt uint16
-	offset  uint32
-	until   int64 // the lease's deadline, unix ns
+	id       uint64
+	attempt  uint16
+	offset   uint32
+	until    int64 // the lease's deadline, unix ns
+	priority uint32
 }
 
 // readLeased reads the bodies of freshly leased messages, one at a time,
 // and hands each to fn. A message whose record cannot be read (damage the
 // log reported) is failed rather than handed out broken, and left out.
-func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, error) {
+// With ownLease (the receive gave no lease length), a message with a
+// lease length of its own gets it here, once its record says so.
+func (q *Queue) readLeased(leased []leasedMsg, ownLease bool, fn func(Message) error) (int, error) {
 	n := 0
 	for _, l := range leased {
 		m, err := q.read(l.id, l.offset)
@@ -296,6 +299,10 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 		m.Receipt = Receipt{ID: l.id, Attempt: l.attempt}
 		m.Attempts = int(l.attempt)
 		m.State = index.StateLeased
+		m.Priority = l.priority
+		if ownLease && m.VisibilityTimeout != 0 {
+			l.until = q.leaseFor(l, m.VisibilityTimeout)
+		}
 		m.LeaseEnds = time.Unix(0, l.until)
 		if err := fn(m); err != nil {
 			return n, err
@@ -303,6 +310,26 @@ func (q *Queue) readLeased(leased []leasedMsg, fn func(Message) error) (int, err
 		n++
 	}
 	return n, nil
+}
+
+// leaseFor gives the fresh lease l the length vis, from now, and returns
+// its deadline. The lease was taken at the queue's length before the
+// record was read (the table holds no lease lengths); the extend is
+// written with the next commit, as any extend, so a crash before it
+// leaves the queue's length, which only moves a delivery.
+func (q *Queue) leaseFor(l leasedMsg, vis time.Duration) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e := q.t.Get(l.id); q.closed || e.State != index.StateLeased || e.Attempts != l.attempt {
+		return l.until // already over (acked by a racing receipt, expired): leave it
+	}
+	now := q.now()
+	until := now + int64(vis)
+	if q.applyLocked(index.Event{Type: index.EvExtend, ID: l.id, Time: until}, now) != nil {
+		return l.until
+	}
+	q.armTimerLocked()
+	return until
 }
 
 // read returns a copy of the message's record.
@@ -317,7 +344,12 @@ func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{ID: id, EnqueuedAt: time.Unix(0, rec.Time), Body: slices.Clone(rec.Body), Attributes: meta.Attributes}, nil
+	return Message{
+		ID: id, EnqueuedAt: time.Unix(0, rec.Time), Body: slices.Clone(rec.Body), Attributes: meta.Attributes,
+		// The priority it was enqueued at; a caller that holds the
+		// table's (a nack or bury may have changed it) sets that one.
+		Priority: priorityOr(meta.Priority), VisibilityTimeout: meta.VisibilityTimeout,
+	}, nil
 }
 
 // readLocked reads message id's record at offset; the caller holds readMu.

@@ -42,8 +42,11 @@ func (q *Queue) processDueLocked(now int64) {
 
 // killLocked makes a message dead; maintenance moves it on to the dead-letter
 // queue if one is configured. The caller holds mu.
-func (q *Queue) killLocked(id uint64) {
-	if q.applyLocked(index.Event{Type: index.EvDead, ID: id}, 0) == nil {
+func (q *Queue) killLocked(id uint64) { q.deadLocked(index.Event{Type: index.EvDead, ID: id}) }
+
+// deadLocked applies ev, a dead event, and counts it.
+func (q *Queue) deadLocked(ev index.Event) {
+	if q.applyLocked(ev, 0) == nil {
 		q.stats.dead.Add(1)
 	}
 }

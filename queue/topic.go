@@ -92,6 +92,11 @@ func (t *Topic) Publish(msgs []NewMessage) ([]uint64, error) {
 	if err := t.b.checkNewMessages(msgs); err != nil {
 		return nil, err
 	}
+	for i, m := range msgs {
+		if m.Priority != nil {
+			return nil, fmt.Errorf("%w: message %d has a priority: a topic delivers in publish order (priorities are a queue's)", ErrInvalid, i)
+		}
+	}
 	if err := t.lockOpen(); err != nil {
 		return nil, err
 	}

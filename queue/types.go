@@ -43,9 +43,20 @@ type NewMessage struct {
 	// Attributes are small string pairs carried with the message (at most
 	// MaxAttributes, MaxAttributeBytes in all).
 	Attributes map[string]string
+	// Priority orders the ready messages: 0 first, then by id within one
+	// priority. nil means DefaultPriority. A queue's only (a topic
+	// delivers in publish order and refuses one).
+	Priority *uint32
+	// VisibilityTimeout is the message's own lease length, for a receive
+	// that gives none (beanstalkd's TTR); 0 means the queue's.
+	VisibilityTimeout time.Duration
 
 	origin *Origin // set by dead-letter moves (see moveDead)
 }
+
+// DefaultPriority is the priority of a message enqueued without one
+// (beanstalkd's default too).
+const DefaultPriority = index.DefaultPriority
 
 // Message is a message as received, peeked or listed.
 type Message struct {
@@ -59,9 +70,14 @@ type Message struct {
 	ReadyAt time.Time
 	// LeaseEnds is, for a leased message (Receive, Peek), when its lease
 	// runs out; zero otherwise.
-	LeaseEnds  time.Time
-	Body       []byte
-	Attributes map[string]string
+	LeaseEnds time.Time
+	// Priority is its place in the ready order: the one it was enqueued
+	// at, or the one a nack or a bury gave it.
+	Priority uint32
+	// VisibilityTimeout is its own lease length, 0 if it has none.
+	VisibilityTimeout time.Duration
+	Body              []byte
+	Attributes        map[string]string
 }
 
 // Counts are a queue's messages by state.
@@ -75,7 +91,9 @@ func (c Counts) plus(o Counts) Counts {
 
 // Info describes a queue.
 type Info struct {
-	Name   string
+	Name string
+	// Label is the label the queue was created with (CreateLabeled).
+	Label  string
 	Config Config
 	Counts Counts
 	Bytes  int64 // message-log bytes on disk
@@ -125,6 +143,12 @@ const (
 type NackOptions struct {
 	Front bool          // to the front of the queue instead of the back
 	Delay time.Duration // ready again only after this
+	// InPlace returns the message to where its id puts it among the ready
+	// messages of its priority, as if never leased (beanstalkd's release:
+	// ready order is priority, then id). It overrides Front.
+	InPlace bool
+	// Priority, if set, is the message's new priority; nil keeps it.
+	Priority *uint32
 }
 
 // MaxList bounds Peek and Dead.
