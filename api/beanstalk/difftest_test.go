@@ -1,4 +1,4 @@
-package beanstalk
+package beanstalk_test
 
 // The differential test: every script in testdata/diff is run against a
 // real beanstalkd (Debian's, 1.12, with a binlog as in production) and
@@ -38,12 +38,12 @@ package beanstalk
 //
 //	<          read one reply (=K <: K replies) without sending, e.g. the
 //	           RESERVED a blocking reserve gets once another client puts.
-//	!silent    expect no reply for silentFor: a reserve that must block.
+//	!silent    expect no reply for diffSilentFor: a reserve that must block.
 //	!close     close the connection from the client's side.
 //
 // A reply is read whole: one line, and for OK, RESERVED and FOUND the
 // body by its byte count and its "\r\n". A reply that does not come within
-// replyTimeout is "(no reply)"; a connection the server closed gives
+// diffReplyTimeout is "(no reply)"; a connection the server closed gives
 // "(connection closed)" (so "quit" is a step with one reply).
 //
 // Against beanstalkd a script must get every reply it asks for: a
@@ -94,6 +94,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -105,6 +106,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spoolq/spool/api/beanstalk"
+	"github.com/spoolq/spool/queue"
 )
 
 const (
@@ -112,29 +116,44 @@ const (
 	// small so that JOB_TOO_BIG is cheap to reach.
 	diffMaxJobBytes = 100
 
-	// replyTimeout bounds the wait for one reply. The longest wait a
+	// diffReplyTimeout bounds the wait for one reply. The longest wait a
 	// script asks for is a reserve-with-timeout of a few seconds.
-	replyTimeout = 5 * time.Second
+	diffReplyTimeout = 5 * time.Second
 
-	// silentFor is how long !silent listens. A reply that was coming
+	// diffSilentFor is how long !silent listens. A reply that was coming
 	// arrives well within it on loopback, even under -race.
-	silentFor = 300 * time.Millisecond
+	diffSilentFor = 300 * time.Millisecond
 
-	// startTimeout bounds beanstalkd's start-up.
-	startTimeout = 5 * time.Second
+	// diffStartTimeout bounds beanstalkd's start-up.
+	diffStartTimeout = 5 * time.Second
 )
 
 // diffShow logs beanstalkd's transcript, for writing scripts:
 // go test ./api/beanstalk -run TestDifferential/NAME -v -diff.show
 var diffShow = flag.Bool("diff.show", false, "TestDifferential logs beanstalkd's replies to every step")
 
-// startSpool serves a fresh spool broker with the beanstalkd protocol and
-// returns its address. While package beanstalk has no server yet it
-// returns "", and TestDifferential compares beanstalkd with a second
-// beanstalkd instead, which checks the scripts and the normalisation.
+// diffSelf compares beanstalkd with a second beanstalkd instead of spool:
+// the transcripts must then be equal, which checks the normalisation.
+var diffSelf = flag.Bool("diff.self", false, "TestDifferential compares beanstalkd with beanstalkd, not spool")
+
+// startSpool serves a fresh spool broker, as spool serve opens it, with
+// the beanstalkd protocol, and returns its address.
 func startSpool(t *testing.T) (addr string) {
 	t.Helper()
-	return ""
+	b, err := queue.Open(t.TempDir(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	srv := beanstalk.NewServer(b, beanstalk.Options{MaxJobBytes: diffMaxJobBytes, Logger: slog.New(slog.DiscardHandler)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-served }) // before the broker's
+	return l.Addr().String()
 }
 
 // TestDifferential runs every script in testdata/diff against beanstalkd
@@ -157,10 +176,10 @@ func TestDifferential(t *testing.T) {
 			}
 			ref := startBeanstalkd(t)
 			other, otherName := startSpool(t), "spool"
-			if other == "" {
+			if *diffSelf {
 				other, otherName = startBeanstalkd(t), "beanstalkd#2"
 			}
-			want, got := runBoth(t, steps, ref, other)
+			want, got := diffRunBoth(t, steps, ref, other)
 			for i, st := range steps {
 				if r := want[i]; r.scriptError() {
 					t.Fatalf("%s: beanstalkd gives %v: the script is wrong", st, r)
@@ -171,14 +190,14 @@ func TestDifferential(t *testing.T) {
 					t.Logf("%s\n    %v", st, want[i])
 				}
 			}
-			compareTranscripts(t, steps, want, got, otherName)
+			diffCompare(t, steps, want, got, otherName)
 		})
 	}
 }
 
-// runBoth runs the script against both servers at the same time, so that
+// diffRunBoth runs the script against both servers at the same time, so that
 // its waits are paid once.
-func runBoth(t *testing.T, steps []diffStep, addrA, addrB string) (a, b []diffReplies) {
+func diffRunBoth(t *testing.T, steps []diffStep, addrA, addrB string) (a, b []diffReplies) {
 	t.Helper()
 	var errA, errB error
 	var wg sync.WaitGroup
@@ -192,9 +211,9 @@ func runBoth(t *testing.T, steps []diffStep, addrA, addrB string) (a, b []diffRe
 	return a, b
 }
 
-// compareTranscripts reports every step whose replies differ, up to a
+// diffCompare reports every step whose replies differ, up to a
 // few: after the first difference the rest often follow from it.
-func compareTranscripts(t *testing.T, steps []diffStep, want, got []diffReplies, otherName string) {
+func diffCompare(t *testing.T, steps []diffStep, want, got []diffReplies, otherName string) {
 	t.Helper()
 	const maxReported = 5
 	n := 0
@@ -202,13 +221,76 @@ func compareTranscripts(t *testing.T, steps []diffStep, want, got []diffReplies,
 		if want[i].equal(got[i]) {
 			continue
 		}
-		if n++; n <= maxReported {
-			t.Errorf("%s\n    beanstalkd:   %v\n    %-13s %v", st, want[i], otherName+":", got[i])
+		if n++; n > maxReported {
+			continue
 		}
+		if d, ok := diffStats(want[i], got[i]); ok {
+			t.Errorf("%s\n    stats differ (key: beanstalkd | %s):%s", st, otherName, d)
+			continue
+		}
+		t.Errorf("%s\n    beanstalkd:   %v\n    %-13s %v", st, want[i], otherName+":", got[i])
 	}
 	if n > maxReported {
 		t.Errorf("… and %d more steps differ", n-maxReported)
 	}
+}
+
+// diffStats lists the keys whose values differ when both replies are one
+// stats dictionary: a whole stats reply would hide the one line that
+// matters.
+func diffStats(a, b diffReplies) (string, bool) {
+	if len(a) != 1 || len(b) != 1 {
+		return "", false
+	}
+	ka, va, okA := diffDict(a[0])
+	kb, vb, okB := diffDict(b[0])
+	if !okA || !okB {
+		return "", false
+	}
+	var d strings.Builder
+	line := func(k string) {
+		x, inA := va[k]
+		y, inB := vb[k]
+		if !inA {
+			x = "(no such key)"
+		}
+		if !inB {
+			y = "(no such key)"
+		}
+		if x != y {
+			fmt.Fprintf(&d, "\n        %s: %s | %s", k, x, y)
+		}
+	}
+	for _, k := range ka {
+		line(k)
+	}
+	for _, k := range kb {
+		if _, ok := va[k]; !ok {
+			line(k)
+		}
+	}
+	if !slices.Equal(ka, kb) && d.Len() == 0 {
+		d.WriteString("\n        (the same keys in another order)")
+	}
+	return d.String(), true
+}
+
+// diffDict parses a normalised stats reply into its keys, in order, and
+// values; ok is false for any other reply, a tube list included.
+func diffDict(reply string) (keys []string, vals map[string]string, ok bool) {
+	y, ok := strings.CutPrefix(reply, "OK\r\n---\n")
+	if !ok {
+		return nil, nil, false
+	}
+	vals = map[string]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(y, "\n\r\n"), "\n") {
+		k, v, ok := strings.Cut(l, ": ")
+		if !ok {
+			return nil, nil, false
+		}
+		keys, vals[k] = append(keys, k), v
+	}
+	return keys, vals, true
 }
 
 // A diffStep is one line of a script.
@@ -311,9 +393,9 @@ func parseDiffPayload(s string) ([]diffPart, error) {
 	var lit []byte
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case c == '#' && i+1 < len(s) && isDigit(s[i+1]):
+		case c == '#' && i+1 < len(s) && diffIsDigit(s[i+1]):
 			j := i + 1
-			for j < len(s) && isDigit(s[j]) {
+			for j < len(s) && diffIsDigit(s[j]) {
 				j++
 			}
 			ref, _ := strconv.Atoi(s[i+1 : j])
@@ -365,16 +447,16 @@ func parseDiffPayload(s string) ([]diffPart, error) {
 	return append(parts, diffPart{lit: lit}), nil
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func diffIsDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // diffReplies is what one step got, each reply normalised.
 type diffReplies []string
 
 // Outcomes that are not replies.
 const (
-	noReply    = "(no reply)"
-	connClosed = "(connection closed)"
-	silence    = "(silence)"
+	diffNoReply    = "(no reply)"
+	diffConnClosed = "(connection closed)"
+	diffSilence    = "(diffSilence)"
 )
 
 func (r diffReplies) equal(o diffReplies) bool { return slices.Equal(r, o) }
@@ -384,14 +466,15 @@ func (r diffReplies) equal(o diffReplies) bool { return slices.Equal(r, o) }
 // reply has named.
 func (r diffReplies) scriptError() bool {
 	for _, s := range r {
-		if s == noReply || strings.HasPrefix(s, "(unresolved") {
+		if s == diffNoReply || strings.HasPrefix(s, "(unresolved") {
 			return true
 		}
 	}
 	return false
 }
 
-// String shows each reply quoted, OK's YAML one key a line.
+// String shows each reply quoted; OK's YAML one key a line, or a tube
+// list on one line (names hold no spaces).
 func (r diffReplies) String() string {
 	if len(r) == 0 {
 		return "(nothing)"
@@ -402,8 +485,16 @@ func (r diffReplies) String() string {
 			b.WriteString("  then  ")
 		}
 		if yaml, ok := strings.CutPrefix(s, "OK\r\n"); ok {
+			lines := strings.Split(strings.TrimRight(yaml, "\r\n"), "\n")
+			if len(lines) > 1 && strings.HasPrefix(lines[1], "- ") {
+				b.WriteString("OK list:")
+				for _, l := range lines[1:] {
+					b.WriteString(" " + strings.TrimPrefix(l, "- "))
+				}
+				continue
+			}
 			b.WriteString("OK")
-			for _, l := range strings.Split(strings.TrimRight(yaml, "\r\n"), "\n") {
+			for _, l := range lines {
 				b.WriteString("\n        " + l)
 			}
 			continue
@@ -474,7 +565,7 @@ func (r *diffRun) conn(n int) (*diffConn, error) {
 	if c := r.conns[n]; c != nil {
 		return c, nil
 	}
-	c, err := net.DialTimeout("tcp", r.addr, startTimeout)
+	c, err := net.DialTimeout("tcp", r.addr, diffStartTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -509,23 +600,23 @@ func (r *diffRun) name(id string) string {
 	return r.names[id]
 }
 
-// silent listens for silentFor; anything that arrives is read as a reply.
+// silent listens for diffSilentFor; anything that arrives is read as a reply.
 func (r *diffRun) silent(c *diffConn) string {
-	c.c.SetReadDeadline(time.Now().Add(silentFor))
+	c.c.SetReadDeadline(time.Now().Add(diffSilentFor))
 	_, err := c.br.Peek(1)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return silence
+		return diffSilence
 	}
 	return r.reply(c)
 }
 
 // reply reads and normalises one reply.
 func (r *diffRun) reply(c *diffConn) string {
-	c.c.SetReadDeadline(time.Now().Add(replyTimeout))
+	c.c.SetReadDeadline(time.Now().Add(diffReplyTimeout))
 	line, err := c.br.ReadString('\n')
 	if err != nil {
-		return readFailure(line, err)
+		return diffReadFailure(line, err)
 	}
 	if !strings.HasSuffix(line, "\r\n") {
 		return fmt.Sprintf("(malformed: %q)", line)
@@ -551,7 +642,7 @@ func (r *diffRun) reply(c *diffConn) string {
 	}
 	body := make([]byte, n+2)
 	if got, err := io.ReadFull(c.br, body); err != nil {
-		return readFailure(line+string(body[:got]), err)
+		return diffReadFailure(line+string(body[:got]), err)
 	}
 	if !bytes.HasSuffix(body, []byte("\r\n")) {
 		return fmt.Sprintf("(malformed: %q then %q)", line, body)
@@ -562,23 +653,23 @@ func (r *diffRun) reply(c *diffConn) string {
 	return head + string(body)
 }
 
-// readFailure describes a reply that did not come whole.
-func readFailure(partial string, err error) string {
+// diffReadFailure describes a reply that did not come whole.
+func diffReadFailure(partial string, err error) string {
 	var ne net.Error
 	switch {
 	case partial == "" && errors.As(err, &ne) && ne.Timeout():
-		return noReply
+		return diffNoReply
 	case partial == "" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
-		return connClosed
+		return diffConnClosed
 	}
 	return fmt.Sprintf("(broken reply %q: %v)", partial, err)
 }
 
 // YAML keys whose values are masked (see the file's doc).
 var (
-	maskedJobKeys = map[string]bool{"age": true, "file": true}
+	diffMaskedJobKeys = map[string]bool{"age": true, "file": true}
 
-	maskedServerKeys = map[string]bool{
+	diffMaskedServerKeys = map[string]bool{
 		"pid": true, "version": true, "hostname": true, "os": true, "platform": true, "id": true,
 		"uptime": true, "rusage-utime": true, "rusage-stime": true,
 		"binlog-oldest-index": true, "binlog-current-index": true, "binlog-max-size": true,
@@ -586,7 +677,7 @@ var (
 		"total-connections": true,
 	}
 
-	maskedNonzeroKeys = map[string]bool{"time-left": true, "pause-time-left": true}
+	diffMaskedNonzeroKeys = map[string]bool{"time-left": true, "pause-time-left": true}
 )
 
 // normaliseYAML normalises the body of an OK reply: a list of tubes, left
@@ -607,9 +698,9 @@ func (r *diffRun) normaliseYAML(y string) string {
 		switch {
 		case job && k == "id":
 			v = r.name(v)
-		case job && maskedJobKeys[k], !job && maskedServerKeys[k]:
+		case job && diffMaskedJobKeys[k], !job && diffMaskedServerKeys[k]:
 			v = "*"
-		case maskedNonzeroKeys[k] && v != "0":
+		case diffMaskedNonzeroKeys[k] && v != "0":
 			v = "*"
 		}
 		lines[i] = k + ": " + v
@@ -619,12 +710,12 @@ func (r *diffRun) normaliseYAML(y string) string {
 
 // startBeanstalkd starts beanstalkd with a binlog on a free port, waits
 // until it accepts connections, and kills it when the test ends. A port
-// another process took between freePort and beanstalkd's bind makes
+// another process took between diffFreePort and beanstalkd's bind makes
 // beanstalkd exit; it is then tried again on another port.
 func startBeanstalkd(t *testing.T) string {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		port := freePort(t)
+		port := diffFreePort(t)
 		cmd := exec.Command("beanstalkd", "-l", "127.0.0.1", "-p", port, "-b", t.TempDir(),
 			"-z", strconv.Itoa(diffMaxJobBytes))
 		var stderr bytes.Buffer // read only after the process has exited
@@ -635,27 +726,27 @@ func startBeanstalkd(t *testing.T) string {
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
 		addr := net.JoinHostPort("127.0.0.1", port)
-		err := awaitListening(addr, exited)
+		err := diffAwaitListening(addr, exited)
 		if err == nil {
 			t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 			return addr
 		}
 		cmd.Process.Kill()
 		<-exited
-		if !errors.Is(err, errExited) || attempt == 3 {
+		if !errors.Is(err, errDiffExited) || attempt == 3 {
 			t.Fatalf("beanstalkd on %s: %v; its stderr: %s", addr, err, stderr.Bytes())
 		}
 	}
 }
 
-var errExited = errors.New("exited")
+var errDiffExited = errors.New("exited")
 
-// awaitListening polls addr until it accepts a connection, the process
-// exits or startTimeout passes. The probe connection quits and waits for
+// diffAwaitListening polls addr until it accepts a connection, the process
+// exits or diffStartTimeout passes. The probe connection quits and waits for
 // beanstalkd to close it, so that it is gone from current-connections when
 // the script starts (a plain close would be noticed some time later).
-func awaitListening(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(startTimeout)
+func diffAwaitListening(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(diffStartTimeout)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Until(deadline))
 		if err == nil {
@@ -671,7 +762,7 @@ func awaitListening(addr string, exited <-chan struct{}) error {
 		}
 		select {
 		case <-exited:
-			return errExited
+			return errDiffExited
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -681,8 +772,8 @@ func awaitListening(addr string, exited <-chan struct{}) error {
 	}
 }
 
-// freePort returns a port nothing listens on now.
-func freePort(t *testing.T) string {
+// diffFreePort returns a port nothing listens on now.
+func diffFreePort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
