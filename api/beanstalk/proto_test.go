@@ -48,15 +48,6 @@ func readAll(r *Reader) []string {
 	}
 }
 
-func isProtocolError(err error) bool {
-	for _, s := range []error{ErrBadFormat, ErrUnknownCommand, ErrExpectedCRLF, ErrJobTooBig} {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
-}
-
 const (
 	eof        = "ERR EOF"
 	badFormat  = "ERR BAD_FORMAT"
