@@ -68,6 +68,8 @@ type Message struct {
 	// ReadyAt is, for a delayed message (Peek), when it becomes ready;
 	// zero otherwise.
 	ReadyAt time.Time
+	// Delay is the delay it was enqueued with (0: none).
+	Delay time.Duration
 	// LeaseEnds is, for a leased message (Receive, Peek), when its lease
 	// runs out; zero otherwise.
 	LeaseEnds time.Time

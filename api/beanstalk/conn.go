@@ -73,6 +73,12 @@ func (c *conn) serve() {
 			return // EOF, a cut inside a command, a read error
 		}
 		c.s.count(cmd.Verb)
+		if cmd.Verb == Put && !c.producer {
+			// beanstalkd counts a producer at its first put, even one
+			// that fails.
+			c.producer = true
+			c.s.producers.Add(1)
+		}
 		c.out = c.out[:0]
 		if err != nil {
 			c.out = AppendError(c.out, err)
@@ -185,13 +191,7 @@ func (c *conn) do(cmd Command) []byte {
 	case Stats:
 		return AppendServerStats(c.out, c.s.stats())
 	case ListTubes:
-		var names []string
-		for _, info := range c.s.b.List() {
-			if info.Err == nil {
-				names = append(names, tubeName(info.Name, info.Label))
-			}
-		}
-		return AppendTubeList(c.out, names)
+		return AppendTubeList(c.out, c.s.tubeNames())
 	case ListTubeUsed:
 		return AppendUsing(c.out, c.used.name)
 	case ListTubesWatched:
@@ -302,10 +302,6 @@ func (c *conn) release() {
 // is durable (under --sync=always, a group commit shared with every
 // other connection's puts).
 func (c *conn) put(cmd Command) []byte {
-	if !c.producer {
-		c.producer = true
-		c.s.producers.Add(1)
-	}
 	delay := time.Duration(cmd.Delay) * time.Second
 	ttr := time.Duration(max(cmd.TTR, 1)) * time.Second // beanstalkd raises 0 to 1
 	if delay > queue.MaxDelay || ttr > queue.MaxVisibility {
@@ -726,15 +722,14 @@ func (c *conn) statsJob(job uint64) []byte {
 	}
 	st := JobStats{
 		ID: job, Tube: tubeName(q.Name(), q.Label()), Pri: m.Priority,
-		Age: int64(now.Sub(m.EnqueuedAt) / time.Second), TTR: int64(ttr / time.Second),
-		Reserves: uint32(m.Attempts),
+		Age: int64(now.Sub(m.EnqueuedAt) / time.Second), Delay: int64(m.Delay / time.Second),
+		TTR: int64(ttr / time.Second), Reserves: uint32(m.Attempts),
 	}
 	switch m.State {
 	case queue.StateReady:
 		st.State = StateReady
 	case queue.StateDelayed:
 		st.State = StateDelayed
-		st.Delay = int64(m.ReadyAt.Sub(m.EnqueuedAt) / time.Second)
 		st.TimeLeft = int64(m.ReadyAt.Sub(now) / time.Second)
 	case queue.StateLeased:
 		st.State = StateReserved
@@ -775,20 +770,22 @@ func (c *conn) statsTube(name string) []byte {
 	return AppendTubeStats(c.out, st)
 }
 
-// pause holds back reserves from a tube for delay seconds (at least 1, as
-// beanstalkd). A pause is the server's, not the queue's: it ends with the
-// process.
+// pause holds back reserves from a tube for delay seconds; 0 ends a
+// pause, as in beanstalkd 1.12. A pause is the server's, not the
+// queue's: it ends with the process.
 func (c *conn) pause(name string, delay uint32) []byte {
 	t, err := c.tube(name, false)
 	if err != nil {
 		return c.fail(err)
 	}
-	d := time.Duration(max(delay, 1)) * time.Second
+	d := time.Duration(delay) * time.Second
 	ts := &c.s.tubes
 	ts.mu.Lock()
 	t.cmdPause++
-	t.pause = d
-	t.pausedUntil = time.Now().Add(d)
+	t.pause, t.pausedUntil = d, time.Time{}
+	if d > 0 {
+		t.pausedUntil = time.Now().Add(d)
+	}
 	ts.mu.Unlock()
 	return AppendWord(c.out, Paused)
 }

@@ -1,6 +1,7 @@
 package beanstalk
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,6 +237,36 @@ func (s *Server) stats() ServerStats {
 		}
 	}
 	return st
+}
+
+// tubeNames lists every queue as a tube, in the order they were made
+// (their serials), as beanstalkd lists tubes.
+func (s *Server) tubeNames() []string {
+	type numbered struct {
+		serial uint32
+		name   string
+	}
+	var tubes []numbered
+	for _, info := range s.b.List() {
+		if info.Err != nil {
+			continue
+		}
+		q, err := s.b.Queue(info.Name)
+		if err != nil {
+			continue // deleted since
+		}
+		serial, err := q.Serial()
+		if err != nil {
+			continue
+		}
+		tubes = append(tubes, numbered{serial, tubeName(info.Name, info.Label)})
+	}
+	slices.SortFunc(tubes, func(a, b numbered) int { return cmp.Compare(a.serial, b.serial) })
+	names := make([]string, len(tubes))
+	for i, t := range tubes {
+		names[i] = t.name
+	}
+	return names
 }
 
 // urgent is the priority below which a ready job counts as urgent.

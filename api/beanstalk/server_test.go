@@ -440,7 +440,8 @@ func TestPauseTubeHoldsReservesBack(t *testing.T) {
 	if waited := time.Since(start); waited < 500*time.Millisecond {
 		t.Fatalf("reserved after %s, inside a 1 s pause", waited)
 	}
-	if st := (check{t}).dict(c.Tube.Stats()); st["cmd-pause-tube"] != "1" || st["pause"] != "1" {
+	// The pause is over: it reads 0 again, as in beanstalkd.
+	if st := (check{t}).dict(c.Tube.Stats()); st["cmd-pause-tube"] != "1" || st["pause"] != "0" {
 		t.Fatalf("stats-tube: %v", st)
 	}
 }

@@ -152,7 +152,11 @@ func (ts *tubes) bySerial(serial uint32) (*queue.Queue, string, error) {
 	return q, tubeName(q.Name(), q.Label()), nil
 }
 
-// paused says whether t is paused at now, and until when.
+// paused says whether t is paused at now, and until when. A pause that
+// has run out is over: stats-tube's pause reads 0 again, as beanstalkd's.
 func (t *tube) paused(now time.Time) (bool, time.Time) {
-	return now.Before(t.pausedUntil), t.pausedUntil
+	if !t.pausedUntil.IsZero() && !now.Before(t.pausedUntil) {
+		t.pause, t.pausedUntil = 0, time.Time{}
+	}
+	return !t.pausedUntil.IsZero(), t.pausedUntil
 }
