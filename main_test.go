@@ -47,6 +47,8 @@ func TestRun(t *testing.T) {
 		{"a flag error points at the command's help", []string{"create", "q", "--dead-letter-queue", "x"}, nil, "unknown flag: --dead-letter-queue (spool create --help lists its flags)", 2, ""},
 		{"serve rejects arguments", []string{"serve", "extra"}, nil, "serve takes no arguments", 2, ""},
 		{"serve refuses a public address without a token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, "--allow-anonymous", 2, ""},
+		{"serve refuses a public beanstalk address even with a token", serve("--token", "t", "--beanstalk-addr", "0.0.0.0:0"), nil, "no authentication", 2, ""},
+		{"serve refuses a beanstalk address that is no host:port", serve("--beanstalk-addr", "11300"), nil, "--beanstalk-addr", 2, ""},
 		{"serve refuses a bad sync policy", []string{"serve", "--sync", "sometimes"}, nil, "--sync", 2, ""},
 		{"serve refuses a bad log level", []string{"serve", "--log-level", "loud"}, nil, "--log-level", 2, ""},
 		{"env vars mirror flags", []string{"serve"}, map[string]string{"SPOOL_SYNC": "sometimes"}, "--sync", 2, ""},

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/api/beanstalk"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -38,6 +39,8 @@ type serveFlags struct {
 	logFormat         string
 	tlsCert, tlsKey   string
 	miniqueue         bool
+	beanstalkAddr     string
+	beanstalkMaxConns int
 }
 
 // Defaults that other commands share: check reads the same data
@@ -83,6 +86,14 @@ Connections (--max-connections):
   default is lowered to fit instead, with a warning, so a plain
   'spool serve' starts anywhere.
 
+beanstalkd protocol (--beanstalk-addr):
+  A second listener that speaks beanstalkd's protocol over the same
+  queues: a tube is the queue of its name, a job a message; put, delete,
+  release, bury and kick answer once durable, as the HTTP API does.
+  beanstalkd has no authentication, and neither has this listener: it
+  must be a loopback address unless --allow-anonymous (a --token does not
+  cover it). The largest job is --max-message-bytes.
+
 Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
   503, give requests in flight 3s to finish, then close the connections
   still busy (a stalled upload was never acknowledged, so nothing
@@ -102,7 +113,7 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.SetAnnotation("addr", envAnnotation, []string{"SPOOL_LISTEN"})
 	fs.StringVar(&f.data, "data", defaultData, "data directory")
 	fs.StringVar(&f.token, "token", "", "require Authorization: Bearer <token> (all routes but /healthz)")
-	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "allow listening on a non-loopback address without --token")
+	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "allow a non-loopback --addr without --token, and a non-loopback --beanstalk-addr")
 	fs.StringVar(&f.sync, "sync", "always", "fsync policy: always, interval or none (see above)")
 	fs.DurationVar(&f.syncInterval, "sync-interval", queue.DefaultSyncInterval, "fsync period for --sync=interval")
 	sizeVar(fs, &f.maxMessageBytes, "max-message-bytes", queue.DefaultMaxMessageBytes, "largest message body (a size, see above)")
@@ -116,6 +127,8 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain): serve TLS, HTTP/2 by ALPN; with --tls-key; SIGHUP reloads both")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&f.miniqueue, "miniqueue", false, "also speak miniqueue's protocol: POST /publish/:topic, POST /subscribe/:topic (see the README)")
+	fs.StringVar(&f.beanstalkAddr, "beanstalk-addr", "", "also speak beanstalkd's protocol on this address (127.0.0.1:11300 is its usual port; see above)")
+	fs.IntVar(&f.beanstalkMaxConns, "beanstalk-max-connections", beanstalk.DefaultMaxConnections, "most beanstalkd-protocol connections open at once; more get OUT_OF_MEMORY")
 	return func(args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("serve takes no arguments, got %q", args)}
@@ -162,14 +175,30 @@ func checkToken(token string) error {
 // queue on a public address is a gift to anyone who finds it. addr is in
 // host:port form (addrValue checked it); ref names where it came from.
 func checkExposure(addr, ref, token string, allowAnonymous bool) error {
-	host, _, _ := net.SplitHostPort(addr)
-	if token != "" || allowAnonymous || host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if token != "" || allowAnonymous || loopbackHost(addr) {
 		return nil
 	}
 	return usageError{fmt.Sprintf("refusing to listen on %s (%s) without a token: set --token (or SPOOL_TOKEN) so clients must authenticate, or pass --allow-anonymous if the network is trusted", addr, ref)}
+}
+
+// checkBeanstalkExposure refuses the beanstalkd protocol beyond loopback
+// unless the network is trusted: the protocol has no authentication, so
+// a token cannot guard it.
+func checkBeanstalkExposure(addr, ref string, allowAnonymous bool) error {
+	if allowAnonymous || loopbackHost(addr) {
+		return nil
+	}
+	return usageError{fmt.Sprintf("refusing to serve the beanstalkd protocol on %s (%s): it has no authentication, so anyone who can reach it can put, read and delete jobs; listen on a loopback address, or pass --allow-anonymous if the network is trusted", addr, ref)}
+}
+
+// loopbackHost says whether addr (host:port) names this machine only.
+func loopbackHost(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // serve checks the flags, runs an api.Service until env.ctx is done (or
@@ -189,6 +218,14 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if err := checkExposure(f.addr, env.flagRef("addr"), f.token, f.allowAnonymous); err != nil {
 		return err
 	}
+	if f.beanstalkAddr != "" {
+		if _, _, err := net.SplitHostPort(f.beanstalkAddr); err != nil {
+			return usageError{fmt.Sprintf("%s %q: want host:port: %v", env.flagRef("beanstalk-addr"), f.beanstalkAddr, err)}
+		}
+		if err := checkBeanstalkExposure(f.beanstalkAddr, env.flagRef("beanstalk-addr"), f.allowAnonymous); err != nil {
+			return err
+		}
+	}
 	for _, c := range []struct {
 		flag string
 		bad  bool
@@ -197,6 +234,7 @@ func serve(env *cmdEnv, f serveFlags) error {
 		{"max-message-bytes", f.maxMessageBytes <= 0, "positive"},
 		{"max-batch", f.maxBatch <= 0, "positive"},
 		{"max-connections", f.maxConnections <= 0, "positive"},
+		{"beanstalk-max-connections", f.beanstalkMaxConns <= 0, "positive"},
 		{"sync-interval", f.syncInterval <= 0, "positive"},
 		{"max-wait", f.maxWait < 0, "0 or more"}, // sizes cannot be negative: sizeValue refuses a sign
 	} {
@@ -224,12 +262,14 @@ func serve(env *cmdEnv, f serveFlags) error {
 			MaxDisk:         f.maxDisk,
 			MinFree:         f.minFree,
 		},
-		MaxConnections:         f.maxConnections,
-		ExplicitMaxConnections: f.maxConnectionsSet,
-		Logger:                 logger,
-		TLSCert:                f.tlsCert,
-		TLSKey:                 f.tlsKey,
-		Miniqueue:              f.miniqueue,
+		MaxConnections:          f.maxConnections,
+		ExplicitMaxConnections:  f.maxConnectionsSet,
+		Logger:                  logger,
+		TLSCert:                 f.tlsCert,
+		TLSKey:                  f.tlsKey,
+		Miniqueue:               f.miniqueue,
+		BeanstalkAddr:           f.beanstalkAddr,
+		BeanstalkMaxConnections: f.beanstalkMaxConns,
 	})
 	var tooMany *api.ConnectionLimitError
 	if errors.As(err, &tooMany) {

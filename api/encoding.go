@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -148,6 +149,7 @@ var fieldKinds = map[string]string{
 	"visibility_timeout": `a string like "30s"`,
 	"retention":          `a string like "168h"`,
 	"delay":              `a string like "5s"`,
+	"priority":           "a number from 0 (most urgent) to 4294967295",
 	"visibility":         `a string like "30s"`,
 	"max_attempts":       "a number",
 	"max_length":         "a number",
@@ -258,6 +260,21 @@ func readJSONOrEmpty(w http.ResponseWriter, r *http.Request, limit int64, v any)
 	return err
 }
 
+// queryPriority returns the ?priority= of an enqueue: nil when it is
+// absent, so the default applies.
+func queryPriority(q url.Values) (*uint32, error) {
+	s, err := query(q, "priority")
+	if err != nil || s == "" {
+		return nil, err
+	}
+	p, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("%w: priority=%q must be a whole number from 0 (most urgent) to %d", errBadRequest, s, uint32(math.MaxUint32))
+	}
+	pri := uint32(p)
+	return &pri, nil
+}
+
 // queryDelay returns the ?delay= of an enqueue: nil when it is absent, so
 // the queue's default delay applies.
 func queryDelay(q url.Values) (*time.Duration, error) {
@@ -284,7 +301,11 @@ func messageJSON(m queue.Message) Message {
 		ID:         strconv.FormatUint(m.ID, 10),
 		Attempts:   m.Attempts,
 		EnqueuedAt: m.EnqueuedAt.UTC().Format(time.RFC3339Nano),
+		Priority:   m.Priority,
 		Attributes: m.Attributes,
+	}
+	if m.VisibilityTimeout != 0 {
+		out.VisibilityTimeout = m.VisibilityTimeout.String()
 	}
 	if !m.ReadyAt.IsZero() {
 		out.ReadyAt = m.ReadyAt.UTC().Format(time.RFC3339Nano)

@@ -16,7 +16,16 @@ import (
 // enqueueOne takes the raw request body, any content type, as one message
 // to enqueue or publish.
 func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, tg target) error {
-	delay, err := queryDelay(r.URL.Query())
+	params := r.URL.Query()
+	delay, err := queryDelay(params)
+	if err != nil {
+		return err
+	}
+	priority, err := queryPriority(params)
+	if err != nil {
+		return err
+	}
+	vis, err := queryDuration(params, "visibility_timeout", queue.MaxVisibility)
 	if err != nil {
 		return err
 	}
@@ -31,7 +40,7 @@ func (s *Server) enqueueOne(w http.ResponseWriter, r *http.Request, tg target) e
 	if err := s.checkQuota(); err != nil {
 		return err
 	}
-	ids, err := tg.enqueue([]queue.NewMessage{{Body: body, Delay: delay}})
+	ids, err := tg.enqueue([]queue.NewMessage{{Body: body, Delay: delay, Priority: priority, VisibilityTimeout: vis}})
 	if err != nil {
 		return err
 	}
@@ -164,6 +173,14 @@ func newMessage(i int, m NewMessage) (queue.NewMessage, error) {
 		}
 		nm.Delay = &d
 	}
+	if m.VisibilityTimeout != "" {
+		d, err := parseDuration(fmt.Sprintf("messages[%d].visibility_timeout", i), m.VisibilityTimeout, queue.MaxVisibility)
+		if err != nil {
+			return nm, err
+		}
+		nm.VisibilityTimeout = d
+	}
+	nm.Priority = m.Priority
 	nm.Attributes = m.Attributes
 	return nm, nil
 }
@@ -213,6 +230,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, tg target) erro
 			h.Set("Spool-Id", strconv.FormatUint(m.ID, 10))
 			h.Set("Spool-Receipt", m.Receipt.String())
 			h.Set("Spool-Attempts", strconv.Itoa(m.Attempts))
+			h.Set("Spool-Priority", strconv.FormatUint(uint64(m.Priority), 10))
 			h.Set("Spool-Enqueued-At", m.EnqueuedAt.UTC().Format(time.RFC3339Nano))
 			w.WriteHeader(http.StatusOK)
 			out.n++

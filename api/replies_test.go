@@ -84,7 +84,7 @@ func TestListingsSayWhenMessagesBecomeReadyAndLeasesEnd(t *testing.T) {
 		r := f.get("/v1/queues/q/messages")
 		var out struct{ Messages []json.RawMessage }
 		srvWantJSON(t, r, http.StatusOK, &out)
-		srvWantKeys(t, out.Messages[1], "id", "attempts", "state", "enqueued_at", "body") // a ready message has neither
+		srvWantKeys(t, out.Messages[1], "id", "attempts", "state", "enqueued_at", "priority", "body") // a ready message has neither
 		var msgs Messages
 		srvDecode(t, r.body, &msgs)
 		check(t, msgs.Messages)

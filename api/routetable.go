@@ -32,7 +32,7 @@ type routeSpec struct {
 
 // Query parameters of the routes that take them.
 var (
-	enqueueParams = []string{"delay"}
+	enqueueParams = []string{"delay", "priority", "visibility_timeout"}
 	listParams    = []string{"after", "limit"}
 	receiveParams = []string{"max", "wait", "visibility", "raw"}
 	redriveParams = []string{"limit"}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spoolq/spool/api/beanstalk"
 	"github.com/spoolq/spool/api/miniqueue"
 	"github.com/spoolq/spool/queue"
 )
@@ -62,6 +63,16 @@ type ServiceConfig struct {
 	// Miniqueue serves miniqueue's protocol (api/miniqueue) beside the
 	// API: POST /publish/:topic, POST /subscribe/:topic, DELETE /:topic.
 	Miniqueue bool
+	// BeanstalkAddr, if set, is a second listener that speaks
+	// beanstalkd's protocol (api/beanstalk) over the same queues. That
+	// protocol has no authentication: spool serve allows only a loopback
+	// address there unless --allow-anonymous. Its job size limit is the
+	// queues' MaxMessageBytes.
+	BeanstalkAddr string
+	// BeanstalkMaxConnections caps its connections (default
+	// beanstalk.DefaultMaxConnections); they count against the open-file
+	// limit beside the HTTP ones.
+	BeanstalkMaxConnections int
 }
 
 // HTTP server limits. A request's headers must arrive within
@@ -103,6 +114,9 @@ type Service struct {
 	diskUsed atomic.Int64       // the data directory's size, with ServiceConfig.API.MaxDisk
 	stopDisk context.CancelFunc // ends the disk-usage walker
 
+	beanstalk     *beanstalk.Server // nil without ServiceConfig.BeanstalkAddr
+	beanstalkAddr string
+
 	served   chan struct{} // closed when hs.Serve has returned
 	serveErr error         // hs.Serve's result, once served is closed
 
@@ -133,6 +147,18 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var bln net.Listener
+	if cfg.BeanstalkAddr != "" {
+		if bln, err = net.Listen("tcp", cfg.BeanstalkAddr); err != nil {
+			return nil, errors.Join(fmt.Errorf("beanstalk listener: %w", err), ln.Close())
+		}
+	}
+	closeListeners := func() error {
+		if bln != nil {
+			return errors.Join(ln.Close(), bln.Close())
+		}
+		return ln.Close()
+	}
 	m := NewMetrics()
 	qopts := cfg.Queue
 	qopts.Logger = cmp.Or(qopts.Logger, logger)
@@ -149,12 +175,16 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	}
 	b, err := queue.Open(dir, qopts)
 	if err != nil {
-		return nil, errors.Join(err, ln.Close())
+		return nil, errors.Join(err, closeListeners())
 	}
 	// After queue.Open, so the files the data directory holds open count.
-	maxConns, err := fitConnections(cmp.Or(cfg.MaxConnections, DefaultMaxConnections), cfg.ExplicitMaxConnections, b.MaxOpenFiles(), logger)
+	beanstalkConns := 0
+	if bln != nil {
+		beanstalkConns = cmp.Or(cfg.BeanstalkMaxConnections, beanstalk.DefaultMaxConnections)
+	}
+	maxConns, err := fitConnections(cmp.Or(cfg.MaxConnections, DefaultMaxConnections), cfg.ExplicitMaxConnections, b.MaxOpenFiles()+beanstalkConns, logger)
 	if err != nil {
-		return nil, errors.Join(err, b.Close(), ln.Close())
+		return nil, errors.Join(err, b.Close(), closeListeners())
 	}
 	s := &Service{broker: b, logger: logger, served: make(chan struct{}), certs: certs}
 	var ctx context.Context
@@ -199,6 +229,19 @@ func Open(dir string, cfg ServiceConfig) (*Service, error) {
 	}
 	logger.Info("spool: listening", "addr", s.Addr(), "data", dir, "sync", qopts.Sync.String(), "max_connections", maxConns,
 		"version", m.build.Version)
+	if bln != nil {
+		s.beanstalk = beanstalk.NewServer(b, beanstalk.Options{
+			MaxJobBytes: cmp.Or(qopts.MaxMessageBytes, queue.DefaultMaxMessageBytes), MaxConnections: beanstalkConns,
+			Version: m.build.Version, Logger: logger,
+		})
+		s.beanstalkAddr = bln.Addr().String()
+		logger.Info("spool: beanstalkd protocol listening", "addr", s.beanstalkAddr, "max_connections", beanstalkConns)
+		go func() {
+			if err := s.beanstalk.Serve(bln); !errors.Is(err, beanstalk.ErrServerClosed) {
+				logger.Error("spool: the beanstalkd listener failed; the HTTP API serves on", "err", err)
+			}
+		}()
+	}
 	go func() {
 		if certs != nil {
 			s.serveErr = s.hs.ServeTLS(s.ln, "", "")
@@ -248,6 +291,10 @@ func (s *Service) ReloadCertificate() error {
 // Addr returns the address the service listens on, as host:port.
 func (s *Service) Addr() string { return s.ln.Addr().String() }
 
+// BeanstalkAddr returns the address the beanstalkd protocol listens on,
+// or "" without ServiceConfig.BeanstalkAddr.
+func (s *Service) BeanstalkAddr() string { return s.beanstalkAddr }
+
 // URL returns the service's base URL, http://host:port (https:// with
 // TLS).
 func (s *Service) URL() string {
@@ -288,6 +335,11 @@ func (s *Service) close() error {
 	<-s.served // Shutdown (or Close) has closed the listener, so Serve returns
 	if !errors.Is(s.serveErr, http.ErrServerClosed) {
 		err = errors.Join(s.serveErr, err) // the listener failed before Close
+	}
+	if s.beanstalk != nil {
+		// Its connections close and their reserved jobs go back to ready,
+		// while the queues are still open.
+		err = errors.Join(err, s.beanstalk.Close())
 	}
 	if err != nil {
 		return errors.Join(err, s.broker.Close())

@@ -575,7 +575,7 @@ func TestServerReceiveRoutes(t *testing.T) {
 		var outer struct{ Messages []json.RawMessage }
 		json.Unmarshal(r.body, &outer)
 		raw = outer.Messages[0]
-		srvWantKeys(t, raw, "id", "receipt", "attempts", "enqueued_at", "lease_ends", "body")
+		srvWantKeys(t, raw, "id", "receipt", "attempts", "enqueued_at", "lease_ends", "priority", "body")
 		m := out.Messages[0]
 		if m.ID != id || m.Receipt != id+".1" || m.Attempts != 1 || srvBody(t, m) != "héllo" {
 			t.Fatalf("message %+v", m)
@@ -594,7 +594,7 @@ func TestServerReceiveRoutes(t *testing.T) {
 		r := f.post("/v1/queues/q/receive", "")
 		var outer struct{ Messages []json.RawMessage }
 		srvWantJSON(t, r, http.StatusOK, &outer)
-		srvWantKeys(t, outer.Messages[0], "id", "receipt", "attempts", "enqueued_at", "lease_ends", "body_base64")
+		srvWantKeys(t, outer.Messages[0], "id", "receipt", "attempts", "enqueued_at", "lease_ends", "priority", "body_base64")
 		var m Message
 		json.Unmarshal(outer.Messages[0], &m)
 		if *m.BodyBase64 != base64.StdEncoding.EncodeToString([]byte("\xff\xfe\x00")) {
@@ -893,7 +893,7 @@ func TestServerPeekAndDead(t *testing.T) {
 		r := f.get("/v1/queues/q/messages")
 		var outer struct{ Messages []json.RawMessage }
 		srvWantJSON(t, r, http.StatusOK, &outer)
-		srvWantKeys(t, outer.Messages[0], "id", "attempts", "state", "enqueued_at", "body")
+		srvWantKeys(t, outer.Messages[0], "id", "attempts", "state", "enqueued_at", "priority", "body")
 		msgs := f.list("/v1/queues/q/messages")
 		if !slices.Equal(srvIDs(msgs), ids) {
 			t.Fatalf("peek %v, want %v", srvIDs(msgs), ids)

@@ -59,6 +59,12 @@ type NewMessage struct {
 	BodyBase64 *string           `json:"body_base64,omitempty"`
 	Delay      string            `json:"delay,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// Priority orders ready messages: 0 first, then by id (default 1024).
+	// A queue's only: a topic refuses it.
+	Priority *uint32 `json:"priority,omitempty"`
+	// VisibilityTimeout is the message's own lease length, for a receive
+	// that gives none (a Go duration; default: the queue's).
+	VisibilityTimeout string `json:"visibility_timeout,omitempty"`
 }
 
 // Batch is the body of POST /v1/queues/:queue/batch.
@@ -82,11 +88,16 @@ type Message struct {
 	// ReadyAt is when a delayed message becomes ready, and LeaseEnds
 	// when a leased message's lease runs out (RFC 3339, UTC); each is
 	// absent for a message in another state.
-	ReadyAt    string            `json:"ready_at,omitempty"`
-	LeaseEnds  string            `json:"lease_ends,omitempty"`
-	Body       *string           `json:"body,omitempty"`
-	BodyBase64 *string           `json:"body_base64,omitempty"`
-	Attributes map[string]string `json:"attributes,omitempty"`
+	ReadyAt   string `json:"ready_at,omitempty"`
+	LeaseEnds string `json:"lease_ends,omitempty"`
+	// Priority is its place in the ready order (1024 unless it was
+	// enqueued, nacked or buried with another).
+	Priority uint32 `json:"priority"`
+	// VisibilityTimeout is its own lease length, absent if it has none.
+	VisibilityTimeout string            `json:"visibility_timeout,omitempty"`
+	Body              *string           `json:"body,omitempty"`
+	BodyBase64        *string           `json:"body_base64,omitempty"`
+	Attributes        map[string]string `json:"attributes,omitempty"`
 }
 
 // Messages is the reply of receive, peek and the dead list.
