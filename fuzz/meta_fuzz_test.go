@@ -7,13 +7,16 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolq/spool/queue"
 )
 
 // metaSeeds returns metadata made by queue.EncodeMeta, from none at all to
-// the most attributes, and hand-made encodings the encoder never writes.
+// the most attributes, an origin, a priority and a lease length, and
+// hand-made encodings the encoder never writes.
 func metaSeeds() [][]byte {
+	zero, top := uint32(0), uint32(math.MaxUint32)
 	many := map[string]string{}
 	for i := range queue.MaxAttributes {
 		many[strings.Repeat("k", i+1)] = strings.Repeat("v", i%5)
@@ -29,6 +32,9 @@ func metaSeeds() [][]byte {
 		{ReadyAt: 5, Attributes: many},
 		{Origin: &queue.Origin{Queue: "jobs", ID: 1}},
 		{ReadyAt: 9, Attributes: map[string]string{"k": "v"}, Origin: &queue.Origin{Queue: strings.Repeat("q", 80), ID: math.MaxUint64}},
+		{Priority: &zero},
+		{VisibilityTimeout: queue.MaxVisibility},
+		{ReadyAt: 3, Origin: &queue.Origin{Queue: "t", ID: 2}, Priority: &top, VisibilityTimeout: time.Nanosecond},
 	}
 	var seeds [][]byte
 	for _, m := range metas {
@@ -42,7 +48,10 @@ func metaSeeds() [][]byte {
 		[]byte{2, 0, 0},                            // version 2 without its origin
 		[]byte{2, 0, 0, 0, 1},                      // origin with no queue
 		[]byte{2, 0, 0, 1, 'q', 0},                 // origin id 0
-		[]byte{3, 0, 0},                            // version 3
+		[]byte{3, 0, 0},                            // version 3 without its flags
+		[]byte{3, 0, 0, 1, 1, 'q', 1},              // version 3 with only an origin (2 writes it)
+		[]byte{3, 0, 0, 6, 5},                      // priority without the lease length
+		[]byte{4, 0, 0},                            // version 4
 		[]byte{1, 0, 65},                           // 65 attributes
 		[]byte{1, 0, 2, 1, 'b', 0, 1, 'a', 0},      // keys out of order
 		[]byte{1, 0, 2, 1, 'a', 0, 1, 'a', 1, 'x'}, // duplicate key
@@ -117,5 +126,7 @@ func FuzzDecodeMeta(f *testing.F) {
 // as equal.
 func sameMeta(a, b queue.Meta) bool {
 	return a.ReadyAt == b.ReadyAt && maps.Equal(a.Attributes, b.Attributes) &&
-		(a.Origin == nil) == (b.Origin == nil) && (a.Origin == nil || *a.Origin == *b.Origin)
+		(a.Origin == nil) == (b.Origin == nil) && (a.Origin == nil || *a.Origin == *b.Origin) &&
+		(a.Priority == nil) == (b.Priority == nil) && (a.Priority == nil || *a.Priority == *b.Priority) &&
+		a.VisibilityTimeout == b.VisibilityTimeout
 }
