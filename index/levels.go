@@ -22,6 +22,9 @@ const (
 	maxLevels = 255
 	// levelOverflow marks an entry whose priority is in overflow.
 	levelOverflow = maxLevels
+	// scanLevels is how many levels intern looks along before it asks
+	// the map.
+	scanLevels = 16
 )
 
 // level is one interned priority.
@@ -93,9 +96,21 @@ func (t *Table) intern(pri uint32) uint8 {
 	if int(t.last) < len(t.levels) && t.levels[t.last].refs > 0 && t.levels[t.last].pri == pri {
 		return t.last
 	}
+	if len(t.levels) <= scanLevels {
+		// A few priorities in turn: a look along the levels is quicker
+		// than the map.
+		for i := range t.levels {
+			if l := &t.levels[i]; l.refs > 0 && l.pri == pri {
+				t.last = uint8(i)
+				return t.last
+			}
+		}
+	}
 	lv, ok := t.levelOf[pri]
 	switch {
 	case ok:
+		t.last = lv
+		return lv
 	case len(t.free) > 0:
 		lv = t.free[len(t.free)-1]
 		t.free = t.free[:len(t.free)-1]

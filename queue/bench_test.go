@@ -43,12 +43,27 @@ func batchOf(n, size int) []NewMessage {
 }
 
 // BenchmarkEnqueueBatch: one goroutine enqueueing batches of 100
-// 100-byte messages; ns/op is per message.
+// 100-byte messages; ns/op is per message. priorities=mixed gives them
+// ten priorities in turn (issue 16: at least 0.9 of one priority's rate).
 func BenchmarkEnqueueBatch(b *testing.B) {
-	for _, policy := range []log.SyncPolicy{log.SyncAlways, log.SyncNone} {
-		b.Run("batch=100/sync="+policy.String(), func(b *testing.B) {
-			br, q := benchBroker(b, policy)
+	for _, c := range []struct {
+		policy log.SyncPolicy
+		mixed  bool
+	}{{log.SyncAlways, false}, {log.SyncNone, false}, {log.SyncNone, true}} {
+		name := "batch=100/sync=" + c.policy.String()
+		if c.mixed {
+			name += "/priorities=mixed"
+		}
+		b.Run(name, func(b *testing.B) {
+			br, q := benchBroker(b, c.policy)
 			msgs := batchOf(100, 100)
+			if c.mixed {
+				pris := make([]uint32, 10)
+				for i := range msgs {
+					pris[i%10] = uint32(i % 10 * 100)
+					msgs[i].Priority = &pris[i%10]
+				}
+			}
 			b.SetBytes(100)
 			b.ResetTimer()
 			for n := 0; n < b.N; n += len(msgs) {

@@ -89,14 +89,16 @@ func EncodeMeta(dst []byte, m Meta) []byte {
 	dst = append(dst, version)
 	dst = binary.AppendVarint(dst, m.ReadyAt)
 	dst = binary.AppendUvarint(dst, uint64(len(m.Attributes)))
-	keys := make([]string, 0, len(m.Attributes))
-	for k := range m.Attributes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		dst = appendString(dst, k)
-		dst = appendString(dst, m.Attributes[k])
+	if len(m.Attributes) > 0 {
+		keys := make([]string, 0, len(m.Attributes))
+		for k := range m.Attributes {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			dst = appendString(dst, k)
+			dst = appendString(dst, m.Attributes[k])
+		}
 	}
 	if version == metaVersionFlags {
 		dst = append(dst, flags)

@@ -275,6 +275,8 @@ func (b *Broker) checkNewMessages(msgs []NewMessage) error {
 func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) ([]log.Record, []int64) {
 	recs := make([]log.Record, len(msgs))
 	readyAt := make([]int64, len(msgs))
+	var metas []byte // every record's metadata, back to back: one buffer, not one each
+	ends := make([]int, len(msgs))
 	for i, m := range msgs {
 		delay := defaultDelay
 		if m.Delay != nil {
@@ -284,7 +286,16 @@ func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) ([]log
 			readyAt[i] = now + int64(delay)
 		}
 		meta := Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin, Priority: m.Priority, VisibilityTimeout: m.VisibilityTimeout}
-		recs[i] = log.Record{Time: now, Meta: EncodeMeta(nil, meta), Body: m.Body}
+		metas = EncodeMeta(metas, meta)
+		ends[i] = len(metas)
+	}
+	start := 0
+	for i, m := range msgs {
+		if ends[i] > start {
+			recs[i].Meta = metas[start:ends[i]:ends[i]]
+		}
+		recs[i].Time, recs[i].Body = now, m.Body
+		start = ends[i]
 	}
 	return recs, readyAt
 }
