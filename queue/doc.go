@@ -23,10 +23,31 @@
 // redriven message's attempts keep counting (attempt 6 after a redrive at
 // 5), so a receipt is never handed out twice.
 //
-// Ready order is FIFO by id, except that a message nacked to the front
-// goes first, and a message nacked to the back goes after every message
-// enqueued before the nack. After a restart, a nack to the back whose delay
-// had not run out yet is placed by the newest id when its delay runs out.
+// Ready order is by priority (NewMessage.Priority: 0 first, default
+// DefaultPriority, 1024), then FIFO by id, except that a message nacked
+// to the front goes first among its priority, a message nacked to the
+// back goes after every message enqueued before the nack, and one nacked
+// in place (NackOptions.InPlace, beanstalkd's release) goes back where its
+// id puts it. A nack or a fail may give a message a new priority
+// (NackOptions.Priority, FailWithPriority); otherwise it keeps its own,
+// through redrives and dead-letter moves too. After a restart, a nack to
+// the back whose delay had not run out yet is placed by the newest id
+// when its delay runs out. Priorities are a queue's: a topic delivers in
+// publish order and refuses them.
+//
+// A lease lasts the receive's visibility if it gives one, else the
+// message's own (NewMessage.VisibilityTimeout, beanstalkd's TTR), else
+// the queue's visibility timeout. The table holds no lease lengths: a
+// message with its own is leased for the queue's and extended to its own
+// as soon as its record is read, before Receive hands it out.
+//
+// Besides receipts, a message can be named by its id (jobs.go): Get,
+// PeekReady, PeekDelayed, Remove (of one not leased), Kick (a dead or
+// delayed one to ready), KickDelayed, LeaseID and ReadyBelow, which
+// beanstalkd's job commands need. Every queue has a Serial, a number
+// unique in the data directory and kept in its queue.json, and may have
+// a Label (CreateLabeled), a protocol's own name for it: a beanstalkd
+// tube's job ids and tube names are made from them.
 //
 // # Durability
 //
@@ -58,7 +79,7 @@
 //
 // # On disk
 //
-//	DATA/queues/<name>/queue.json        config (version, checksum), replaced atomically
+//	DATA/queues/<name>/queue.json        config, serial, label (version, checksum), replaced atomically
 //	DATA/queues/<name>/log/              message segments (package log)
 //	DATA/queues/<name>/state/            state events (tidwall/wal, our CRC per entry)
 //	DATA/queues/<name>/snapshot          table at a state-log index
