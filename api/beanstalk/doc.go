@@ -1,8 +1,66 @@
 // Package beanstalk speaks beanstalkd's text protocol (protocol.txt of
-// beanstalkd 1.12/1.13): it reads and parses the commands a client sends
-// and encodes every reply. It has no state and no queue words: the
-// beanstalkd-protocol server that maps tubes and jobs onto package queue
-// sits on top of it.
+// beanstalkd 1.12/1.13) over spool's queues: Server (spool serve
+// --beanstalk-addr) maps tubes and jobs onto package queue, and never
+// reaches below it; Reader and the Append functions read the commands a
+// client sends and encode every reply, byte for byte as beanstalkd does.
+//
+// # Tubes and jobs
+//
+// A tube is a queue, made on first use (use, watch; every connection
+// uses and watches "default"), with max_attempts 1000 because beanstalkd
+// never buries a job on its own. A tube whose name is a queue name is
+// that queue, so the HTTP API and a beanstalkd client share "emails";
+// any other ("a/b", ".", a 200-byte name) is a queue named from the
+// name's SHA-256 (QueueName) and labelled with it. A job is a message:
+// its pri is the message's priority, its TTR the message's own
+// visibility timeout, its delay the message's. Ready order is (pri,
+// id). A job id is the queue's serial (queue.Queue.Serial) times 2^40
+// plus the message's id, so ids are unique across tubes, stable across
+// restarts and never reused in a tube; they are large numbers (the
+// first queue's start at 2^40+1). bury is a fail (the job goes dead);
+// kick and kick-job are redrives, or make delayed jobs ready.
+//
+// A reservation belongs to its connection: another connection's delete,
+// release, bury or touch of it is NOT_FOUND, and when the connection
+// closes its jobs go back to ready at once, in their places. A
+// reservation whose TTR runs out is the queue's again (the lease ran
+// out). reserve takes the lowest (pri, job id) over the watched tubes
+// that are not paused; a waiting reserve sleeps on queue.NotifyReady
+// (no polling), answers DEADLINE_SOON when a job of its connection has
+// under a second of TTR left, and notices a client that hangs up while it
+// waits.
+//
+// Durability is the queues': under --sync=always, INSERTED, DELETED,
+// RELEASED, BURIED and KICKED are sent once the change is fsynced,
+// concurrent connections sharing fsyncs (group commit). RESERVED is
+// sent once the lease is written to the state log. The release of a
+// closed connection's jobs is written at once and fsynced in the next
+// commit.
+//
+// # Where spool differs from beanstalkd
+//
+// The differential test (difftest_test.go) runs the same scripts against
+// Debian's beanstalkd and this server; these are the differences it
+// allows, each by design:
+//
+//   - Tubes are durable queues: one is never dropped when it is unused
+//     and empty, so list-tubes lists every queue (those made over HTTP
+//     too), in creation order; stats-tube and pause-tube answer for
+//     every queue; stats' current-tubes counts them.
+//   - stats-job's timeouts, releases, buries and kicks are 0: spool keeps
+//     no per-message counters beyond attempts (reserves). file is 0 (no
+//     binlog files). delay is the put's: a release's delay is not kept.
+//   - Buried jobs are peeked and kicked in id order, not bury order.
+//   - A delay over 7 days or a TTR over 12 hours is BAD_FORMAT: spool's
+//     queues bound both (queue.MaxDelay, queue.MaxVisibility).
+//   - A job reserved 1000 times (its tube's max attempts) goes buried at
+//     its next release or timeout.
+//   - A pause-tube is the server's, as in beanstalkd: it ends with the
+//     process.
+//   - Over --beanstalk-max-connections a new connection gets
+//     OUT_OF_MEMORY and is closed (beanstalkd has no such cap).
+//   - stats reports GOOS and GOARCH as os and platform, spool's version
+//     as version, and 0 for the binlog fields.
 //
 // # Reading commands
 //
