@@ -268,7 +268,11 @@ func (c *conn) ignore(name string) []byte {
 	ts.mu.Lock()
 	c.watched[i].watching--
 	ts.mu.Unlock()
-	c.watched = slices.Delete(c.watched, i, i+1)
+	// beanstalkd's watch list fills the hole with its last tube, and
+	// list-tubes-watched shows that order.
+	last := len(c.watched) - 1
+	c.watched[i] = c.watched[last]
+	c.watched = c.watched[:last]
 	return AppendWatching(c.out, len(c.watched))
 }
 
