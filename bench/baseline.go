@@ -25,6 +25,12 @@ func (r *runner) baselines(ctx context.Context, dir string) (*Baselines, error) 
 	if b.FsyncPerSec, err = fsyncProbe(ctx, dir, b.FsyncDuration); err != nil {
 		return nil, fmt.Errorf("bench: fsync probe: %w", err)
 	}
+	if protocolOf(r.cfg.Scenario) != protoHTTP {
+		// A net/http handler says nothing about a beanstalkd or redis
+		// server: no trivial baseline (TrivialDuration 0).
+		b.TrivialReqPerSec, b.TrivialBefore, b.TrivialAfter = Unknown, Unknown, Unknown
+		return b, nil
+	}
 	b.TrivialDuration = min(r.cfg.Duration, 3*time.Second)
 	p, h, err := r.trivial(ctx, b.TrivialDuration)
 	if err != nil {
@@ -40,6 +46,9 @@ func (r *runner) baselines(ctx context.Context, dir string) (*Baselines, error) 
 // window, and makes the baseline the mean of both runs.
 func (r *runner) trivialAgain(ctx context.Context, rep *Report) error {
 	b := rep.Baselines
+	if b.TrivialDuration == 0 {
+		return nil // not measured for this scenario
+	}
 	p, _, err := r.trivial(ctx, b.TrivialDuration)
 	if err != nil {
 		return fmt.Errorf("bench: trivial HTTP baseline after the window: %w", err)
@@ -104,7 +113,7 @@ func (r *runner) trivial(ctx context.Context, d time.Duration) (*phase, *Histogr
 	u := api.BaseURL(ln.Addr().String()) + "/"
 	var body []byte
 	var ctype []string
-	s := newScenario(r.cfg, "", r.epoch)
+	s := newScenario(r.cfg, "", "", r.epoch)
 	switch r.cfg.Scenario {
 	case Enqueue, Mixed:
 		body, ctype = s.body, ctOctets
@@ -135,7 +144,10 @@ func (b *Baselines) ratios(rep *Report) {
 	if rep.Fsyncs != Unknown {
 		b.FsyncUse = rep.FsyncsPerSec / b.FsyncPerSec
 	}
-	b.VsTrivial = rep.ReqPerSec / b.TrivialReqPerSec
+	b.VsTrivial = Unknown
+	if b.TrivialDuration > 0 {
+		b.VsTrivial = rep.ReqPerSec / b.TrivialReqPerSec
+	}
 }
 
 // trivialOp is the HTTP baseline's operation: the scenario's main request

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -22,11 +23,41 @@ const (
 	ReceiveAck      = "receive-ack"
 	ReceiveAckBatch = "receive-ack-batch"
 	Mixed           = "mixed"
+	// The beanstalkd-protocol scenarios load spool's beanstalkd listener
+	// (in-process, or spool serve --beanstalk-addr) or beanstalkd itself;
+	// redis-lpush loads a redis server. Same shape as the HTTP ones, so
+	// the figures of spool and of the servers it replaces sit side by side.
+	BeanstalkPut           = "beanstalk-put"
+	BeanstalkReserveDelete = "beanstalk-reserve-delete"
+	RedisLPush             = "redis-lpush"
 )
 
 // Scenarios returns every scenario name, in the order of the package doc.
 func Scenarios() []string {
-	return []string{Enqueue, EnqueueBatch, ReceiveAck, ReceiveAckBatch, Mixed}
+	return []string{Enqueue, EnqueueBatch, ReceiveAck, ReceiveAckBatch, Mixed, BeanstalkPut, BeanstalkReserveDelete, RedisLPush}
+}
+
+// protocol is what a scenario's workers speak to the server.
+type protocol int
+
+const (
+	protoHTTP protocol = iota
+	protoBeanstalk
+	protoRedis
+)
+
+func protocolOf(scenario string) protocol {
+	switch scenario {
+	case BeanstalkPut, BeanstalkReserveDelete:
+		return protoBeanstalk
+	case RedisLPush:
+		return protoRedis
+	}
+	return protoHTTP
+}
+
+func (p protocol) String() string {
+	return [...]string{"HTTP", "beanstalkd", "redis"}[p]
 }
 
 // Unknown is the value of a Report figure that could not be measured in
@@ -39,10 +70,14 @@ const Unknown = -1
 type Config struct {
 	// Addr is the server to load, as host:port or a URL. Empty: a server
 	// started in this process on 127.0.0.1:0 over a temporary data
-	// directory (under Dir) that Run removes.
+	// directory (under Dir) that Run removes. For the beanstalk-*
+	// scenarios it is a beanstalkd-protocol server's host:port (beanstalkd,
+	// or spool serve's --beanstalk-addr); for redis-lpush, a redis
+	// server's, and required: the bench starts no redis.
 	Addr string
 	// Token is sent as "Authorization: Bearer <token>"; in-process, the
-	// server requires it too.
+	// server requires it too. The beanstalkd and redis scenarios take
+	// none (those protocols have no such token).
 	Token string
 	// PID is the remote server's process id, for its RSS and CPU (read
 	// from /proc/PID on this host). 0: not measured. Ignored in-process.
@@ -152,6 +187,16 @@ func (c Config) normalize() (Config, error) {
 	case int64(c.Batch)*int64(c.Size+12) > maxRequestBytes:
 		return c, fmt.Errorf("batch %d of %d-byte messages: a request over %d MiB", c.Batch, c.Size, maxRequestBytes>>20)
 	}
+	if proto := protocolOf(c.Scenario); proto != protoHTTP {
+		switch _, _, err := net.SplitHostPort(c.Addr); {
+		case c.Addr == "" && proto == protoRedis:
+			return c, fmt.Errorf("%s needs the address (host:port) of a redis server to load: the bench starts no redis", c.Scenario)
+		case c.Addr != "" && err != nil:
+			return c, fmt.Errorf("address %q: %s speaks the %s protocol and wants host:port: %w", c.Addr, c.Scenario, proto, err)
+		case c.Token != "":
+			return c, fmt.Errorf("token: the %s protocol of %s has no authentication to send it with", proto, c.Scenario)
+		}
+	}
 	if _, err := queue.ParseSyncPolicy(c.Sync); err != nil && c.Addr == "" {
 		return c, fmt.Errorf("sync: %w", err)
 	}
@@ -259,7 +304,9 @@ type Baselines struct {
 	// 127.0.0.1 that reads the body and writes "ok", for TrivialDuration
 	// before the window (TrivialBefore) and again after it (TrivialAfter):
 	// it is their mean, so a machine that speeds up or slows down during
-	// the run (a noisy neighbour) biases the ratio less, and shows.
+	// the run (a noisy neighbour) biases the ratio less, and shows. Not
+	// measured for the beanstalkd and redis scenarios: TrivialDuration is
+	// 0, the three rates and VsTrivial Unknown.
 	TrivialReqPerSec  float64       `json:"trivial_req_per_sec"`
 	TrivialBefore     float64       `json:"trivial_before_req_per_sec"`
 	TrivialAfter      float64       `json:"trivial_after_req_per_sec"`
@@ -274,7 +321,8 @@ type Baselines struct {
 	// a share of the disk's (Unknown with Fsyncs).
 	FsyncUse float64 `json:"fsync_use"`
 	// VsTrivial is ReqPerSec / TrivialReqPerSec: the server's request rate
-	// as a share of a do-nothing handler's.
+	// as a share of a do-nothing handler's (Unknown without the trivial
+	// baseline).
 	VsTrivial float64 `json:"vs_trivial"`
 }
 
@@ -354,7 +402,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	defer func() { err = errors.Join(err, closeTarget()) }()
 	r.cl = newClient(cfg.Concurrency, cfg.Token)
 	defer r.cl.close()
-	r.s = newScenario(cfg, r.t.base, r.epoch)
+	r.s = newScenario(cfg, r.t.base, r.t.wire, r.epoch)
+	defer r.s.close()
 	if err := r.measure(ctx, rep, probeDir); err != nil {
 		return nil, err
 	}

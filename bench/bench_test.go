@@ -141,10 +141,13 @@ func checkReport(t *testing.T, rep *Report) {
 	}
 }
 
-// TestRunScenarios runs each scenario briefly against an in-process
-// server with sync=always.
+// TestRunScenarios runs each HTTP scenario briefly against an in-process
+// server with sync=always (beanstalk_test.go runs the others).
 func TestRunScenarios(t *testing.T) {
 	for _, sc := range Scenarios() {
+		if protocolOf(sc) != protoHTTP {
+			continue
+		}
 		t.Run(sc, func(t *testing.T) {
 			rep, err := Run(t.Context(), Config{
 				Scenario:    sc,

@@ -37,7 +37,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "spool bench %s: %s, %s, %s measured\n", r.Scenario, target, shape, secs(r.Duration))
 
-	unit := map[string]string{Enqueue: "enqueued", EnqueueBatch: "enqueued", ReceiveAck: "acked", ReceiveAckBatch: "acked", Mixed: "received"}[r.Scenario]
+	unit := map[string]string{Enqueue: "enqueued", EnqueueBatch: "enqueued", ReceiveAck: "acked", ReceiveAckBatch: "acked", Mixed: "received",
+		BeanstalkPut: "inserted", BeanstalkReserveDelete: "deleted", RedisLPush: "pushed"}[r.Scenario]
 	extra := ""
 	if r.Enqueued > 0 {
 		extra = fmt.Sprintf(", %s enqueued", count(r.Enqueued))
@@ -96,13 +97,17 @@ func (r *Report) WriteText(w io.Writer) error {
 
 	if bl := r.Baselines; bl != nil {
 		line("baselines", "raw fsync %s/s (100-byte append + fsync for %s in %s)", count(int64(bl.FsyncPerSec)), secs(bl.FsyncDuration), bl.FsyncDir)
-		line("", "trivial net/http handler %s req/s (mean of %s before the window and %s after; p50 %s, p99 %s; same client and concurrency, %s each)",
-			count(int64(bl.TrivialReqPerSec)), count(int64(bl.TrivialBefore)), count(int64(bl.TrivialAfter)), ms(bl.TrivialLatencyP50), ms(bl.TrivialLatencyP99), secs(bl.TrivialDuration))
+		if bl.TrivialDuration > 0 {
+			line("", "trivial net/http handler %s req/s (mean of %s before the window and %s after; p50 %s, p99 %s; same client and concurrency, %s each)",
+				count(int64(bl.TrivialReqPerSec)), count(int64(bl.TrivialBefore)), count(int64(bl.TrivialAfter)), ms(bl.TrivialLatencyP50), ms(bl.TrivialLatencyP99), secs(bl.TrivialDuration))
+		}
 		line("ratios", "%sx the one-fsync-per-message ceiling (msgs/s / raw fsync/s)", num(bl.MsgsPerRawFsync))
 		if bl.FsyncUse != Unknown {
 			line("", "fsyncs at %s of the raw fsync rate", pct(bl.FsyncUse))
 		}
-		line("", "requests at %s of the trivial handler's rate (%sx)", pct(bl.VsTrivial), num(bl.VsTrivial))
+		if bl.VsTrivial != Unknown {
+			line("", "requests at %s of the trivial handler's rate (%sx)", pct(bl.VsTrivial), num(bl.VsTrivial))
+		}
 	}
 	for _, n := range r.Notes {
 		line("note", "%s", n)

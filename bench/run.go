@@ -23,6 +23,12 @@ func latencyOf(cfg Config) string {
 		return fmt.Sprintf("POST %s of one message, then POST %s of it", api.RouteReceive, api.RouteAck)
 	case ReceiveAckBatch:
 		return fmt.Sprintf("POST %s?max=%d, then one POST %s of every receipt", api.RouteReceive, cfg.Batch, api.RouteAck)
+	case BeanstalkPut:
+		return "one put (beanstalkd protocol), to its INSERTED"
+	case BeanstalkReserveDelete:
+		return fmt.Sprintf("reserve-with-timeout %d and the job's delete, from the reserve to DELETED", int(reserveTimeout/time.Second))
+	case RedisLPush:
+		return "one LPUSH (RESP), to its integer reply"
 	default:
 		return "end to end: from the producer's enqueue request to the consumer's receive reply"
 	}
@@ -95,12 +101,16 @@ func (r *runner) read(ctx context.Context, flushes func() (int64, bool)) counter
 	return c
 }
 
+// prefilled says whether the scenario consumes a queue filled before it.
+func prefilled(scenario string) bool {
+	return scenario == ReceiveAck || scenario == ReceiveAckBatch || scenario == BeanstalkReserveDelete
+}
+
 // measure runs the scenario: prefill and warm-up, then the measured
 // window, and fills rep.
 func (r *runner) measure(ctx context.Context, rep *Report, dataDir string) error {
 	cfg := r.cfg
-	receiving := cfg.Scenario == ReceiveAck || cfg.Scenario == ReceiveAckBatch
-	if receiving {
+	if prefilled(cfg.Scenario) {
 		if err := r.prefillFor(ctx, rep); err != nil {
 			return err
 		}
@@ -193,9 +203,12 @@ func (r *runner) measure(ctx context.Context, rep *Report, dataDir string) error
 	}
 
 	// Fsyncs.
-	if r.t.inProcess() {
+	switch {
+	case r.t.inProcess():
 		rep.FsyncSource = "message-log and state-log fsyncs, counted through queue.Options.OnCommit and OnStateSync"
-	} else {
+	case r.t.api == nil:
+		rep.FsyncSource = fmt.Sprintf("not measured: the bench sees no fsync counter over the %s protocol", protocolOf(cfg.Scenario))
+	default:
 		rep.FsyncSource = "spool_fsyncs_total of the server's /metrics before and after (every queue's message and state logs)"
 	}
 	switch {
@@ -212,7 +225,9 @@ func (r *runner) measure(ctx context.Context, rep *Report, dataDir string) error
 		}
 	default:
 		rep.Fsyncs, rep.FsyncsPerSec, rep.MsgsPerFsync = Unknown, Unknown, Unknown
-		rep.FsyncSource = "not measured: the server's /metrics has no spool_fsyncs_total"
+		if r.t.api != nil {
+			rep.FsyncSource = "not measured: the server's /metrics has no spool_fsyncs_total"
+		}
 	}
 	rep.DiskFlushes = Unknown
 	if before.flushesOK && after.flushesOK {

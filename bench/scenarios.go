@@ -14,8 +14,8 @@ import (
 	"github.com/spoolq/spool/api"
 )
 
-// scenario holds what the operations of one run share: URLs and bodies
-// built once.
+// scenario holds what the operations of one run share: URLs, bodies and
+// commands built once, and the beanstalkd and redis scenarios' connections.
 type scenario struct {
 	cfg   Config
 	epoch time.Time // mixed: enqueue stamps are nanoseconds since epoch
@@ -24,6 +24,13 @@ type scenario struct {
 
 	body      []byte // one message of cfg.Size bytes
 	batchBody []byte // a batch of cfg.Batch such messages, as JSON
+
+	// The beanstalkd and redis scenarios: the server's address, the one
+	// command the workers repeat (put, or LPUSH), and each worker's
+	// connection by worker index (see lineOp), kept from phase to phase.
+	wire  string
+	cmd   []byte
+	lines []*lineConn
 }
 
 // mixedReceiveMax and mixedWait are the consumers' receive of mixed: up
@@ -34,9 +41,11 @@ const (
 	mixedWait       = 100 * time.Millisecond
 )
 
-// newScenario builds the URLs (on the server at base) and bodies of a run.
-// The paths come from package api, where the server's routes are named.
-func newScenario(cfg Config, base string, epoch time.Time) *scenario {
+// newScenario builds the URLs (on the server at base) and bodies of a run,
+// and the commands of the beanstalkd and redis scenarios (to the server at
+// wire). The paths come from package api, where the server's routes are
+// named.
+func newScenario(cfg Config, base, wire string, epoch time.Time) *scenario {
 	u := func(r api.Route) string { return base + api.QueuePath(cfg.Queue, r) }
 	s := &scenario{
 		cfg:         cfg,
@@ -45,6 +54,15 @@ func newScenario(cfg Config, base string, epoch time.Time) *scenario {
 		batchURL:    u(api.RouteBatch),
 		ackURL:      u(api.RouteAck),
 		body:        bytes.Repeat([]byte{'x'}, cfg.Size),
+		wire:        wire,
+	}
+	switch protocolOf(cfg.Scenario) {
+	case protoBeanstalk:
+		s.cmd = putCommand(s.body)
+		s.lines = make([]*lineConn, cfg.Concurrency)
+	case protoRedis:
+		s.cmd = respCommand("LPUSH", cfg.Queue, string(s.body))
+		s.lines = make([]*lineConn, cfg.Concurrency)
 	}
 	switch receive := u(api.RouteReceive); cfg.Scenario {
 	case ReceiveAck:
@@ -100,6 +118,18 @@ func (s *scenario) workers(rec bool) workers {
 		}
 		for range consumers {
 			ws = append(ws, s.receiveAckOp(rec, false))
+		}
+	case BeanstalkPut:
+		for i := range c {
+			ws = append(ws, s.lineOp(i, s.useTube, s.pushOp(rec, "put", "INSERTED ")))
+		}
+	case BeanstalkReserveDelete:
+		for i := range c {
+			ws = append(ws, s.lineOp(i, s.watchTube, s.reserveDeleteOp(rec)))
+		}
+	case RedisLPush:
+		for i := range c {
+			ws = append(ws, s.lineOp(i, nil, s.pushOp(rec, "LPUSH", ":")))
 		}
 	}
 	return ws

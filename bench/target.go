@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/api/beanstalk"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -22,13 +23,17 @@ import (
 type target struct {
 	cfg  Config
 	base string // http://host:port, no trailing slash
+	// wire is the host:port the beanstalkd and redis scenarios' workers
+	// dial: spool's beanstalkd listener in-process, else Config.Addr.
+	wire string
 
 	// in-process: the api.Service spool serve runs
 	svc    *api.Service
 	q      *queue.Queue
 	fsyncs atomic.Int64 // message-log commit rounds that fsynced, and state-log fsyncs
 
-	// remote
+	// remote: api for a spool server over HTTP; nil for the beanstalkd
+	// and redis scenarios (their server may not be spool's)
 	api     *api.Client
 	created bool // the bench created the queue (and deletes it after)
 }
@@ -38,7 +43,10 @@ func (t *target) inProcess() bool { return t.svc != nil }
 // startInProcess starts the server spool serve runs (api.Open: the same
 // timeouts, connection cap and shutdown) in dir with the run's sync
 // policy, listening on 127.0.0.1:0, and creates the queue, all labelled
-// as the server side for the CPU profile.
+// as the server side for the CPU profile. For the beanstalkd scenarios it
+// also listens for that protocol on 127.0.0.1:0, as spool serve
+// --beanstalk-addr does, and the queue is the tube's, made by a use
+// command as any client's tube is.
 func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error) {
 	policy, err := queue.ParseSyncPolicy(cfg.Sync)
 	if err != nil {
@@ -46,6 +54,11 @@ func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error
 	}
 	t := &target{cfg: cfg}
 	maxBytes := max(queue.DefaultMaxMessageBytes, cfg.Size)
+	tubes := protocolOf(cfg.Scenario) == protoBeanstalk
+	var beanstalkAddr string
+	if tubes {
+		beanstalkAddr = "127.0.0.1:0"
+	}
 	withSide(ctx, sideServer, func(context.Context) {
 		t.svc, err = api.Open(dir, api.ServiceConfig{
 			Addr: "127.0.0.1:0",
@@ -69,14 +82,24 @@ func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error
 			// floods, not for the load the bench asks for. Not explicit,
 			// so a low ulimit -n lowers it as it would serve's default.
 			MaxConnections: max(api.DefaultMaxConnections, 2*cfg.Concurrency+16),
-			Logger:         cfg.Logger,
+			// The same room on the beanstalkd listener: the workers, and
+			// the prefill's as many connections.
+			BeanstalkAddr:           beanstalkAddr,
+			BeanstalkMaxConnections: max(beanstalk.DefaultMaxConnections, 2*cfg.Concurrency+16),
+			Logger:                  cfg.Logger,
 		})
 		if err != nil {
 			return
 		}
-		t.q, _, err = t.svc.Broker().Create(cfg.Queue, queue.ConfigUpdate{})
 		t.base = t.svc.URL()
+		if !tubes {
+			t.q, _, err = t.svc.Broker().Create(cfg.Queue, queue.ConfigUpdate{})
+		}
 	})
+	if err == nil && tubes {
+		t.wire = t.svc.BeanstalkAddr()
+		t.q, err = t.tube(ctx)
+	}
 	if err != nil {
 		if t.svc != nil {
 			t.svc.Close()
@@ -86,10 +109,47 @@ func startInProcess(ctx context.Context, cfg Config, dir string) (*target, error
 	return t, nil
 }
 
+// tube makes the bench's tube on the in-process server through the
+// protocol (so its queue is configured as the server makes a tube's) and
+// returns its queue, for the prefill to fill directly.
+func (t *target) tube(ctx context.Context) (*queue.Queue, error) {
+	c, err := dialLine(ctx, t.wire)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	if err := useTube(ctx, c, t.cfg.Queue); err != nil {
+		return nil, err
+	}
+	return t.svc.Broker().Queue(beanstalk.QueueName(t.cfg.Queue))
+}
+
 // openRemote checks the server at cfg.Addr and makes the queue ready:
 // created if missing (and then deleted at the end), else purged (and
-// purged again at the end).
+// purged again at the end). A beanstalkd-protocol server is only checked:
+// the protocol cannot empty a tube but job by job, so its tube keeps what
+// a run leaves (point the bench at a scratch server); a redis server's
+// list is deleted before and after.
 func openRemote(ctx context.Context, cfg Config) (*target, error) {
+	switch protocolOf(cfg.Scenario) {
+	case protoBeanstalk:
+		t := &target{cfg: cfg, wire: cfg.Addr}
+		c, err := dialLine(ctx, cfg.Addr)
+		if err == nil {
+			// A reply the protocol's way, or this is no beanstalkd server.
+			err = useTube(ctx, c, cfg.Queue)
+			c.close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("beanstalkd-protocol server at %s: %w", cfg.Addr, err)
+		}
+		return t, nil
+	case protoRedis:
+		if err := redisDel(ctx, cfg.Addr, cfg.Queue); err != nil {
+			return nil, fmt.Errorf("redis server at %s: %w", cfg.Addr, err)
+		}
+		return &target{cfg: cfg, wire: cfg.Addr}, nil
+	}
 	t := &target{cfg: cfg, base: api.BaseURL(cfg.Addr)}
 	t.api = api.NewClient(t.base, cfg.Token, nil)
 	_, err := t.api.GetQueue(ctx, cfg.Queue)
@@ -113,6 +173,12 @@ func (t *target) close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	switch protocolOf(t.cfg.Scenario) {
+	case protoBeanstalk:
+		return nil
+	case protoRedis:
+		return redisDel(ctx, t.wire, t.cfg.Queue)
+	}
 	defer t.api.CloseIdleConnections()
 	if t.created {
 		return t.api.DeleteQueue(ctx, t.cfg.Queue)
@@ -133,6 +199,9 @@ func (t *target) purge(ctx context.Context) error {
 func (t *target) fsyncCount(ctx context.Context) (int64, bool) {
 	if t.inProcess() {
 		return t.fsyncs.Load(), true
+	}
+	if t.api == nil {
+		return 0, false
 	}
 	text, err := t.api.Metrics(ctx)
 	if err != nil {
@@ -185,8 +254,12 @@ const prefillBatch = 1000
 
 // prefill enqueues n messages of the scenario's body, outside any
 // measured window: straight into the broker in-process, in batches over
-// HTTP for a remote server. show gets the count as it grows.
+// HTTP for a remote server, as pipelined puts for a remote
+// beanstalkd-protocol one. show gets the count as it grows.
 func (t *target) prefill(ctx context.Context, cl *client, s *scenario, n int64, show func(done int64)) error {
+	if !t.inProcess() && t.api == nil {
+		return s.fillTube(ctx, n, show)
+	}
 	if t.inProcess() {
 		msgs := make([]queue.NewMessage, prefillBatch)
 		for i := range msgs {
@@ -226,28 +299,48 @@ func (t *target) prefill(ctx context.Context, cl *client, s *scenario, n int64, 
 	}
 	show(first)
 	body := batchJSON(int(k), s.body)
+	return fillParallel(ctx, 4, n, k, first, show, func() (func(int64) error, func(), error) {
+		w := &conn{c: cl}
+		send := func(kk int64) error {
+			b := body
+			if kk < k {
+				b = batchJSON(int(kk), s.body)
+			}
+			st, reply, err := w.post(ctx, s.batchURL, b, ctJSON)
+			if err == nil && st != http.StatusCreated {
+				err = statusError(s.batchURL, st, reply)
+			}
+			return err
+		}
+		return send, func() {}, nil
+	})
+}
+
+// fillParallel is a remote prefill's sending: from conns senders at once
+// (each made by open, over a connection of its own), chunks of at most k
+// messages until n are sent, the first already; show gets the count as it
+// grows.
+func fillParallel(ctx context.Context, conns int, n, k, first int64, show func(int64), open func() (send func(int64) error, close func(), err error)) error {
 	var next, done atomic.Int64
 	next.Store(first)
 	done.Store(first)
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
+	errs := make([]error, conns)
 	for i := range errs {
 		wg.Go(func() {
-			w := &conn{c: cl}
+			send, closeSender, err := open()
+			if err != nil {
+				errs[i] = fmt.Errorf("prefill: %w", err)
+				return
+			}
+			defer closeSender()
 			for ctx.Err() == nil {
 				start := next.Add(k) - k
 				if start >= n {
 					return
 				}
-				kk, b := min(k, n-start), body
-				if kk < k {
-					b = batchJSON(int(kk), s.body)
-				}
-				st, reply, err := w.post(ctx, s.batchURL, b, ctJSON)
-				if err == nil && st != http.StatusCreated {
-					err = statusError(s.batchURL, st, reply)
-				}
-				if err != nil {
+				kk := min(k, n-start)
+				if err := send(kk); err != nil {
 					errs[i] = fmt.Errorf("prefill: %w", err)
 					return
 				}

@@ -1,0 +1,296 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// server is a beanstalkd or redis-server this test started.
+type server struct {
+	addr string
+	pid  int
+}
+
+// startServer starts the program name (skipping the test when it is not
+// installed) with args, where "PORT" stands for a free port on 127.0.0.1,
+// and returns once it accepts connections. It is killed at the end of the
+// test.
+func startServer(t *testing.T, name string, args ...string) server {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s is not installed (not on PATH): %v", name, err)
+	}
+	// The port is free when picked, not reserved: another process may
+	// take it before the server binds, so a server that exits is tried
+	// again on a new one.
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		argv := make([]string, len(args))
+		for i, a := range args {
+			argv[i] = strings.ReplaceAll(a, "PORT", port)
+		}
+		cmd := exec.Command(bin, argv...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		addr := net.JoinHostPort("127.0.0.1", port)
+		if err := awaitListening(addr, exited, 10*time.Second); err != nil {
+			cmd.Process.Kill()
+			<-exited
+			if attempt < 3 {
+				continue
+			}
+			t.Fatalf("%s %s: %v; its output:\n%s", name, strings.Join(argv, " "), err, out.String())
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			<-exited
+		})
+		return server{addr: addr, pid: cmd.Process.Pid}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// awaitListening dials addr until it answers, the process exits or the
+// deadline passes.
+func awaitListening(addr string, exited <-chan error, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not listening on %s after %s: %w", addr, within, err)
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited before listening: %v", err)
+		case <-time.After(10 * time.Millisecond): // the next dial
+		}
+	}
+}
+
+// startBeanstalkd starts beanstalkd as the figures run it: a binlog in a
+// temporary directory, fsynced after every write (-f 0).
+func startBeanstalkd(t *testing.T) server {
+	return startServer(t, "beanstalkd", "-l", "127.0.0.1", "-p", "PORT", "-b", t.TempDir(), "-f", "0")
+}
+
+// startRedis starts redis-server with an append-only file fsynced on
+// every write, and no snapshots.
+func startRedis(t *testing.T) server {
+	return startServer(t, "redis-server", "--bind", "127.0.0.1", "--port", "PORT", "--save", "", "--appendonly", "yes",
+		"--appendfsync", "always", "--dir", t.TempDir())
+}
+
+// lineRun runs scenario sc briefly against the server at addr ("" for
+// in-process spool) and checks what every run must show.
+func lineRun(t *testing.T, sc string, srv server) *Report {
+	t.Helper()
+	rep, err := Run(t.Context(), Config{
+		Addr:        srv.addr,
+		PID:         srv.pid,
+		Scenario:    sc,
+		Concurrency: 2,
+		Duration:    300 * time.Millisecond,
+		Sync:        "always",
+		Dir:         t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, rep)
+	if sc == BeanstalkReserveDelete {
+		if rep.Prefilled < rep.Messages || rep.RanDry {
+			t.Errorf("deleted %d of %d prefilled, ran dry %v", rep.Messages, rep.Prefilled, rep.RanDry)
+		}
+		if rep.Requests != 2*rep.Messages {
+			t.Errorf("%d requests for %d reserve+delete pairs", rep.Requests, rep.Messages)
+		}
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", text.String())
+	return rep
+}
+
+func TestBeanstalkScenariosBeanstalkd(t *testing.T) {
+	srv := startBeanstalkd(t)
+	for _, sc := range []string{BeanstalkPut, BeanstalkReserveDelete} {
+		t.Run(sc, func(t *testing.T) {
+			rep := lineRun(t, sc, srv)
+			if rep.Target != srv.addr || rep.Fsyncs != Unknown || rep.ServerRSSBytes <= 0 {
+				t.Errorf("target %q, fsyncs %d, RSS %d: want the address, Unknown (no counter), beanstalkd's RSS by PID",
+					rep.Target, rep.Fsyncs, rep.ServerRSSBytes)
+			}
+		})
+	}
+}
+
+func TestBeanstalkScenariosInProcess(t *testing.T) {
+	for _, sc := range []string{BeanstalkPut, BeanstalkReserveDelete} {
+		t.Run(sc, func(t *testing.T) {
+			rep := lineRun(t, sc, server{})
+			if rep.Target != "in-process" || rep.Fsyncs <= 0 || rep.MsgsPerFsync <= 0 {
+				t.Errorf("target %q, fsyncs %d (%.1f msgs each): want in-process spool fsyncing with sync=always",
+					rep.Target, rep.Fsyncs, rep.MsgsPerFsync)
+			}
+		})
+	}
+}
+
+func TestRedisLPush(t *testing.T) {
+	srv := startRedis(t)
+	rep := lineRun(t, RedisLPush, srv)
+	if rep.Requests != rep.Messages {
+		t.Errorf("%d requests for %d LPUSHes", rep.Requests, rep.Messages)
+	}
+	// The list is deleted after the run.
+	c, err := dialLine(t.Context(), srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	reply, err := c.roundTrip(t.Context(), respCommand("LLEN", "bench"))
+	if err != nil || string(reply) != ":0" {
+		t.Errorf("LLEN bench after the run: %q, %v; want :0", reply, err)
+	}
+}
+
+// TestBeanstalkBaselines: the raw fsync baseline is measured, the trivial
+// HTTP one is not (it says nothing about another protocol).
+func TestBeanstalkBaselines(t *testing.T) {
+	rep, err := Run(t.Context(), Config{Scenario: BeanstalkPut, Concurrency: 2, Duration: 200 * time.Millisecond, Baselines: true, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rep.Baselines
+	if b == nil || b.FsyncPerSec <= 0 || b.MsgsPerRawFsync <= 0 || b.TrivialDuration != 0 || b.VsTrivial != Unknown || b.TrivialReqPerSec != Unknown {
+		t.Fatalf("baselines %+v: want the fsync probe only", b)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if s := text.String(); strings.Contains(s, "trivial") || !strings.Contains(s, "raw fsync") {
+		t.Errorf("text:\n%s", s)
+	}
+}
+
+// fakeBeanstalkd answers use, and every other put DRAINING instead of
+// INSERTED: a reply the bench must count as a failed operation.
+func fakeBeanstalkd(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var puts atomic.Int64
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				r := bufio.NewReader(nc)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					f := strings.Fields(line)
+					var reply string
+					switch {
+					case len(f) == 2 && f[0] == "use":
+						reply = "USING " + f[1]
+					case len(f) == 5 && f[0] == "put":
+						n, _ := strconv.Atoi(f[4])
+						if _, err := io.CopyN(io.Discard, r, int64(n)+2); err != nil {
+							return
+						}
+						reply = "INSERTED 1"
+						if puts.Add(1)%2 == 0 {
+							reply = "DRAINING"
+						}
+					default:
+						reply = "UNKNOWN_COMMAND"
+					}
+					if _, err := io.WriteString(nc, reply+"\r\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestBeanstalkUnexpectedReply(t *testing.T) {
+	rep, err := Run(t.Context(), Config{Addr: fakeBeanstalkd(t), Scenario: BeanstalkPut, Concurrency: 2, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Messages == 0 || rep.Errors == 0 || !strings.Contains(rep.FirstError, `unexpected reply "DRAINING"`) {
+		t.Errorf("messages %d, errors %d, first %q: want both, and DRAINING named", rep.Messages, rep.Errors, rep.FirstError)
+	}
+}
+
+func TestLineConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Scenario: RedisLPush}, "redis server"},
+		{Config{Scenario: BeanstalkPut, Addr: "http://127.0.0.1:11300"}, "host:port"},
+		{Config{Scenario: BeanstalkPut, Token: "x"}, "no authentication"},
+	} {
+		_, err := Run(t.Context(), c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Run(%+v): %v, want an error saying %q", c.cfg, err, c.want)
+		}
+	}
+	// Nothing listening: a clear error before any phase.
+	_, err := Run(t.Context(), Config{Scenario: BeanstalkPut, Addr: "127.0.0.1:" + freePort(t), Duration: time.Second})
+	var op *net.OpError
+	if !errors.As(err, &op) || !strings.Contains(err.Error(), "beanstalkd-protocol server at") {
+		t.Errorf("no server: %v", err)
+	}
+}
+
+func TestRESPCommand(t *testing.T) {
+	if got, want := string(respCommand("LPUSH", "q", "xy")), "*3\r\n$5\r\nLPUSH\r\n$1\r\nq\r\n$2\r\nxy\r\n"; got != want {
+		t.Errorf("respCommand = %q, want %q", got, want)
+	}
+	if got, want := string(putCommand([]byte("abc"))), "put 1024 0 60 3\r\nabc\r\n"; got != want {
+		t.Errorf("putCommand = %q, want %q", got, want)
+	}
+}
