@@ -1,7 +1,8 @@
 // Package bench is the load generator behind `spool bench`: it loads a
-// spool server over its HTTP API with one scenario for a fixed time and
-// reports throughput, latency quantiles, fsyncs, memory and CPU, beside
-// baselines measured in the same run.
+// spool server over its HTTP API (or its beanstalkd-protocol listener;
+// or, for comparison, beanstalkd itself or a redis server) with one
+// scenario for a fixed time and reports throughput, latency quantiles,
+// fsyncs, memory and CPU, beside baselines measured in the same run.
 //
 // It owns: the scenarios and their workers, the HTTP client they share,
 // the latency histogram (Histogram), the in-process server it starts when
@@ -15,8 +16,9 @@
 // counters, progress lines); baseline.go the fsync probe and the trivial
 // HTTP baseline; workers.go the HTTP client, phases and the worker loop;
 // scenarios.go each scenario's operations; target.go the server under
-// test; report.go, hist.go and cpu.go the report's forms, the histogram
-// and the client/server CPU split.
+// test; beanstalk.go the beanstalkd scenarios and the line connection
+// they share with redis.go's RESP; report.go, hist.go and cpu.go the
+// report's forms, the histogram and the client/server CPU split.
 //
 // # Target
 //
@@ -29,6 +31,18 @@
 // purged before and after the run if it exists, so never point
 // Config.Queue at a queue in use. Sync then is the server's own --sync;
 // give Config.PID (a server on this host) for its RSS and CPU.
+//
+// The beanstalk-* scenarios speak beanstalkd's protocol to Config.Addr
+// (host:port: beanstalkd, or spool serve --beanstalk-addr); with no Addr,
+// to the in-process server, which then also listens for that protocol on
+// 127.0.0.1:0 (the listener spool serve --beanstalk-addr runs), the tube
+// made by a use command as a client's is. The tube is Config.Queue. A
+// remote server's tube is not emptied before or after (the protocol has
+// no purge, only job-by-job deletes, each an fsync on beanstalkd): give
+// the bench a scratch server. redis-lpush needs Addr (the bench starts
+// no redis) and deletes the list Config.Queue there before and after the
+// run. These protocols have no token (Config.Token is an error) and no
+// fsync counter the bench can read.
 //
 // # Scenarios
 //
@@ -57,10 +71,33 @@
 //     receive's reply; Messages counts them, Enqueued the producers'. The
 //     queue is purged after the warm-up. Bodies are at least 21 bytes (the
 //     send time).
+//   - beanstalk-put: each worker its own connection, which says "use
+//     TUBE" once, then "put 1024 0 60 Size" with a Size-byte body and
+//     waits for INSERTED. One sample per put; Messages counts INSERTED.
+//   - beanstalk-reserve-delete: each worker its own connection, watching
+//     the tube only; "reserve-with-timeout 1", then "delete" of the job.
+//     One sample per pair, from the reserve's send to DELETED; Messages
+//     counts DELETED, Requests both commands. The tube is prefilled;
+//     TIMED_OUT means it ran dry.
+//   - redis-lpush: each worker its own connection, sending the RESP
+//     command LPUSH Queue <Size-byte value> and waiting for its integer
+//     reply. One sample per LPUSH; Messages counts them.
 //
-// The receive-ack scenarios need messages to receive. Before the warm-up
-// the queue is filled directly (in-process: Queue.Enqueue in batches of
-// 1000; remote: POST /batch), outside any timing; the warm-up consumes
+// In the last three a connection is dialled, and readied (use, watch),
+// outside the timing and the request count, and kept from the warm-up to
+// the window, as the HTTP client keeps its connections; any reply other
+// than the one the scenario wants (JOB_TOO_BIG, DRAINING, a redis "-ERR")
+// is a failed operation, counted in Report.Errors, and the connection is
+// dropped and dialled again. A deadline on the connection bounds a wait
+// as an HTTP request's is bounded.
+//
+// The receive-ack scenarios and beanstalk-reserve-delete need messages to
+// receive. Before the warm-up the queue is filled directly (in-process:
+// Queue.Enqueue in batches of 1000; remote: POST /batch, or for a
+// beanstalkd-protocol server, from Concurrency connections each sending
+// 100 puts in one write; spool answers a connection's puts in turn, each
+// after its group commit, so it needs the many connections), outside any
+// timing; the warm-up consumes
 // from it and gives a rate estimate, and the queue is topped up to 1.5 ×
 // that rate × Duration (at most 4M messages and 512 MiB of bodies). If the
 // queue still runs dry, the window ends there (Report.RanDry) and the
@@ -75,7 +112,8 @@
 // Fsyncs: in-process, the fsyncs of the message logs (enqueues) and state
 // logs (acks), counted through queue.Options.OnCommit and OnStateSync;
 // remote, spool_fsyncs_total of GET /metrics before and after (every
-// queue on that server, both logs). Messages per fsync is the messages
+// queue on that server, both logs); not measured over the beanstalkd and
+// redis protocols. Messages per fsync is the messages
 // enqueued in the window (acked, for the receive-ack scenarios) over
 // those fsyncs. In-process, the disk's own flush counter
 // (/sys/block/DEV/stat) is reported beside them for
@@ -115,7 +153,10 @@
 //     by more than 15%. Ratio: the scenario's requests/s over the
 //     baseline. Its rate is also a floor on what the client can drive:
 //     when it is far above the scenario's, the client was not the
-//     bottleneck.
+//     bottleneck. Not measured for the beanstalkd and redis scenarios: a
+//     net/http handler's rate says nothing of those protocols (their
+//     comparison is a run of the same scenario against beanstalkd or
+//     redis, on the same machine).
 //
 // # Client
 //
@@ -124,7 +165,9 @@
 // its first request), no proxy, no compression, 64 KiB socket buffers.
 // Fixed bodies are built once per run; each worker reads replies into a
 // buffer it reuses. Receive replies are decoded with encoding/json into a
-// reused struct.
+// reused struct. The beanstalkd and redis scenarios use no library: one
+// TCP connection per worker with 64 KiB bufio buffers, the command built
+// once per run, reply lines read in place.
 //
 // # Caveats
 //
