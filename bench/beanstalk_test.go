@@ -3,11 +3,14 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -293,4 +296,77 @@ func TestRESPCommand(t *testing.T) {
 	if got, want := string(putCommand([]byte("abc"))), "put 1024 0 60 3\r\nabc\r\n"; got != want {
 		t.Errorf("putCommand = %q, want %q", got, want)
 	}
+}
+
+func TestBeanstalkCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	rep, err := Run(ctx, Config{Scenario: BeanstalkReserveDelete, Concurrency: 2, Duration: time.Minute, Warmup: -1, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second || rep.Messages == 0 {
+		t.Errorf("cancelled after 300ms: returned after %s with %d messages", took, rep.Messages)
+	}
+}
+
+// TestIssue16Figures measures the figures of issue 16 on this machine, in
+// one session: spool's beanstalkd listener (in-process, sync=always)
+// against beanstalkd -b DIR -f 0 for put and reserve+delete at 16 and 64
+// connections, and spool's put against redis LPUSH with appendfsync
+// always at 64. Each comparison runs its two servers back to back, each
+// beanstalkd and redis fresh. SPOOL_BENCH_FIGURES=N runs N rounds of it;
+// SPOOL_BENCH_WINDOW sets the window (default 5s).
+func TestIssue16Figures(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv("SPOOL_BENCH_FIGURES"))
+	if rounds <= 0 {
+		t.Skip("set SPOOL_BENCH_FIGURES=<rounds> to measure issue 16's figures (minutes per round)")
+	}
+	window := 5 * time.Second
+	if w, err := time.ParseDuration(os.Getenv("SPOOL_BENCH_WINDOW")); err == nil {
+		window = w
+	}
+	run := func(t *testing.T, sc string, c int, srv server) *Report {
+		rep, err := Run(t.Context(), Config{
+			Addr: srv.addr, PID: srv.pid, Scenario: sc, Concurrency: c, Duration: window,
+			Sync: "always", Baselines: true, Dir: os.TempDir(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text bytes.Buffer
+		rep.WriteText(&text)
+		t.Logf("\n%s", text.String())
+		if rep.Errors != 0 {
+			t.Errorf("%s: %d errors, first: %s", sc, rep.Errors, rep.FirstError)
+		}
+		return rep
+	}
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-26s %4s  %-10s %10s %9s %9s %11s  %-10s %10s %9s %9s %11s  %6s\n",
+		"scenario", "conn", "spool", "msgs/s", "p50", "p99", "raw fsync/s", "vs", "msgs/s", "p50", "p99", "cpu cores", "ratio")
+	row := func(sc string, c int, spool *Report, other string, o *Report) {
+		fmt.Fprintf(&table, "%-26s %4d  %-10s %10.0f %9s %9s %11.0f  %-10s %10.0f %9s %9s %11s  %6.2f\n",
+			sc, c, "in-process", spool.MsgsPerSec, ms(spool.LatencyP50), ms(spool.LatencyP99), spool.Baselines.FsyncPerSec,
+			other, o.MsgsPerSec, ms(o.LatencyP50), ms(o.LatencyP99), num(o.ServerCPUCores), spool.MsgsPerSec/o.MsgsPerSec)
+	}
+	for round := range rounds {
+		for _, f := range []struct {
+			sc string
+			c  int
+		}{{BeanstalkPut, 16}, {BeanstalkPut, 64}, {BeanstalkReserveDelete, 16}, {BeanstalkReserveDelete, 64}} {
+			t.Run(fmt.Sprintf("round%d/%s/%d", round+1, f.sc, f.c), func(t *testing.T) {
+				b := run(t, f.sc, f.c, startBeanstalkd(t))
+				s := run(t, f.sc, f.c, server{})
+				row(f.sc, f.c, s, "beanstalkd", b)
+			})
+		}
+		t.Run(fmt.Sprintf("round%d/redis/64", round+1), func(t *testing.T) {
+			r := run(t, RedisLPush, 64, startRedis(t))
+			s := run(t, BeanstalkPut, 64, server{})
+			row("beanstalk-put/redis-lpush", 64, s, "redis", r)
+		})
+	}
+	t.Logf("window %s, %d cores; ratio = spool msgs/s / the other's\n%s", window, runtime.NumCPU(), table.String())
 }
