@@ -39,7 +39,8 @@
 // message's own (NewMessage.VisibilityTimeout, beanstalkd's TTR), else
 // the queue's visibility timeout. The table holds no lease lengths: a
 // message with its own is leased for the queue's and extended to its own
-// as soon as its record is read, before Receive hands it out.
+// as soon as its record is read, the extend written to the state log
+// before Receive hands the message out, as its lease was.
 //
 // Besides receipts, a message can be named by its id (jobs.go): Get,
 // PeekReady, PeekDelayed, Remove (of one not leased), Kick (a dead or

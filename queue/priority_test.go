@@ -315,3 +315,26 @@ func TestATopicRefusesAPriority(t *testing.T) {
 		t.Fatalf("Publish with a priority: %v, want ErrInvalid", err)
 	}
 }
+
+// A lease of a message's own length is in the state log before Receive
+// hands the message out: a crash right after leaves that length, not the
+// queue's.
+func TestAnOwnLeaseLengthSurvivesACrash(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	opts := testOptions(clk)
+	b := mustOpen(t, dir, opts)
+	q := mustCreate(t, b, "q", ConfigUpdate{VisibilityTimeout: ptr(time.Hour)})
+	if _, err := q.Enqueue([]NewMessage{{Body: []byte("x"), VisibilityTimeout: 5 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, q, 1)
+	if err := simulateCrash(b, false); err != nil {
+		t.Fatal(err)
+	}
+	b = mustOpen(t, dir, opts)
+	m, err := mustQueue(t, b, "q").Get(got[0].ID)
+	if err != nil || m.State != StateLeased || !m.LeaseEnds.Equal(got[0].LeaseEnds) {
+		t.Fatalf("after a crash: %s until %v, %v; want leased until %v", m.State, m.LeaseEnds, err, got[0].LeaseEnds)
+	}
+}

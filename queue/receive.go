@@ -315,20 +315,25 @@ func (q *Queue) readLeased(leased []leasedMsg, ownLease bool, fn func(Message) e
 // leaseFor gives the fresh lease l the length vis, from now, and returns
 // its deadline. The lease was taken at the queue's length before the
 // record was read (the table holds no lease lengths); the extend is
-// written with the next commit, as any extend, so a crash before it
-// leaves the queue's length, which only moves a delivery.
+// written to the state log before the message is handed out, as the
+// lease was, so a process crash cannot leave the message leased for the
+// queue's length instead of its own.
 func (q *Queue) leaseFor(l leasedMsg, vis time.Duration) int64 {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if e := q.t.Get(l.id); q.closed || e.State != index.StateLeased || e.Attempts != l.attempt {
+		q.mu.Unlock()
 		return l.until // already over (acked by a racing receipt, expired): leave it
 	}
 	now := q.now()
 	until := now + int64(vis)
 	if q.applyLocked(index.Event{Type: index.EvExtend, ID: l.id, Time: until}, now) != nil {
+		q.mu.Unlock()
 		return l.until
 	}
 	q.armTimerLocked()
+	seq := q.seq
+	q.mu.Unlock()
+	q.writeLeases(seq)
 	return until
 }
 

@@ -43,7 +43,13 @@ type reservation struct {
 // DEADLINE_SOON instead of waiting.
 const deadlineSoon = time.Second
 
-const writeBufferBytes = 4 << 10
+// writeBufferBytes is a connection's write buffer; maxKeptReply the
+// reply buffer it keeps between commands (a FOUND of a big job grows it
+// once, then it goes).
+const (
+	writeBufferBytes = 4 << 10
+	maxKeptReply     = 16 << 10
+)
 
 func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{
@@ -99,6 +105,9 @@ func (c *conn) serve() {
 			if err := c.w.Flush(); err != nil {
 				return
 			}
+		}
+		if cap(c.out) > maxKeptReply {
+			c.out = nil // a big job's reply: not kept for the connection's life
 		}
 	}
 }
