@@ -3,6 +3,8 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -336,5 +338,66 @@ func TestAnOwnLeaseLengthSurvivesACrash(t *testing.T) {
 	m, err := mustQueue(t, b, "q").Get(got[0].ID)
 	if err != nil || m.State != StateLeased || !m.LeaseEnds.Equal(got[0].LeaseEnds) {
 		t.Fatalf("after a crash: %s until %v, %v; want leased until %v", m.State, m.LeaseEnds, err, got[0].LeaseEnds)
+	}
+}
+
+// Compaction rewrites records, and priorities and lease lengths come
+// through it: in the table, and in the records a restart reads again.
+func TestPrioritiesSurviveCompactionAndARestart(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	opts := testOptions(clk)
+	opts.SegmentSize = 8 << 10
+	b := mustOpen(t, dir, opts)
+	q := mustCreate(t, b, "q", ConfigUpdate{})
+	body := strings.Repeat("b", 200)
+	want := map[uint64]uint32{} // the kept messages' priorities
+	for i := range 400 {
+		pri := uint32(i % 7)
+		ids, err := q.Enqueue([]NewMessage{{Body: []byte(body), Priority: &pri, VisibilityTimeout: time.Duration(i%3+1) * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 0 {
+			want[ids[0]] = pri
+		}
+	}
+	before, _ := q.Info()
+	for {
+		got := receive(t, q, MaxReceive)
+		if len(got) == 0 {
+			break
+		}
+		var ack []Receipt
+		for _, m := range got {
+			if _, keep := want[m.ID]; !keep {
+				ack = append(ack, m.Receipt)
+			}
+		}
+		if _, err := q.Ack(ack); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		b.Maintain()
+	}
+	after, _ := q.Info()
+	if after.Bytes >= before.Bytes/2 {
+		t.Fatalf("%d bytes on disk after compaction, from %d: nothing was rewritten", after.Bytes, before.Bytes)
+	}
+	b.Close()
+	for _, name := range []string{snapshotName, prevSnapshotName} {
+		os.Remove(filepath.Join(dir, "queues", "q", name)) // rebuild from the records and the state log
+	}
+	b = mustOpen(t, dir, opts)
+	clk.Advance(time.Hour) // every lease has run out
+	msgs, err := mustQueue(t, b, "q").Peek(0, MaxList)
+	if err != nil || len(msgs) != len(want) {
+		t.Fatalf("Peek = %d messages, %v; want %d", len(msgs), err, len(want))
+	}
+	for _, m := range msgs {
+		if m.Priority != want[m.ID] || m.VisibilityTimeout == 0 {
+			t.Errorf("message %d: priority %d, visibility %s; want %d and its own", m.ID, m.Priority, m.VisibilityTimeout, want[m.ID])
+		}
 	}
 }
