@@ -192,7 +192,7 @@ func (c Config) normalize() (Config, error) {
 		case c.Addr == "" && proto == protoRedis:
 			return c, fmt.Errorf("%s needs the address (host:port) of a redis server to load: the bench starts no redis", c.Scenario)
 		case c.Addr != "" && err != nil:
-			return c, fmt.Errorf("address %q: %s speaks the %s protocol and wants host:port: %w", c.Addr, c.Scenario, proto, err)
+			return c, fmt.Errorf("address %q: %s speaks the %s protocol: want host:port", c.Addr, c.Scenario, proto)
 		case c.Token != "":
 			return c, fmt.Errorf("token: the %s protocol of %s has no authentication to send it with", proto, c.Scenario)
 		}
