@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -201,36 +202,62 @@ func (q *Queue) KickDelayed(n int) (int, error) {
 // the queue's), and returns it as Receive would. ErrNotFound if the queue
 // holds no such message; ErrLeased if it is leased already.
 func (q *Queue) LeaseID(id uint64, visibility time.Duration) (Message, error) {
+	return q.leaseID(id, visibility, true)
+}
+
+// LeaseReady is LeaseID of a message that must be ready: one that NextReady
+// named, say, which another caller may have leased, failed or delayed
+// since (then ErrLeased, or ErrNotFound: look again). It never revives a
+// dead or delayed message, as LeaseID does.
+func (q *Queue) LeaseReady(id uint64, visibility time.Duration) (Message, error) {
+	return q.leaseID(id, visibility, false)
+}
+
+func (q *Queue) leaseID(id uint64, visibility time.Duration, anyState bool) (Message, error) {
 	q = q.live()
 	if visibility < 0 || visibility > MaxVisibility {
 		return Message{}, fmt.Errorf("%w: visibility %s must be between 0 and %s", ErrInvalid, visibility, MaxVisibility)
 	}
+	// The record is read first, without the lock, so the lease is taken
+	// at its own length in one event: a crash can never leave it leased
+	// for the queue's length instead.
 	if err := q.lockQueue("lease"); err != nil {
 		return Message{}, err
 	}
-	switch e := q.t.Get(id); {
-	case e.State == index.StateLeased:
+	e, err := q.leasableLocked(id, anyState)
+	q.mu.Unlock()
+	if err != nil {
+		return Message{}, err
+	}
+	m, err := q.read(id, e.Offset)
+	if err != nil {
+		return Message{}, fmt.Errorf("lease %d from %s: %w", id, q.name, err)
+	}
+	if err := q.lockQueue("lease"); err != nil {
+		return Message{}, err
+	}
+	again, err := q.leasableLocked(id, anyState)
+	switch {
+	case err != nil:
 		q.mu.Unlock()
-		return Message{}, fmt.Errorf("%w: message %d of %s", ErrLeased, id, q.name)
-	case !live(e.State):
+		return Message{}, err
+	case again.Offset != e.Offset || again.Attempts != e.Attempts:
 		q.mu.Unlock()
-		return Message{}, q.notFound(id)
-	case e.State != index.StateReady:
+		return Message{}, fmt.Errorf("%w: message %d of %s changed while it was read; look again", ErrNotFound, id, q.name)
+	case again.State != index.StateReady:
 		q.kickLocked(id)
 	}
-	now := q.now()
-	e := q.t.Get(id)
 	if e.Attempts == math.MaxUint16 {
 		q.killLocked(id)
 		q.mu.Unlock()
 		return Message{}, fmt.Errorf("%w: message %d of %s has used every attempt number and is dead", ErrNotFound, id, q.name)
 	}
-	vis := visibility
-	if vis == 0 {
-		vis = q.cfg.VisibilityTimeout
-	}
-	l := leasedMsg{id: id, attempt: e.Attempts + 1, offset: e.Offset, until: now + int64(vis), priority: q.t.Priority(id)}
-	if err := q.applyLocked(index.Event{Type: index.EvLease, ID: id, Attempt: l.attempt, Time: l.until}, now); err != nil {
+	vis := cmp.Or(visibility, m.VisibilityTimeout, q.cfg.VisibilityTimeout)
+	now := q.now()
+	m.Receipt = Receipt{ID: id, Attempt: e.Attempts + 1}
+	m.Attempts, m.State, m.Priority = int(m.Receipt.Attempt), index.StateLeased, q.t.Priority(id)
+	m.LeaseEnds, m.ReadyAt = time.Unix(0, now+int64(vis)), time.Time{}
+	if err := q.applyLocked(index.Event{Type: index.EvLease, ID: id, Attempt: m.Receipt.Attempt, Time: now + int64(vis)}, now); err != nil {
 		q.mu.Unlock()
 		return Message{}, fmt.Errorf("lease %d from %s: %w", id, q.name, err)
 	}
@@ -238,18 +265,20 @@ func (q *Queue) LeaseID(id uint64, visibility time.Duration) (Message, error) {
 	seq := q.seq
 	q.mu.Unlock()
 	q.writeLeases(seq)
-	var m Message
-	n, err := q.readLeased([]leasedMsg{l}, visibility == 0, func(got Message) error {
-		m = got
-		return nil
-	})
-	switch {
-	case err != nil:
-		return Message{}, err
-	case n == 0: // its record could not be read: readLeased returned it or failed it
-		return Message{}, fmt.Errorf("%w: message %d of %s could not be read", ErrUnavailable, id, q.name)
-	}
 	return m, nil
+}
+
+// leasableLocked returns message id's entry if it can be leased: ready,
+// or with anyState also delayed or dead. The caller holds mu.
+func (q *Queue) leasableLocked(id uint64, anyState bool) (index.Entry, error) {
+	switch e := q.t.Get(id); {
+	case e.State == index.StateLeased:
+		return e, fmt.Errorf("%w: message %d of %s", ErrLeased, id, q.name)
+	case !live(e.State), !anyState && e.State != index.StateReady:
+		return e, fmt.Errorf("%w: %s has no ready message %d", ErrNotFound, q.name, id)
+	default:
+		return e, nil
+	}
 }
 
 // ReadyBelow counts the ready messages whose priority is below priority

@@ -201,6 +201,16 @@ func TestMessagesByID(t *testing.T) {
 		t.Errorf("ReadyBelow = %d, %v; want 1", n, err)
 	}
 
+	// LeaseReady takes only a ready message: a dead or delayed one stays.
+	for _, id := range []uint64{ids[2], later[0]} {
+		if _, err := q.LeaseReady(id, 0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("LeaseReady(%d) of a message not ready: %v, want ErrNotFound", id, err)
+		}
+	}
+	if m, _ := q.Get(ids[2]); m.State != StateDead {
+		t.Errorf("after LeaseReady the dead message is %s", m.State)
+	}
+
 	// Kick: dead and delayed become ready; ready and leased are not kicked.
 	for _, tt := range []struct {
 		id   uint64

@@ -487,7 +487,7 @@ func (c *conn) takeReady() (queue.Message, *tube, error) {
 			return queue.Message{}, nil, nil
 		}
 		_, id := splitJobID(bestID)
-		m, err := best.q.LeaseID(id, 0)
+		m, err := best.q.LeaseReady(id, 0)
 		switch {
 		case err == nil:
 			return m, best, nil

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -497,5 +498,52 @@ func TestConnectionCap(t *testing.T) {
 	reply, _ := io.ReadAll(nc)
 	if string(reply) != "OUT_OF_MEMORY\r\n" {
 		t.Fatalf("over the cap: %q, want OUT_OF_MEMORY and a close", reply)
+	}
+}
+
+// Connections reserving and burying at once: nobody releases, kicks or
+// lets a TTR run out, so each job is reserved once. (reserve once revived
+// a job another connection had just buried, between finding it ready and
+// leasing it.)
+func TestConcurrentReservesNeverTakeABuriedJob(t *testing.T) {
+	s := startServer(t, t.TempDir(), beanstalk.Options{})
+	const jobs = 600
+	p := dial(t, s.addr)
+	for range jobs {
+		(check{t}).id(p.Put([]byte("x"), 1, 0, time.Minute))
+	}
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for range 8 {
+		c := dial(t, s.addr)
+		wg.Go(func() {
+			for {
+				id, _, err := c.Reserve(0)
+				if errors.Is(err, gobeanstalk.ErrTimeout) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				again := seen[id]
+				seen[id] = true
+				mu.Unlock()
+				if again {
+					t.Errorf("job %d reserved again after it was buried", id)
+					return
+				}
+				if err := c.Bury(id, 1); err != nil {
+					t.Errorf("bury %d: %v", id, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != jobs {
+		t.Fatalf("%d jobs reserved, want %d", len(seen), jobs)
 	}
 }
