@@ -44,7 +44,7 @@
 //
 // Besides receipts, a message can be named by its id (jobs.go): Get,
 // PeekReady, PeekDelayed, Remove (of one not leased), Kick (a dead or
-// delayed one to ready), KickDelayed, LeaseID and ReadyBelow, which
+// delayed one to ready), KickDelayed, LeaseID, LeaseReady and ReadyBelow, which
 // beanstalkd's job commands need. Every queue has a Serial, a number
 // unique in the data directory and kept in its queue.json, and may have
 // a Label (CreateLabeled), a protocol's own name for it: a beanstalkd
