@@ -20,16 +20,19 @@ func benchCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "in-process server's fsync policy: always, interval or none")
 	// --target, not --addr: SPOOL_ADDR, set for the client commands, must
 	// never silently aim a load test at a real server.
-	fs.StringVar(&cfg.Addr, "target", "", "load a running server instead of an in-process one (host:port or URL)")
-	fs.StringVar(&cfg.Token, "token", "", "bearer token for --target")
+	fs.StringVar(&cfg.Addr, "target", "", "load a running server instead of an in-process one (host:port or URL; for beanstalk-* and redis-lpush, a beanstalkd-protocol or redis host:port)")
+	fs.StringVar(&cfg.Token, "token", "", "bearer token for --target (HTTP scenarios only)")
 	fs.IntVar(&cfg.PID, "pid", 0, "the --target server's process id, to report its RSS and CPU")
 	fs.StringVar(&cfg.Queue, "queue", cfg.Queue, "queue to load (a remote one is purged: never use a queue in use)")
 	fs.StringVar(&cfg.Dir, "dir", "", "where the in-process server's data and the fsync probe go (default: the temp dir)")
 	noBaselines := fs.Bool("no-baselines", false, "skip the raw fsync and trivial-handler baselines")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	helpFor(fs, env, `Measure spool's throughput and latency over HTTP, next to baselines
-measured in the same run: the disk's raw fsync rate and a trivial Go HTTP
-handler's request rate under the same client and concurrency.
+	helpFor(fs, env, `Measure spool's throughput and latency over HTTP or beanstalkd's
+protocol, next to baselines measured in the same run: the disk's raw
+fsync rate and (HTTP scenarios) a trivial Go HTTP handler's request rate
+under the same client and concurrency. beanstalk-put and
+beanstalk-reserve-delete also load a real beanstalkd given as --target,
+and redis-lpush a redis server, so spool is compared in one harness.
 
 By default it starts a server in this process on a temporary directory,
 so client and server share the CPUs; --target loads a running server.
@@ -39,6 +42,9 @@ Examples:
   spool bench --scenario receive-ack --concurrency 64 --duration 30s
   spool bench --scenario enqueue-batch --size 4K --sync none --json
   spool bench --target 127.0.0.1:7070 --pid "$(pidof spool)"
+  spool bench --scenario beanstalk-put --concurrency 64
+  spool bench --scenario beanstalk-put --target 127.0.0.1:11300 --pid "$(pidof beanstalkd)"
+  spool bench --scenario redis-lpush --target 127.0.0.1:6379 --pid "$(pidof redis-server)" --concurrency 64
 `)
 	return func(args []string) error {
 		if err := noArgs(args, "bench"); err != nil {
