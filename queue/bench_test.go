@@ -49,7 +49,7 @@ func BenchmarkEnqueueBatch(b *testing.B) {
 	for _, c := range []struct {
 		policy log.SyncPolicy
 		mixed  bool
-	}{{log.SyncAlways, false}, {log.SyncNone, false}, {log.SyncNone, true}} {
+	}{{log.SyncAlways, false}, {log.SyncAlways, true}, {log.SyncNone, false}, {log.SyncNone, true}} {
 		name := "batch=100/sync=" + c.policy.String()
 		if c.mixed {
 			name += "/priorities=mixed"
