@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spoolq/spool/api/apitest"
 )
 
 // server is a beanstalkd or redis-server this test started.
@@ -38,7 +40,7 @@ func startServer(t *testing.T, name string, args ...string) server {
 	// take it before the server binds, so a server that exits is tried
 	// again on a new one.
 	for attempt := 0; ; attempt++ {
-		port := freePort(t)
+		port := apitest.FreePort(t)
 		argv := make([]string, len(args))
 		for i, a := range args {
 			argv[i] = strings.ReplaceAll(a, "PORT", port)
@@ -66,17 +68,6 @@ func startServer(t *testing.T, name string, args ...string) server {
 		})
 		return server{addr: addr, pid: cmd.Process.Pid}
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }
 
 // awaitListening dials addr until it answers, the process exits or the
@@ -282,7 +273,7 @@ func TestLineConfigErrors(t *testing.T) {
 		}
 	}
 	// Nothing listening: a clear error before any phase.
-	_, err := Run(t.Context(), Config{Scenario: BeanstalkPut, Addr: "127.0.0.1:" + freePort(t), Duration: time.Second})
+	_, err := Run(t.Context(), Config{Scenario: BeanstalkPut, Addr: "127.0.0.1:" + apitest.FreePort(t), Duration: time.Second})
 	var op *net.OpError
 	if !errors.As(err, &op) || !strings.Contains(err.Error(), "beanstalkd-protocol server at") {
 		t.Errorf("no server: %v", err)

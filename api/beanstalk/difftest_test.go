@@ -103,6 +103,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/spoolq/spool/api/apitest"
 	"io"
 	"log/slog"
 	"net"
@@ -785,12 +786,12 @@ func (r *diffRun) normaliseYAML(y string) string {
 
 // startBeanstalkd starts beanstalkd with a binlog on a free port, waits
 // until it accepts connections, and kills it when the test ends. A port
-// another process took between diffFreePort and beanstalkd's bind makes
+// another process took between apitest.FreePort and beanstalkd's bind makes
 // beanstalkd exit; it is then tried again on another port.
 func startBeanstalkd(t *testing.T) string {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		port := diffFreePort(t)
+		port := apitest.FreePort(t)
 		cmd := exec.Command("beanstalkd", "-l", "127.0.0.1", "-p", port, "-b", t.TempDir(),
 			"-z", strconv.Itoa(diffMaxJobBytes))
 		var stderr bytes.Buffer // read only after the process has exited
@@ -845,16 +846,4 @@ func diffAwaitListening(addr string, exited <-chan struct{}) error {
 		}
 		time.Sleep(5 * time.Millisecond) // the poll's interval
 	}
-}
-
-// diffFreePort returns a port nothing listens on now.
-func diffFreePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }
