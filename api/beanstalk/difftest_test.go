@@ -103,7 +103,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/spoolq/spool/api/apitest"
 	"io"
 	"log/slog"
 	"net"
@@ -118,6 +117,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/api/apitest"
 	"github.com/spoolq/spool/api/beanstalk"
 	"github.com/spoolq/spool/queue"
 )
