@@ -276,6 +276,12 @@ func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) ([]log
 	recs := make([]log.Record, len(msgs))
 	readyAt := make([]int64, len(msgs))
 	var metas []byte // every record's metadata, back to back: one buffer, not one each
+	for _, m := range msgs {
+		if m.Priority != nil || m.VisibilityTimeout != 0 || m.Delay != nil || defaultDelay != 0 || len(m.Attributes) > 0 || m.origin != nil {
+			metas = make([]byte, 0, len(msgs)*metaGuess)
+			break
+		}
+	}
 	ends := make([]int, len(msgs))
 	for i, m := range msgs {
 		delay := defaultDelay
@@ -299,6 +305,11 @@ func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) ([]log
 	}
 	return recs, readyAt
 }
+
+// metaGuess is the bytes of metadata newRecords makes room for per
+// message when any has some: a delay, a priority and a lease length take
+// about 15; attributes grow the buffer as they need.
+const metaGuess = 16
 
 func (m NewMessage) priority() uint32 { return priorityOr(m.Priority) }
 
