@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/VictoriaMetrics/metrics v1.44.0
+	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/beanstalkd/go-beanstalk v0.2.0
 	github.com/julienschmidt/httprouter v1.3.0
 	github.com/klauspost/compress v1.20.3
@@ -12,6 +13,7 @@ require (
 )
 
 require (
+	github.com/aws/smithy-go v1.28.9 // indirect
 	github.com/tidwall/gjson v1.10.2 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.0 // indirect

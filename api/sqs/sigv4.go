@@ -21,8 +21,9 @@ import (
 //     REGION/SERVICE/aws4_request, SignedHeaders=..., Signature=...") with
 //     X-Amz-Date, which is what every SDK and the aws CLI send;
 //   - presigned URLs (X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date,
-//     X-Amz-Expires, X-Amz-SignedHeaders and X-Amz-Signature in the query),
-//     which cost little more because only where the fields come from differs.
+//     X-Amz-SignedHeaders, X-Amz-Signature and optionally X-Amz-Expires in
+//     the query), which cost little more because only where the fields come
+//     from differs.
 //
 // Not supported: SigV2 ("AWS AKID:sig"), SigV4a (ECDSA), chunked
 // "STREAMING-*" and "UNSIGNED-PAYLOAD" bodies (S3 features no SQS client
@@ -63,7 +64,8 @@ var (
 	// SQS: SignatureDoesNotMatch (403).
 	ErrSignatureMismatch = errors.New("signature does not match")
 	// ErrRequestExpired: X-Amz-Date is more than MaxClockSkew away from now,
-	// or a presigned URL is past its X-Amz-Expires. SQS: RequestExpired (400).
+	// or a presigned URL is past its X-Amz-Expires (or made more than
+	// MaxClockSkew in the future). SQS: RequestExpired (400).
 	ErrRequestExpired = errors.New("request expired")
 )
 
@@ -92,7 +94,7 @@ type sigInfo struct {
 	signed      []string // signedList split
 	signature   string
 	presigned   bool
-	expires     time.Duration // presigned only
+	expires     time.Duration // presigned with X-Amz-Expires only
 }
 
 func (s *sigInfo) scope() string {
@@ -174,11 +176,15 @@ func parsePresigned(q url.Values) (*sigInfo, error) {
 	if err := info.fill(q.Get("X-Amz-Credential"), q.Get("X-Amz-SignedHeaders"), q.Get("X-Amz-Signature")); err != nil {
 		return nil, err
 	}
-	secs, err := strconv.ParseInt(q.Get("X-Amz-Expires"), 10, 64)
-	if err != nil || secs < 1 || time.Duration(secs)*time.Second > maxPresignExpires {
-		return nil, fmt.Errorf("%w: X-Amz-Expires %q is not 1 to %d seconds", ErrMalformedAuth, q.Get("X-Amz-Expires"), int64(maxPresignExpires/time.Second))
+	// aws-sdk-go-v2's PresignHTTP leaves X-Amz-Expires to the caller, so a
+	// URL without one is valid; it then gets the header form's window.
+	if e := q.Get("X-Amz-Expires"); e != "" {
+		secs, err := strconv.ParseInt(e, 10, 64)
+		if err != nil || secs < 1 || time.Duration(secs)*time.Second > maxPresignExpires {
+			return nil, fmt.Errorf("%w: X-Amz-Expires %q is not 1 to %d seconds", ErrMalformedAuth, e, int64(maxPresignExpires/time.Second))
+		}
+		info.expires = time.Duration(secs) * time.Second
 	}
-	info.expires = time.Duration(secs) * time.Second
 	return info, nil
 }
 
@@ -223,7 +229,7 @@ func (s *sigInfo) fill(cred, signed, sig string) error {
 }
 
 func checkTime(s *sigInfo, now time.Time) error {
-	if s.presigned {
+	if s.presigned && s.expires > 0 {
 		// A presigned URL may not be used before it was made (beyond clock
 		// skew) or after it runs out.
 		if now.Before(s.t.Add(-MaxClockSkew)) || now.After(s.t.Add(s.expires)) {
