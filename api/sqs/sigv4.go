@@ -97,6 +97,15 @@ type sigInfo struct {
 	expires     time.Duration // presigned with X-Amz-Expires only
 }
 
+func (s *sigInfo) signs(name string) bool {
+	for _, n := range s.signed {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *sigInfo) scope() string {
 	return s.scopeDate + "/" + s.region + "/" + s.service + "/" + scopeTerm
 }
@@ -117,6 +126,12 @@ func Verify(r *http.Request, body []byte, keys Keys, now time.Time) (accessKeyID
 	secret, ok := keys.Secret(info.accessKeyID)
 	if !ok {
 		return info.accessKeyID, fmt.Errorf("%w: %q", ErrUnknownKey, info.accessKeyID)
+	}
+	// X-Amz-Target picks the action of a JSON 1.0 request. Every SDK signs
+	// it, and one that did not could have its DeleteQueue turned into
+	// anything by whoever relays it, so it has to be covered.
+	if r.Header.Get("X-Amz-Target") != "" && !info.signs("x-amz-target") {
+		return info.accessKeyID, fmt.Errorf("%w: X-Amz-Target is not in SignedHeaders", ErrSignatureMismatch)
 	}
 	payload, err := payloadHash(r, body)
 	if err != nil {
