@@ -14,24 +14,6 @@ import (
 	"time"
 )
 
-// Verification of AWS Signature Version 4 (AWS4-HMAC-SHA256) on incoming
-// requests. Both forms clients use are accepted:
-//
-//   - the Authorization header ("AWS4-HMAC-SHA256 Credential=AKID/DATE/
-//     REGION/SERVICE/aws4_request, SignedHeaders=..., Signature=...") with
-//     X-Amz-Date, which is what every SDK and the aws CLI send;
-//   - presigned URLs (X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date,
-//     X-Amz-SignedHeaders, X-Amz-Signature and optionally X-Amz-Expires in
-//     the query), which cost little more because only where the fields come
-//     from differs.
-//
-// Not supported: SigV2 ("AWS AKID:sig"), SigV4a (ECDSA), chunked
-// "STREAMING-*" and "UNSIGNED-PAYLOAD" bodies (S3 features no SQS client
-// uses; SQS requests always sign their body). Region and service in the
-// credential scope are taken as the client gives them, since a local
-// endpoint answers for any region; Verify returns nothing about them because
-// the SQS handlers have no use for them yet.
-
 // Keys looks up the secret of an access key id.
 type Keys interface {
 	Secret(accessKeyID string) (secret string, ok bool)
@@ -110,11 +92,32 @@ func (s *sigInfo) scope() string {
 	return s.scopeDate + "/" + s.region + "/" + s.service + "/" + scopeTerm
 }
 
-// Verify checks the SigV4 signature of r, whose body the caller has already
-// read into body (the payload hash needs all of it, and the handler needs it
-// afterwards). now is the server's clock, passed in so tests can use the
-// test suite's fixed time. It returns the access key id the request was
-// signed with.
+// Verify checks the AWS Signature Version 4 (AWS4-HMAC-SHA256) signature of
+// r, whose body the caller has already read into body (the payload hash needs
+// all of it, and the handler needs it afterwards). now is the server's clock,
+// passed in so tests can use the test suite's fixed time. It returns the
+// access key id the request was signed with; with an error, it is the id the
+// request claimed (for logs), or "" if none could be read.
+//
+// Both forms clients use are accepted:
+//
+//   - the Authorization header ("AWS4-HMAC-SHA256 Credential=AKID/DATE/
+//     REGION/SERVICE/aws4_request, SignedHeaders=..., Signature=...") with
+//     X-Amz-Date, which is what every SDK and the aws CLI send;
+//   - presigned URLs (X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date,
+//     X-Amz-SignedHeaders, X-Amz-Signature and optionally X-Amz-Expires in
+//     the query), which cost little more because only where the fields come
+//     from differs. aws-sdk-go-v2's presigner moves X-Amz-* headers such as
+//     X-Amz-Target into the query, where a handler then has to look for them.
+//
+// Not supported: SigV2 ("AWS AKID:sig"), SigV4a (ECDSA), chunked
+// "STREAMING-*" and "UNSIGNED-PAYLOAD" bodies (S3 features no SQS client
+// uses; SQS requests always sign their body). Region and service in the
+// credential scope are taken as the client gives them, since a local
+// endpoint answers for any region.
+//
+// Only what is signed is authenticated: the method, path, query, body and
+// the headers in SignedHeaders (host always, X-Amz-Target whenever present).
 func Verify(r *http.Request, body []byte, keys Keys, now time.Time) (accessKeyID string, err error) {
 	info, err := parseSig(r)
 	if err != nil {
