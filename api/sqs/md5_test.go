@@ -21,6 +21,11 @@ import (
 //     search index that did not name its repository).
 //   - ordinal/category: wcharczuk/sqslite internal/sqslite/md5_test.go, built
 //     with aws-sdk-go-v2's service/sqs types.
+//
+// aws-sdk-go-v2's service/sqs checks only MD5OfMessageBody
+// (cust_checksum_validation.go), so the attribute digest cannot be checked
+// against the Go SDK itself; the Java SDK does check it, which is why the
+// published values above matter.
 func TestMD5OfBody(t *testing.T) {
 	for body, want := range map[string]string{
 		"test": "098f6bcd4621d373cade4e832627b4f6",
