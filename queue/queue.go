@@ -198,7 +198,7 @@ func (q *Queue) Info() (Info, error) {
 	if oldestReady {
 		oldest = q.enqueuedAt(oldestID, oldestOffset)
 	}
-	return Info{Name: q.name, Label: q.label, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: q.statsNow()}, nil
+	return Info{Name: q.name, Label: q.label, Serial: q.serial.Load(), Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: q.statsNow()}, nil
 }
 
 // Enqueue appends msgs, all or nothing, and returns their ids. It returns

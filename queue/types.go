@@ -95,7 +95,9 @@ func (c Counts) plus(o Counts) Counts {
 type Info struct {
 	Name string
 	// Label is the label the queue was created with (CreateLabeled).
-	Label  string
+	Label string
+	// Serial is the queue's number (Queue.Serial), 0 if it has none yet.
+	Serial uint32
 	Config Config
 	Counts Counts
 	Bytes  int64 // message-log bytes on disk

@@ -2,6 +2,7 @@ package beanstalk
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"net"
 	"slices"
@@ -502,11 +503,7 @@ func (c *conn) takeReady() (queue.Message, *tube, error) {
 // replies RESERVED.
 func (c *conn) reserved1(t *tube, m queue.Message) []byte {
 	job, _ := jobID(t.serial, m.ID)
-	ttr := m.VisibilityTimeout
-	if ttr == 0 {
-		ttr = t.q.Config().VisibilityTimeout
-	}
-	c.reserved[job] = reservation{t: t, receipt: m.Receipt, ttr: ttr, deadline: m.LeaseEnds}
+	c.reserved[job] = reservation{t: t, receipt: m.Receipt, ttr: ttrOf(t.q, m), deadline: m.LeaseEnds}
 	return AppendReserved(c.out, job, m.Body)
 }
 
@@ -613,7 +610,7 @@ func firstError(errs []error, err error) error {
 // once that is durable.
 func (c *conn) delete(job uint64) []byte {
 	if r, ok := c.reserved[job]; ok {
-		c.countDelete(r.t)
+		c.countDeleteIn(r.t.q)
 		return c.withReservation(job, Deleted, func(r reservation) ([]error, error) {
 			return r.t.q.Ack([]queue.Receipt{r.receipt})
 		})
@@ -629,12 +626,6 @@ func (c *conn) delete(job uint64) []byte {
 	return AppendWord(c.out, Deleted)
 }
 
-func (c *conn) countDelete(t *tube) {
-	c.s.tubes.mu.Lock()
-	t.cmdDelete++
-	c.s.tubes.mu.Unlock()
-}
-
 // countDeleteIn counts a delete in q's tube, if a connection named it.
 func (c *conn) countDeleteIn(q *queue.Queue) {
 	ts := &c.s.tubes
@@ -643,6 +634,11 @@ func (c *conn) countDeleteIn(q *queue.Queue) {
 	if t := ts.m[tubeName(q.Name(), q.Label())]; t != nil {
 		t.cmdDelete++
 	}
+}
+
+// ttrOf is m's TTR: its own lease length, else its queue's.
+func ttrOf(q *queue.Queue, m queue.Message) time.Duration {
+	return cmp.Or(m.VisibilityTimeout, q.Config().VisibilityTimeout)
 }
 
 // touch gives a job this connection reserved its whole TTR again.
@@ -729,10 +725,7 @@ func (c *conn) statsJob(job uint64) []byte {
 		return c.fail(err)
 	}
 	now := time.Now()
-	ttr := m.VisibilityTimeout
-	if ttr == 0 {
-		ttr = q.Config().VisibilityTimeout
-	}
+	ttr := ttrOf(q, m)
 	st := JobStats{
 		ID: job, Tube: tubeName(q.Name(), q.Label()), Pri: m.Priority,
 		Age: int64(now.Sub(m.EnqueuedAt) / time.Second), Delay: int64(m.Delay / time.Second),

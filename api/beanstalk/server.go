@@ -251,13 +251,15 @@ func (s *Server) tubeNames() []string {
 		if info.Err != nil {
 			continue
 		}
-		q, err := s.b.Queue(info.Name)
-		if err != nil {
-			continue // deleted since
-		}
-		serial, err := q.Serial()
-		if err != nil {
-			continue
+		serial := info.Serial
+		if serial == 0 { // a queue from before serials: number it now
+			q, err := s.b.Queue(info.Name)
+			if err != nil {
+				continue // deleted since
+			}
+			if serial, err = q.Serial(); err != nil {
+				continue
+			}
 		}
 		tubes = append(tubes, numbered{serial, tubeName(info.Name, info.Label)})
 	}
