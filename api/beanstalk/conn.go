@@ -354,7 +354,7 @@ func (c *conn) job(job uint64) (*queue.Queue, uint64, error) {
 	if id == 0 || serial == 0 {
 		return nil, 0, ErrNotFound
 	}
-	q, _, err := c.s.tubes.bySerial(serial)
+	q, err := c.s.tubes.bySerial(serial)
 	return q, id, err
 }
 

@@ -143,13 +143,13 @@ func (ts *tubes) renewLocked(t *tube) error {
 // make one.
 var errNoTube = fmt.Errorf("%w: no such tube", ErrNotFound)
 
-// bySerial returns the queue numbered serial and its tube's name.
-func (ts *tubes) bySerial(serial uint32) (*queue.Queue, string, error) {
+// bySerial returns the queue numbered serial; NOT_FOUND if there is none.
+func (ts *tubes) bySerial(serial uint32) (*queue.Queue, error) {
 	q, err := ts.b.QueueBySerial(serial)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrNotFound, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	return q, tubeName(q.Name(), q.Label()), nil
+	return q, nil
 }
 
 // paused says whether t is paused at now, and until when. A pause that
