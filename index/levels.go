@@ -25,7 +25,14 @@ const (
 	// scanLevels is how many levels intern looks along before it asks
 	// the map.
 	scanLevels = 16
+	// recentLevels is the size of the intern cache: 64 bytes a table.
+	recentLevels = 64
 )
+
+// recentSlot is pri's place in the intern cache: Fibonacci hashing, so
+// ten priorities in even steps (0, 1, 2... or 0, 100, 200...) take ten
+// slots.
+func recentSlot(pri uint32) uint32 { return pri * 0x9E3779B1 >> 26 }
 
 // level is one interned priority.
 type level struct {
@@ -44,7 +51,10 @@ type priorities struct {
 	levels  []level
 	levelOf map[uint32]uint8 // pri → its level, for the levels in use
 	free    []uint8          // levels no message holds any more
-	last    uint8            // the level interned last: a single-priority queue's every insert
+	// recent remembers, by a hash of the priority, the level each slot's
+	// priority was last interned at: a single-priority queue's every
+	// insert, and a few priorities in turn, skip the look along the levels.
+	recent [recentLevels]uint8
 	// readyLevels lists the levels with messages ready by id, lowest
 	// priority first: its head is where the ready order starts.
 	readyLevels []uint8
@@ -93,23 +103,23 @@ func (t *Table) unref(id uint64, e *slot) {
 // intern returns pri's level, taking a free one if pri has none, or
 // levelOverflow when every level is in use.
 func (t *Table) intern(pri uint32) uint8 {
-	if int(t.last) < len(t.levels) && t.levels[t.last].refs > 0 && t.levels[t.last].pri == pri {
-		return t.last
+	slot := &t.recent[recentSlot(pri)]
+	if lv := *slot; int(lv) < len(t.levels) && t.levels[lv].refs > 0 && t.levels[lv].pri == pri {
+		return lv
 	}
 	if len(t.levels) <= scanLevels {
-		// A few priorities in turn: a look along the levels is quicker
-		// than the map.
+		// Few levels: a look along them is quicker than the map.
 		for i := range t.levels {
 			if l := &t.levels[i]; l.refs > 0 && l.pri == pri {
-				t.last = uint8(i)
-				return t.last
+				*slot = uint8(i)
+				return *slot
 			}
 		}
 	}
 	lv, ok := t.levelOf[pri]
 	switch {
 	case ok:
-		t.last = lv
+		*slot = lv
 		return lv
 	case len(t.free) > 0:
 		lv = t.free[len(t.free)-1]
@@ -124,7 +134,7 @@ func (t *Table) intern(pri uint32) uint8 {
 	if t.levelOf == nil {
 		t.levelOf = map[uint32]uint8{}
 	}
-	t.levelOf[pri], t.last = lv, lv
+	t.levelOf[pri], *slot = lv, lv
 	return lv
 }
 

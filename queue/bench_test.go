@@ -50,9 +50,9 @@ func BenchmarkEnqueueBatch(b *testing.B) {
 		policy log.SyncPolicy
 		mixed  bool
 	}{{log.SyncAlways, false}, {log.SyncAlways, true}, {log.SyncNone, false}, {log.SyncNone, true}} {
-		name := "batch=100/sync=" + c.policy.String()
+		name := "batch=100/sync=" + c.policy.String() + "/priorities=one"
 		if c.mixed {
-			name += "/priorities=mixed"
+			name = "batch=100/sync=" + c.policy.String() + "/priorities=mixed"
 		}
 		b.Run(name, func(b *testing.B) {
 			br, q := benchBroker(b, c.policy)

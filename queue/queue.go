@@ -221,8 +221,10 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	defaultDelay := q.cfg.Delay
 	q.mu.Unlock()
 
-	recs, readyAt := newRecords(msgs, defaultDelay, q.now())
-	first, pos, err := q.log.Append(recs)
+	appendedAt := q.now()
+	batch := newRecords(msgs, defaultDelay, appendedAt)
+	first, pos, err := q.log.Append(batch.recs)
+	batch.release()
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -235,8 +237,9 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	now := q.now()
 	for i := range msgs {
 		ids[i] = first + uint64(i)
-		q.t.InsertPriority(ids[i], uint32(pos.Offset), msgs[i].priority(), readyAt[i], now)
-		if readyAt[i] <= now {
+		readyAt := msgs[i].readyAt(defaultDelay, appendedAt)
+		q.t.InsertPriority(ids[i], uint32(pos.Offset), msgs[i].priority(), readyAt, now)
+		if readyAt <= now {
 			ready++
 		}
 	}
@@ -269,47 +272,70 @@ func (b *Broker) checkNewMessages(msgs []NewMessage) error {
 	return nil
 }
 
-// newRecords returns the log records of msgs appended at now, and when
-// each becomes ready (0: at once); a message without a delay of its own
-// gets defaultDelay.
-func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) ([]log.Record, []int64) {
-	recs := make([]log.Record, len(msgs))
-	readyAt := make([]int64, len(msgs))
-	var metas []byte // every record's metadata, back to back: one buffer, not one each
-	for _, m := range msgs {
-		if m.Priority != nil || m.VisibilityTimeout != 0 || m.Delay != nil || defaultDelay != 0 || len(m.Attributes) > 0 || m.origin != nil {
-			metas = make([]byte, 0, len(msgs)*metaGuess)
-			break
-		}
-	}
-	ends := make([]int, len(msgs))
-	for i, m := range msgs {
-		delay := defaultDelay
-		if m.Delay != nil {
-			delay = *m.Delay
-		}
-		if delay > 0 {
-			readyAt[i] = now + int64(delay)
-		}
-		meta := Meta{ReadyAt: readyAt[i], Attributes: m.Attributes, Origin: m.origin, Priority: m.Priority, VisibilityTimeout: m.VisibilityTimeout}
-		metas = EncodeMeta(metas, meta)
-		ends[i] = len(metas)
-	}
-	start := 0
-	for i, m := range msgs {
-		if ends[i] > start {
-			recs[i].Meta = metas[start:ends[i]:ends[i]]
-		}
-		recs[i].Time, recs[i].Body = now, m.Body
-		start = ends[i]
-	}
-	return recs, readyAt
+// recordBatch is the log records of one append and the metadata bytes
+// they point into. Enqueue and Publish take one from batchPool and give
+// it back once the log has copied the records into its frame, so a busy
+// producer allocates neither per batch.
+type recordBatch struct {
+	recs  []log.Record
+	metas []byte // every record's metadata, back to back: one buffer, not one each
 }
 
-// metaGuess is the bytes of metadata newRecords makes room for per
-// message when any has some: a delay, a priority and a lease length take
-// about 15; attributes grow the buffer as they need.
-const metaGuess = 16
+var batchPool = sync.Pool{New: func() any { return new(recordBatch) }}
+
+// Batches bigger than these go to the garbage collector, not back to the
+// pool: one huge batch must not pin its buffers for good.
+const (
+	maxPooledRecords = 1024
+	maxPooledMetas   = 64 << 10
+)
+
+// newRecords returns the log records of msgs appended at now; a message
+// without a delay of its own gets defaultDelay. The caller releases the
+// batch once Append has returned.
+func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) *recordBatch {
+	b := batchPool.Get().(*recordBatch)
+	if cap(b.recs) < len(msgs) {
+		b.recs = make([]log.Record, len(msgs))
+	}
+	b.recs = b.recs[:len(msgs)]
+	metas := b.metas[:0]
+	for i, m := range msgs {
+		meta := Meta{ReadyAt: m.readyAt(defaultDelay, now), Attributes: m.Attributes, Origin: m.origin, Priority: m.Priority, VisibilityTimeout: m.VisibilityTimeout}
+		start := len(metas)
+		// Should this append grow the buffer, the records before keep
+		// pointing into the old one, which still holds their bytes.
+		metas = EncodeMeta(metas, meta)
+		b.recs[i] = log.Record{Time: now, Body: m.Body}
+		if len(metas) > start {
+			b.recs[i].Meta = metas[start:len(metas):len(metas)]
+		}
+	}
+	b.metas = metas
+	return b
+}
+
+// release gives b back to the pool, holding no bodies.
+func (b *recordBatch) release() {
+	if cap(b.recs) > maxPooledRecords || cap(b.metas) > maxPooledMetas {
+		return
+	}
+	clear(b.recs)
+	batchPool.Put(b)
+}
+
+// readyAt is when m, appended at now, may first be received (0: at
+// once); without a delay of its own it gets defaultDelay.
+func (m NewMessage) readyAt(defaultDelay time.Duration, now int64) int64 {
+	delay := defaultDelay
+	if m.Delay != nil {
+		delay = *m.Delay
+	}
+	if delay > 0 {
+		return now + int64(delay)
+	}
+	return 0
+}
 
 func (m NewMessage) priority() uint32 { return priorityOr(m.Priority) }
 

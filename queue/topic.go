@@ -101,8 +101,10 @@ func (t *Topic) Publish(msgs []NewMessage) ([]uint64, error) {
 		return nil, err
 	}
 	t.mu.RUnlock()
-	recs, readyAt := newRecords(msgs, 0, t.b.opts.Now().UnixNano())
-	first, _, err := t.log.Append(recs)
+	appendedAt := t.b.opts.Now().UnixNano()
+	batch := newRecords(msgs, 0, appendedAt)
+	first, _, err := t.log.Append(batch.recs)
+	batch.release()
 	if errors.Is(err, log.ErrClosed) {
 		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, t.name)
 	}
@@ -113,7 +115,7 @@ func (t *Topic) Publish(msgs []NewMessage) ([]uint64, error) {
 	ready := 0
 	for i := range ids {
 		ids[i] = first + uint64(i)
-		if readyAt[i] == 0 {
+		if msgs[i].readyAt(0, appendedAt) == 0 {
 			ready++
 		}
 	}
