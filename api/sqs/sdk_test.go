@@ -289,7 +289,7 @@ func TestSDKMessages(t *testing.T) {
 	}
 	_, err = e.client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
 	wantCode(t, err, "ReceiptHandleIsInvalid") // stale: received again since
-	for range 2 { // deleting twice is fine, as in SQS
+	for range 2 {                              // deleting twice is fine, as in SQS
 		if _, err := e.client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: again.Messages[0].ReceiptHandle}); err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +343,7 @@ func TestSDKBatches(t *testing.T) {
 		entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String("m" + strconv.Itoa(i)), MessageBody: aws.String("body " + strconv.Itoa(i))})
 	}
 	entries[3].MessageBody = aws.String("bad\x01") // fails alone
-	entries[7].DelaySeconds = 600                 // delayed
+	entries[7].DelaySeconds = 600                  // delayed
 	out, err := e.client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
 	if err != nil {
 		t.Fatal(err)
