@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolq/spool/api"
 	"github.com/spoolq/spool/api/beanstalk"
+	"github.com/spoolq/spool/api/sqs"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -41,6 +42,7 @@ type serveFlags struct {
 	miniqueue         bool
 	beanstalkAddr     string
 	beanstalkMaxConns int
+	sqsKeys           string
 }
 
 // Defaults that other commands share: check reads the same data
@@ -94,6 +96,16 @@ beanstalkd protocol (--beanstalk-addr):
   must be a loopback address unless --allow-anonymous (a --token does not
   cover it). The largest job is --max-message-bytes.
 
+Amazon SQS (--sqs-keys):
+  The listener also speaks SQS's two protocols (AWS JSON 1.0 and the
+  query protocol) on POST /, so the aws CLI, boto3 and the AWS SDKs work
+  with --endpoint-url http://ADDR; an SQS queue is the spool queue of its
+  name. With --sqs-keys, requests must be SigV4-signed with one of those
+  keys. Without it, any signature is accepted, unless --token is set:
+  then SQS requests are refused, since an SQS client cannot send the
+  token. --sqs-keys names a file when one of that name exists, else it is
+  the pairs themselves.
+
 Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
   503, give requests in flight 3s to finish, then close the connections
   still busy (a stalled upload was never acknowledged, so nothing
@@ -129,6 +141,7 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.BoolVar(&f.miniqueue, "miniqueue", false, "also speak miniqueue's protocol: POST /publish/:topic, POST /subscribe/:topic (see the README)")
 	fs.StringVar(&f.beanstalkAddr, "beanstalk-addr", "", "also speak beanstalkd's protocol on this address (127.0.0.1:11300 is its usual port; see above)")
 	fs.IntVar(&f.beanstalkMaxConns, "beanstalk-max-connections", beanstalk.DefaultMaxConnections, "most beanstalkd-protocol connections open at once; more get OUT_OF_MEMORY")
+	fs.StringVar(&f.sqsKeys, "sqs-keys", "", "SQS access keys whose SigV4 signatures are accepted: ID:SECRET[,ID:SECRET...], or a file of one a line (see above)")
 	return func(args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("serve takes no arguments, got %q", args)}
@@ -247,6 +260,10 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if v, ok := os.LookupEnv("SPOOL_ADDR"); ok && v != f.addr {
 		logger.Warn("spool: serve ignores SPOOL_ADDR, the address the client commands call; set SPOOL_LISTEN or --addr for the server's", "SPOOL_ADDR", v, "addr", f.addr)
 	}
+	sqsKeys, err := loadSQSKeys(f.sqsKeys, env.flagRef("sqs-keys"))
+	if err != nil {
+		return err
+	}
 	svc, err := api.Open(f.data, api.ServiceConfig{
 		Addr: f.addr,
 		Queue: queue.Options{
@@ -261,6 +278,7 @@ func serve(env *cmdEnv, f serveFlags) error {
 			MaxWait:         f.maxWait,
 			MaxDisk:         f.maxDisk,
 			MinFree:         f.minFree,
+			SQSKeys:         sqsKeys,
 		},
 		MaxConnections:          f.maxConnections,
 		ExplicitMaxConnections:  f.maxConnectionsSet,
@@ -300,4 +318,26 @@ func serve(env *cmdEnv, f serveFlags) error {
 			}
 		}
 	}
+}
+
+// loadSQSKeys reads --sqs-keys: the keys file it names, if one of that
+// name exists, else the ID:SECRET pairs it holds. "" is no keys. Neither
+// the pairs nor the file's lines are echoed in errors: they hold secrets.
+func loadSQSKeys(v, ref string) (sqs.StaticKeys, error) {
+	if v == "" {
+		return nil, nil
+	}
+	text, from := v, ref
+	if st, err := os.Stat(v); err == nil && st.Mode().IsRegular() {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("%s: %v", ref, err)}
+		}
+		text, from = string(b), fmt.Sprintf("%s file %s", ref, v)
+	}
+	keys, err := sqs.ParseKeys(text)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("%s: %v", from, err)}
+	}
+	return keys, nil
 }

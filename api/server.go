@@ -15,6 +15,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/spoolq/spool/api/sqs"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -40,6 +41,12 @@ type Config struct {
 	// Nil or 0 disables it; a negative DiskFree result means unknown.
 	DiskFree func() int64
 	MinFree  int64
+	// SQSKeys are the access keys the SQS endpoint (api/sqs, on POST / and
+	// queue URLs) accepts SigV4 signatures of. Without them it accepts any
+	// signature, unless Token is set: then it refuses every request (an
+	// SQS client cannot send the token), so a token-guarded server opens
+	// no door through SQS.
+	SQSKeys sqs.StaticKeys
 	// Logger gets request errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock /metrics measures ages by
@@ -110,8 +117,43 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 			r.Handle(head.method, head.path, s.wrap(head, s.handle(head)))
 		}
 	}
-	s.handler = s.logRequests(refuseEncodedSlashes(r))
+	s.handler = s.logRequests(s.withSQS(refuseEncodedSlashes(r)))
 	return s
+}
+
+// sqsRoute is the SQS endpoint's route in the access log and metrics.
+const sqsRoute = "POST / (SQS)"
+
+// withSQS sends SQS's requests (sqs.IsRequest: a POST with an AmazonSQS
+// X-Amz-Target, or a form POST to / or a queue URL) to the SQS endpoint
+// and the rest on. The API lives under /v1/, so the two never meet.
+func (s *Server) withSQS(next http.Handler) http.Handler {
+	var keys sqs.Keys
+	switch {
+	case s.cfg.SQSKeys != nil:
+		keys = s.cfg.SQSKeys
+	case s.cfg.Token != "":
+		keys = sqs.StaticKeys{} // refuses all: see Config.SQSKeys
+	}
+	h := sqs.NewHandler(sqs.Config{
+		Broker: s.b, Keys: keys, MaxMessageBytes: s.cfg.MaxMessageBytes, MaxWait: s.cfg.MaxWait,
+		Closing: s.closing, Logger: s.cfg.Logger, Now: s.cfg.Now,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !sqs.IsRequest(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw, ok := w.(*statusWriter) // logRequests made it
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		}
+		sw.route = sqsRoute
+		h.ServeHTTP(sw, r)
+		if s.metrics != nil {
+			s.metrics.request(sqsRoute, sw.status)
+		}
+	})
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request, _ target) error {

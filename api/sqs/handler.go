@@ -123,6 +123,9 @@ func (c *call) serve() (any, error) {
 		return nil, fail(codeMalformedRequest, "reading the request body: %v", err)
 	}
 	c.body = body
+	if k, ok := c.h.cfg.Keys.(StaticKeys); ok && len(k) == 0 {
+		return nil, fail(codeInvalidClientTokenID, "this server takes no SQS access keys: start it with --sqs-keys to serve SQS clients")
+	}
 	if c.h.cfg.Keys != nil {
 		if _, err := Verify(c.r, body, c.h.cfg.Keys, c.h.cfg.Now()); err != nil {
 			return nil, err

@@ -289,7 +289,8 @@ func TestSDKMessages(t *testing.T) {
 	}
 	_, err = e.client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
 	wantCode(t, err, "ReceiptHandleIsInvalid") // stale: received again since
-	for range 2 {                              // deleting twice is fine, as in SQS
+	// Deleting twice is fine, as in SQS.
+	for range 2 {
 		if _, err := e.client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: again.Messages[0].ReceiptHandle}); err != nil {
 			t.Fatal(err)
 		}
