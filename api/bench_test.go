@@ -49,12 +49,19 @@ var benchPolicies = []queue.SyncPolicy{queue.SyncAlways, queue.SyncNone}
 // client for it on the shared transport.
 func benchServe(b *testing.B, h http.Handler) *api.Client {
 	b.Helper()
+	return api.NewClient(benchServeURL(b, h), "", &http.Client{Transport: benchTransport()})
+}
+
+// benchServeURL serves h on 127.0.0.1 until the benchmark ends and
+// returns its URL.
+func benchServeURL(b *testing.B, h http.Handler) string {
+	b.Helper()
 	hs := httptest.NewServer(h)
 	b.Cleanup(func() {
 		hs.Close()
 		benchTransport().CloseIdleConnections() // the pool would keep dead ones
 	})
-	return api.NewClient(hs.URL, "", &http.Client{Transport: benchTransport()})
+	return hs.URL
 }
 
 // benchEnv is a broker with one queue, "bench", served over HTTP.
@@ -62,6 +69,8 @@ type benchEnv struct {
 	br *queue.Broker
 	q  *queue.Queue
 	c  *api.Client
+	// url is the server's, for clients other than c (the SQS benchmarks).
+	url string
 	// records and fsyncs count the message log's commit rounds.
 	records, fsyncs atomic.Int64
 }
@@ -92,7 +101,8 @@ func benchSpool(b *testing.B, policy queue.SyncPolicy) *benchEnv {
 		b.Fatal(err)
 	}
 	e.br, e.q = br, q
-	e.c = benchServe(b, api.New(br, api.Config{Logger: quiet}, m).Handler())
+	e.url = benchServeURL(b, api.New(br, api.Config{Logger: quiet}, m).Handler())
+	e.c = api.NewClient(e.url, "", &http.Client{Transport: benchTransport()})
 	return e
 }
 
@@ -216,6 +226,31 @@ func BenchmarkHTTPReceiveAck(b *testing.B) {
 func benchReceiveAck(b *testing.B, batch, conc int, policy queue.SyncPolicy) {
 	e := benchSpool(b, policy)
 	ctx := context.Background()
+	benchConsume(b, e, conc, func() (int, error) {
+		receipts := make([]string, 0, batch)
+		got, err := e.c.Receive(ctx, "bench", api.ReceiveOptions{Max: batch})
+		if err != nil || len(got) == 0 {
+			return 0, err
+		}
+		for _, m := range got {
+			receipts = append(receipts, m.Receipt)
+		}
+		res, err := e.c.Ack(ctx, "bench", receipts...)
+		for _, r := range res {
+			if err == nil {
+				err = r.Err()
+			}
+		}
+		return len(got), err
+	})
+}
+
+// benchConsume runs consume (receive a batch and ack it, returning how
+// many it got; 0 when the queue is empty) on conc goroutines until b.N
+// messages are consumed, and reports msgs/s. The queue is filled
+// in-process, outside the timer, in rounds of at most benchRound
+// messages, purged and compacted between rounds.
+func benchConsume(b *testing.B, e *benchEnv, conc int, consume func() (int, error)) {
 	fill := make([]queue.NewMessage, 1000)
 	for i := range fill {
 		fill[i] = queue.NewMessage{Body: bytes.Repeat([]byte{byte('a' + i%26)}, 100)}
@@ -238,32 +273,18 @@ func benchReceiveAck(b *testing.B, batch, conc int, policy queue.SyncPolicy) {
 		var wg sync.WaitGroup
 		for range conc {
 			wg.Go(func() {
-				receipts := make([]string, 0, batch)
 				for !failed.Load() && done.Load() < total {
-					got, err := e.c.Receive(ctx, "bench", api.ReceiveOptions{Max: batch})
-					if err == nil && len(got) == 0 {
-						return // empty: refill
-					}
-					var res []api.Result
-					if err == nil {
-						receipts = receipts[:0]
-						for _, m := range got {
-							receipts = append(receipts, m.Receipt)
-						}
-						res, err = e.c.Ack(ctx, "bench", receipts...)
-					}
-					for _, r := range res {
-						if err == nil {
-							err = r.Err()
-						}
-					}
+					n, err := consume()
 					if err != nil {
 						if failed.CompareAndSwap(false, true) {
 							b.Error(err)
 						}
 						return
 					}
-					done.Add(int64(len(got)))
+					if n == 0 {
+						return // empty: refill
+					}
+					done.Add(int64(n))
 				}
 			})
 		}

@@ -42,6 +42,12 @@
 // bodies to an in-process server: it must never panic, never answer a 5xx
 // but 503 and 507, and give every 4xx the JSON error body.
 //
+// The protocol adapters each have theirs: FuzzBeanstalkCommands, the
+// miniqueue and stream command decoders, and for SQS FuzzVerify (SigV4),
+// FuzzSQSQuery (query-protocol forms) and FuzzSQSJSON (AWS JSON 1.0
+// bodies): an SQS reply must be 200, a 4xx or 503, well-formed JSON or XML
+// in SQS's success or error shape.
+//
 // CI runs each target for 10 s. Go spends up to -fuzzminimizetime (60 s
 // by default) shrinking every new input that adds coverage before it
 // mutates further, which for FuzzOpen (about a millisecond per run: a

@@ -1,15 +1,62 @@
-// Package sqs will hold spool's Amazon SQS-compatible endpoint (issue 17):
-// the AWS JSON 1.0 and query protocols on the main listener, mapped onto
-// spool's queues.
+// Package sqs is spool's Amazon SQS-compatible endpoint: the aws CLI,
+// boto3 and the AWS SDKs work against a spool server unchanged. It is a
+// thin translation onto package queue, served on the main listener
+// (IsRequest says which requests are its).
 //
-// So far it owns the two pieces that must match AWS bit for bit and can be
-// tested on their own:
+// Both wire protocols: AWS JSON 1.0 (X-Amz-Target: AmazonSQS.<Action>,
+// what botocore ≥ 1.31, the current aws CLI and SDKs speak) and the query
+// protocol (Action= form posts with XML replies, what older botocore and
+// the aws CLI 2.9 of Debian 12 speak). A request in either is decoded into
+// the same struct (protocol.go), so each action is written once.
 //
-//   - sigv4.go: verification of AWS Signature Version 4 on incoming requests,
-//     used when --sqs-keys is configured;
-//   - md5.go: MD5OfMessageBody and MD5OfMessageAttributes as SQS computes
-//     them, which the SDKs check on every send and receive.
+// Files:
 //
-// The request decoders, handlers and error replies come next and build on
-// these.
+//   - handler.go: Config, the request's life (body limit, SigV4, decode,
+//     dispatch, reply or error in the request's protocol);
+//   - queues.go: queue actions and queue attributes;
+//   - messages.go: message actions, message attributes;
+//   - errors.go: SQS's error codes and how spool's errors map onto them;
+//   - sigv4.go: AWS Signature Version 4 verification (--sqs-keys);
+//   - md5.go: MD5OfMessageBody and MD5OfMessageAttributes, which the SDKs
+//     check on every send and receive.
+//
+// How SQS maps onto spool (the README's SQS section lists what differs
+// from Amazon SQS):
+//
+//   - An SQS queue is the spool queue of the same name; its URL is
+//     http(s)://HOST/<account>/<name>, and a URL's last path part is the
+//     name whatever host or account it gives. SQS's name rule is a subset
+//     of spool's, so every SQS queue name is a spool one.
+//   - VisibilityTimeout, DelaySeconds and MessageRetentionPeriod are the
+//     queue's visibility timeout, delay and retention; a visibility of 0
+//     is the shortest lease spool has (1 ms). RedrivePolicy is max
+//     attempts plus a dead-letter queue. A queue CreateQueue makes gets
+//     SQS's defaults where the request is silent: no redrive policy means
+//     the most attempts spool allows (messages are retried until they
+//     expire), and messages are kept 4 days. MaximumMessageSize is the
+//     server's --max-message-bytes: a value within SQS's range is accepted
+//     and not kept. Access policies and encryption settings are accepted
+//     and not kept. ReceiveMessageWaitTimeSeconds must be 0 for now: spool
+//     keeps no default wait per queue yet.
+//   - A message's id is spool's id; its receipt handle is spool's receipt.
+//     SQS message attributes ride in spool's attributes under their own
+//     names (a Binary value base64-encoded), so native consumers read
+//     them; a type other than String is kept beside under
+//     "sqs:type:<name>", and AWSTraceHeader under "sqs:AWSTraceHeader"
+//     (SQS names cannot hold a colon, so these never clash).
+//   - Deleting a message that is gone succeeds, as SQS's DeleteMessage
+//     does; a receipt whose message was received again since is
+//     ReceiptHandleIsInvalid. ChangeMessageVisibility extends the lease,
+//     or with 0 returns the message to ready at once.
+//   - A batch is one queue call (one fsync for SendMessageBatch and
+//     DeleteMessageBatch); an entry that fails SQS's checks fails alone.
+//   - A message's body must be text SQS allows; one enqueued through
+//     another protocol with bytes SQS cannot carry is received with those
+//     replaced by U+FFFD (and the MD5 of what was sent).
+//   - FIFO queues, queue tags, permissions and message move tasks are
+//     refused with UnsupportedOperation (ListQueueTags answers no tags).
+//
+// Authentication: with Config.Keys every request must be SigV4-signed by
+// one of them; without, any signature (or none) is accepted, and the
+// server decides when that is safe (see api.Config.SQSKeys).
 package sqs

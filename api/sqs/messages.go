@@ -36,7 +36,10 @@ const (
 
 var (
 	attributeNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	batchEntryIDRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+	// numberRE is a decimal number, SQS's Number type (no NaN, Inf, hex
+	// or digit separators, which strconv would take).
+	numberRE       = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$`)
+	batchEntryIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
 )
 
 // message is what SendMessage and a SendMessageBatch entry share.
@@ -82,6 +85,9 @@ func (h *Handler) prepare(m message) (nm queue.NewMessage, r sendReceipt, size i
 	attrs, userAttrs, attrBytes, err := toSpoolAttributes(m.MessageAttributes)
 	if err != nil {
 		return nm, r, 0, err
+	}
+	if kept := spoolAttributeBytes(attrs); kept > queue.MaxAttributeBytes {
+		return nm, r, 0, fail(codeInvalidParameterValue, "the message attributes take %d bytes as spool keeps them, over the %d it keeps with a message", kept, queue.MaxAttributeBytes)
 	}
 	for name, v := range m.MessageSystemAttributes {
 		if name != "AWSTraceHeader" || v.DataType != "String" || v.StringValue == nil || *v.StringValue == "" {
@@ -142,7 +148,7 @@ func toSpoolAttributes(in map[string]attributeValue) (map[string]string, []Messa
 			}
 			s := *v.StringValue
 			if base == "Number" {
-				if _, err := strconv.ParseFloat(s, 64); err != nil {
+				if !validNumber(s) {
 					return nil, nil, 0, fail(codeInvalidParameterValue, "message attribute %q: %q is not a number", name, s)
 				}
 			} else if !validText(s) {
@@ -161,6 +167,15 @@ func toSpoolAttributes(in map[string]attributeValue) (map[string]string, []Messa
 	return out, digest, size, nil
 }
 
+// spoolAttributeBytes is what attrs count against queue.MaxAttributeBytes.
+func spoolAttributeBytes(attrs map[string]string) int {
+	n := 0
+	for k, v := range attrs {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
 // checkAttributeName applies SQS's rules for a message attribute's name.
 func checkAttributeName(name string) error {
 	lower := strings.ToLower(name)
@@ -173,6 +188,20 @@ func checkAttributeName(name string) error {
 		return fail(codeInvalidParameterValue, "message attribute name %q: the AWS. and Amazon. prefixes are reserved", name)
 	}
 	return nil
+}
+
+// maxNumberDigits is the precision of SQS's Number type.
+const maxNumberDigits = 38
+
+// validNumber says whether s is a Number SQS takes: a decimal of at most
+// 38 significant digits (its range, 10^-128 to 10^126, is not checked).
+func validNumber(s string) bool {
+	if !numberRE.MatchString(s) {
+		return false
+	}
+	mantissa, _, _ := strings.Cut(strings.ToLower(s), "e")
+	digits := strings.TrimLeft(strings.NewReplacer(".", "", "+", "", "-", "").Replace(mantissa), "0")
+	return len(digits) <= maxNumberDigits
 }
 
 // validText says whether s is text SQS carries: UTF-8 of #x9, #xA, #xD,
@@ -517,20 +546,14 @@ func receipt(handle string) (queue.Receipt, error) {
 	return r, nil
 }
 
-// ackOutcome maps one ack's result to SQS's. Deleting a message that is
-// gone already succeeds, as SQS's DeleteMessage does (the receipt of an
-// acked message is stale in spool's terms, so the queue is asked whether
-// it still holds the message); a receipt whose message is still there
-// under a newer lease, or ready again, is not valid any more.
-func ackOutcome(q *queue.Queue, r queue.Receipt, handle string, err error) error {
-	switch {
-	case err == nil, errors.Is(err, queue.ErrNotFound):
+// ackOutcome maps one ack's result to SQS's: DeleteMessage succeeds for
+// a message that is gone already, and for a receipt handle that is not the
+// message's latest (received again since, or its lease ran out), without
+// deleting it, as SQS documents ("the request succeeds, but the message
+// will not be deleted"). Only a malformed handle is an error (receipt).
+func ackOutcome(err error) error {
+	if errors.Is(err, queue.ErrNotFound) || errors.Is(err, queue.ErrStaleReceipt) {
 		return nil
-	case errors.Is(err, queue.ErrStaleReceipt):
-		if _, gerr := q.Get(r.ID); errors.Is(gerr, queue.ErrNotFound) {
-			return nil
-		}
-		return fail(codeReceiptHandleIsInvalid, "the receipt handle %q has expired: the message was received again since, or its lease ran out", handle)
 	}
 	return err
 }
@@ -552,7 +575,7 @@ func (c *call) deleteMessage() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, ackOutcome(q, r, in.ReceiptHandle, errs[0])
+	return nil, ackOutcome(errs[0])
 }
 
 type idResult struct{ Id string }
@@ -611,7 +634,7 @@ func (c *call) deleteMessageBatch() (any, error) {
 			return nil, err
 		}
 		for i, e := range valid {
-			if err := ackOutcome(q, receipts[i], e.ReceiptHandle, errs[i]); err != nil {
+			if err := ackOutcome(errs[i]); err != nil {
 				res.Failed = append(res.Failed, entryError(e.Id, err))
 			} else {
 				res.Successful = append(res.Successful, idResult{e.Id})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -155,10 +156,23 @@ var (
 	}
 )
 
+// isCollection says whether name is a list or map member, by its form
+// name or its JSON 1.0 name.
+func isCollection(name string) bool {
+	switch name {
+	case "Entries", "Attributes", "MessageAttributes", "MessageSystemAttributes", "Tags":
+		return true
+	}
+	return formEntries[name] || formLists[name] != "" || formMaps[name].member != "" || slices.Contains(slices.Collect(maps.Values(formLists)), name)
+}
+
 // members turns a node's children into JSON 1.0's members.
 func (n *formNode) members() (map[string]any, error) {
 	out := map[string]any{}
 	for name, c := range n.children {
+		if c.children == nil && *c.value == "" && isCollection(name) {
+			continue // an empty list or map: botocore sends the bare name
+		}
 		switch {
 		case formEntries[name]:
 			items, err := c.indexed(name)
