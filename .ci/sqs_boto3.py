@@ -216,17 +216,21 @@ def main(argv):
     sqs.set_queue_attributes(QueueUrl=other_q, Attributes={"VisibilityTimeout": "45", "MessageRetentionPeriod": "3600"})
     equal("set_queue_attributes then get", attrs(other_q, "VisibilityTimeout", "MessageRetentionPeriod"),
           {"VisibilityTimeout": "45", "MessageRetentionPeriod": "3600"})
+    sqs.set_queue_attributes(QueueUrl=other_q, Attributes={"ReceiveMessageWaitTimeSeconds": "5"})
+    equal("set_queue_attributes ReceiveMessageWaitTimeSeconds=5 is kept", attrs(other_q, "ReceiveMessageWaitTimeSeconds"),
+          {"ReceiveMessageWaitTimeSeconds": "5"})
     sqs.set_queue_attributes(QueueUrl=other_q, Attributes={"ReceiveMessageWaitTimeSeconds": "0"})
-    check("set_queue_attributes ReceiveMessageWaitTimeSeconds=0 is accepted", True)
-    expect_error("set_queue_attributes ReceiveMessageWaitTimeSeconds=5 is refused (not kept yet)", "InvalidAttributeValue",
-                 sqs.set_queue_attributes, QueueUrl=other_q, Attributes={"ReceiveMessageWaitTimeSeconds": "5"})
+    equal("... and set back to 0", attrs(other_q, "ReceiveMessageWaitTimeSeconds"), {"ReceiveMessageWaitTimeSeconds": "0"})
+    expect_error("set_queue_attributes ReceiveMessageWaitTimeSeconds=21 is refused", "InvalidAttributeValue",
+                 sqs.set_queue_attributes, QueueUrl=other_q, Attributes={"ReceiveMessageWaitTimeSeconds": "21"})
     expect_error("set_queue_attributes VisibilityTimeout out of range", "InvalidAttributeValue",
                  sqs.set_queue_attributes, QueueUrl=other_q, Attributes={"VisibilityTimeout": "43201"})
     expect_error("set_queue_attributes of an unknown attribute", "InvalidAttributeName",
                  sqs.set_queue_attributes, QueueUrl=other_q, Attributes={"NoSuchAttribute": "1"})
     equal("list_queue_tags has no tags", sqs.list_queue_tags(QueueUrl=main_q).get("Tags"), None)
-    expect_error("tag_queue is UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation",
-                 sqs.tag_queue, QueueUrl=main_q, Tags={"k": "v"})
+    sqs.tag_queue(QueueUrl=main_q, Tags={"team": "ops", "tier": "1"})
+    sqs.untag_queue(QueueUrl=main_q, TagKeys=["tier"])
+    equal("tag_queue then untag_queue", sqs.list_queue_tags(QueueUrl=main_q).get("Tags"), {"team": "ops"})
     expect_exception("creating a FIFO queue raises UnsupportedOperation", ex.UnsupportedOperation,
                      sqs.create_queue, QueueName="ci-f.fifo", Attributes={"FifoQueue": "true"})
 

@@ -537,7 +537,9 @@ func (q *Queue) Serial() (uint32, error) {
 		return q.serial.Load(), nil
 	}
 	serial := b.nextSerialLocked()
-	if err := writeConfig(b.opts.FS, q.dir, queueFile{Config: q.cfg, Serial: serial, Label: q.label}); err != nil {
+	f := q.fileLocked()
+	f.Serial = serial
+	if err := writeConfig(b.opts.FS, q.dir, f); err != nil {
 		return 0, fmt.Errorf("number queue %s: %w", q.name, err)
 	}
 	q.serial.Store(serial)

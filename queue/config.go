@@ -120,6 +120,8 @@ type configJSON struct {
 	// yet (every one written before serials).
 	Serial uint32 `json:"serial,omitempty"`
 	Label  string `json:"label,omitempty"`
+	// Attributes are queueFile's (Queue.SetAttributes), absent when none.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // MarshalJSON writes durations as Go duration strings ("30s").
@@ -217,38 +219,45 @@ func decodeConfigFileText(b []byte, v any) error {
 	return nil
 }
 
-// queueFile is what queue.json holds: the queue's config and its
-// number (Queue.Serial; 0 until it has one).
+// queueFile is what queue.json holds: the queue's config, its number
+// (Queue.Serial; 0 until it has one), its label and its attributes.
 type queueFile struct {
-	Config Config
-	Serial uint32
-	Label  string
+	Config     Config
+	Serial     uint32
+	Label      string
+	Attributes map[string]string
 }
 
-// MarshalJSON writes the config's fields and the serial side by side.
+// MarshalJSON writes the config's fields and the rest side by side; a
+// queue with no serial, label or attributes writes its config alone, as
+// before any of them existed.
 func (f queueFile) MarshalJSON() ([]byte, error) {
 	c, err := f.Config.MarshalJSON()
-	if err != nil || (f.Serial == 0 && f.Label == "") {
+	if err != nil || (f.Serial == 0 && f.Label == "" && len(f.Attributes) == 0) {
 		return c, err
 	}
 	var j configJSON
 	if err := json.Unmarshal(c, &j); err != nil {
 		return nil, err
 	}
-	j.Serial, j.Label = f.Serial, f.Label
+	j.Serial, j.Label, j.Attributes = f.Serial, f.Label, f.Attributes
 	return json.Marshal(j)
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (f *queueFile) UnmarshalJSON(b []byte) error {
 	var extra struct {
-		Serial uint32 `json:"serial"`
-		Label  string `json:"label"`
+		Serial     uint32            `json:"serial"`
+		Label      string            `json:"label"`
+		Attributes map[string]string `json:"attributes"`
 	}
 	if err := json.Unmarshal(b, &extra); err != nil {
 		return err
 	}
-	f.Serial, f.Label = extra.Serial, extra.Label
+	if err := checkQueueAttributes(extra.Attributes); err != nil {
+		return err
+	}
+	f.Serial, f.Label, f.Attributes = extra.Serial, extra.Label, extra.Attributes
 	return f.Config.UnmarshalJSON(b)
 }
 

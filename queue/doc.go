@@ -48,7 +48,10 @@
 // beanstalkd's job commands need. Every queue has a Serial, a number
 // unique in the data directory and kept in its queue.json, and may have
 // a Label (CreateLabeled), a protocol's own name for it: a beanstalkd
-// tube's job ids and tube names are made from them.
+// tube's job ids and tube names are made from them. A queue also keeps
+// Attributes (attributes.go): small string pairs, set durably with
+// SetAttributes, that a protocol adapter keeps with it (an SQS queue's
+// tags); spool gives them no meaning.
 //
 // # Durability
 //
@@ -80,7 +83,7 @@
 //
 // # On disk
 //
-//	DATA/queues/<name>/queue.json        config, serial, label (version, checksum), replaced atomically
+//	DATA/queues/<name>/queue.json        config, serial, label, attributes (version, checksum), replaced atomically
 //	DATA/queues/<name>/log/              message segments (package log)
 //	DATA/queues/<name>/state/            state events (tidwall/wal, our CRC per entry)
 //	DATA/queues/<name>/snapshot          table at a state-log index

@@ -49,7 +49,7 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
-	q := &Queue{b: b, name: name, dir: qdir, cfg: file.Config, label: file.Label}
+	q := &Queue{b: b, name: name, dir: qdir, cfg: file.Config, label: file.Label, attrs: file.Attributes}
 	q.serial.Store(file.Serial)
 	lg := b.opts.Logger.With("queue", name)
 	q.log, err = b.openMessageLog(qdir, name, lg)

@@ -83,6 +83,9 @@ type Queue struct {
 	// label is the name a protocol gave the queue at creation
 	// (CreateLabeled), in queue.json; never changed.
 	label string
+	// attrs are the queue's attributes (SetAttributes), in queue.json;
+	// under mu, replaced whole, never changed in place.
+	attrs map[string]string
 
 	// sub is set when q is a topic's subscription: its messages are the
 	// topic's log (q.log, shared, the topic's to close and compact), read
@@ -171,11 +174,18 @@ func (q *Queue) update(u ConfigUpdate) error {
 	if cfg == q.cfg {
 		return nil
 	}
-	if err := writeConfig(q.b.opts.FS, q.dir, queueFile{Config: cfg, Serial: q.serial.Load(), Label: q.label}); err != nil {
+	f := q.fileLocked()
+	f.Config = cfg
+	if err := writeConfig(q.b.opts.FS, q.dir, f); err != nil {
 		return err
 	}
 	q.cfg = cfg
 	return nil
+}
+
+// fileLocked is what q's queue.json holds; the caller holds q.mu.
+func (q *Queue) fileLocked() queueFile {
+	return queueFile{Config: q.cfg, Serial: q.serial.Load(), Label: q.label, Attributes: q.attrs}
 }
 
 // Info returns the queue's config, counts and size.

@@ -33,11 +33,14 @@
 //     attempts plus a dead-letter queue. A queue CreateQueue makes gets
 //     SQS's defaults where the request is silent: no redrive policy means
 //     the most attempts spool allows (messages are retried until they
-//     expire), and messages are kept 4 days. MaximumMessageSize is the
-//     server's --max-message-bytes: a value within SQS's range is accepted
-//     and not kept. Access policies and encryption settings are accepted
-//     and not kept. ReceiveMessageWaitTimeSeconds must be 0 for now: spool
-//     keeps no default wait per queue yet.
+//     expire), and messages are kept 4 days. Access policies and
+//     encryption settings are accepted and not kept.
+//   - What spool's config has no field for is kept in the queue's
+//     attributes (queue.Queue.SetAttributes, in its queue.json), under
+//     "sqs:" keys: ReceiveMessageWaitTimeSeconds (a receive's wait when it
+//     gives none), MaximumMessageSize (a limit under the server's
+//     --max-message-bytes; the lower of the two applies) and the tags
+//     ("sqs:tag:<key>"). A setting back at its default is removed.
 //   - A message's id is spool's id; its receipt handle is spool's receipt.
 //     SQS message attributes ride in spool's attributes under their own
 //     names (a Binary value base64-encoded), so native consumers read
@@ -53,8 +56,8 @@
 //   - A message's body must be text SQS allows; one enqueued through
 //     another protocol with bytes SQS cannot carry is received with those
 //     replaced by U+FFFD (and the MD5 of what was sent).
-//   - FIFO queues, queue tags, permissions and message move tasks are
-//     refused with UnsupportedOperation (ListQueueTags answers no tags).
+//   - FIFO queues, permissions and message move tasks are refused with
+//     UnsupportedOperation.
 //
 // Authentication: with Config.Keys every request must be SigV4-signed by
 // one of them; without, any signature (or none) is accepted, and the

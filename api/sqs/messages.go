@@ -64,7 +64,7 @@ type sendReceipt struct {
 
 // prepare checks a message as SQS does and makes the spool message for
 // it; size is what counts against the size limit (body and attributes).
-func (h *Handler) prepare(m message) (nm queue.NewMessage, r sendReceipt, size int, err error) {
+func (h *Handler) prepare(m message, maxBytes int) (nm queue.NewMessage, r sendReceipt, size int, err error) {
 	if m.MessageBody == nil || *m.MessageBody == "" {
 		return nm, r, 0, fail(codeMissingParameter, "the request must contain the parameter MessageBody")
 	}
@@ -101,8 +101,8 @@ func (h *Handler) prepare(m message) (nm queue.NewMessage, r sendReceipt, size i
 		r.MD5OfMessageSystemAttributes = MD5OfMessageAttributes([]MessageAttribute{{Name: name, DataType: v.DataType, StringValue: *v.StringValue}})
 	}
 	size = len(body) + attrBytes
-	if size > h.cfg.MaxMessageBytes {
-		return nm, r, 0, fail(codeInvalidParameterValue, "the message is %d bytes with its attributes, over the %d this server takes", size, h.cfg.MaxMessageBytes)
+	if size > maxBytes {
+		return nm, r, 0, fail(codeInvalidParameterValue, "the message is %d bytes with its attributes, over the %d this queue takes", size, maxBytes)
 	}
 	nm.Body, nm.Attributes = []byte(body), attrs
 	r.MD5OfMessageBody = MD5OfBody(nm.Body)
@@ -266,7 +266,7 @@ func (c *call) sendMessage() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	nm, r, _, err := c.h.prepare(in.message)
+	nm, r, _, err := c.h.prepare(in.message, c.h.maxMessageBytes(q))
 	if err != nil {
 		return nil, err
 	}
@@ -352,8 +352,9 @@ func (c *call) sendMessageBatch() (any, error) {
 	var msgs []queue.NewMessage
 	var ok []sendBatchResultEntry
 	total := 0
+	maxBytes := c.h.maxMessageBytes(q)
 	for _, e := range in.Entries {
-		nm, r, size, err := c.h.prepare(e.message)
+		nm, r, size, err := c.h.prepare(e.message, maxBytes)
 		if err != nil {
 			res.Failed = append(res.Failed, entryError(e.Id, err))
 			continue
@@ -362,8 +363,8 @@ func (c *call) sendMessageBatch() (any, error) {
 		msgs = append(msgs, nm)
 		ok = append(ok, sendBatchResultEntry{Id: e.Id, sendReceipt: r})
 	}
-	if total > c.h.cfg.MaxMessageBytes {
-		return nil, fail(codeBatchRequestTooLong, "the batch's messages are %d bytes together, over the %d this server takes", total, c.h.cfg.MaxMessageBytes)
+	if total > maxBytes {
+		return nil, fail(codeBatchRequestTooLong, "the batch's messages are %d bytes together, over the %d this queue takes", total, maxBytes)
 	}
 	if len(msgs) > 0 {
 		// One enqueue, so the batch shares one fsync.
@@ -411,7 +412,7 @@ func (c *call) receiveMessage() (any, error) {
 	if o.Max < 1 || o.Max > maxReceiveMessages {
 		return nil, fail(codeInvalidParameterValue, "MaxNumberOfMessages %d must be from 1 to %d", o.Max, maxReceiveMessages)
 	}
-	if wait := in.WaitTimeSeconds.or(0); wait < 0 || wait > maxWaitSeconds {
+	if wait := in.WaitTimeSeconds.or(attrSetting(q.Attributes(), keyReceiveWait, 0)); wait < 0 || wait > maxWaitSeconds {
 		return nil, fail(codeInvalidParameterValue, "WaitTimeSeconds %d must be from 0 to %d", wait, maxWaitSeconds)
 	} else {
 		o.Wait = min(time.Duration(wait)*time.Second, c.h.cfg.MaxWait)

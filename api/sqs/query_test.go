@@ -100,6 +100,7 @@ type envelope[R any] struct {
 // noResult are the actions whose reply has no Result element.
 var noResult = map[string]bool{
 	"DeleteQueue": true, "PurgeQueue": true, "SetQueueAttributes": true, "DeleteMessage": true, "ChangeMessageVisibility": true,
+	"TagQueue": true, "UntagQueue": true,
 }
 
 // children returns the names of the root element's child elements, and
@@ -428,8 +429,17 @@ func TestQueryQueues(t *testing.T) {
 	if tags := query[tagsReply](t, e, "ListQueueTags", "QueueUrl", orders); len(tags.Tag) != 0 {
 		t.Fatalf("ListQueueTags: %v", tags.Tag)
 	}
-	queryError(t, e, "/", form("TagQueue", "QueueUrl", orders, "Tag.1.Key", "team", "Tag.1.Value", "x").Encode(), 400, "AWS.SimpleQueueService.UnsupportedOperation")
-	queryError(t, e, "/", form("CreateQueue", "QueueName", "tagged", "Tag.1.Key", "team", "Tag.1.Value", "x").Encode(), 400, "AWS.SimpleQueueService.UnsupportedOperation")
+	query[struct{}](t, e, "TagQueue", "QueueUrl", orders, "Tag.1.Key", "team", "Tag.1.Value", "x", "Tag.2.Key", "tier", "Tag.2.Value", "1")
+	query[struct{}](t, e, "UntagQueue", "QueueUrl", orders, "TagKey.1", "tier")
+	if tags := query[tagsReply](t, e, "ListQueueTags", "QueueUrl", orders); len(tags.Tag) != 1 || tags.Tag[0].Key != "team" || tags.Tag[0].Value != "x" {
+		t.Fatalf("ListQueueTags after TagQueue and UntagQueue: %v", tags.Tag)
+	}
+	tagged := query[queueURLReply](t, e, "CreateQueue", "QueueName", "tagged", "Tag.1.Key", "team", "Tag.1.Value", "y").QueueUrl
+	if tags := query[tagsReply](t, e, "ListQueueTags", "QueueUrl", tagged); len(tags.Tag) != 1 || tags.Tag[0].Value != "y" {
+		t.Fatalf("CreateQueue's tags: %v", tags.Tag)
+	}
+	query[struct{}](t, e, "DeleteQueue", "QueueUrl", tagged)
+	queryError(t, e, "/", form("TagQueue", "QueueUrl", orders).Encode(), 400, "MissingParameter")
 	queryError(t, e, "/", form("CreateQueue", "QueueName", "has.dot").Encode(), 400, "InvalidParameterValue")
 	queryError(t, e, "/", form("CreateQueue").Encode(), 400, "MissingParameter")
 

@@ -4,12 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spoolq/spool/queue"
 )
@@ -25,6 +27,8 @@ var actions = map[string]func(*call) (any, error){
 	"SetQueueAttributes":           (*call).setQueueAttributes,
 	"ListDeadLetterSourceQueues":   (*call).listDeadLetterSourceQueues,
 	"ListQueueTags":                (*call).listQueueTags,
+	"TagQueue":                     (*call).tagQueue,
+	"UntagQueue":                   (*call).untagQueue,
 	"SendMessage":                  (*call).sendMessage,
 	"SendMessageBatch":             (*call).sendMessageBatch,
 	"ReceiveMessage":               (*call).receiveMessage,
@@ -37,7 +41,6 @@ var actions = map[string]func(*call) (any, error){
 // unsupported are SQS actions spool knows of and does not serve (yet):
 // they are refused with UnsupportedOperation rather than InvalidAction.
 var unsupported = map[string]bool{
-	"TagQueue": true, "UntagQueue": true, // spool keeps no queue tags yet
 	"AddPermission": true, "RemovePermission": true, // no IAM
 	"StartMessageMoveTask": true, "CancelMessageMoveTask": true, "ListMessageMoveTasks": true,
 }
@@ -116,22 +119,26 @@ func (c *call) createQueue() (any, error) {
 		return nil, fail(codeUnsupportedOperation, "spool does not serve FIFO queues yet")
 	case !sqsNameRE.MatchString(in.QueueName):
 		return nil, fail(codeInvalidParameterValue, "queue name %q: use 1-80 of A-Z a-z 0-9 _ -", in.QueueName)
-	case len(in.Tags) > 0:
-		return nil, fail(codeUnsupportedOperation, "spool keeps no queue tags yet: create the queue without tags")
 	}
-	u, err := c.h.configUpdate(in.Attributes)
+	st, err := c.h.settings(in.Attributes)
 	if err != nil {
 		return nil, err
 	}
+	tags, err := tagAttributes(in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(st.set, tags)
 	b := c.h.cfg.Broker
 	if q, err := b.Queue(in.QueueName); err == nil {
 		// SQS returns an existing queue's URL only if what was asked for
 		// matches it; spool's Create would apply the difference instead.
-		if differs(q.Config(), u) {
+		if st.differ(q) {
 			return nil, fail(codeQueueNameExists, "a queue named %q exists with other attribute values", in.QueueName)
 		}
 		return queueURLResult{c.queueURL(in.QueueName)}, nil
 	}
+	u := st.u
 	// What SQS gives a queue created without them: messages retried until
 	// they expire (no redrive policy) and kept 4 days.
 	if u.MaxAttempts == nil {
@@ -140,18 +147,51 @@ func (c *call) createQueue() (any, error) {
 	if u.Retention == nil {
 		u.Retention = ptr(defaultRetention)
 	}
-	if _, _, err := b.Create(in.QueueName, u); err != nil {
+	q, created, err := b.Create(in.QueueName, u)
+	if err != nil {
 		return nil, err
+	}
+	if len(st.set) > 0 {
+		if err := q.SetAttributes(st.set, nil); err != nil {
+			if created { // leave nothing half made
+				err = errors.Join(err, b.Delete(in.QueueName))
+			}
+			return nil, err
+		}
 	}
 	return queueURLResult{c.queueURL(in.QueueName)}, nil
 }
 
-// differs says whether applying u would change cfg.
-func differs(cfg queue.Config, u queue.ConfigUpdate) bool {
+// settings are what CreateQueue's or SetQueueAttributes' attributes
+// change: the queue's config, and the attributes spool keeps for SQS with
+// the queue (set, and removed where set back to the default).
+type settings struct {
+	u      queue.ConfigUpdate
+	set    map[string]string
+	remove []string
+}
+
+// differ says whether applying st would change q.
+func (st settings) differ(q *queue.Queue) bool {
+	cfg, u := q.Config(), st.u
 	ne := func(p *time.Duration, v time.Duration) bool { return p != nil && *p != v }
-	return ne(u.VisibilityTimeout, cfg.VisibilityTimeout) || ne(u.Delay, cfg.Delay) || ne(u.Retention, cfg.Retention) ||
+	if ne(u.VisibilityTimeout, cfg.VisibilityTimeout) || ne(u.Delay, cfg.Delay) || ne(u.Retention, cfg.Retention) ||
 		(u.MaxAttempts != nil && *u.MaxAttempts != cfg.MaxAttempts) ||
-		(u.DeadLetterQueue != nil && *u.DeadLetterQueue != cfg.DeadLetterQueue)
+		(u.DeadLetterQueue != nil && *u.DeadLetterQueue != cfg.DeadLetterQueue) {
+		return true
+	}
+	have := q.Attributes()
+	for k, v := range st.set {
+		if have[k] != v {
+			return true
+		}
+	}
+	for _, k := range st.remove {
+		if _, ok := have[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -298,13 +338,13 @@ func (c *call) listQueueTags() (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if _, err := c.queue(in.QueueUrl); err != nil {
+	q, err := c.queue(in.QueueUrl)
+	if err != nil {
 		return nil, err
 	}
-	// spool keeps no tags (TagQueue is refused), so every queue has none.
 	return struct {
 		Tags keyValues `json:",omitempty" xml:"Tag"`
-	}{}, nil
+	}{tagsOf(q.Attributes())}, nil
 }
 
 // Queue attributes. Those spool keeps map onto the queue's config; the
@@ -340,59 +380,176 @@ var unkeptAttributes = map[string]bool{
 	attrSqsManagedSseEnabled: true,
 }
 
-// configUpdate turns CreateQueue's or SetQueueAttributes' attributes into
-// a config update, checking each as SQS does.
-func (h *Handler) configUpdate(attrs map[string]string) (queue.ConfigUpdate, error) {
-	var u queue.ConfigUpdate
+// settings turns CreateQueue's or SetQueueAttributes' attributes into the
+// changes they make, checking each as SQS does.
+func (h *Handler) settings(attrs map[string]string) (settings, error) {
+	st := settings{set: map[string]string{}}
+	u := &st.u
 	for name, v := range attrs {
 		switch name {
 		case attrVisibilityTimeout:
 			s, err := attrInt(name, v, 0, maxVisibilitySeconds)
 			if err != nil {
-				return u, err
+				return st, err
 			}
 			u.VisibilityTimeout = ptr(seconds(s))
 		case attrDelaySeconds:
 			s, err := attrInt(name, v, 0, maxDelaySeconds)
 			if err != nil {
-				return u, err
+				return st, err
 			}
 			u.Delay = ptr(time.Duration(s) * time.Second)
 		case attrMessageRetentionPeriod:
 			s, err := attrInt(name, v, minRetentionSeconds, maxRetentionSeconds)
 			if err != nil {
-				return u, err
+				return st, err
 			}
 			u.Retention = ptr(time.Duration(s) * time.Second)
 		case attrMaximumMessageSize:
-			if _, err := attrInt(name, v, minMaximumMessageSize, maxMaximumMessageSize); err != nil {
-				return u, err
+			n, err := attrInt(name, v, minMaximumMessageSize, maxMaximumMessageSize)
+			if err != nil {
+				return st, err
 			}
+			st.keep(keyMaximumMessageSize, n, maxMaximumMessageSize)
 		case attrReceiveWaitTimeSeconds:
 			s, err := attrInt(name, v, 0, maxWaitSeconds)
 			if err != nil {
-				return u, err
+				return st, err
 			}
-			if s != 0 {
-				return u, fail(codeInvalidAttributeValue, "spool cannot keep a queue's default wait yet: leave %s at 0 and give WaitTimeSeconds to ReceiveMessage", name)
-			}
+			st.keep(keyReceiveWait, s, 0)
 		case attrRedrivePolicy:
 			dlq, maxReceive, err := h.parseRedrivePolicy(v)
 			if err != nil {
-				return u, err
+				return st, err
 			}
 			u.DeadLetterQueue, u.MaxAttempts = &dlq, &maxReceive
 		case attrFifoQueue:
 			if v != "false" {
-				return u, fail(codeInvalidAttributeValue, "spool does not serve FIFO queues yet")
+				return st, fail(codeInvalidAttributeValue, "spool does not serve FIFO queues yet")
 			}
 		default:
 			if !unkeptAttributes[name] {
-				return u, fail(codeInvalidAttributeName, "unknown attribute %s", name)
+				return st, fail(codeInvalidAttributeName, "unknown attribute %s", name)
 			}
 		}
 	}
-	return u, nil
+	return st, nil
+}
+
+// The attributes spool keeps with a queue for SQS (queue.SetAttributes):
+// settings its config has no field for, each absent while at its default,
+// and the queue's tags.
+const (
+	keyMaximumMessageSize = reservedPrefix + "MaximumMessageSize"
+	keyReceiveWait        = reservedPrefix + "ReceiveMessageWaitTimeSeconds"
+	tagKeyPrefix          = reservedPrefix + "tag:"
+)
+
+// keep sets key to n, or removes it when n is its default.
+func (st *settings) keep(key string, n, def int64) {
+	if n == def {
+		st.remove = append(st.remove, key)
+		return
+	}
+	st.set[key] = strconv.FormatInt(n, 10)
+}
+
+// SQS's limits on a queue's tags.
+const (
+	maxTags        = 50
+	maxTagKeyLen   = 128
+	maxTagValueLen = 256
+)
+
+// tagAttributes checks tags as SQS does and returns them as the queue
+// attributes that keep them.
+func tagAttributes(tags map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(tags))
+	for k, v := range tags {
+		if k == "" || len(k) > maxTagKeyLen || len(v) > maxTagValueLen || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, fail(codeInvalidParameterValue, "tag %q: a key of 1-%d bytes and a value of at most %d, UTF-8", k, maxTagKeyLen, maxTagValueLen)
+		}
+		out[tagKeyPrefix+k] = v
+	}
+	if len(out) > maxTags {
+		return nil, fail(codeInvalidParameterValue, "%d tags: a queue has at most %d", len(out), maxTags)
+	}
+	return out, nil
+}
+
+// tagsOf returns the queue's tags, from its attributes.
+func tagsOf(attrs map[string]string) keyValues {
+	tags := keyValues{}
+	for k, v := range attrs {
+		if name, ok := strings.CutPrefix(k, tagKeyPrefix); ok {
+			tags[name] = v
+		}
+	}
+	return tags
+}
+
+// attrSetting reads one of the settings kept in the queue's attributes,
+// def when it has none.
+func attrSetting(attrs map[string]string, key string, def int64) int64 {
+	if n, err := strconv.ParseInt(attrs[key], 10, 64); err == nil {
+		return n
+	}
+	return def
+}
+
+// maxMessageBytes is the largest message q takes: the server's limit, or
+// the queue's MaximumMessageSize when that is lower.
+func (h *Handler) maxMessageBytes(q *queue.Queue) int {
+	return int(min(int64(h.cfg.MaxMessageBytes), attrSetting(q.Attributes(), keyMaximumMessageSize, maxMaximumMessageSize)))
+}
+
+func (c *call) tagQueue() (any, error) {
+	var in struct {
+		QueueUrl string
+		Tags     map[string]string
+	}
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	q, err := c.queue(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Tags) == 0 {
+		return nil, fail(codeMissingParameter, "the request must contain the parameter Tags")
+	}
+	set, err := tagAttributes(in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	all := tagsOf(q.Attributes())
+	maps.Copy(all, in.Tags)
+	if len(all) > maxTags {
+		return nil, fail(codeInvalidParameterValue, "the queue would have %d tags, at most %d", len(all), maxTags)
+	}
+	return nil, q.SetAttributes(set, nil)
+}
+
+func (c *call) untagQueue() (any, error) {
+	var in struct {
+		QueueUrl string
+		TagKeys  []string
+	}
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	q, err := c.queue(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.TagKeys) == 0 {
+		return nil, fail(codeMissingParameter, "the request must contain the parameter TagKeys")
+	}
+	remove := make([]string, len(in.TagKeys))
+	for i, k := range in.TagKeys {
+		remove[i] = tagKeyPrefix + k
+	}
+	return nil, q.SetAttributes(nil, remove)
 }
 
 // seconds is an SQS visibility timeout as a lease length: 0 (visible again
@@ -461,13 +618,19 @@ func (c *call) setQueueAttributes() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := c.h.configUpdate(in.Attributes)
+	st, err := c.h.settings(in.Attributes)
 	if err != nil {
+		return nil, err
+	}
+	// The kept attributes first: their limits are the one check left to
+	// fail. Two writes, so a failure of the second (the disk, say) can
+	// leave the first done.
+	if err := q.SetAttributes(st.set, st.remove); err != nil {
 		return nil, err
 	}
 	// Create on an existing queue applies the update; the queue was looked
 	// up just now, so this is not a create.
-	if _, _, err := c.h.cfg.Broker.Create(q.Name(), u); err != nil {
+	if _, _, err := c.h.cfg.Broker.Create(q.Name(), st.u); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -529,8 +692,8 @@ func (c *call) getQueueAttributes() (any, error) {
 	put(attrVisibilityTimeout, itoa(int64(cfg.VisibilityTimeout/time.Second)))
 	put(attrDelaySeconds, itoa(int64(cfg.Delay/time.Second)))
 	put(attrMessageRetentionPeriod, itoa(int64(cfg.Retention/time.Second)))
-	put(attrMaximumMessageSize, itoa(int64(c.h.cfg.MaxMessageBytes)))
-	put(attrReceiveWaitTimeSeconds, "0")
+	put(attrMaximumMessageSize, itoa(int64(c.h.maxMessageBytes(q))))
+	put(attrReceiveWaitTimeSeconds, itoa(attrSetting(q.Attributes(), keyReceiveWait, 0)))
 	put(attrQueueArn, c.h.arn(q.Name()))
 	put(attrSqsManagedSseEnabled, "false")
 	if cfg.DeadLetterQueue != "" {

@@ -3,12 +3,15 @@ package sqs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,13 +33,21 @@ type sdkEnv struct {
 	url    string
 	// receiving gets a value as each ReceiveMessage reaches the server.
 	receiving chan struct{}
+	// close stops the server and closes the broker (a restart's first half).
+	close func()
 }
 
 // newSDKEnv serves the endpoint over a fresh broker; keys nil accepts any
 // signature. The client signs with creds.
 func newSDKEnv(t *testing.T, keys sqs.Keys, creds aws.Credentials) *sdkEnv {
 	t.Helper()
-	b, err := queue.Open(t.TempDir(), queue.Options{Logger: slog.New(slog.DiscardHandler)})
+	return newSDKEnvAt(t, t.TempDir(), keys, creds)
+}
+
+// newSDKEnvAt is newSDKEnv over the data directory dir.
+func newSDKEnvAt(t *testing.T, dir string, keys sqs.Keys, creds aws.Credentials) *sdkEnv {
+	t.Helper()
+	b, err := queue.Open(dir, queue.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +60,16 @@ func newSDKEnv(t *testing.T, keys sqs.Keys, creds aws.Credentials) *sdkEnv {
 		}
 		h.ServeHTTP(w, r)
 	}))
-	t.Cleanup(func() { stop(); srv.Close(); b.Close() })
+	var once sync.Once
+	closeAll := func() { once.Do(func() { stop(); srv.Close(); b.Close() }) }
+	t.Cleanup(closeAll)
 	client := awssqs.New(awssqs.Options{
 		Region:           "eu-west-1",
 		BaseEndpoint:     aws.String(srv.URL),
 		RetryMaxAttempts: 1,
 		Credentials:      aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
 	})
-	return &sdkEnv{b: b, client: client, url: srv.URL, receiving: receiving}
+	return &sdkEnv{b: b, client: client, url: srv.URL, receiving: receiving, close: closeAll}
 }
 
 var testCreds = aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
@@ -152,7 +165,8 @@ func TestSDKQueues(t *testing.T) {
 		{map[string]string{"MessageRetentionPeriod": "59"}, "InvalidAttributeValue"},
 		{map[string]string{"Colour": "blue"}, "InvalidAttributeName"},
 		{map[string]string{"DelaySeconds": "1", "RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:missing","maxReceiveCount":3}`}, "InvalidAttributeValue"},
-		{map[string]string{"ReceiveMessageWaitTimeSeconds": "20"}, "InvalidAttributeValue"},
+		{map[string]string{"ReceiveMessageWaitTimeSeconds": "21"}, "InvalidAttributeValue"},
+		{map[string]string{"MaximumMessageSize": "1023"}, "InvalidAttributeValue"},
 	} {
 		_, err := e.client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: tc.attrs})
 		wantCode(t, err, tc.code)
@@ -192,7 +206,7 @@ func TestSDKQueues(t *testing.T) {
 		t.Fatalf("paged ListQueues: %v, want %v", names, want)
 	}
 
-	// Bad names, FIFO and tags are refused and create nothing.
+	// Bad names, FIFO and bad tags are refused and create nothing.
 	for _, tc := range []struct {
 		in   awssqs.CreateQueueInput
 		code string
@@ -200,7 +214,8 @@ func TestSDKQueues(t *testing.T) {
 		{awssqs.CreateQueueInput{QueueName: aws.String("has.dot")}, "InvalidParameterValue"},
 		{awssqs.CreateQueueInput{QueueName: aws.String(strings.Repeat("x", 81))}, "InvalidParameterValue"},
 		{awssqs.CreateQueueInput{QueueName: aws.String("jobs.fifo"), Attributes: map[string]string{"FifoQueue": "true"}}, "AWS.SimpleQueueService.UnsupportedOperation"},
-		{awssqs.CreateQueueInput{QueueName: aws.String("tagged"), Tags: map[string]string{"team": "x"}}, "AWS.SimpleQueueService.UnsupportedOperation"},
+		{awssqs.CreateQueueInput{QueueName: aws.String("tagged"), Tags: map[string]string{strings.Repeat("k", 129): "x"}}, "InvalidParameterValue"},
+		{awssqs.CreateQueueInput{QueueName: aws.String("tagged"), Tags: map[string]string{"team": strings.Repeat("v", 257)}}, "InvalidParameterValue"},
 	} {
 		_, err := e.client.CreateQueue(ctx, &tc.in)
 		wantCode(t, err, tc.code)
@@ -208,11 +223,51 @@ func TestSDKQueues(t *testing.T) {
 	if n := len(e.b.List()); n != 5 {
 		t.Fatalf("%d queues after refused creates, want 5", n)
 	}
-	_, err = e.client.TagQueue(ctx, &awssqs.TagQueueInput{QueueUrl: aws.String(url), Tags: map[string]string{"a": "b"}})
-	wantCode(t, err, "AWS.SimpleQueueService.UnsupportedOperation")
-	tags, err := e.client.ListQueueTags(ctx, &awssqs.ListQueueTagsInput{QueueUrl: aws.String(url)})
-	if err != nil || len(tags.Tags) != 0 {
-		t.Fatalf("ListQueueTags: %v %v", tags, err)
+	// Tags: kept with the queue, through a restart (TestSDKQueueSettingsSurvive).
+	tagsOf := func(u string) map[string]string {
+		t.Helper()
+		out, err := e.client.ListQueueTags(ctx, &awssqs.ListQueueTagsInput{QueueUrl: aws.String(u)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Tags
+	}
+	if tags := tagsOf(url); len(tags) != 0 {
+		t.Fatalf("a new queue's tags: %v", tags)
+	}
+	for _, tags := range []map[string]string{{"team": "ops", "tier": "1"}, {"tier": "2", "cost": ""}} {
+		if _, err := e.client.TagQueue(ctx, &awssqs.TagQueueInput{QueueUrl: aws.String(url), Tags: tags}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.client.UntagQueue(ctx, &awssqs.UntagQueueInput{QueueUrl: aws.String(url), TagKeys: []string{"team", "absent"}}); err != nil {
+		t.Fatal(err)
+	}
+	if tags := tagsOf(url); !maps.Equal(tags, map[string]string{"tier": "2", "cost": ""}) {
+		t.Fatalf("tags after TagQueue and UntagQueue: %v", tags)
+	}
+	many := map[string]string{}
+	for i := range 49 {
+		many[fmt.Sprint("k", i)] = "v"
+	}
+	_, err = e.client.TagQueue(ctx, &awssqs.TagQueueInput{QueueUrl: aws.String(url), Tags: many}) // 51 in all
+	wantCode(t, err, "InvalidParameterValue")
+	if tags := tagsOf(url); len(tags) != 2 {
+		t.Fatalf("a refused TagQueue changed the tags: %v", tags)
+	}
+	tagged := e.create(t, "tagged", nil)
+	if _, err := e.client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("born-tagged"), Tags: map[string]string{"team": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if tags := tagsOf(e.url + "/000000000000/born-tagged"); !maps.Equal(tags, map[string]string{"team": "x"}) {
+		t.Fatalf("CreateQueue's tags: %v", tags)
+	}
+	_, err = e.client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("tagged"), Tags: map[string]string{"team": "x"}})
+	wantCode(t, err, "QueueAlreadyExists") // other tags than the queue has
+	for _, u := range []string{tagged, e.url + "/000000000000/born-tagged"} {
+		if _, err := e.client.DeleteQueue(ctx, &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	if _, err := e.client.DeleteQueue(ctx, &awssqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil {
@@ -220,6 +275,60 @@ func TestSDKQueues(t *testing.T) {
 	}
 	_, err = e.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(url)})
 	wantCode(t, err, "AWS.SimpleQueueService.NonExistentQueue")
+}
+
+// TestSDKQueueSettingsSurvive: what spool keeps with a queue for SQS (tags,
+// the default wait, a lower MaximumMessageSize) is used, and survives a
+// restart.
+func TestSDKQueueSettingsSurvive(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := newSDKEnvAt(t, dir, nil, testCreds)
+	url := e.create(t, "slow", map[string]string{"ReceiveMessageWaitTimeSeconds": "1", "MaximumMessageSize": "1024"})
+	if _, err := e.client.TagQueue(ctx, &awssqs.TagQueueInput{QueueUrl: aws.String(url), Tags: map[string]string{"team": "ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(strings.Repeat("x", 1025))})
+	wantCode(t, err, "InvalidParameterValue") // over the queue's MaximumMessageSize
+	e.close()
+
+	e = newSDKEnvAt(t, dir, nil, testCreds)
+	a := e.attrs(t, url)
+	if a["ReceiveMessageWaitTimeSeconds"] != "1" || a["MaximumMessageSize"] != "1024" {
+		t.Fatalf("after a restart: %v", a)
+	}
+	tags, err := e.client.ListQueueTags(ctx, &awssqs.ListQueueTagsInput{QueueUrl: aws.String(url)})
+	if err != nil || !maps.Equal(tags.Tags, map[string]string{"team": "ops"}) {
+		t.Fatalf("tags after a restart: %v %v", tags, err)
+	}
+	// A receive that gives no WaitTimeSeconds long-polls the queue's 1 s.
+	got := make(chan int, 1)
+	go func() {
+		out, err := e.client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- len(out.Messages)
+	}()
+	<-e.receiving
+	if _, err := e.client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("late")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-got; n != 1 {
+		t.Fatalf("the default long poll got %d messages, want 1", n)
+	}
+	// Back to the defaults: the attributes are removed, not kept as 0.
+	if _, err := e.client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(url),
+		Attributes: map[string]string{"ReceiveMessageWaitTimeSeconds": "0", "MaximumMessageSize": "1048576"}}); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := e.b.Queue("slow")
+	if got := q.Attributes(); !maps.Equal(got, map[string]string{"sqs:tag:team": "ops"}) {
+		t.Fatalf("kept attributes at the defaults: %v", got)
+	}
+	if a := e.attrs(t, url); a["ReceiveMessageWaitTimeSeconds"] != "0" || a["MaximumMessageSize"] != "262144" {
+		t.Fatalf("at the defaults: %v", a)
+	}
 }
 
 func TestSDKMessages(t *testing.T) {

@@ -1,0 +1,96 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestQueueAttributes(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(newClock())
+	b := mustOpen(t, dir, opts)
+	q := mustCreate(t, b, "q", ConfigUpdate{})
+	plain, err := os.ReadFile(filepath.Join(dir, queuesName, "q", queueFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Attributes() != nil {
+		t.Fatalf("a new queue has attributes %v", q.Attributes())
+	}
+	steps := []struct {
+		set    map[string]string
+		remove []string
+		want   map[string]string
+		err    bool
+	}{
+		{set: map[string]string{"sqs:tag:team": "ops", "sqs:wait": "20"}, want: map[string]string{"sqs:tag:team": "ops", "sqs:wait": "20"}},
+		{set: map[string]string{"sqs:wait": "5"}, remove: []string{"sqs:tag:team", "absent"}, want: map[string]string{"sqs:wait": "5"}},
+		{set: map[string]string{"": "x"}, err: true, want: map[string]string{"sqs:wait": "5"}},
+		{set: map[string]string{strings.Repeat("k", 256): "x"}, err: true, want: map[string]string{"sqs:wait": "5"}},
+		{set: map[string]string{"big": strings.Repeat("v", MaxQueueAttributeBytes)}, err: true, want: map[string]string{"sqs:wait": "5"}},
+		{set: manyAttributes(MaxQueueAttributes), err: true, want: map[string]string{"sqs:wait": "5"}},
+		{set: map[string]string{"empty": ""}, remove: []string{"empty"}, want: map[string]string{"sqs:wait": "5", "empty": ""}}, // set wins
+	}
+	for i, st := range steps {
+		err := q.SetAttributes(st.set, st.remove)
+		if (err != nil) != st.err || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Fatalf("step %d: SetAttributes: %v, want error %v", i, err, st.err)
+		}
+		if got := q.Attributes(); !maps.Equal(got, st.want) {
+			t.Fatalf("step %d: attributes %v, want %v", i, got, st.want)
+		}
+	}
+	// A config change keeps them; a reopen reads them back.
+	if _, _, err := b.Create("q", ConfigUpdate{MaxAttempts: ptr(7)}); err != nil {
+		t.Fatal(err)
+	}
+	want := steps[len(steps)-1].want
+	b.Close()
+	b = mustOpen(t, dir, opts)
+	q, err = b.Queue("q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.Attributes(); !maps.Equal(got, want) || q.Config().MaxAttempts != 7 {
+		t.Fatalf("after reopen: attributes %v, config %+v; want %v", got, q.Config(), want)
+	}
+	// Removing them all writes queue.json as a queue without them has it.
+	if err := q.SetAttributes(nil, []string{"sqs:wait", "empty"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Create("q", ConfigUpdate{MaxAttempts: ptr(DefaultConfig.MaxAttempts)}); err != nil {
+		t.Fatal(err)
+	}
+	now, err := os.ReadFile(filepath.Join(dir, queuesName, "q", queueFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(now, plain) {
+		t.Fatalf("queue.json without attributes differs from before:\n%s\nwas\n%s", now, plain)
+	}
+	// A subscription keeps none.
+	tp, _, err := b.CreateTopic("t", TopicUpdate{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := tp.CreateSubscription("s", SubscriptionUpdate{}, Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.q.SetAttributes(map[string]string{"a": "b"}, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a subscription's SetAttributes: %v, want ErrInvalid", err)
+	}
+}
+
+func manyAttributes(n int) map[string]string {
+	m := map[string]string{}
+	for i := range n {
+		m["k"+strings.Repeat("x", i%200)+string(rune('a'+i%26))+string(rune('a'+i/26))] = "v"
+	}
+	return m
+}
