@@ -253,16 +253,13 @@ func sqsText(b []byte) string {
 }
 
 type sendMessageInput struct {
-	QueueUrl string
+	queueURLInput
 	message
 }
 
 func (c *call) sendMessage() (any, error) {
 	var in sendMessageInput
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -328,13 +325,10 @@ type sendBatchResultEntry struct {
 
 func (c *call) sendMessageBatch() (any, error) {
 	var in struct {
-		QueueUrl string
-		Entries  []sendBatchEntry
+		queueURLInput
+		Entries []sendBatchEntry
 	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +386,7 @@ type receivedMessage struct {
 
 func (c *call) receiveMessage() (any, error) {
 	var in struct {
-		QueueUrl                    string
+		queueURLInput
 		MaxNumberOfMessages         *number
 		VisibilityTimeout           *number
 		WaitTimeSeconds             *number
@@ -401,10 +395,7 @@ func (c *call) receiveMessage() (any, error) {
 		MessageAttributeNames       []string
 		ReceiveRequestAttemptId     string
 	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -560,11 +551,11 @@ func ackOutcome(err error) error {
 }
 
 func (c *call) deleteMessage() (any, error) {
-	var in struct{ QueueUrl, ReceiptHandle string }
-	if err := c.decode(&in); err != nil {
-		return nil, err
+	var in struct {
+		queueURLInput
+		ReceiptHandle string
 	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -586,18 +577,26 @@ type receiptEntry struct {
 	VisibilityTimeout *number // ChangeMessageVisibilityBatch's only
 }
 
-// batchReceipts checks a batch of receipt entries: the valid ones, and a
-// failure for each malformed handle.
-func batchReceipts(entries []receiptEntry) (valid []receiptEntry, receipts []queue.Receipt, failed []batchError, err error) {
-	ids := make([]string, len(entries))
-	for i, e := range entries {
+// receiptBatch decodes a batch of receipt entries (DeleteMessageBatch's,
+// ChangeMessageVisibilityBatch's) and checks them: the queue, the valid
+// entries with their receipts, and a failure for each malformed handle.
+func (c *call) receiptBatch() (q *queue.Queue, valid []receiptEntry, receipts []queue.Receipt, failed []batchError, err error) {
+	var in struct {
+		queueURLInput
+		Entries []receiptEntry
+	}
+	if q, err = c.decodeQueue(&in); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ids := make([]string, len(in.Entries))
+	for i, e := range in.Entries {
 		ids[i] = e.Id
 	}
 	if err := checkBatch(ids); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	failed = []batchError{}
-	for _, e := range entries {
+	for _, e := range in.Entries {
 		r, err := receipt(e.ReceiptHandle)
 		if err != nil {
 			failed = append(failed, entryError(e.Id, err))
@@ -605,22 +604,11 @@ func batchReceipts(entries []receiptEntry) (valid []receiptEntry, receipts []que
 		}
 		valid, receipts = append(valid, e), append(receipts, r)
 	}
-	return valid, receipts, failed, nil
+	return q, valid, receipts, failed, nil
 }
 
 func (c *call) deleteMessageBatch() (any, error) {
-	var in struct {
-		QueueUrl string
-		Entries  []receiptEntry
-	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	valid, receipts, failed, err := batchReceipts(in.Entries)
+	q, valid, receipts, failed, err := c.receiptBatch()
 	if err != nil {
 		return nil, err
 	}
@@ -673,14 +661,11 @@ func changeVisibility(q *queue.Queue, r queue.Receipt, handle string, v *number)
 
 func (c *call) changeMessageVisibility() (any, error) {
 	var in struct {
-		QueueUrl          string
+		queueURLInput
 		ReceiptHandle     string
 		VisibilityTimeout *number
 	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -692,18 +677,7 @@ func (c *call) changeMessageVisibility() (any, error) {
 }
 
 func (c *call) changeMessageVisibilityBatch() (any, error) {
-	var in struct {
-		QueueUrl string
-		Entries  []receiptEntry
-	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	valid, receipts, failed, err := batchReceipts(in.Entries)
+	q, valid, receipts, failed, err := c.receiptBatch()
 	if err != nil {
 		return nil, err
 	}

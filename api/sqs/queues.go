@@ -97,7 +97,20 @@ func (c *call) queue(queueURL string) (*queue.Queue, error) {
 	return c.h.cfg.Broker.Queue(name)
 }
 
+// queueURLInput is the QueueUrl of an action's parameters; embedded in
+// them, it lets decodeQueue find the queue.
 type queueURLInput struct{ QueueUrl string }
+
+func (in *queueURLInput) queueURLOf() string { return in.QueueUrl }
+
+// decodeQueue decodes the action's parameters into in and returns the
+// queue their QueueUrl names.
+func (c *call) decodeQueue(in interface{ queueURLOf() string }) (*queue.Queue, error) {
+	if err := c.decode(in); err != nil {
+		return nil, err
+	}
+	return c.queue(in.queueURLOf())
+}
 
 type queueURLResult struct{ QueueUrl string }
 
@@ -224,10 +237,7 @@ func (c *call) getQueueURL() (any, error) {
 
 func (c *call) purgeQueue() (any, error) {
 	var in queueURLInput
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +304,7 @@ func (c *call) page(names []string, maxResults *number, token string) (listQueue
 
 func (c *call) listDeadLetterSourceQueues() (any, error) {
 	var in struct {
-		QueueUrl   string
+		queueURLInput
 		MaxResults *number
 		NextToken  string
 	}
@@ -335,10 +345,7 @@ func cmpSlice(s []string) []string {
 
 func (c *call) listQueueTags() (any, error) {
 	var in queueURLInput
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -505,13 +512,10 @@ func (h *Handler) maxMessageBytes(q *queue.Queue) int {
 
 func (c *call) tagQueue() (any, error) {
 	var in struct {
-		QueueUrl string
-		Tags     map[string]string
+		queueURLInput
+		Tags map[string]string
 	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -532,13 +536,10 @@ func (c *call) tagQueue() (any, error) {
 
 func (c *call) untagQueue() (any, error) {
 	var in struct {
-		QueueUrl string
-		TagKeys  []string
+		queueURLInput
+		TagKeys []string
 	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -608,13 +609,10 @@ func (h *Handler) parseRedrivePolicy(v string) (dlq string, maxReceive int, err 
 
 func (c *call) setQueueAttributes() (any, error) {
 	var in struct {
-		QueueUrl   string
+		queueURLInput
 		Attributes map[string]string
 	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -646,13 +644,10 @@ var gettableAttributes = []string{
 
 func (c *call) getQueueAttributes() (any, error) {
 	var in struct {
-		QueueUrl       string
+		queueURLInput
 		AttributeNames []string
 	}
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	q, err := c.queue(in.QueueUrl)
+	q, err := c.decodeQueue(&in)
 	if err != nil {
 		return nil, err
 	}
