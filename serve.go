@@ -103,8 +103,8 @@ Amazon SQS (--sqs-keys):
   name. With --sqs-keys, requests must be SigV4-signed with one of those
   keys. Without it, any signature is accepted, unless --token is set:
   then SQS requests are refused, since an SQS client cannot send the
-  token. --sqs-keys names a file when one of that name exists, else it is
-  the pairs themselves.
+  token. --sqs-keys names a file when one of that name exists (SIGHUP
+  reads it again), else it is the pairs themselves.
 
 Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
   503, give requests in flight 3s to finish, then close the connections
@@ -309,15 +309,42 @@ func serve(env *cmdEnv, f serveFlags) error {
 		case <-env.ctx.Done():
 			return svc.Close()
 		case <-hup:
-			if f.tlsCert == "" {
-				logger.Info("spool: SIGHUP: nothing to reload (no --tls-cert)")
-			} else if err := svc.ReloadCertificate(); err != nil {
-				logger.Error("spool: SIGHUP: the TLS certificate did not reload; the one in use stays", "err", err)
-			} else {
-				logger.Info("spool: SIGHUP: TLS certificate reloaded", "cert", f.tlsCert)
-			}
+			reload(logger, svc, f, env.flagRef("sqs-keys"))
 		}
 	}
+}
+
+// reload is SIGHUP's work: the TLS certificate and the --sqs-keys file
+// are read again; one that does not load leaves what is in use.
+func reload(logger *slog.Logger, svc *api.Service, f serveFlags, keysRef string) {
+	did := false
+	if f.tlsCert != "" {
+		did = true
+		if err := svc.ReloadCertificate(); err != nil {
+			logger.Error("spool: SIGHUP: the TLS certificate did not reload; the one in use stays", "err", err)
+		} else {
+			logger.Info("spool: SIGHUP: TLS certificate reloaded", "cert", f.tlsCert)
+		}
+	}
+	if sqsKeysFile(f.sqsKeys) {
+		did = true
+		if keys, err := loadSQSKeys(f.sqsKeys, keysRef); err != nil {
+			logger.Error("spool: SIGHUP: the SQS keys did not reload; the ones in use stay", "err", err)
+		} else {
+			svc.SetSQSKeys(keys)
+			logger.Info("spool: SIGHUP: SQS keys reloaded", "file", f.sqsKeys, "keys", len(keys))
+		}
+	}
+	if !did {
+		logger.Info("spool: SIGHUP: nothing to reload (no --tls-cert, no --sqs-keys file)")
+	}
+}
+
+// sqsKeysFile says whether --sqs-keys names a file (else it holds the
+// pairs themselves).
+func sqsKeysFile(v string) bool {
+	st, err := os.Stat(v)
+	return v != "" && err == nil && st.Mode().IsRegular()
 }
 
 // loadSQSKeys reads --sqs-keys: the keys file it names, if one of that
@@ -328,7 +355,7 @@ func loadSQSKeys(v, ref string) (sqs.StaticKeys, error) {
 		return nil, nil
 	}
 	text, from := v, ref
-	if st, err := os.Stat(v); err == nil && st.Mode().IsRegular() {
+	if sqsKeysFile(v) {
 		b, err := os.ReadFile(v)
 		if err != nil {
 			return nil, usageError{fmt.Sprintf("%s: %v", ref, err)}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/spoolq/spool/api/beanstalk"
 	"github.com/spoolq/spool/api/miniqueue"
+	"github.com/spoolq/spool/api/sqs"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -287,6 +288,9 @@ func (s *Service) ReloadCertificate() error {
 	}
 	return s.certs.Reload()
 }
+
+// SetSQSKeys replaces the SQS endpoint's access keys (API.SQSKeys).
+func (s *Service) SetSQSKeys(keys sqs.StaticKeys) { s.api.SetSQSKeys(keys) }
 
 // Addr returns the address the service listens on, as host:port.
 func (s *Service) Addr() string { return s.ln.Addr().String() }

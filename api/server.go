@@ -66,7 +66,8 @@ type Server struct {
 	closing  context.Context
 	shutdown context.CancelFunc
 
-	table []routeSpec // the routes, as registered (routeTable)
+	table []routeSpec  // the routes, as registered (routeTable)
+	sqs   *sqs.Handler // the SQS endpoint (withSQS)
 
 	lastRelease atomic.Int64 // unix ns of the last releaseMemory
 	authWarn    rateLimit    // the unauthorized-request warnings
@@ -121,6 +122,22 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 	return s
 }
 
+// sqsKeys are the keys the SQS endpoint verifies against, given keys
+// (Config.SQSKeys): nil (any signature) only without a token.
+func (s *Server) sqsKeys(keys sqs.StaticKeys) sqs.Keys {
+	switch {
+	case keys != nil:
+		return keys
+	case s.cfg.Token != "":
+		return sqs.StaticKeys{} // refuses all: see Config.SQSKeys
+	}
+	return nil
+}
+
+// SetSQSKeys replaces Config.SQSKeys (spool serve reloads its
+// --sqs-keys file on SIGHUP); nil goes back to what no keys mean.
+func (s *Server) SetSQSKeys(keys sqs.StaticKeys) { s.sqs.SetKeys(s.sqsKeys(keys)) }
+
 // sqsRoute is the SQS endpoint's route in the access log and metrics.
 const sqsRoute = "POST / (SQS)"
 
@@ -128,17 +145,11 @@ const sqsRoute = "POST / (SQS)"
 // X-Amz-Target, or a form POST to / or a queue URL) to the SQS endpoint
 // and the rest on. The API lives under /v1/, so the two never meet.
 func (s *Server) withSQS(next http.Handler) http.Handler {
-	var keys sqs.Keys
-	switch {
-	case s.cfg.SQSKeys != nil:
-		keys = s.cfg.SQSKeys
-	case s.cfg.Token != "":
-		keys = sqs.StaticKeys{} // refuses all: see Config.SQSKeys
-	}
 	h := sqs.NewHandler(sqs.Config{
-		Broker: s.b, Keys: keys, MaxMessageBytes: s.cfg.MaxMessageBytes, MaxWait: s.cfg.MaxWait,
+		Broker: s.b, Keys: s.sqsKeys(s.cfg.SQSKeys), MaxMessageBytes: s.cfg.MaxMessageBytes, MaxWait: s.cfg.MaxWait,
 		Closing: s.closing, Logger: s.cfg.Logger, Now: s.cfg.Now,
 	})
+	s.sqs = h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !sqs.IsRequest(r) {
 			next.ServeHTTP(w, r)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolq/spool/queue"
@@ -54,8 +55,17 @@ type Config struct {
 // Handler serves SQS's two protocols (see IsRequest for which requests
 // are its).
 type Handler struct {
-	cfg Config
+	cfg  Config
+	keys atomic.Pointer[keysBox] // cfg.Keys, or what SetKeys put there since
 }
+
+// keysBox holds a Keys (an interface) for an atomic.Pointer.
+type keysBox struct{ k Keys }
+
+// SetKeys replaces the access keys requests are verified against (a
+// reload of the keys file, say), as Config.Keys; requests already being
+// verified finish with the old ones.
+func (h *Handler) SetKeys(k Keys) { h.keys.Store(&keysBox{k}) }
 
 // NewHandler returns the SQS endpoint over cfg.Broker.
 func NewHandler(cfg Config) *Handler {
@@ -69,7 +79,9 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg}
+	h := &Handler{cfg: cfg}
+	h.SetKeys(cfg.Keys)
+	return h
 }
 
 // maxBodyBytes bounds a request body: a batch's bodies at their largest,
@@ -123,11 +135,12 @@ func (c *call) serve() (any, error) {
 		return nil, fail(codeMalformedRequest, "reading the request body: %v", err)
 	}
 	c.body = body
-	if k, ok := c.h.cfg.Keys.(StaticKeys); ok && len(k) == 0 {
+	keys := c.h.keys.Load().k
+	if k, ok := keys.(StaticKeys); ok && len(k) == 0 {
 		return nil, fail(codeInvalidClientTokenID, "this server takes no SQS access keys: start it with --sqs-keys to serve SQS clients")
 	}
-	if c.h.cfg.Keys != nil {
-		if _, err := Verify(c.r, body, c.h.cfg.Keys, c.h.cfg.Now()); err != nil {
+	if keys != nil {
+		if _, err := Verify(c.r, body, keys, c.h.cfg.Now()); err != nil {
 			return nil, err
 		}
 	}
