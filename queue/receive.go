@@ -354,7 +354,7 @@ func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 		// The priority it was enqueued at; a caller that holds the
 		// table's (a nack or bury may have changed it) sets that one.
 		Priority: priorityOr(meta.Priority), VisibilityTimeout: meta.VisibilityTimeout,
-		Delay: time.Duration(max(meta.ReadyAt-rec.Time, 0)),
+		Delay: time.Duration(max(meta.ReadyAt-rec.Time, 0)), Origin: meta.Origin,
 	}, nil
 }
 

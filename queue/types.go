@@ -80,6 +80,10 @@ type Message struct {
 	VisibilityTimeout time.Duration
 	Body              []byte
 	Attributes        map[string]string
+	// Origin is, for a copy a dead-letter move made, the queue and id it
+	// was copied from (what an SQS message move task returns it to); nil
+	// otherwise.
+	Origin *Origin
 }
 
 // Counts are a queue's messages by state.

@@ -15,6 +15,7 @@
 //     dispatch, reply or error in the request's protocol);
 //   - queues.go: queue actions and queue attributes;
 //   - messages.go: message actions, message attributes;
+//   - movetasks.go: message move tasks (a dead-letter queue's redrive);
 //   - errors.go: SQS's error codes and how spool's errors map onto them;
 //   - sigv4.go: AWS Signature Version 4 verification (--sqs-keys);
 //   - md5.go: MD5OfMessageBody and MD5OfMessageAttributes, which the SDKs
@@ -56,8 +57,10 @@
 //   - A message's body must be text SQS allows; one enqueued through
 //     another protocol with bytes SQS cannot carry is received with those
 //     replaced by U+FFFD (and the MD5 of what was sent).
-//   - FIFO queues, permissions and message move tasks are refused with
-//     UnsupportedOperation.
+//   - StartMessageMoveTask redrives a dead-letter queue: its messages go
+//     back to the queues they came from, or to a destination
+//     (movetasks.go).
+//   - FIFO queues and permissions are refused with UnsupportedOperation.
 //
 // Authentication: with Config.Keys every request must be SigV4-signed by
 // one of them; without, any signature (or none) is accepted, and the

@@ -55,8 +55,9 @@ type Config struct {
 // Handler serves SQS's two protocols (see IsRequest for which requests
 // are its).
 type Handler struct {
-	cfg  Config
-	keys atomic.Pointer[keysBox] // cfg.Keys, or what SetKeys put there since
+	cfg   Config
+	keys  atomic.Pointer[keysBox] // cfg.Keys, or what SetKeys put there since
+	moves moveTasks
 }
 
 // keysBox holds a Keys (an interface) for an atomic.Pointer.

@@ -29,6 +29,9 @@ var actions = map[string]func(*call) (any, error){
 	"ListQueueTags":                (*call).listQueueTags,
 	"TagQueue":                     (*call).tagQueue,
 	"UntagQueue":                   (*call).untagQueue,
+	"StartMessageMoveTask":         (*call).startMessageMoveTask,
+	"ListMessageMoveTasks":         (*call).listMessageMoveTasks,
+	"CancelMessageMoveTask":        (*call).cancelMessageMoveTask,
 	"SendMessage":                  (*call).sendMessage,
 	"SendMessageBatch":             (*call).sendMessageBatch,
 	"ReceiveMessage":               (*call).receiveMessage,
@@ -42,7 +45,6 @@ var actions = map[string]func(*call) (any, error){
 // they are refused with UnsupportedOperation rather than InvalidAction.
 var unsupported = map[string]bool{
 	"AddPermission": true, "RemovePermission": true, // no IAM
-	"StartMessageMoveTask": true, "CancelMessageMoveTask": true, "ListMessageMoveTasks": true,
 }
 
 // sqsNameRE is SQS's rule for a new queue's name (spool's own rule also
