@@ -50,7 +50,6 @@ var (
 	codeInternalFailure        = errorCode{"InternalFailure", "InternalFailure", 500, false}
 	codeServiceUnavailable     = errorCode{"ServiceUnavailable", "ServiceUnavailable", 503, false}
 	codeRequestEntityTooLarge  = errorCode{"RequestEntityTooLarge", "RequestEntityTooLarge", 413, true}
-	codeUnsupportedMediaType   = errorCode{"UnsupportedMediaType", "UnsupportedMediaType", 415, true}
 	codeMalformedRequest       = errorCode{"SerializationException", "MalformedQueryString", 400, true}
 )
 

@@ -662,9 +662,8 @@ func (c *call) getQueueAttributes() (any, error) {
 			}
 		case slices.Contains(gettableAttributes, n):
 			want[n] = true
-		case n == attrFifoQueue || n == "ContentBasedDeduplication" || n == "CreatedTimestamp" || n == "LastModifiedTimestamp" ||
-			n == "Policy" || n == "RedriveAllowPolicy" || n == "KmsMasterKeyId" || n == "KmsDataKeyReusePeriodSeconds" ||
-			n == "DeduplicationScope" || n == "FifoThroughputLimit":
+		case unkeptAttributes[n] || n == attrFifoQueue || n == "ContentBasedDeduplication" || n == "CreatedTimestamp" ||
+			n == "LastModifiedTimestamp" || n == "DeduplicationScope" || n == "FifoThroughputLimit":
 			// Known to SQS; spool keeps no value for it, so it is left out,
 			// as SQS leaves out an attribute a queue has none of.
 		default:
