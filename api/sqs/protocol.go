@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -160,10 +159,11 @@ var (
 // name or its JSON 1.0 name.
 func isCollection(name string) bool {
 	switch name {
-	case "Entries", "Attributes", "MessageAttributes", "MessageSystemAttributes", "Tags":
+	case "Entries", "Attributes", "MessageAttributes", "MessageSystemAttributes", "Tags", // formEntries' and formMaps' members
+		"AttributeNames", "MessageAttributeNames", "MessageSystemAttributeNames", "TagKeys": // formLists' members
 		return true
 	}
-	return formEntries[name] || formLists[name] != "" || formMaps[name].member != "" || slices.Contains(slices.Collect(maps.Values(formLists)), name)
+	return formEntries[name] || formLists[name] != "" || formMaps[name].member != ""
 }
 
 // members turns a node's children into JSON 1.0's members.

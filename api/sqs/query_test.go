@@ -776,6 +776,7 @@ func TestQueryBatches(t *testing.T) {
 		// botocore sends an empty list as the bare member name.
 		{"empty batch as botocore sends it", form("SendMessageBatch", "QueueUrl", u, "SendMessageBatchRequestEntry", "").Encode(), "AWS.SimpleQueueService.EmptyBatchRequest"},
 		{"no entries at all", form("SendMessageBatch", "QueueUrl", u).Encode(), "AWS.SimpleQueueService.EmptyBatchRequest"},
+		{"empty batch under its JSON name", form("SendMessageBatch", "QueueUrl", u, "Entries", "").Encode(), "AWS.SimpleQueueService.EmptyBatchRequest"},
 		{"eleven entries", form("SendMessageBatch", eleven...).Encode(), "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"},
 		{"ids not distinct", form("SendMessageBatch", "QueueUrl", u,
 			"SendMessageBatchRequestEntry.1.Id", "a", "SendMessageBatchRequestEntry.1.MessageBody", "x",
@@ -792,6 +793,10 @@ func TestQueryBatches(t *testing.T) {
 	}
 	if n := count(t, e, u, "ApproximateNumberOfMessages"); n != "2" {
 		t.Fatalf("refused batches enqueued: %s messages", n)
+	}
+	// An empty list of names, as botocore sends it: no attributes.
+	if r := query[attributesReply](t, e, "GetQueueAttributes", "QueueUrl", u, "AttributeNames", ""); len(r.Attribute) != 0 {
+		t.Fatalf("GetQueueAttributes with AttributeNames= gave %v", r.Attribute)
 	}
 
 	rm := query[receiveReply](t, e, "ReceiveMessage", "QueueUrl", u, "MaxNumberOfMessages", "10")
