@@ -31,38 +31,66 @@ func (q *Queue) Attributes() map[string]string {
 // 1 to 255 bytes; values may be empty. A subscription keeps none
 // (ErrInvalid).
 func (q *Queue) SetAttributes(set map[string]string, remove []string) error {
+	return q.Change(Change{SetAttributes: set, RemoveAttributes: remove})
+}
+
+// Change is a change to a queue's config and attributes that Queue.Change
+// makes as one.
+type Change struct {
+	// Config is applied over the queue's config, as Broker.Create applies
+	// it to an existing queue.
+	Config ConfigUpdate
+	// SetAttributes are pairs to set and RemoveAttributes keys to remove,
+	// as in SetAttributes.
+	SetAttributes    map[string]string
+	RemoveAttributes []string
+}
+
+// Change checks all of c and applies it in one durable write of
+// queue.json: it returns once the change is fsynced, or with an error
+// and nothing changed, so a refused config value leaves the attributes
+// as they were and the other way round. A subscription has neither
+// (ErrInvalid).
+func (q *Queue) Change(c Change) error {
 	q = q.live()
+	if err := q.queueOnly("changing the config"); err != nil {
+		return err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return q.goneError()
 	}
-	if q.sub != nil {
-		return fmt.Errorf("%w: subscription %s keeps no attributes", ErrInvalid, q.name)
+	cfg, err := q.cfg.apply(c.Config, q.name)
+	if err != nil {
+		return err
 	}
-	next := maps.Clone(q.attrs)
-	if next == nil {
-		next = map[string]string{}
+	attrs := maps.Clone(q.attrs)
+	if attrs == nil {
+		attrs = map[string]string{}
 	}
-	for _, k := range remove {
-		delete(next, k)
+	for _, k := range c.RemoveAttributes {
+		delete(attrs, k)
 	}
-	maps.Copy(next, set)
-	if len(next) == 0 {
-		next = nil
+	maps.Copy(attrs, c.SetAttributes)
+	if len(attrs) == 0 {
+		attrs = nil
 	}
-	if maps.Equal(next, q.attrs) {
+	if cfg == q.cfg && maps.Equal(attrs, q.attrs) {
 		return nil
 	}
-	if err := checkQueueAttributes(next); err != nil {
+	if err := checkQueueAttributes(attrs); err != nil {
 		return err
 	}
 	f := q.fileLocked()
-	f.Attributes = next
+	f.Config, f.Attributes = cfg, attrs
 	if err := writeConfig(q.b.opts.FS, q.dir, f); err != nil {
 		return err
 	}
-	q.attrs = next
+	if cfg != q.cfg {
+		q.b.opts.Logger.Info("queue: config updated", "queue", q.name)
+	}
+	q.cfg, q.attrs = cfg, attrs
 	return nil
 }
 

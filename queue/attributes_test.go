@@ -94,3 +94,90 @@ func manyAttributes(n int) map[string]string {
 	}
 	return m
 }
+
+// Change checks the config and the attributes before it writes either:
+// one refused leaves both as they were, on disk too.
+func TestChangeIsAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(newClock())
+	b := mustOpen(t, dir, opts)
+	q := mustCreate(t, b, "q", ConfigUpdate{})
+	mustCreate(t, b, "dead", ConfigUpdate{})
+	base := map[string]string{"sqs:wait": "5"}
+	if err := q.Change(Change{Config: ConfigUpdate{MaxAttempts: ptr(4)}, SetAttributes: base}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		c    Change
+	}{
+		{"its own dead-letter queue", Change{Config: ConfigUpdate{DeadLetterQueue: ptr("q")}, SetAttributes: map[string]string{"sqs:wait": "9"}}},
+		{"attempts out of range", Change{Config: ConfigUpdate{MaxAttempts: ptr(MaxMaxAttempts + 1)}, RemoveAttributes: []string{"sqs:wait"}}},
+		{"an attribute key too long", Change{Config: ConfigUpdate{DeadLetterQueue: ptr("dead")}, SetAttributes: map[string]string{strings.Repeat("k", 256): "x"}}},
+		{"too many attributes", Change{Config: ConfigUpdate{MaxAttempts: ptr(9)}, SetAttributes: manyAttributes(MaxQueueAttributes)}},
+	} {
+		if err := q.Change(tc.c); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%s: Change: %v, want ErrInvalid", tc.name, err)
+		}
+		if cfg := q.Config(); cfg.MaxAttempts != 4 || cfg.DeadLetterQueue != "" || !maps.Equal(q.Attributes(), base) {
+			t.Fatalf("%s: a refused change left config %+v, attributes %v", tc.name, cfg, q.Attributes())
+		}
+	}
+	if err := q.Change(Change{Config: ConfigUpdate{DeadLetterQueue: ptr("dead")}, SetAttributes: map[string]string{"sqs:tag:a": "b"}, RemoveAttributes: []string{"sqs:wait"}}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = mustOpen(t, dir, opts)
+	q, err := b.Queue("q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := q.Config(); cfg.MaxAttempts != 4 || cfg.DeadLetterQueue != "dead" || !maps.Equal(q.Attributes(), map[string]string{"sqs:tag:a": "b"}) {
+		t.Fatalf("after reopen: config %+v, attributes %v", cfg, q.Attributes())
+	}
+}
+
+// CreateNew makes a queue with its attributes in one go and never
+// touches an existing one.
+func TestCreateNew(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(newClock())
+	b := mustOpen(t, dir, opts)
+	attrs := map[string]string{"sqs:tag:team": "ops"}
+	q, err := b.CreateNew("q", ConfigUpdate{MaxAttempts: ptr(5)}, attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Config().MaxAttempts != 5 || !maps.Equal(q.Attributes(), attrs) {
+		t.Fatalf("CreateNew made config %+v, attributes %v", q.Config(), q.Attributes())
+	}
+	again, err := b.CreateNew("q", ConfigUpdate{MaxAttempts: ptr(6)}, map[string]string{"other": "x"})
+	if !errors.Is(err, ErrQueueExists) || again != q {
+		t.Fatalf("CreateNew of an existing queue: %v, %p (want ErrQueueExists and the queue %p)", err, again, q)
+	}
+	if q.Config().MaxAttempts != 5 || !maps.Equal(q.Attributes(), attrs) {
+		t.Fatalf("CreateNew changed an existing queue: config %+v, attributes %v", q.Config(), q.Attributes())
+	}
+	for name, c := range map[string]struct {
+		u     ConfigUpdate
+		attrs map[string]string
+	}{
+		"bad-config": {ConfigUpdate{MaxAttempts: ptr(0)}, nil},
+		"bad-attrs":  {ConfigUpdate{}, map[string]string{"": "x"}},
+	} {
+		if _, err := b.CreateNew(name, c.u, c.attrs); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("CreateNew %s: %v, want ErrInvalid", name, err)
+		}
+		if _, err := b.Queue(name); !errors.Is(err, ErrQueueNotFound) {
+			t.Fatalf("a refused CreateNew left queue %s: %v", name, err)
+		}
+	}
+	b.Close()
+	b = mustOpen(t, dir, opts)
+	if q, err = b.Queue("q"); err != nil {
+		t.Fatal(err)
+	}
+	if q.Config().MaxAttempts != 5 || !maps.Equal(q.Attributes(), attrs) {
+		t.Fatalf("after reopen: config %+v, attributes %v", q.Config(), q.Attributes())
+	}
+}

@@ -223,47 +223,85 @@ const MaxLabelBytes = 255
 // labelled "a/b"). The label is kept in queue.json and never changes; an
 // existing queue keeps its own.
 func (b *Broker) CreateLabeled(name, label string, u ConfigUpdate) (q *Queue, created bool, err error) {
+	return b.create(name, newQueue{label: label, u: u})
+}
+
+// CreateNew creates the queue name with config u and attributes attrs
+// (see Queue.SetAttributes), both in its first queue.json, or fails with
+// ErrQueueExists, changing nothing, when the queue exists. It is for a
+// protocol whose create must never alter an existing queue: SQS's
+// CreateQueue answers for an existing queue only if it matches what was
+// asked, and Create's update would race with a check made before it.
+func (b *Broker) CreateNew(name string, u ConfigUpdate, attrs map[string]string) (*Queue, error) {
+	q, _, err := b.create(name, newQueue{u: u, attrs: attrs, only: true})
+	return q, err
+}
+
+// newQueue is what create makes a queue from.
+type newQueue struct {
+	label string
+	u     ConfigUpdate
+	attrs map[string]string
+	only  bool // fail with ErrQueueExists rather than update an existing queue
+}
+
+// create is the work of Create, CreateLabeled and CreateNew.
+func (b *Broker) create(name string, nq newQueue) (q *Queue, created bool, err error) {
 	if err := checkName(name); err != nil {
 		return nil, false, err
 	}
-	if len(label) > MaxLabelBytes {
-		return nil, false, fmt.Errorf("%w: a label of %d bytes, at most %d", ErrInvalid, len(label), MaxLabelBytes)
+	if len(nq.label) > MaxLabelBytes {
+		return nil, false, fmt.Errorf("%w: a label of %d bytes, at most %d", ErrInvalid, len(nq.label), MaxLabelBytes)
+	}
+	if len(nq.attrs) == 0 {
+		nq.attrs = nil
+	}
+	if err := checkQueueAttributes(nq.attrs); err != nil {
+		return nil, false, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	q, created, err = b.createLocked(name, label, u)
+	q, created, err = b.createLocked(name, nq)
 	switch {
 	case err != nil:
 		return q, created, err
 	case created:
 		b.opts.Logger.Info("queue: created", "queue", name)
-	case u != ConfigUpdate{}:
-		b.opts.Logger.Info("queue: config updated", "queue", name)
 	}
-	if dlq := q.Config().DeadLetterQueue; dlq != "" && b.queues[dlq] == nil {
-		b.opts.Logger.Warn("queue: its dead-letter queue does not exist (yet): dead messages stay in this queue until it is created",
-			"queue", name, "dead_letter_queue", dlq)
-	}
+	b.warnMissingDeadLetterQueueLocked(q)
 	return q, created, nil
 }
 
-// createLocked is Create's work; the caller holds b.mu.
-func (b *Broker) createLocked(name, label string, u ConfigUpdate) (q *Queue, created bool, err error) {
+// warnMissingDeadLetterQueueLocked logs when q's dead-letter queue does
+// not exist: its dead messages stay where they are until it does. The
+// caller holds b.mu.
+func (b *Broker) warnMissingDeadLetterQueueLocked(q *Queue) {
+	if dlq := q.Config().DeadLetterQueue; dlq != "" && b.queues[dlq] == nil {
+		b.opts.Logger.Warn("queue: its dead-letter queue does not exist (yet): dead messages stay in this queue until it is created",
+			"queue", q.name, "dead_letter_queue", dlq)
+	}
+}
+
+// createLocked is create's work; the caller holds b.mu.
+func (b *Broker) createLocked(name string, nq newQueue) (q *Queue, created bool, err error) {
 	if b.closed {
 		return nil, false, ErrClosed
 	}
 	if q := b.queues[name]; q != nil {
-		return q, false, q.update(u)
+		if nq.only {
+			return q, false, fmt.Errorf("%w: %q", ErrQueueExists, name)
+		}
+		return q, false, q.Change(Change{Config: nq.u})
 	}
 	if f := b.failed[name]; f != nil {
 		return nil, false, f.error(name)
 	}
-	cfg, err := DefaultConfig.apply(u, name)
+	cfg, err := DefaultConfig.apply(nq.u, name)
 	if err != nil {
 		return nil, false, err
 	}
 	root := b.queuesDir()
-	qdir, err := b.createDir(root, name, queueFileName, queueFile{Config: cfg, Serial: b.nextSerialLocked(), Label: label})
+	qdir, err := b.createDir(root, name, queueFileName, queueFile{Config: cfg, Serial: b.nextSerialLocked(), Label: nq.label, Attributes: nq.attrs})
 	if err != nil {
 		return nil, false, fmt.Errorf("create queue %s: %w", name, err)
 	}

@@ -12,6 +12,10 @@ var (
 	// every method of a deleted Queue.
 	ErrQueueNotFound = errors.New("queue not found")
 
+	// ErrQueueExists is returned by Broker.CreateNew for a queue that
+	// exists already.
+	ErrQueueExists = errors.New("queue exists")
+
 	// ErrTopicNotFound is returned for a topic that does not exist (never
 	// created, or deleted).
 	ErrTopicNotFound = errors.New("topic not found")

@@ -161,28 +161,6 @@ func (q *Queue) Config() Config {
 	return q.cfg
 }
 
-func (q *Queue) update(u ConfigUpdate) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return fmt.Errorf("%w: %q", ErrQueueNotFound, q.name)
-	}
-	cfg, err := q.cfg.apply(u, q.name)
-	if err != nil {
-		return err
-	}
-	if cfg == q.cfg {
-		return nil
-	}
-	f := q.fileLocked()
-	f.Config = cfg
-	if err := writeConfig(q.b.opts.FS, q.dir, f); err != nil {
-		return err
-	}
-	q.cfg = cfg
-	return nil
-}
-
 // fileLocked is what q's queue.json holds; the caller holds q.mu.
 func (q *Queue) fileLocked() queueFile {
 	return queueFile{Config: q.cfg, Serial: q.serial.Load(), Label: q.label, Attributes: q.attrs}
