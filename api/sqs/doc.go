@@ -42,18 +42,23 @@
 //     gives none), MaximumMessageSize (a limit under the server's
 //     --max-message-bytes; the lower of the two applies) and the tags
 //     ("sqs:tag:<key>"). A setting back at its default is removed.
-//   - A message's id is spool's id; its receipt handle is spool's receipt.
+//   - A message's id is spool's id; its receipt handle is the queue's
+//     serial and spool's receipt ("7-42.3"), so a handle given for
+//     another queue is ReceiptHandleIsInvalid, as in SQS, instead of
+//     naming that queue's message of the same id.
 //     SQS message attributes ride in spool's attributes under their own
 //     names (a Binary value base64-encoded), so native consumers read
 //     them; a type other than String is kept beside under
 //     "sqs:type:<name>", and AWSTraceHeader under "sqs:AWSTraceHeader"
 //     (SQS names cannot hold a colon, so these never clash).
-//   - Deleting a message that is gone succeeds, as SQS's DeleteMessage
-//     does; a receipt whose message was received again since is
-//     ReceiptHandleIsInvalid. ChangeMessageVisibility extends the lease,
-//     or with 0 returns the message to ready at once.
-//   - A batch is one queue call (one fsync for SendMessageBatch and
-//     DeleteMessageBatch); an entry that fails SQS's checks fails alone.
+//   - DeleteMessage succeeds, deleting nothing, for a message that is gone
+//     or a handle that is no longer its latest (received again since),
+//     as SQS documents. ChangeMessageVisibility extends the lease, or
+//     with 0 returns the message to ready at once; for such a handle it
+//     is MessageNotInflight.
+//   - SendMessageBatch and DeleteMessageBatch are one queue call each, so
+//     one fsync; ChangeMessageVisibilityBatch is a call per entry. An
+//     entry that fails SQS's checks fails alone.
 //   - A message's body must be text SQS allows; one enqueued through
 //     another protocol with bytes SQS cannot carry is received with those
 //     replaced by U+FFFD (and the MD5 of what was sent).

@@ -86,9 +86,6 @@ func (h *Handler) prepare(m message, maxBytes int) (nm queue.NewMessage, r sendR
 	if err != nil {
 		return nm, r, 0, err
 	}
-	if kept := spoolAttributeBytes(attrs); kept > queue.MaxAttributeBytes {
-		return nm, r, 0, fail(codeInvalidParameterValue, "the message attributes take %d bytes as spool keeps them, over the %d it keeps with a message", kept, queue.MaxAttributeBytes)
-	}
 	for name, v := range m.MessageSystemAttributes {
 		if name != "AWSTraceHeader" || v.DataType != "String" || v.StringValue == nil || *v.StringValue == "" {
 			return nm, r, 0, fail(codeInvalidParameterValue, "message system attribute %q: only AWSTraceHeader, a non-empty String, is valid", name)
@@ -99,6 +96,11 @@ func (h *Handler) prepare(m message, maxBytes int) (nm queue.NewMessage, r sendR
 		attrs[traceKey] = *v.StringValue
 		attrBytes += len(name) + len(v.DataType) + len(*v.StringValue)
 		r.MD5OfMessageSystemAttributes = MD5OfMessageAttributes([]MessageAttribute{{Name: name, DataType: v.DataType, StringValue: *v.StringValue}})
+	}
+	// Checked with the trace header in: what spool keeps is what must fit,
+	// or the queue would refuse the enqueue, and with it a whole batch.
+	if kept := spoolAttributeBytes(attrs); kept > queue.MaxAttributeBytes {
+		return nm, r, 0, fail(codeInvalidParameterValue, "the message attributes take %d bytes as spool keeps them, over the %d it keeps with a message", kept, queue.MaxAttributeBytes)
 	}
 	size = len(body) + attrBytes
 	if size > maxBytes {
@@ -347,6 +349,9 @@ func (c *call) sendMessageBatch() (any, error) {
 	var ok []sendBatchResultEntry
 	total := 0
 	maxBytes := c.h.maxMessageBytes(q)
+	// A batch's total is bounded by the service's limit, as SQS bounds it,
+	// not by the queue's MaximumMessageSize, which is per message.
+	maxBatchBytes := min(c.h.cfg.MaxMessageBytes, maxMaximumMessageSize)
 	for _, e := range in.Entries {
 		nm, r, size, err := c.h.prepare(e.message, maxBytes)
 		if err != nil {
@@ -357,8 +362,8 @@ func (c *call) sendMessageBatch() (any, error) {
 		msgs = append(msgs, nm)
 		ok = append(ok, sendBatchResultEntry{Id: e.Id, sendReceipt: r})
 	}
-	if total > maxBytes {
-		return nil, fail(codeBatchRequestTooLong, "the batch's messages are %d bytes together, over the %d this queue takes", total, maxBytes)
+	if total > maxBatchBytes {
+		return nil, fail(codeBatchRequestTooLong, "the batch's messages are %d bytes together, over the %d a batch takes", total, maxBatchBytes)
 	}
 	if len(msgs) > 0 {
 		// One enqueue, so the batch shares one fsync.
@@ -399,10 +404,13 @@ func (c *call) receiveMessage() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := queue.ReceiveOptions{Max: int(in.MaxNumberOfMessages.or(1))}
-	if o.Max < 1 || o.Max > maxReceiveMessages {
-		return nil, fail(codeInvalidParameterValue, "MaxNumberOfMessages %d must be from 1 to %d", o.Max, maxReceiveMessages)
+	// The int64 is checked before it becomes an int: on a 32-bit build a
+	// huge value would wrap into range.
+	n := in.MaxNumberOfMessages.or(1)
+	if n < 1 || n > maxReceiveMessages {
+		return nil, fail(codeInvalidParameterValue, "MaxNumberOfMessages %d must be from 1 to %d", n, maxReceiveMessages)
 	}
+	o := queue.ReceiveOptions{Max: int(n)}
 	if wait := in.WaitTimeSeconds.or(attrSetting(q.Attributes(), keyReceiveWait, 0)); wait < 0 || wait > maxWaitSeconds {
 		return nil, fail(codeInvalidParameterValue, "WaitTimeSeconds %d must be from 0 to %d", wait, maxWaitSeconds)
 	} else {
@@ -420,6 +428,10 @@ func (c *call) receiveMessage() (any, error) {
 	if c.h.cfg.Closing != nil {
 		defer context.AfterFunc(c.h.cfg.Closing, cancel)()
 	}
+	serial, err := q.Serial()
+	if err != nil {
+		return nil, err
+	}
 	msgs, err := q.Receive(ctx, o)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
@@ -429,7 +441,7 @@ func (c *call) receiveMessage() (any, error) {
 	out := make([]receivedMessage, 0, len(msgs))
 	for _, m := range msgs {
 		body := sqsText(m.Body)
-		rm := receivedMessage{MessageId: messageID(m.ID), ReceiptHandle: m.Receipt.String(), MD5OfBody: MD5OfBody([]byte(body)), Body: body}
+		rm := receivedMessage{MessageId: messageID(m.ID), ReceiptHandle: receiptHandle(serial, m.Receipt), MD5OfBody: MD5OfBody([]byte(body)), Body: body}
 		rm.Attributes = systemAttributes(m, system)
 		rm.MessageAttributes, rm.MD5OfMessageAttributes = messageAttributesOf(m.Attributes, user)
 		out = append(out, rm)
@@ -526,14 +538,33 @@ func messageAttributesOf(attrs map[string]string, f nameFilter) (messageAttribut
 	return out, MD5OfMessageAttributes(digest)
 }
 
-// receipt parses a ReceiptHandle.
-func receipt(handle string) (queue.Receipt, error) {
+// receiptHandle is a received message's ReceiptHandle: the queue's
+// serial, a dash, then spool's receipt ("7-42.3"). The serial ties the
+// handle to its queue: a bare id.attempt would name a message of whatever
+// queue the request points at, and SQS refuses another queue's handle.
+func receiptHandle(serial uint32, r queue.Receipt) string {
+	return strconv.FormatUint(uint64(serial), 10) + "-" + r.String()
+}
+
+// receipt parses a ReceiptHandle given for q, refusing one that is
+// malformed or was handed out by another queue.
+func receipt(q *queue.Queue, handle string) (queue.Receipt, error) {
 	if handle == "" {
 		return queue.Receipt{}, fail(codeMissingParameter, "the request must contain the parameter ReceiptHandle")
 	}
-	r, err := queue.ParseReceipt(handle)
+	invalid := fail(codeReceiptHandleIsInvalid, "the receipt handle %q is not valid for this queue", handle)
+	serialText, rest, ok := strings.Cut(handle, "-")
+	serial, err := strconv.ParseUint(serialText, 10, 32)
+	if !ok || err != nil {
+		return queue.Receipt{}, invalid
+	}
+	own, err := q.Serial()
 	if err != nil {
-		return r, fail(codeReceiptHandleIsInvalid, "the receipt handle %q is not valid", handle)
+		return queue.Receipt{}, err
+	}
+	r, err := queue.ParseReceipt(rest)
+	if err != nil || uint32(serial) != own {
+		return queue.Receipt{}, invalid
 	}
 	return r, nil
 }
@@ -559,7 +590,7 @@ func (c *call) deleteMessage() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := receipt(in.ReceiptHandle)
+	r, err := receipt(q, in.ReceiptHandle)
 	if err != nil {
 		return nil, err
 	}
@@ -597,10 +628,13 @@ func (c *call) receiptBatch() (q *queue.Queue, valid []receiptEntry, receipts []
 	}
 	failed = []batchError{}
 	for _, e := range in.Entries {
-		r, err := receipt(e.ReceiptHandle)
-		if err != nil {
+		r, err := receipt(q, e.ReceiptHandle)
+		var ae *apiError
+		if errors.As(err, &ae) {
 			failed = append(failed, entryError(e.Id, err))
 			continue
+		} else if err != nil {
+			return nil, nil, nil, nil, err // the queue failed, not the entry
 		}
 		valid, receipts = append(valid, e), append(receipts, r)
 	}
@@ -669,7 +703,7 @@ func (c *call) changeMessageVisibility() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := receipt(in.ReceiptHandle)
+	r, err := receipt(q, in.ReceiptHandle)
 	if err != nil {
 		return nil, err
 	}

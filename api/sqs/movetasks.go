@@ -24,9 +24,16 @@ import (
 // destination, or a destination that is gone) is returned to the source
 // and the task fails, saying why.
 //
+// A task moves as many messages as the source had ready when it started
+// (ApproximateNumberOfMessagesToMove), so messages that reach the source
+// while it runs wait for the next task, and a message that comes back
+// (moved to a queue that dead-letters it again) is not moved round and
+// round. A destination that is the source itself is refused.
+//
 // One task runs per source queue, as in SQS, on a goroutine of its own
-// that ends when the source has no ready message left, when it is
-// cancelled, or when the server shuts down (Config.Closing). The latest
+// that ends when it has moved its messages or the source has no ready
+// message left, when it is cancelled, or when the server shuts down
+// (Config.Closing). The latest
 // task of each source is kept for ListMessageMoveTasks until the server
 // stops.
 
@@ -123,6 +130,9 @@ func (c *call) startMessageMoveTask() (any, error) {
 		if t.dest, err = queueOfARN("DestinationArn", in.DestinationArn); err != nil {
 			return nil, err
 		}
+		if t.dest == source {
+			return nil, fail(codeInvalidParameterValue, "the destination queue %q is the source queue", t.dest)
+		}
 		if _, err := b.Queue(t.dest); err != nil {
 			if errors.Is(err, queue.ErrQueueNotFound) {
 				return nil, fail(codeResourceNotFound, "the destination queue %q does not exist", t.dest)
@@ -176,12 +186,16 @@ func (h *Handler) runMove(ctx context.Context, t *moveTask, src *queue.Queue) {
 	if t.rate > 0 {
 		batch = min(batch, t.rate)
 	}
-	for {
+	for left := t.toMove; ; {
 		if ctx.Err() != nil {
 			t.end(taskCancelled, "")
 			return
 		}
-		msgs, err := src.Receive(ctx, queue.ReceiveOptions{Max: batch, Visibility: moveLease})
+		if left <= 0 {
+			t.end(taskCompleted, "")
+			return
+		}
+		msgs, err := src.Receive(ctx, queue.ReceiveOptions{Max: int(min(int64(batch), left)), Visibility: moveLease})
 		if err != nil {
 			if ctx.Err() != nil {
 				t.end(taskCancelled, "")
@@ -198,6 +212,7 @@ func (h *Handler) runMove(ctx context.Context, t *moveTask, src *queue.Queue) {
 			t.end(taskFailed, failure)
 			return
 		}
+		left -= int64(len(msgs))
 		if t.rate > 0 {
 			select {
 			case <-ctx.Done():
@@ -245,8 +260,11 @@ func (h *Handler) moveBatch(t *moveTask, src *queue.Queue, msgs []queue.Message)
 
 // moveTo enqueues msgs in the queue dest and acks them in src.
 func (h *Handler) moveTo(t *moveTask, dest string, src *queue.Queue, msgs []queue.Message) error {
-	if dest == "" {
+	switch dest {
+	case "":
 		return errors.New("a message has no source queue to return to (it was not moved there by a redrive policy): give a DestinationArn")
+	case src.Name():
+		return errors.New("a message's source queue is the queue it is in: give a DestinationArn")
 	}
 	q, err := h.cfg.Broker.Queue(dest)
 	if err != nil {

@@ -18,10 +18,19 @@ const arnPrefix = "arn:aws:sqs:us-east-1:000000000000:"
 // visible, which moves it to dead.
 func deadLetter(t *testing.T, e *sdkEnv, n int) (work, dead string) {
 	t.Helper()
-	ctx := context.Background()
 	dead = e.create(t, "dead", nil)
 	work = e.create(t, "work", map[string]string{"RedrivePolicy": `{"deadLetterTargetArn":"` + arnPrefix + `dead","maxReceiveCount":1}`})
-	for i := range n {
+	deadLetterMore(t, e, work, 0, n)
+	waitFor(t, func() bool { return e.attrs(t, dead)["ApproximateNumberOfMessages"] == fmt.Sprint(n) })
+	return work, dead
+}
+
+// deadLetterMore sends n messages to work, numbered from "job <from>",
+// and makes each go to work's dead-letter queue.
+func deadLetterMore(t *testing.T, e *sdkEnv, work string, from, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := from; i < from+n; i++ {
 		if _, err := e.client.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(work), MessageBody: aws.String(fmt.Sprint("job ", i)),
 			MessageAttributes: map[string]types.MessageAttributeValue{"n": {DataType: aws.String("Number"), StringValue: aws.String(fmt.Sprint(i))}}}); err != nil {
 			t.Fatal(err)
@@ -34,8 +43,6 @@ func deadLetter(t *testing.T, e *sdkEnv, n int) (work, dead string) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return e.attrs(t, dead)["ApproximateNumberOfMessages"] == fmt.Sprint(n) })
-	return work, dead
 }
 
 // task is the latest move task of the queue named source.
@@ -130,6 +137,7 @@ func TestSDKMessageMoveTaskToADestinationAndCancel(t *testing.T) {
 		{awssqs.StartMessageMoveTaskInput{SourceArn: aws.String(arnPrefix + "missing")}, "ResourceNotFoundException"},
 		{awssqs.StartMessageMoveTaskInput{SourceArn: aws.String("not-an-arn")}, "InvalidParameterValue"},
 		{awssqs.StartMessageMoveTaskInput{SourceArn: aws.String(arnPrefix + "dead"), DestinationArn: aws.String(arnPrefix + "missing")}, "ResourceNotFoundException"},
+		{awssqs.StartMessageMoveTaskInput{SourceArn: aws.String(arnPrefix + "dead"), DestinationArn: aws.String(arnPrefix + "dead")}, "InvalidParameterValue"}, // would move round for ever
 		{awssqs.StartMessageMoveTaskInput{SourceArn: aws.String(arnPrefix + "dead"), MaxNumberOfMessagesPerSecond: aws.Int32(501)}, "InvalidParameterValue"},
 	} {
 		_, err := e.client.StartMessageMoveTask(ctx, &tc.in)
@@ -137,6 +145,27 @@ func TestSDKMessageMoveTaskToADestinationAndCancel(t *testing.T) {
 	}
 	_, err = e.client.CancelMessageMoveTask(ctx, &awssqs.CancelMessageMoveTaskInput{TaskHandle: aws.String("dead:0000")})
 	wantCode(t, err, "ResourceNotFoundException")
+}
+
+// A task moves the messages its source had ready when it started:
+// messages dead-lettered while it runs stay for the next task.
+func TestSDKMessageMoveTaskMovesWhatWasThere(t *testing.T) {
+	ctx := context.Background()
+	e := newSDKEnv(t, nil, testCreds)
+	work, dead := deadLetter(t, e, 3)
+	// Two messages a second: running while more are dead-lettered.
+	if _, err := e.client.StartMessageMoveTask(ctx, &awssqs.StartMessageMoveTaskInput{SourceArn: aws.String(arnPrefix + "dead"),
+		DestinationArn: aws.String(arnPrefix + "work"), MaxNumberOfMessagesPerSecond: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	deadLetterMore(t, e, work, 3, 2)
+	waitFor(t, func() bool { return aws.ToString(e.task(t, "dead").Status) == "COMPLETED" })
+	if task := e.task(t, "dead"); task.ApproximateNumberOfMessagesMoved != 3 || aws.ToInt64(task.ApproximateNumberOfMessagesToMove) != 3 {
+		t.Fatalf("the completed task: %+v", task)
+	}
+	if a := e.attrs(t, dead); a["ApproximateNumberOfMessages"] != "2" {
+		t.Fatalf("the dead-letter queue after the task holds %s messages, want the 2 that came later", a["ApproximateNumberOfMessages"])
+	}
 }
 
 func TestSDKMessageMoveTaskWithNowhereToGo(t *testing.T) {

@@ -85,7 +85,9 @@ func decodeQuery(form url.Values, in any) error {
 			strings.HasPrefix(key, "Signature") || key == "Timestamp" || key == "Expires" {
 			continue
 		}
-		if err := root.insert(strings.Split(key, "."), vals[len(vals)-1]); err != nil {
+		// SplitN: one part past the limit is enough to refuse the key, and
+		// a key of dots alone must not become a slice 16 times its size.
+		if err := root.insert(strings.SplitN(key, ".", maxFormDepth+1), vals[len(vals)-1]); err != nil {
 			return fail(codeMalformedRequest, "form parameter %q: %v", key, err)
 		}
 	}

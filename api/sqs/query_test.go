@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -412,6 +413,15 @@ func TestQueryQueues(t *testing.T) {
 	query[struct{}](t, e, "SetQueueAttributes", "QueueUrl", orders, "Attribute.1.Name", "RedrivePolicy", "Attribute.1.Value", policy)
 	if p := count(t, e, e.queueURL("a2"), "RedrivePolicy"); p != `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:a1","maxReceiveCount":3}` {
 		t.Fatalf("RedrivePolicy %q", p)
+	}
+	// A queue cannot be its own dead-letter queue, and the refusal changes
+	// nothing else the request asked for either.
+	self := `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:a2","maxReceiveCount":"3"}`
+	queryError(t, e, "/", form("SetQueueAttributes", "QueueUrl", e.queueURL("a2"),
+		"Attribute.1.Name", "ReceiveMessageWaitTimeSeconds", "Attribute.1.Value", "15",
+		"Attribute.2.Name", "RedrivePolicy", "Attribute.2.Value", self).Encode(), 400, "")
+	if w := count(t, e, e.queueURL("a2"), "ReceiveMessageWaitTimeSeconds"); w != "0" {
+		t.Fatalf("a refused SetQueueAttributes set ReceiveMessageWaitTimeSeconds to %s", w)
 	}
 	src := query[queueURLsReply](t, e, "ListDeadLetterSourceQueues", "QueueUrl", e.queueURL("a1"))
 	if want := []string{e.queueURL("a2"), orders}; !slices.Equal(src.QueueUrl, want) || src.NextToken != "" {
@@ -873,6 +883,52 @@ func TestQueryLargeMessageAttributes(t *testing.T) {
 	}
 }
 
+// The attribute limit counts the AWSTraceHeader spool keeps beside the
+// message attributes: an entry whose two together are over it fails
+// alone, not the enqueue of the whole batch.
+func TestQueryTraceHeaderCountsAgainstTheAttributeLimit(t *testing.T) {
+	e := newQueryEnv(t)
+	u := query[queueURLReply](t, e, "CreateQueue", "QueueName", "traced").QueueUrl
+	near := strings.Repeat("v", queue.MaxAttributeBytes-100) // fits alone
+	sb := query[sendBatchReply](t, e, "SendMessageBatch", "QueueUrl", u,
+		"SendMessageBatchRequestEntry.1.Id", "small", "SendMessageBatchRequestEntry.1.MessageBody", "fine",
+		"SendMessageBatchRequestEntry.2.Id", "traced", "SendMessageBatchRequestEntry.2.MessageBody", "x",
+		"SendMessageBatchRequestEntry.2.MessageAttribute.1.Name", "a",
+		"SendMessageBatchRequestEntry.2.MessageAttribute.1.Value.DataType", "String",
+		"SendMessageBatchRequestEntry.2.MessageAttribute.1.Value.StringValue", near,
+		"SendMessageBatchRequestEntry.2.MessageSystemAttribute.1.Name", "AWSTraceHeader",
+		"SendMessageBatchRequestEntry.2.MessageSystemAttribute.1.Value.DataType", "String",
+		"SendMessageBatchRequestEntry.2.MessageSystemAttribute.1.Value.StringValue", strings.Repeat("t", 200))
+	if len(sb.SendMessageBatchResultEntry) != 1 || sb.SendMessageBatchResultEntry[0].Id != "small" ||
+		len(sb.BatchResultErrorEntry) != 1 || sb.BatchResultErrorEntry[0].Id != "traced" || sb.BatchResultErrorEntry[0].Code != "InvalidParameterValue" {
+		t.Fatalf("SendMessageBatch: %+v", sb)
+	}
+	// Without the trace header the same attribute fits.
+	query[sendReply](t, e, "SendMessage", "QueueUrl", u, "MessageBody", "x",
+		"MessageAttribute.1.Name", "a", "MessageAttribute.1.Value.DataType", "String", "MessageAttribute.1.Value.StringValue", near)
+	if n := count(t, e, u, "ApproximateNumberOfMessages"); n != "2" {
+		t.Fatalf("the queue holds %s messages, want 2", n)
+	}
+}
+
+// A queue's MaximumMessageSize bounds each message of a batch, not the
+// batch: messages that fit it one by one go together even when their
+// total is over it.
+func TestQueryBatchTotalIsNotTheQueueMessageSize(t *testing.T) {
+	e := newQueryEnv(t)
+	u := query[queueURLReply](t, e, "CreateQueue", "QueueName", "small", "Attribute.1.Name", "MaximumMessageSize", "Attribute.1.Value", "1024").QueueUrl
+	kv := []string{"QueueUrl", u}
+	for i := 1; i <= 3; i++ {
+		kv = append(kv, fmt.Sprintf("SendMessageBatchRequestEntry.%d.Id", i), fmt.Sprint("m", i),
+			fmt.Sprintf("SendMessageBatchRequestEntry.%d.MessageBody", i), strings.Repeat("x", 1000))
+	}
+	sb := query[sendBatchReply](t, e, "SendMessageBatch", kv...)
+	if len(sb.SendMessageBatchResultEntry) != 3 || len(sb.BatchResultErrorEntry) != 0 {
+		t.Fatalf("a batch of three 1000-byte messages on a queue of MaximumMessageSize 1024: %+v", sb)
+	}
+	queryError(t, e, "/", form("SendMessage", "QueueUrl", u, "MessageBody", strings.Repeat("x", 1025)).Encode(), 400, "InvalidParameterValue")
+}
+
 // A query request posted to a queue's URL may leave QueueUrl out, as boto2
 // and older SDKs do.
 func TestQueryQueueURLPath(t *testing.T) {
@@ -915,9 +971,93 @@ func TestQueryQueueURLPath(t *testing.T) {
 	queryError(t, e, "/", form("SendMessage", "MessageBody", "x").Encode(), 400, "MissingParameter")
 }
 
+// CreateQueue calls racing for one name with different attributes: one
+// makes the queue, the others are refused, and the queue is the winner's
+// (a check-then-update create would let several succeed, the last one's
+// attributes kept).
+func TestQueryCreateQueueRace(t *testing.T) {
+	e := newQueryEnv(t)
+	const n = 8
+	statuses := make(chan [2]int, n)
+	for i := range n {
+		go func() {
+			body := form("CreateQueue", "QueueName", "race", "Attribute.1.Name", "VisibilityTimeout", "Attribute.1.Value", strconv.Itoa(100+i)).Encode()
+			resp, err := e.srv.Client().Post(e.srv.URL+"/", "application/x-www-form-urlencoded", strings.NewReader(body))
+			if err != nil {
+				statuses <- [2]int{i, 0}
+				return
+			}
+			resp.Body.Close()
+			statuses <- [2]int{i, resp.StatusCode}
+		}()
+	}
+	winner := -1
+	for range n {
+		s := <-statuses
+		switch s[1] {
+		case http.StatusOK:
+			if winner >= 0 {
+				t.Fatalf("CreateQueue %d and %d both succeeded with different attributes", winner, s[0])
+			}
+			winner = s[0]
+		case http.StatusBadRequest:
+		default:
+			t.Fatalf("CreateQueue %d: status %d", s[0], s[1])
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no CreateQueue succeeded")
+	}
+	if v := count(t, e, e.queueURL("race"), "VisibilityTimeout"); v != strconv.Itoa(100+winner) {
+		t.Fatalf("the queue's VisibilityTimeout is %s, want the winner's %d", v, 100+winner)
+	}
+}
+
+// A receipt handle names its queue: given for another queue, both with
+// one message of the same id, it is refused and touches neither.
+func TestQueryReceiptOfAnotherQueue(t *testing.T) {
+	e := newQueryEnv(t)
+	a := query[queueURLReply](t, e, "CreateQueue", "QueueName", "a").QueueUrl
+	b := query[queueURLReply](t, e, "CreateQueue", "QueueName", "b").QueueUrl
+	for _, u := range []string{a, b} {
+		query[sendReply](t, e, "SendMessage", "QueueUrl", u, "MessageBody", "x")
+	}
+	ra := query[receiveReply](t, e, "ReceiveMessage", "QueueUrl", a, "VisibilityTimeout", "600").Message
+	rb := query[receiveReply](t, e, "ReceiveMessage", "QueueUrl", b, "VisibilityTimeout", "600").Message
+	if len(ra) != 1 || len(rb) != 1 || ra[0].MessageId != rb[0].MessageId || ra[0].ReceiptHandle == rb[0].ReceiptHandle {
+		t.Fatalf("received %+v and %+v: want one message each, same id, different handles", ra, rb)
+	}
+	queryError(t, e, "/", form("DeleteMessage", "QueueUrl", b, "ReceiptHandle", ra[0].ReceiptHandle).Encode(), 404, "ReceiptHandleIsInvalid")
+	queryError(t, e, "/", form("ChangeMessageVisibility", "QueueUrl", b, "ReceiptHandle", ra[0].ReceiptHandle, "VisibilityTimeout", "0").Encode(), 404, "ReceiptHandleIsInvalid")
+	batch := query[idBatchReply](t, e, "DeleteMessageBatch", "QueueUrl", b,
+		"DeleteMessageBatchRequestEntry.1.Id", "a", "DeleteMessageBatchRequestEntry.1.ReceiptHandle", ra[0].ReceiptHandle)
+	if len(batch.BatchResultErrorEntry) != 1 || batch.BatchResultErrorEntry[0].Code != "ReceiptHandleIsInvalid" || len(batch.DeleteMessageBatchResultEntry) != 0 {
+		t.Fatalf("DeleteMessageBatch with a's handle on b: %+v", batch)
+	}
+	for _, u := range []string{a, b} {
+		if n := count(t, e, u, "ApproximateNumberOfMessagesNotVisible"); n != "1" {
+			t.Fatalf("%s has %s messages in flight, want 1", u, n)
+		}
+	}
+	// Each handle works on its own queue.
+	query[struct{}](t, e, "DeleteMessage", "QueueUrl", a, "ReceiptHandle", ra[0].ReceiptHandle)
+	if n := count(t, e, a, "ApproximateNumberOfMessagesNotVisible"); n != "0" {
+		t.Fatalf("a has %s messages in flight after its delete, want 0", n)
+	}
+}
+
 func TestQueryErrors(t *testing.T) {
 	e := newQueryEnv(t)
 	u := query[queueURLReply](t, e, "CreateQueue", "QueueName", "q").QueueUrl
+	sq, err := e.b.Queue("q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := sq.Serial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := func(r string) string { return fmt.Sprint(serial) + "-" + r }
 	for _, tc := range []struct {
 		name   string
 		body   string
@@ -933,14 +1073,19 @@ func TestQueryErrors(t *testing.T) {
 		{"missing queue", form("GetQueueAttributes", "QueueUrl", e.queueURL("nope"), "AttributeName.1", "All").Encode(), 400, "AWS.SimpleQueueService.NonExistentQueue"},
 		{"queue name not valid", form("SendMessage", "QueueUrl", e.queueURL("bad%20name"), "MessageBody", "x").Encode(), 400, "AWS.SimpleQueueService.NonExistentQueue"},
 		{"no QueueUrl", form("PurgeQueue").Encode(), 400, "MissingParameter"},
+		{"GetQueueUrl of a name no queue can have", form("GetQueueUrl", "QueueName", "bad name!").Encode(), 400, "AWS.SimpleQueueService.NonExistentQueue"},
 		{"malformed receipt", form("DeleteMessage", "QueueUrl", u, "ReceiptHandle", "AQEBzbVv...").Encode(), 404, "ReceiptHandleIsInvalid"},
-		{"receipt with attempt 0", form("ChangeMessageVisibility", "QueueUrl", u, "ReceiptHandle", "1.0", "VisibilityTimeout", "5").Encode(), 404, "ReceiptHandleIsInvalid"},
-		{"receipt of no message", form("ChangeMessageVisibility", "QueueUrl", u, "ReceiptHandle", "999.1", "VisibilityTimeout", "5").Encode(), 400, "AWS.SimpleQueueService.MessageNotInflight"},
+		{"receipt with attempt 0", form("ChangeMessageVisibility", "QueueUrl", u, "ReceiptHandle", handle("1.0"), "VisibilityTimeout", "5").Encode(), 404, "ReceiptHandleIsInvalid"},
+		{"receipt without its queue", form("DeleteMessage", "QueueUrl", u, "ReceiptHandle", "1.1").Encode(), 404, "ReceiptHandleIsInvalid"},
+		{"receipt of a queue number too big", form("DeleteMessage", "QueueUrl", u, "ReceiptHandle", "4294967297-1.1").Encode(), 404, "ReceiptHandleIsInvalid"},
+		{"receipt of no message", form("ChangeMessageVisibility", "QueueUrl", u, "ReceiptHandle", handle("999.1"), "VisibilityTimeout", "5").Encode(), 400, "AWS.SimpleQueueService.MessageNotInflight"},
 		// Malformed forms: a 400 of some code (SQS's own code for each is not
 		// pinned down here).
 		{"index not a number", form("SetQueueAttributes", "QueueUrl", u, "Attribute.x.Name", "DelaySeconds", "Attribute.x.Value", "1").Encode(), 400, ""},
 		{"index 0", form("GetQueueAttributes", "QueueUrl", u, "AttributeName.0", "All").Encode(), 400, ""},
 		{"negative index", form("SendMessageBatch", "QueueUrl", u, "SendMessageBatchRequestEntry.-1.Id", "a", "SendMessageBatchRequestEntry.-1.MessageBody", "x").Encode(), 400, ""},
+		{"nine dotted parts", form("SetQueueAttributes", "QueueUrl", u, "Attribute.1.Name.a.b.c.d.e.f", "DelaySeconds").Encode(), 400, "MalformedQueryString"},
+		{"a key of dots", form("ListQueues", strings.Repeat(".", 10000), "x").Encode(), 400, "MalformedQueryString"},
 		{"empty dotted part", form("SetQueueAttributes", "QueueUrl", u, "Attribute..Name", "DelaySeconds").Encode(), 400, ""},
 		{"map entry without Value", form("SetQueueAttributes", "QueueUrl", u, "Attribute.1.Name", "DelaySeconds").Encode(), 400, ""},
 		{"number not a number", form("ReceiveMessage", "QueueUrl", u, "MaxNumberOfMessages", "ten").Encode(), 400, ""},

@@ -144,15 +144,6 @@ func (c *call) createQueue() (any, error) {
 		return nil, err
 	}
 	maps.Copy(st.set, tags)
-	b := c.h.cfg.Broker
-	if q, err := b.Queue(in.QueueName); err == nil {
-		// SQS returns an existing queue's URL only if what was asked for
-		// matches it; spool's Create would apply the difference instead.
-		if st.differ(q) {
-			return nil, fail(codeQueueNameExists, "a queue named %q exists with other attribute values", in.QueueName)
-		}
-		return queueURLResult{c.queueURL(in.QueueName)}, nil
-	}
 	u := st.u
 	// What SQS gives a queue created without them: messages retried until
 	// they expire (no redrive policy) and kept 4 days.
@@ -162,17 +153,18 @@ func (c *call) createQueue() (any, error) {
 	if u.Retention == nil {
 		u.Retention = ptr(defaultRetention)
 	}
-	q, created, err := b.Create(in.QueueName, u)
+	// Create-only, the attributes in the same queue.json: an existing
+	// queue is answered for only if it matches what was asked (compared
+	// against st, not the defaults), and is never changed.
+	q, err := c.h.cfg.Broker.CreateNew(in.QueueName, u, st.set)
+	if errors.Is(err, queue.ErrQueueExists) {
+		if st.differ(q) {
+			return nil, fail(codeQueueNameExists, "a queue named %q exists with other attribute values", in.QueueName)
+		}
+		err = nil
+	}
 	if err != nil {
 		return nil, err
-	}
-	if len(st.set) > 0 {
-		if err := q.SetAttributes(st.set, nil); err != nil {
-			if created { // leave nothing half made
-				err = errors.Join(err, b.Delete(in.QueueName))
-			}
-			return nil, err
-		}
 	}
 	return queueURLResult{c.queueURL(in.QueueName)}, nil
 }
@@ -228,8 +220,13 @@ func (c *call) getQueueURL() (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if in.QueueName == "" {
+	switch {
+	case in.QueueName == "":
 		return nil, fail(codeMissingParameter, "the request must contain the parameter QueueName")
+	case !queue.ValidName(in.QueueName):
+		// No queue can have the name, so none has it: SQS's answer, not
+		// spool's invalid-name error.
+		return nil, fail(codeQueueDoesNotExist, "The specified queue does not exist: no queue can be named %q", in.QueueName)
 	}
 	if _, err := c.h.cfg.Broker.Queue(in.QueueName); err != nil {
 		return nil, err
@@ -622,18 +619,9 @@ func (c *call) setQueueAttributes() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The kept attributes first: their limits are the one check left to
-	// fail. Two writes, so a failure of the second (the disk, say) can
-	// leave the first done.
-	if err := q.SetAttributes(st.set, st.remove); err != nil {
-		return nil, err
-	}
-	// Create on an existing queue applies the update; the queue was looked
-	// up just now, so this is not a create.
-	if _, _, err := c.h.cfg.Broker.Create(q.Name(), st.u); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	// One change, checked whole before queue.json is written: a refused
+	// value (the queue as its own dead-letter queue, say) changes nothing.
+	return nil, q.Change(queue.Change{Config: st.u, SetAttributes: st.set, RemoveAttributes: st.remove})
 }
 
 // gettableAttributes are the attributes GetQueueAttributes reports, in
