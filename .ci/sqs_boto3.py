@@ -231,8 +231,22 @@ def main(argv):
     sqs.tag_queue(QueueUrl=main_q, Tags={"team": "ops", "tier": "1"})
     sqs.untag_queue(QueueUrl=main_q, TagKeys=["tier"])
     equal("tag_queue then untag_queue", sqs.list_queue_tags(QueueUrl=main_q).get("Tags"), {"team": "ops"})
-    expect_exception("creating a FIFO queue raises UnsupportedOperation", ex.UnsupportedOperation,
-                     sqs.create_queue, QueueName="ci-f.fifo", Attributes={"FifoQueue": "true"})
+    # --- FIFO ------------------------------------------------------------
+    fifo_q = sqs.create_queue(QueueName="ci-f.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    equal("a FIFO queue's FifoQueue", sqs.get_queue_attributes(QueueUrl=fifo_q, AttributeNames=["All"])["Attributes"].get("FifoQueue"), "true")
+    sent_f = [sqs.send_message(QueueUrl=fifo_q, MessageBody=b, MessageGroupId=g) for g, b in (("a", "a1"), ("b", "b1"), ("a", "a2"))]
+    dup_f = sqs.send_message(QueueUrl=fifo_q, MessageBody="a1", MessageGroupId="a")
+    equal("a content-based duplicate gets the first's MessageId", dup_f["MessageId"], sent_f[0]["MessageId"])
+    check("SequenceNumbers increase", sent_f[0]["SequenceNumber"] < sent_f[1]["SequenceNumber"] < sent_f[2]["SequenceNumber"], repr(sent_f))
+    got_f = sqs.receive_message(QueueUrl=fifo_q, MaxNumberOfMessages=1, AttributeNames=["All"]).get("Messages", [])
+    equal("the first FIFO receive", [(m["Body"], m["Attributes"].get("MessageGroupId")) for m in got_f], [("a1", "a")])
+    got_f2 = sqs.receive_message(QueueUrl=fifo_q, MaxNumberOfMessages=10).get("Messages", [])
+    equal("group a is held while a1 is in flight", [m["Body"] for m in got_f2], ["b1"])
+    sqs.delete_message(QueueUrl=fifo_q, ReceiptHandle=got_f[0]["ReceiptHandle"])
+    got_f3 = sqs.receive_message(QueueUrl=fifo_q, MaxNumberOfMessages=10).get("Messages", [])
+    equal("a2 after a1 is deleted", [m["Body"] for m in got_f3], ["a2"])
+    expect_error("a FIFO send without MessageGroupId", "MissingParameter",
+                 sqs.send_message, QueueUrl=fifo_q, MessageBody="x")
 
     # --- send -------------------------------------------------------------
     t0 = int(time.time() * 1000)
@@ -413,7 +427,7 @@ def main(argv):
     equal("... and the DLQ has no source queue", sqs.list_dead_letter_source_queues(QueueUrl=dlq).get("queueUrls", []), [])
 
     # --- delete_queue -------------------------------------------------------
-    for q in (main_q, delayed_q, other_q, src, dlq):
+    for q in (main_q, delayed_q, other_q, fifo_q, src, dlq):
         sqs.delete_queue(QueueUrl=q)
     check("delete_queue of each", True)
     expect_exception("get_queue_url of a deleted queue raises QueueDoesNotExist", ex.QueueDoesNotExist,

@@ -144,14 +144,14 @@ func TestCreateNew(t *testing.T) {
 	opts := testOptions(newClock())
 	b := mustOpen(t, dir, opts)
 	attrs := map[string]string{"sqs:tag:team": "ops"}
-	q, err := b.CreateNew("q", ConfigUpdate{MaxAttempts: ptr(5)}, attrs)
+	q, err := b.CreateNew("q", ConfigUpdate{MaxAttempts: ptr(5)}, CreateOptions{Attributes: attrs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if q.Config().MaxAttempts != 5 || !maps.Equal(q.Attributes(), attrs) {
 		t.Fatalf("CreateNew made config %+v, attributes %v", q.Config(), q.Attributes())
 	}
-	again, err := b.CreateNew("q", ConfigUpdate{MaxAttempts: ptr(6)}, map[string]string{"other": "x"})
+	again, err := b.CreateNew("q", ConfigUpdate{MaxAttempts: ptr(6)}, CreateOptions{Attributes: map[string]string{"other": "x"}})
 	if !errors.Is(err, ErrQueueExists) || again != q {
 		t.Fatalf("CreateNew of an existing queue: %v, %p (want ErrQueueExists and the queue %p)", err, again, q)
 	}
@@ -165,7 +165,7 @@ func TestCreateNew(t *testing.T) {
 		"bad-config": {ConfigUpdate{MaxAttempts: ptr(0)}, nil},
 		"bad-attrs":  {ConfigUpdate{}, map[string]string{"": "x"}},
 	} {
-		if _, err := b.CreateNew(name, c.u, c.attrs); !errors.Is(err, ErrInvalid) {
+		if _, err := b.CreateNew(name, c.u, CreateOptions{Attributes: c.attrs}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("CreateNew %s: %v, want ErrInvalid", name, err)
 		}
 		if _, err := b.Queue(name); !errors.Is(err, ErrQueueNotFound) {

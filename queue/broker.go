@@ -226,23 +226,34 @@ func (b *Broker) CreateLabeled(name, label string, u ConfigUpdate) (q *Queue, cr
 	return b.create(name, newQueue{label: label, u: u})
 }
 
-// CreateNew creates the queue name with config u and attributes attrs
-// (see Queue.SetAttributes), both in its first queue.json, or fails with
-// ErrQueueExists, changing nothing, when the queue exists. It is for a
-// protocol whose create must never alter an existing queue: SQS's
-// CreateQueue answers for an existing queue only if it matches what was
-// asked, and Create's update would race with a check made before it.
-func (b *Broker) CreateNew(name string, u ConfigUpdate, attrs map[string]string) (*Queue, error) {
-	q, _, err := b.create(name, newQueue{u: u, attrs: attrs, only: true})
+// CreateNew creates the queue name with config u and what o gives, all
+// in its first queue.json, or fails with ErrQueueExists, changing
+// nothing, when the queue exists. It is for a protocol whose create must
+// never alter an existing queue: SQS's CreateQueue answers for an
+// existing queue only if it matches what was asked, and Create's update
+// would race with a check made before it.
+func (b *Broker) CreateNew(name string, u ConfigUpdate, o CreateOptions) (*Queue, error) {
+	q, _, err := b.create(name, newQueue{u: u, attrs: o.Attributes, ordered: o.Ordered, only: true})
 	return q, err
+}
+
+// CreateOptions are what CreateNew gives a queue beside its config.
+type CreateOptions struct {
+	// Attributes are the queue's first attributes (Queue.SetAttributes).
+	Attributes map[string]string
+	// Ordered makes an ordered queue (ordered.go): messages received in
+	// order within their groups, one lease of a group at a time, and
+	// enqueues deduplicated by DedupID. It is fixed at creation.
+	Ordered bool
 }
 
 // newQueue is what create makes a queue from.
 type newQueue struct {
-	label string
-	u     ConfigUpdate
-	attrs map[string]string
-	only  bool // fail with ErrQueueExists rather than update an existing queue
+	label   string
+	u       ConfigUpdate
+	attrs   map[string]string
+	ordered bool
+	only    bool // fail with ErrQueueExists rather than update an existing queue
 }
 
 // create is the work of Create, CreateLabeled and CreateNew.
@@ -301,7 +312,7 @@ func (b *Broker) createLocked(name string, nq newQueue) (q *Queue, created bool,
 		return nil, false, err
 	}
 	root := b.queuesDir()
-	qdir, err := b.createDir(root, name, queueFileName, queueFile{Config: cfg, Serial: b.nextSerialLocked(), Label: nq.label, Attributes: nq.attrs})
+	qdir, err := b.createDir(root, name, queueFileName, queueFile{Config: cfg, Serial: b.nextSerialLocked(), Label: nq.label, Attributes: nq.attrs, Ordered: nq.ordered})
 	if err != nil {
 		return nil, false, fmt.Errorf("create queue %s: %w", name, err)
 	}

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/spoolq/spool/index"
@@ -104,12 +105,21 @@ func (q *Queue) compact() error {
 	q.mu.Lock()
 	first := q.t.FirstID()
 	empty := q.t.Live() == 0 && q.inflight == 0
+	// An ordered queue's deduplication window is rebuilt from the log on
+	// open: the segments holding its records stay as they are.
+	keepFrom := uint64(math.MaxUint64)
+	if q.ordered != nil {
+		q.ordered.expire(q.now())
+		if f := q.ordered.dedupFloor(); f != 0 {
+			keepFrom = f
+		}
+	}
 	q.mu.Unlock()
 
 	var errs []error
 	var spent int64
 	for _, s := range segs {
-		if !s.Sealed {
+		if !s.Sealed || s.LastID >= keepFrom {
 			continue
 		}
 		if spent >= budget {

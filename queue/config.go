@@ -122,6 +122,8 @@ type configJSON struct {
 	Label  string `json:"label,omitempty"`
 	// Attributes are queueFile's (Queue.SetAttributes), absent when none.
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// Ordered is queueFile's (CreateOptions.Ordered), absent when false.
+	Ordered bool `json:"ordered,omitempty"`
 }
 
 // MarshalJSON writes durations as Go duration strings ("30s").
@@ -226,6 +228,7 @@ type queueFile struct {
 	Serial     uint32
 	Label      string
 	Attributes map[string]string
+	Ordered    bool
 }
 
 // MarshalJSON writes the config's fields and the rest side by side; a
@@ -233,14 +236,14 @@ type queueFile struct {
 // before any of them existed.
 func (f queueFile) MarshalJSON() ([]byte, error) {
 	c, err := f.Config.MarshalJSON()
-	if err != nil || (f.Serial == 0 && f.Label == "" && len(f.Attributes) == 0) {
+	if err != nil || (f.Serial == 0 && f.Label == "" && len(f.Attributes) == 0 && !f.Ordered) {
 		return c, err
 	}
 	var j configJSON
 	if err := json.Unmarshal(c, &j); err != nil {
 		return nil, err
 	}
-	j.Serial, j.Label, j.Attributes = f.Serial, f.Label, f.Attributes
+	j.Serial, j.Label, j.Attributes, j.Ordered = f.Serial, f.Label, f.Attributes, f.Ordered
 	return json.Marshal(j)
 }
 
@@ -250,6 +253,7 @@ func (f *queueFile) UnmarshalJSON(b []byte) error {
 		Serial     uint32            `json:"serial"`
 		Label      string            `json:"label"`
 		Attributes map[string]string `json:"attributes"`
+		Ordered    bool              `json:"ordered"`
 	}
 	if err := json.Unmarshal(b, &extra); err != nil {
 		return err
@@ -257,7 +261,7 @@ func (f *queueFile) UnmarshalJSON(b []byte) error {
 	if err := checkQueueAttributes(extra.Attributes); err != nil {
 		return err
 	}
-	f.Serial, f.Label, f.Attributes = extra.Serial, extra.Label, extra.Attributes
+	f.Serial, f.Label, f.Attributes, f.Ordered = extra.Serial, extra.Label, extra.Attributes, extra.Ordered
 	return f.Config.UnmarshalJSON(b)
 }
 

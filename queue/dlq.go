@@ -83,6 +83,9 @@ func (q *Queue) moveBatch(dlq *Queue, items []moveItem) (int, error) {
 		if it.priority != DefaultPriority {
 			moved.Priority = &it.priority
 		}
+		if dlq.ordered != nil {
+			moved.Group = m.Group // an ordered dead-letter queue keeps the groups; another has none
+		}
 		msgs = append(msgs, moved)
 		bytes += len(m.Body)
 	}

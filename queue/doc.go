@@ -53,6 +53,14 @@
 // SetAttributes, that a protocol adapter keeps with it (an SQS queue's
 // tags); spool gives them no meaning.
 //
+// An ordered queue (CreateNew with CreateOptions.Ordered; SQS's FIFO
+// queues) receives by group instead of by priority (ordered.go): a
+// group's messages in id order, none while one of the group is leased by
+// an earlier receive, and deduplicates enqueues by NewMessage.DedupID for
+// DedupWindow, across restarts. The by-id leases (LeaseID, LeaseReady)
+// do not look at groups: they are beanstalkd's, and its tubes are never
+// ordered.
+//
 // # Durability
 //
 // With Sync=always (the default), Enqueue, Ack, Nack, Fail, Redrive,
@@ -115,7 +123,8 @@
 //	                      together ≤ MaxAttributeBytes (16 KiB)
 //	version 3 only:
 //	flags    uint8    bit 0: an origin follows; bit 1: a priority; bit 2:
-//	                  a lease length; at least one, no other bits
+//	                  a lease length; bit 3: a group; bit 4: a
+//	                  deduplication key; at least one, no other bits
 //	version 2, or version 3 with bit 0 (a copy a dead-letter move made):
 //	queue len uvarint the origin queue's name length, 1..255
 //	queue    bytes    the origin queue's name
@@ -125,8 +134,15 @@
 //	version 3 with bit 2:
 //	lease    uvarint  its own lease length (visibility timeout), ns,
 //	                  1..MaxVisibility
+//	version 3 with bit 3 (a message of an ordered queue):
+//	group len uvarint its group's length, 1..MaxGroupBytes (128)
+//	group    bytes    its group
+//	version 3 with bit 4:
+//	dedup len uvarint its deduplication key's length, 1..MaxDedupBytes (512)
+//	dedup    bytes    its deduplication key
 //
-// A message enqueued without a priority, lease length or origin gets the
+// A message enqueued without a priority, lease length, origin, group or
+// deduplication key gets the
 // version 1 it had before these existed, so data written by this build
 // opens in the one before unless it uses them.
 //

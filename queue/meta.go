@@ -29,6 +29,9 @@ type Meta struct {
 	Priority *uint32
 	// VisibilityTimeout, if not 0, is the message's own lease length.
 	VisibilityTimeout time.Duration
+	// Group and DedupID are the message's group and deduplication key in
+	// an ordered queue (NewMessage); empty when it has none.
+	Group, DedupID string
 }
 
 // Origin names a message in another queue.
@@ -54,6 +57,9 @@ const (
 	metaHasOrigin     = 1
 	metaHasPriority   = 2
 	metaHasVisibility = 4
+	metaHasGroup      = 8
+	metaHasDedup      = 16
+	metaFlags         = metaHasOrigin | metaHasPriority | metaHasVisibility | metaHasGroup | metaHasDedup
 )
 
 // EncodeMeta appends m's encoding to dst; empty metadata (ready at once,
@@ -62,7 +68,8 @@ const (
 //	version uint8 | varint ready-at | uvarint count | (uvarint len, key, uvarint len, value)...
 //	version 2 adds: uvarint len, origin queue | uvarint origin id
 //	version 3 adds instead: flags uint8 | (1) origin as in 2 |
-//	  (2) uvarint priority | (4) uvarint lease length, ns
+//	  (2) uvarint priority | (4) uvarint lease length, ns |
+//	  (8) uvarint len, group | (16) uvarint len, deduplication key
 //
 // Keys are written sorted, so equal metadata encodes to equal bytes.
 func EncodeMeta(dst []byte, m Meta) []byte {
@@ -75,6 +82,12 @@ func EncodeMeta(dst []byte, m Meta) []byte {
 	}
 	if m.VisibilityTimeout != 0 {
 		flags |= metaHasVisibility
+	}
+	if m.Group != "" {
+		flags |= metaHasGroup
+	}
+	if m.DedupID != "" {
+		flags |= metaHasDedup
 	}
 	if m.ReadyAt == 0 && len(m.Attributes) == 0 && flags == 0 {
 		return dst
@@ -112,6 +125,12 @@ func EncodeMeta(dst []byte, m Meta) []byte {
 	}
 	if m.VisibilityTimeout != 0 {
 		dst = binary.AppendUvarint(dst, uint64(m.VisibilityTimeout))
+	}
+	if m.Group != "" {
+		dst = appendString(dst, m.Group)
+	}
+	if m.DedupID != "" {
+		dst = appendString(dst, m.DedupID)
 	}
 	return dst
 }
@@ -181,7 +200,7 @@ func (d *metaDecoder) decode(version byte) (Meta, error) {
 			return Meta{}, fmt.Errorf("no flags")
 		}
 		flags, d.rest = d.rest[0], d.rest[1:]
-		if flags == 0 || flags&^(metaHasOrigin|metaHasPriority|metaHasVisibility) != 0 {
+		if flags == 0 || flags&^metaFlags != 0 {
 			return Meta{}, fmt.Errorf("flags %#x", flags)
 		}
 	}
@@ -210,6 +229,16 @@ func (d *metaDecoder) decode(version byte) (Meta, error) {
 			return Meta{}, fmt.Errorf("lease length %d ns (%v)", v, err)
 		}
 		m.VisibilityTimeout = time.Duration(v)
+	}
+	if flags&metaHasGroup != 0 {
+		if m.Group, err = d.string(MaxGroupBytes); err != nil || m.Group == "" {
+			return Meta{}, fmt.Errorf("group %q (%v)", m.Group, err)
+		}
+	}
+	if flags&metaHasDedup != 0 {
+		if m.DedupID, err = d.string(MaxDedupBytes); err != nil || m.DedupID == "" {
+			return Meta{}, fmt.Errorf("deduplication key %q (%v)", m.DedupID, err)
+		}
 	}
 	if len(d.rest) != 0 {
 		return Meta{}, fmt.Errorf("%d trailing bytes", len(d.rest))

@@ -34,7 +34,9 @@ func TestMetaRoundTrips(t *testing.T) {
 		{"priority 0", Meta{Priority: ptr(uint32(0))}},
 		{"highest priority number", Meta{Priority: ptr(uint32(math.MaxUint32))}},
 		{"own lease length", Meta{VisibilityTimeout: MaxVisibility}},
-		{"everything", Meta{ReadyAt: 9, Attributes: map[string]string{"a": "b"}, Origin: &Origin{Queue: "q", ID: 1}, Priority: ptr(uint32(5)), VisibilityTimeout: time.Second}},
+		{"group and deduplication key", Meta{Group: "g", DedupID: "k"}},
+		{"everything", Meta{ReadyAt: 9, Attributes: map[string]string{"a": "b"}, Origin: &Origin{Queue: "q", ID: 1}, Priority: ptr(uint32(5)), VisibilityTimeout: time.Second,
+			Group: strings.Repeat("g", MaxGroupBytes), DedupID: strings.Repeat("d", MaxDedupBytes)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +95,7 @@ func TestMetaVersionIsTheOldestThatHoldsIt(t *testing.T) {
 		{Meta{Priority: ptr(uint32(300))}, []byte{3, 0, 0, metaHasPriority, 0xac, 0x02}},
 		{Meta{VisibilityTimeout: 5}, []byte{3, 0, 0, metaHasVisibility, 5}},
 		{Meta{Origin: &Origin{Queue: "q", ID: 3}, Priority: ptr(uint32(1)), VisibilityTimeout: 2}, []byte{3, 0, 0, 7, 1, 'q', 3, 1, 2}},
+		{Meta{Group: "g", DedupID: "kk"}, []byte{3, 0, 0, metaHasGroup | metaHasDedup, 1, 'g', 2, 'k', 'k'}},
 	} {
 		if got := EncodeMeta(nil, tt.m); !bytes.Equal(got, tt.want) {
 			t.Errorf("EncodeMeta(%+v) = %x, want %x", tt.m, got, tt.want)

@@ -75,6 +75,20 @@ func openQueue(b *Broker, name string) (*Queue, error) {
 		q.state.Close()
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
+	if file.Ordered {
+		q.ordered = newOrdering()
+		q.mu.Lock()
+		err := q.rebuildGroupsLocked()
+		if err == nil {
+			err = q.loadDedupLocked(q.now())
+		}
+		q.mu.Unlock()
+		if err != nil {
+			q.log.Close()
+			q.state.Close()
+			return nil, fmt.Errorf("open queue %s: %w", name, err)
+		}
+	}
 	q.mu.Lock()
 	q.armTimerLocked()
 	q.mu.Unlock()

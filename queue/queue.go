@@ -87,6 +87,10 @@ type Queue struct {
 	// under mu, replaced whole, never changed in place.
 	attrs map[string]string
 
+	// ordered is set, at open, for an ordered queue (ordered.go), and
+	// never changes; what it points to is under mu.
+	ordered *ordering
+
 	// sub is set when q is a topic's subscription: its messages are the
 	// topic's log (q.log, shared, the topic's to close and compact), read
 	// into q.t as it goes (see subscription.go).
@@ -150,6 +154,9 @@ func (q *Queue) applyLocked(ev index.Event, now int64) error {
 	}
 	q.pending = append(q.pending, ev)
 	q.seq++
+	if q.ordered != nil && q.ordered.changed(q.t, ev) {
+		q.notifyLocked(1) // a group's next message may be received now
+	}
 	return nil
 }
 
@@ -163,7 +170,7 @@ func (q *Queue) Config() Config {
 
 // fileLocked is what q's queue.json holds; the caller holds q.mu.
 func (q *Queue) fileLocked() queueFile {
-	return queueFile{Config: q.cfg, Serial: q.serial.Load(), Label: q.label, Attributes: q.attrs}
+	return queueFile{Config: q.cfg, Serial: q.serial.Load(), Label: q.label, Attributes: q.attrs, Ordered: q.ordered != nil}
 }
 
 // Info returns the queue's config, counts and size.
@@ -186,11 +193,13 @@ func (q *Queue) Info() (Info, error) {
 	if oldestReady {
 		oldest = q.enqueuedAt(oldestID, oldestOffset)
 	}
-	return Info{Name: q.name, Label: q.label, Serial: q.serial.Load(), Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: q.statsNow()}, nil
+	return Info{Name: q.name, Label: q.label, Serial: q.serial.Load(), Ordered: q.ordered != nil, Config: cfg, Counts: c, Bytes: bytes, OldestReady: oldest, Stats: q.statsNow()}, nil
 }
 
 // Enqueue appends msgs, all or nothing, and returns their ids. It returns
-// once they are durable (under Sync=always).
+// once they are durable (under Sync=always). In an ordered queue a
+// message whose DedupID is in the window is not appended: its id is the
+// first one's (an enqueue of the key still under way is waited for).
 func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	q = q.live()
 	if err := q.b.checkNewMessages(msgs); err != nil {
@@ -199,39 +208,73 @@ func (q *Queue) Enqueue(msgs []NewMessage) ([]uint64, error) {
 	if err := q.lockOpen(); err != nil {
 		return nil, err
 	}
-	q.processDueLocked(q.now()) // what is due goes before these messages
-	if max := q.cfg.MaxLength; max > 0 && q.t.Live()+q.inflight+len(msgs) > max {
-		n := q.t.Live() + q.inflight
-		q.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q holds %d of at most %d messages and cannot take %d more", ErrQueueFull, q.name, n, max, len(msgs))
+	if q.ordered == nil {
+		for i, m := range msgs {
+			if m.Group != "" || m.DedupID != "" {
+				q.mu.Unlock()
+				return nil, fmt.Errorf("%w: message %d: a group or deduplication id is for ordered queues; %q is not one", ErrInvalid, i, q.name)
+			}
+		}
 	}
-	q.inflight += len(msgs)
+	q.processDueLocked(q.now()) // what is due goes before these messages
+	ids := make([]uint64, len(msgs))
+	toAppend := msgs
+	var dups *dedupBatch
+	if q.ordered != nil {
+		var err error
+		if dups, err = q.dedupLocked(msgs, ids); err != nil {
+			return nil, err
+		}
+		toAppend = dups.fresh
+		if len(toAppend) == 0 {
+			q.mu.Unlock()
+			return ids, nil
+		}
+	}
+	if max := q.cfg.MaxLength; max > 0 && q.t.Live()+q.inflight+len(toAppend) > max {
+		n := q.t.Live() + q.inflight
+		dups.settle(q, 0, 0)
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q holds %d of at most %d messages and cannot take %d more", ErrQueueFull, q.name, n, max, len(toAppend))
+	}
+	q.inflight += len(toAppend)
 	defaultDelay := q.cfg.Delay
 	q.mu.Unlock()
 
 	appendedAt := q.now()
-	batch := newRecords(msgs, defaultDelay, appendedAt)
+	batch := newRecords(toAppend, defaultDelay, appendedAt)
 	first, pos, err := q.log.Append(batch.recs)
 	batch.release()
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.inflight -= len(msgs)
+	q.inflight -= len(toAppend)
 	if err != nil {
+		dups.settle(q, 0, 0)
 		return nil, appendError("enqueue to", q.name, err)
 	}
-	ids := make([]uint64, len(msgs))
 	ready := 0
 	now := q.now()
-	for i := range msgs {
-		ids[i] = first + uint64(i)
-		readyAt := msgs[i].readyAt(defaultDelay, appendedAt)
-		q.t.InsertPriority(ids[i], uint32(pos.Offset), msgs[i].priority(), readyAt, now)
+	for i := range toAppend {
+		id := first + uint64(i)
+		readyAt := toAppend[i].readyAt(defaultDelay, appendedAt)
+		q.t.InsertPriority(id, uint32(pos.Offset), toAppend[i].priority(), readyAt, now)
+		if q.ordered != nil {
+			q.ordered.add(q.t, id, toAppend[i].Group)
+		}
 		if readyAt <= now {
 			ready++
 		}
 	}
-	q.stats.enqueued.Add(uint64(len(msgs)))
+	if dups != nil {
+		dups.settle(q, first, appendedAt)
+		dups.fill(ids, first)
+	} else {
+		for i := range ids {
+			ids[i] = first + uint64(i)
+		}
+	}
+	q.stats.enqueued.Add(uint64(len(toAppend)))
 	q.notifyLocked(ready)
 	q.armTimerLocked()
 	return ids, nil
@@ -255,6 +298,9 @@ func (b *Broker) checkNewMessages(msgs []NewMessage) error {
 		}
 		if m.VisibilityTimeout < 0 || m.VisibilityTimeout > MaxVisibility {
 			return fmt.Errorf("%w: message %d: visibility_timeout %s must be between 0 and %s", ErrInvalid, i, m.VisibilityTimeout, MaxVisibility)
+		}
+		if len(m.Group) > MaxGroupBytes || len(m.DedupID) > MaxDedupBytes {
+			return fmt.Errorf("%w: message %d: a group of %d bytes or a deduplication id of %d (at most %d and %d)", ErrInvalid, i, len(m.Group), len(m.DedupID), MaxGroupBytes, MaxDedupBytes)
 		}
 	}
 	return nil
@@ -289,7 +335,8 @@ func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) *recor
 	b.recs = b.recs[:len(msgs)]
 	metas := b.metas[:0]
 	for i, m := range msgs {
-		meta := Meta{ReadyAt: m.readyAt(defaultDelay, now), Attributes: m.Attributes, Origin: m.origin, Priority: m.Priority, VisibilityTimeout: m.VisibilityTimeout}
+		meta := Meta{ReadyAt: m.readyAt(defaultDelay, now), Attributes: m.Attributes, Origin: m.origin, Priority: m.Priority, VisibilityTimeout: m.VisibilityTimeout,
+			Group: m.Group, DedupID: m.DedupID}
 		start := len(metas)
 		// Should this append grow the buffer, the records before keep
 		// pointing into the old one, which still holds their bytes.

@@ -176,6 +176,9 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 		}
 		var leased []leasedMsg
 		published := q.publishedNow()
+		if q.ordered != nil {
+			q.ordered.turn++ // a receive of its own: earlier receives' leases hold their groups
+		}
 		for len(leased) < o.Max {
 			id, ok, readMore := q.nextReadyLocked(now, published)
 			if !ok && readMore {
@@ -199,6 +202,9 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 			e := q.t.Get(id)
 			if e.Attempts == math.MaxUint16 {
 				q.killLocked(id) // no attempt number left for a receipt
+				if q.ordered != nil {
+					q.ordered.notTaken(q.t)
+				}
 				continue
 			}
 			attempt := e.Attempts + 1
@@ -208,6 +214,9 @@ func (q *Queue) ReceiveEach(ctx context.Context, o ReceiveOptions, fn func(Messa
 				return 0, fmt.Errorf("receive from %s: %w", q.name, err)
 			}
 			leased = append(leased, leasedMsg{id: id, attempt: attempt, offset: e.Offset, until: until, priority: q.t.Priority(id)})
+			if q.ordered != nil {
+				q.ordered.leased(q.t, id)
+			}
 		}
 		if len(leased) > 0 {
 			q.armTimerLocked()
@@ -355,6 +364,7 @@ func (q *Queue) read(id uint64, offset uint32) (Message, error) {
 		// table's (a nack or bury may have changed it) sets that one.
 		Priority: priorityOr(meta.Priority), VisibilityTimeout: meta.VisibilityTimeout,
 		Delay: time.Duration(max(meta.ReadyAt-rec.Time, 0)), Origin: meta.Origin,
+		Group: meta.Group, DedupID: meta.DedupID,
 	}, nil
 }
 

@@ -257,6 +257,10 @@ func (q *Queue) newestLocked() uint64 {
 // (the caller reads ahead without mu and looks again). The caller holds
 // mu.
 func (q *Queue) nextReadyLocked(now int64, published uint64) (id uint64, ok, readMore bool) {
+	if q.ordered != nil {
+		id, ok = q.nextOrderedLocked()
+		return id, ok, false
+	}
 	if q.sub == nil {
 		id, ok = q.t.NextReady()
 		return id, ok, false
@@ -279,6 +283,9 @@ func (q *Queue) nextReadyLocked(now int64, published uint64) (id uint64, ok, rea
 // readyLeftLocked says whether a receive now would find a message. The
 // caller holds mu.
 func (q *Queue) readyLeftLocked(published uint64) bool {
+	if q.ordered != nil {
+		return q.ordered.stale || q.ordered.any(q.t)
+	}
 	if _, ok := q.t.NextReady(); ok {
 		return true
 	}

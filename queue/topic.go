@@ -96,6 +96,9 @@ func (t *Topic) Publish(msgs []NewMessage) ([]uint64, error) {
 		if m.Priority != nil {
 			return nil, fmt.Errorf("%w: message %d has a priority: a topic delivers in publish order (priorities are a queue's)", ErrInvalid, i)
 		}
+		if m.Group != "" || m.DedupID != "" {
+			return nil, fmt.Errorf("%w: message %d has a group or deduplication id: those are an ordered queue's", ErrInvalid, i)
+		}
 	}
 	if err := t.lockOpen(); err != nil {
 		return nil, err

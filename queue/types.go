@@ -50,6 +50,16 @@ type NewMessage struct {
 	// VisibilityTimeout is the message's own lease length, for a receive
 	// that gives none (beanstalkd's TTR); 0 means the queue's.
 	VisibilityTimeout time.Duration
+	// Group is the message's group in an ordered queue (see
+	// CreateOptions.Ordered): a group's messages are received one lease
+	// at a time, in order. A message without one is in the group "".
+	// Other queues refuse a group (ErrInvalid).
+	Group string
+	// DedupID, in an ordered queue, makes the enqueue idempotent: a
+	// message whose DedupID was enqueued less than DedupWindow before is
+	// not enqueued again, and its id is the first one's. Other queues
+	// refuse one (ErrInvalid).
+	DedupID string
 
 	origin *Origin // set by dead-letter moves (see moveDead)
 }
@@ -84,6 +94,8 @@ type Message struct {
 	// was copied from (what an SQS message move task returns it to); nil
 	// otherwise.
 	Origin *Origin
+	// Group and DedupID are what the message was enqueued with.
+	Group, DedupID string
 }
 
 // Counts are a queue's messages by state.
@@ -102,9 +114,12 @@ type Info struct {
 	Label string
 	// Serial is the queue's number (Queue.Serial), 0 if it has none yet.
 	Serial uint32
-	Config Config
-	Counts Counts
-	Bytes  int64 // message-log bytes on disk
+	// Ordered says whether the queue orders its messages by group
+	// (CreateOptions.Ordered).
+	Ordered bool
+	Config  Config
+	Counts  Counts
+	Bytes   int64 // message-log bytes on disk
 	// OldestReady is the enqueue time of the oldest ready message (zero if
 	// none is ready): how long the queue's consumers are behind.
 	OldestReady time.Time

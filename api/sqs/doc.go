@@ -16,6 +16,7 @@
 //   - queues.go: queue actions and queue attributes;
 //   - messages.go: message actions, message attributes;
 //   - movetasks.go: message move tasks (a dead-letter queue's redrive);
+//   - fifo.go: FIFO queues: groups, deduplication, SequenceNumber;
 //   - errors.go: SQS's error codes and how spool's errors map onto them;
 //   - sigv4.go: AWS Signature Version 4 verification (--sqs-keys);
 //   - md5.go: MD5OfMessageBody and MD5OfMessageAttributes, which the SDKs
@@ -65,7 +66,12 @@
 //   - StartMessageMoveTask redrives a dead-letter queue: its messages go
 //     back to the queues they came from, or to a destination
 //     (movetasks.go).
-//   - FIFO queues and permissions are refused with UnsupportedOperation.
+//   - A FIFO queue is an ordered spool queue (fifo.go): a message's
+//     group is its MessageGroupId, its deduplication key its
+//     MessageDeduplicationId (or the body's SHA-256), remembered for five
+//     minutes across restarts.
+//   - Permissions (AddPermission, RemovePermission) are refused with
+//     UnsupportedOperation.
 //
 // Authentication: with Config.Keys every request must be SigV4-signed by
 // one of them; without, any signature (or none) is accepted, and the

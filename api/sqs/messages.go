@@ -49,8 +49,8 @@ type message struct {
 	MessageAttributes       map[string]attributeValue
 	MessageSystemAttributes map[string]attributeValue
 	MessageDeduplicationId  string
-	// MessageGroupId is accepted on a standard queue (SQS's fair queues
-	// take one) and not kept.
+	// MessageGroupId is a FIFO queue's message group; a standard queue
+	// accepts one (SQS's fair queues take one) and does not keep it.
 	MessageGroupId string
 }
 
@@ -60,20 +60,18 @@ type sendReceipt struct {
 	MD5OfMessageBody             string
 	MD5OfMessageAttributes       string `json:",omitempty" xml:",omitempty"`
 	MD5OfMessageSystemAttributes string `json:",omitempty" xml:",omitempty"`
+	SequenceNumber               string `json:",omitempty" xml:",omitempty"` // a FIFO queue's
 }
 
 // prepare checks a message as SQS does and makes the spool message for
 // it; size is what counts against the size limit (body and attributes).
-func (h *Handler) prepare(m message, maxBytes int) (nm queue.NewMessage, r sendReceipt, size int, err error) {
+func (h *Handler) prepare(m message, maxBytes int, rules sendRules) (nm queue.NewMessage, r sendReceipt, size int, err error) {
 	if m.MessageBody == nil || *m.MessageBody == "" {
 		return nm, r, 0, fail(codeMissingParameter, "the request must contain the parameter MessageBody")
 	}
 	body := *m.MessageBody
 	if !validText(body) {
 		return nm, r, 0, fail(codeInvalidMessageContents, "the message body holds characters outside what SQS allows (#x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD, #x10000-#x10FFFF)")
-	}
-	if m.MessageDeduplicationId != "" {
-		return nm, r, 0, fail(codeInvalidParameterValue, "MessageDeduplicationId is for FIFO queues, which spool does not serve yet")
 	}
 	if m.DelaySeconds != nil {
 		d := m.DelaySeconds.v
@@ -107,6 +105,9 @@ func (h *Handler) prepare(m message, maxBytes int) (nm queue.NewMessage, r sendR
 		return nm, r, 0, fail(codeInvalidParameterValue, "the message is %d bytes with its attributes, over the %d this queue takes", size, maxBytes)
 	}
 	nm.Body, nm.Attributes = []byte(body), attrs
+	if err := rules.apply(m, &nm); err != nil {
+		return nm, r, 0, err
+	}
 	r.MD5OfMessageBody = MD5OfBody(nm.Body)
 	r.MD5OfMessageAttributes = MD5OfMessageAttributes(userAttrs)
 	return nm, r, size, nil
@@ -265,7 +266,8 @@ func (c *call) sendMessage() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	nm, r, _, err := c.h.prepare(in.message, c.h.maxMessageBytes(q))
+	rules := rulesOf(q)
+	nm, r, _, err := c.h.prepare(in.message, c.h.maxMessageBytes(q), rules)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +276,9 @@ func (c *call) sendMessage() (any, error) {
 		return nil, err
 	}
 	r.MessageId = messageID(ids[0])
+	if rules.fifo {
+		r.SequenceNumber = sequenceNumber(ids[0])
+	}
 	return r, nil
 }
 
@@ -352,8 +357,9 @@ func (c *call) sendMessageBatch() (any, error) {
 	// A batch's total is bounded by the service's limit, as SQS bounds it,
 	// not by the queue's MaximumMessageSize, which is per message.
 	maxBatchBytes := min(c.h.cfg.MaxMessageBytes, maxMaximumMessageSize)
+	rules := rulesOf(q)
 	for _, e := range in.Entries {
-		nm, r, size, err := c.h.prepare(e.message, maxBytes)
+		nm, r, size, err := c.h.prepare(e.message, maxBytes, rules)
 		if err != nil {
 			res.Failed = append(res.Failed, entryError(e.Id, err))
 			continue
@@ -373,6 +379,9 @@ func (c *call) sendMessageBatch() (any, error) {
 		}
 		for i := range ok {
 			ok[i].MessageId = messageID(got[i])
+			if rules.fifo {
+				ok[i].SequenceNumber = sequenceNumber(got[i])
+			}
 		}
 		res.Successful = ok
 	}
@@ -432,6 +441,7 @@ func (c *call) receiveMessage() (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	fifo := q.Ordered()
 	msgs, err := q.Receive(ctx, o)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
@@ -442,7 +452,7 @@ func (c *call) receiveMessage() (any, error) {
 	for _, m := range msgs {
 		body := sqsText(m.Body)
 		rm := receivedMessage{MessageId: messageID(m.ID), ReceiptHandle: receiptHandle(serial, m.Receipt), MD5OfBody: MD5OfBody([]byte(body)), Body: body}
-		rm.Attributes = systemAttributes(m, system)
+		rm.Attributes = systemAttributes(m, system, fifo)
 		rm.MessageAttributes, rm.MD5OfMessageAttributes = messageAttributesOf(m.Attributes, user)
 		out = append(out, rm)
 	}
@@ -488,8 +498,19 @@ func (f nameFilter) has(name string) bool {
 
 // systemAttributes are the message's system attributes a receive asked
 // for. spool keeps no first-receive time or sender, so those are left out.
-func systemAttributes(m queue.Message, f nameFilter) nameValues {
+func systemAttributes(m queue.Message, f nameFilter, fifo bool) nameValues {
 	out := nameValues{}
+	if fifo {
+		if m.Group != "" && f.has("MessageGroupId") {
+			out["MessageGroupId"] = m.Group
+		}
+		if m.DedupID != "" && f.has("MessageDeduplicationId") {
+			out["MessageDeduplicationId"] = dedupIDOf(m.DedupID)
+		}
+		if f.has("SequenceNumber") {
+			out["SequenceNumber"] = sequenceNumber(m.ID)
+		}
+	}
 	if f.has("SentTimestamp") {
 		out["SentTimestamp"] = strconv.FormatInt(m.EnqueuedAt.UnixMilli(), 10)
 	}

@@ -277,6 +277,9 @@ func (h *Handler) moveTo(t *moveTask, dest string, src *queue.Queue, msgs []queu
 		if m.Priority != queue.DefaultPriority {
 			copies[i].Priority = ptr(m.Priority)
 		}
+		if q.Ordered() {
+			copies[i].Group = m.Group // a FIFO destination keeps the groups
+		}
 		receipts[i] = m.Receipt
 	}
 	if _, err := q.Enqueue(copies); err != nil {

@@ -127,15 +127,18 @@ func (c *call) createQueue() (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	switch {
+	fifo, nameOK := fifoName(in.QueueName)
+	switch fifoAttr := in.Attributes[attrFifoQueue]; {
 	case in.QueueName == "":
 		return nil, fail(codeMissingParameter, "the request must contain the parameter QueueName")
-	case strings.HasSuffix(in.QueueName, ".fifo") || in.Attributes["FifoQueue"] == "true":
-		return nil, fail(codeUnsupportedOperation, "spool does not serve FIFO queues yet")
-	case !sqsNameRE.MatchString(in.QueueName):
-		return nil, fail(codeInvalidParameterValue, "queue name %q: use 1-80 of A-Z a-z 0-9 _ -", in.QueueName)
+	case !nameOK:
+		return nil, fail(codeInvalidParameterValue, "queue name %q: use 1-80 of A-Z a-z 0-9 _ -, and a FIFO queue's ends in .fifo", in.QueueName)
+	case fifoAttr != "" && fifoAttr != "true" && fifoAttr != "false":
+		return nil, fail(codeInvalidAttributeValue, "invalid value for the parameter FifoQueue: %q (true or false)", fifoAttr)
+	case fifo != (fifoAttr == "true"):
+		return nil, fail(codeInvalidParameterValue, "a FIFO queue has FifoQueue true and a name ending in .fifo, a standard queue neither (%q, FifoQueue %q)", in.QueueName, fifoAttr)
 	}
-	st, err := c.h.settings(in.Attributes)
+	st, err := c.h.settings(in.Attributes, fifo)
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +159,9 @@ func (c *call) createQueue() (any, error) {
 	// Create-only, the attributes in the same queue.json: an existing
 	// queue is answered for only if it matches what was asked (compared
 	// against st, not the defaults), and is never changed.
-	q, err := c.h.cfg.Broker.CreateNew(in.QueueName, u, st.set)
+	q, err := c.h.cfg.Broker.CreateNew(in.QueueName, u, queue.CreateOptions{Attributes: st.set, Ordered: fifo})
 	if errors.Is(err, queue.ErrQueueExists) {
-		if st.differ(q) {
+		if q.Ordered() != fifo || st.differ(q) {
 			return nil, fail(codeQueueNameExists, "a queue named %q exists with other attribute values", in.QueueName)
 		}
 		err = nil
@@ -388,7 +391,8 @@ var unkeptAttributes = map[string]bool{
 
 // settings turns CreateQueue's or SetQueueAttributes' attributes into the
 // changes they make, checking each as SQS does.
-func (h *Handler) settings(attrs map[string]string) (settings, error) {
+// fifo says whether they are a FIFO queue's.
+func (h *Handler) settings(attrs map[string]string, fifo bool) (settings, error) {
 	st := settings{set: map[string]string{}}
 	u := &st.u
 	for name, v := range attrs {
@@ -424,14 +428,20 @@ func (h *Handler) settings(attrs map[string]string) (settings, error) {
 			}
 			st.keep(keyReceiveWait, s, 0)
 		case attrRedrivePolicy:
-			dlq, maxReceive, err := h.parseRedrivePolicy(v)
+			dlq, maxReceive, err := h.parseRedrivePolicy(v, fifo)
 			if err != nil {
 				return st, err
 			}
 			u.DeadLetterQueue, u.MaxAttempts = &dlq, &maxReceive
 		case attrFifoQueue:
-			if v != "false" {
-				return st, fail(codeInvalidAttributeValue, "spool does not serve FIFO queues yet")
+			// CreateQueue checked it against the name; afterwards it can
+			// only be said again.
+			if v != strconv.FormatBool(fifo) {
+				return st, fail(codeInvalidAttributeValue, "FifoQueue is %t and cannot change", fifo)
+			}
+		case attrContentBasedDedup, attrDeduplicationScope, attrFifoThroughput:
+			if err := st.fifoSetting(name, v, fifo); err != nil {
+				return st, err
 			}
 		default:
 			if !unkeptAttributes[name] {
@@ -579,7 +589,9 @@ type redrivePolicy struct {
 // parseRedrivePolicy reads a RedrivePolicy: its dead-letter queue's name
 // and maxReceiveCount. "" removes the policy: no dead-letter queue, and
 // messages retried until they expire.
-func (h *Handler) parseRedrivePolicy(v string) (dlq string, maxReceive int, err error) {
+// A FIFO queue's dead-letter queue is a FIFO queue, a standard one's
+// standard, as SQS has it.
+func (h *Handler) parseRedrivePolicy(v string, fifo bool) (dlq string, maxReceive int, err error) {
 	if v == "" {
 		return "", queue.MaxMaxAttempts, nil
 	}
@@ -597,11 +609,15 @@ func (h *Handler) parseRedrivePolicy(v string) (dlq string, maxReceive int, err 
 		return "", 0, fail(codeInvalidAttributeValue, "RedrivePolicy's deadLetterTargetArn %q is not an SQS queue ARN", p.DeadLetterTargetArn)
 	}
 	dlq = parts[5]
-	if _, err := h.cfg.Broker.Queue(dlq); err != nil {
+	dq, err := h.cfg.Broker.Queue(dlq)
+	if err != nil {
 		if errors.Is(err, queue.ErrQueueNotFound) {
 			return "", 0, fail(codeInvalidAttributeValue, "RedrivePolicy's dead-letter queue %q does not exist", dlq)
 		}
 		return "", 0, err
+	}
+	if dq.Ordered() != fifo {
+		return "", 0, fail(codeInvalidParameterValue, "the dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue (%q)", dlq)
 	}
 	return dlq, n, nil
 }
@@ -615,7 +631,7 @@ func (c *call) setQueueAttributes() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.h.settings(in.Attributes)
+	st, err := c.h.settings(in.Attributes, q.Ordered())
 	if err != nil {
 		return nil, err
 	}
@@ -623,6 +639,10 @@ func (c *call) setQueueAttributes() (any, error) {
 	// value (the queue as its own dead-letter queue, say) changes nothing.
 	return nil, q.Change(queue.Change{Config: st.u, SetAttributes: st.set, RemoveAttributes: st.remove})
 }
+
+// fifoGettable are the attributes GetQueueAttributes reports for a FIFO
+// queue only.
+var fifoGettable = []string{attrFifoQueue, attrContentBasedDedup, attrDeduplicationScope, attrFifoThroughput}
 
 // gettableAttributes are the attributes GetQueueAttributes reports, in
 // the order "All" lists them.
@@ -648,10 +668,12 @@ func (c *call) getQueueAttributes() (any, error) {
 			for _, a := range gettableAttributes {
 				want[a] = true
 			}
-		case slices.Contains(gettableAttributes, n):
+			for _, a := range fifoGettable {
+				want[a] = true
+			}
+		case slices.Contains(gettableAttributes, n) || slices.Contains(fifoGettable, n):
 			want[n] = true
-		case unkeptAttributes[n] || n == attrFifoQueue || n == "ContentBasedDeduplication" || n == "CreatedTimestamp" ||
-			n == "LastModifiedTimestamp" || n == "DeduplicationScope" || n == "FifoThroughputLimit":
+		case unkeptAttributes[n] || n == "CreatedTimestamp" || n == "LastModifiedTimestamp":
 			// Known to SQS; spool keeps no value for it, so it is left out,
 			// as SQS leaves out an attribute a queue has none of.
 		default:
@@ -680,6 +702,13 @@ func (c *call) getQueueAttributes() (any, error) {
 	put(attrReceiveWaitTimeSeconds, itoa(attrSetting(q.Attributes(), keyReceiveWait, 0)))
 	put(attrQueueArn, c.h.arn(q.Name()))
 	put(attrSqsManagedSseEnabled, "false")
+	if info.Ordered { // a standard queue has none of these, as in SQS
+		put(attrFifoQueue, "true")
+		attrs := q.Attributes()
+		for _, name := range fifoGettable[1:] {
+			put(name, fifoAttribute(attrs, name))
+		}
+	}
 	if cfg.DeadLetterQueue != "" {
 		b, _ := json.Marshal(struct {
 			DeadLetterTargetArn string `json:"deadLetterTargetArn"`

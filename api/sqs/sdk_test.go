@@ -206,14 +206,14 @@ func TestSDKQueues(t *testing.T) {
 		t.Fatalf("paged ListQueues: %v, want %v", names, want)
 	}
 
-	// Bad names, FIFO and bad tags are refused and create nothing.
+	// Bad names and bad tags are refused and create nothing.
 	for _, tc := range []struct {
 		in   awssqs.CreateQueueInput
 		code string
 	}{
 		{awssqs.CreateQueueInput{QueueName: aws.String("has.dot")}, "InvalidParameterValue"},
 		{awssqs.CreateQueueInput{QueueName: aws.String(strings.Repeat("x", 81))}, "InvalidParameterValue"},
-		{awssqs.CreateQueueInput{QueueName: aws.String("jobs.fifo"), Attributes: map[string]string{"FifoQueue": "true"}}, "AWS.SimpleQueueService.UnsupportedOperation"},
+		{awssqs.CreateQueueInput{QueueName: aws.String("jobs.fifo")}, "InvalidParameterValue"}, // a FIFO name without FifoQueue
 		{awssqs.CreateQueueInput{QueueName: aws.String("tagged"), Tags: map[string]string{strings.Repeat("k", 129): "x"}}, "InvalidParameterValue"},
 		{awssqs.CreateQueueInput{QueueName: aws.String("tagged"), Tags: map[string]string{"team": strings.Repeat("v", 257)}}, "InvalidParameterValue"},
 	} {
