@@ -25,6 +25,7 @@ type serveFlags struct {
 	data            string
 	token           string
 	allowAnonymous  bool
+	tokenFile       string
 	sync            string
 	syncInterval    time.Duration
 	maxMessageBytes int
@@ -125,6 +126,7 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.SetAnnotation("addr", envAnnotation, []string{"SPOOL_LISTEN"})
 	fs.StringVar(&f.data, "data", defaultData, "data directory")
 	fs.StringVar(&f.token, "token", "", "require Authorization: Bearer <token> (all routes but /healthz)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "read --token from this file, one line (a systemd credential, a Docker secret)")
 	fs.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "allow a non-loopback --addr without --token, and a non-loopback --beanstalk-addr")
 	fs.StringVar(&f.sync, "sync", "always", "fsync policy: always, interval or none (see above)")
 	fs.DurationVar(&f.syncInterval, "sync-interval", queue.DefaultSyncInterval, "fsync period for --sync=interval")
@@ -184,6 +186,33 @@ func checkToken(token string) error {
 	return nil
 }
 
+// maxTokenFileBytes bounds what readTokenFile reads: a token is a line.
+const maxTokenFileBytes = 4 << 10
+
+// readTokenFile reads --token-file: the token is the file's first line,
+// its line ending dropped (what echo, an editor or systemd-creds write);
+// an empty one is an error, since it would turn authentication off.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("--token-file %s: %w", path, err)
+	}
+	if len(b) > maxTokenFileBytes {
+		return "", usageError{fmt.Sprintf("--token-file %s is over %d bytes: it should hold one token", path, maxTokenFileBytes)}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", usageError{fmt.Sprintf("--token-file %s holds no token on its first line", path)}
+	}
+	return line, nil
+}
+
 // checkExposure refuses to serve beyond loopback without a token: an open
 // queue on a public address is a gift to anyone who finds it. addr is in
 // host:port form (addrValue checked it); ref names where it came from.
@@ -224,6 +253,14 @@ func serve(env *cmdEnv, f serveFlags) error {
 	policy, err := queue.ParseSyncPolicy(f.sync)
 	if err != nil {
 		return usageError{env.flagRef("sync") + ": " + err.Error()}
+	}
+	if f.tokenFile != "" {
+		if f.token != "" {
+			return usageError{"give --token or --token-file, not both"}
+		}
+		if f.token, err = readTokenFile(f.tokenFile); err != nil {
+			return err
+		}
 	}
 	if err := checkToken(f.token); err != nil {
 		return err
