@@ -98,6 +98,8 @@ Topics (fan-out: every subscription gets every message):
 Operators:
   spool health                        exit 0 if the server answers
   spool metrics                       print the server's Prometheus metrics
+  spool keys add NAME --scope S --keys F | list --keys F
+                                      make API keys for serve --keys
 
 Global flags, before the command or among its own flags:
   --addr HOST:PORT    the server a client command talks to (default
@@ -155,6 +157,7 @@ var commands = map[string]command{
 	"dead":    listCommand("dead"),
 	"redrive": redriveCommand,
 	"health":  healthCommand,
+	"keys":    keysCommand,
 	"metrics": metricsCommand,
 
 	"topic":     topicCommand,

@@ -26,6 +26,7 @@ type serveFlags struct {
 	token           string
 	allowAnonymous  bool
 	tokenFile       string
+	keys            string
 	sync            string
 	syncInterval    time.Duration
 	maxMessageBytes int
@@ -97,14 +98,23 @@ beanstalkd protocol (--beanstalk-addr):
   must be a loopback address unless --allow-anonymous (a --token does not
   cover it). The largest job is --max-message-bytes.
 
+API keys (--keys FILE):
+  Beside --token (which may do anything), each client can have its own
+  key, allowed only some calls: one key a line, NAME SCOPES sha256:HASH,
+  where SCOPES is a comma-separated list of read, produce, consume or
+  admin, each optionally :GLOB (the queue or topic names it covers; a
+  subscription is TOPIC/SUB). 'spool keys add NAME --scope ...' makes a
+  key: it prints the secret once and appends the line. A call outside the
+  key's scopes is 403 forbidden; SIGHUP reads the file again.
+
 Amazon SQS (--sqs-keys):
   The listener also speaks SQS's two protocols (AWS JSON 1.0 and the
   query protocol) on POST /, so the aws CLI, boto3 and the AWS SDKs work
   with --endpoint-url http://ADDR; an SQS queue is the spool queue of its
   name. With --sqs-keys, requests must be SigV4-signed with one of those
-  keys. Without it, any signature is accepted, unless --token is set:
-  then SQS requests are refused, since an SQS client cannot send the
-  token. --sqs-keys names a file when one of that name exists (SIGHUP
+  keys. Without it, any signature is accepted, unless --token or --keys
+  is set: then SQS requests are refused, since an SQS client cannot send
+  the token. --sqs-keys names a file when one of that name exists (SIGHUP
   reads it again), else it is the pairs themselves.
 
 Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
@@ -115,6 +125,7 @@ Shutdown (SIGTERM or Ctrl-C): stop accepting, release long polls with
 Examples:
   spool serve
   spool serve --addr 0.0.0.0:7070 --token "$(cat /etc/spool/token)"
+  spool serve --addr 0.0.0.0:7070 --keys /etc/spool/keys
   spool serve --max-disk 10G --min-free 512M --max-message-bytes 1M
   SPOOL_DATA=/var/lib/spool SPOOL_LISTEN=:7070 SPOOL_SYNC=interval spool serve
 `
@@ -143,6 +154,7 @@ func serveCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.BoolVar(&f.miniqueue, "miniqueue", false, "also speak miniqueue's protocol: POST /publish/:topic, POST /subscribe/:topic (see the README)")
 	fs.StringVar(&f.beanstalkAddr, "beanstalk-addr", "", "also speak beanstalkd's protocol on this address (127.0.0.1:11300 is its usual port; see above)")
 	fs.IntVar(&f.beanstalkMaxConns, "beanstalk-max-connections", beanstalk.DefaultMaxConnections, "most beanstalkd-protocol connections open at once; more get OUT_OF_MEMORY")
+	fs.StringVar(&f.keys, "keys", "", "API keys file: one NAME SCOPES sha256:HASH a line (spool keys add makes them; SIGHUP reloads it; see above)")
 	fs.StringVar(&f.sqsKeys, "sqs-keys", "", "SQS access keys whose SigV4 signatures are accepted: ID:SECRET[,ID:SECRET...], or a file of one a line (see above)")
 	return func(args []string) error {
 		if len(args) > 0 {
@@ -216,11 +228,11 @@ func readTokenFile(path string) (string, error) {
 // checkExposure refuses to serve beyond loopback without a token: an open
 // queue on a public address is a gift to anyone who finds it. addr is in
 // host:port form (addrValue checked it); ref names where it came from.
-func checkExposure(addr, ref, token string, allowAnonymous bool) error {
-	if token != "" || allowAnonymous || loopbackHost(addr) {
+func checkExposure(addr, ref, token string, keys, allowAnonymous bool) error {
+	if token != "" || keys || allowAnonymous || loopbackHost(addr) {
 		return nil
 	}
-	return usageError{fmt.Sprintf("refusing to listen on %s (%s) without a token: set --token (or SPOOL_TOKEN) so clients must authenticate, or pass --allow-anonymous if the network is trusted", addr, ref)}
+	return usageError{fmt.Sprintf("refusing to listen on %s (%s) without a token: set --token (or SPOOL_TOKEN) or --keys so clients must authenticate, or pass --allow-anonymous if the network is trusted", addr, ref)}
 }
 
 // checkBeanstalkExposure refuses the beanstalkd protocol beyond loopback
@@ -265,7 +277,13 @@ func serve(env *cmdEnv, f serveFlags) error {
 	if err := checkToken(f.token); err != nil {
 		return err
 	}
-	if err := checkExposure(f.addr, env.flagRef("addr"), f.token, f.allowAnonymous); err != nil {
+	var keys *api.Keys
+	if f.keys != "" {
+		if keys, err = api.LoadKeys(f.keys); err != nil {
+			return usageError{env.flagRef("keys") + ": " + err.Error()}
+		}
+	}
+	if err := checkExposure(f.addr, env.flagRef("addr"), f.token, f.keys != "", f.allowAnonymous); err != nil {
 		return err
 	}
 	if f.beanstalkAddr != "" {
@@ -310,6 +328,7 @@ func serve(env *cmdEnv, f serveFlags) error {
 		},
 		API: api.Config{
 			Token:           f.token,
+			Keys:            keys,
 			MaxMessageBytes: f.maxMessageBytes,
 			MaxBatch:        f.maxBatch,
 			MaxWait:         f.maxWait,
@@ -372,8 +391,17 @@ func reload(logger *slog.Logger, svc *api.Service, f serveFlags, keysRef string)
 			logger.Info("spool: SIGHUP: SQS keys reloaded", "file", f.sqsKeys, "keys", len(keys))
 		}
 	}
+	if f.keys != "" {
+		did = true
+		if keys, err := api.LoadKeys(f.keys); err != nil {
+			logger.Error("spool: SIGHUP: the API keys did not reload; the ones in use stay", "err", err)
+		} else {
+			svc.SetKeys(keys)
+			logger.Info("spool: SIGHUP: API keys reloaded", "file", f.keys, "keys", keys.Len())
+		}
+	}
 	if !did {
-		logger.Info("spool: SIGHUP: nothing to reload (no --tls-cert, no --sqs-keys file)")
+		logger.Info("spool: SIGHUP: nothing to reload (no --tls-cert, --keys or --sqs-keys file)")
 	}
 }
 

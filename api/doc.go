@@ -15,7 +15,9 @@
 // replies, metrics); routetable.go the routing table (each route's
 // method, pattern, query parameters and purpose) with the query check
 // and the 405 reply built from it; accesslog.go the access log and the
-// refused-token warnings; handlers_queues.go, handlers_messages.go,
+// refused-token warnings; keys.go the API keys (--keys: scopes, the
+// keys file, the constant-time match) and routetable.go's permFor and
+// permitted what each route needs of a key; handlers_queues.go, handlers_messages.go,
 // handlers_receipts.go and handlers_topics.go the route handlers;
 // types.go and types_topics.go the JSON shapes; encoding.go the JSON and
 // query-parameter helpers, the API-worded JSON errors and the streamed

@@ -14,6 +14,7 @@ const (
 	CodeInvalidRequest       = "invalid_request"        // 400: malformed JSON, bad parameter or value
 	CodeInvalidName          = "invalid_name"           // 400: a queue name outside the rules
 	CodeUnauthorized         = "unauthorized"           // 401: missing or wrong bearer token
+	CodeForbidden            = "forbidden"              // 403: an API key without the scope for the call
 	CodeQueueNotFound        = "queue_not_found"        // 404
 	CodeTopicNotFound        = "topic_not_found"        // 404
 	CodeSubscriptionNotFound = "subscription_not_found" // 404: the topic exists, the subscription does not
@@ -43,6 +44,7 @@ var (
 	errBadMedia     = errors.New("unsupported media type")
 	errShutdown     = errors.New("server shutting down")
 	errUnauthorized = errors.New("unauthorized")
+	errForbidden    = errors.New("forbidden")
 	// errClientGone: the client hung up (a long poll it gave up on); no
 	// reply is written, and metrics count it as 499, nginx's "client
 	// closed request".
@@ -68,6 +70,7 @@ var codes = []struct {
 	{queue.ErrInvalid, http.StatusBadRequest, CodeInvalidRequest},
 	{errBadRequest, http.StatusBadRequest, CodeInvalidRequest},
 	{errUnauthorized, http.StatusUnauthorized, CodeUnauthorized},
+	{errForbidden, http.StatusForbidden, CodeForbidden},
 	{queue.ErrQueueNotFound, http.StatusNotFound, CodeQueueNotFound},
 	{queue.ErrTopicNotFound, http.StatusNotFound, CodeTopicNotFound},
 	{queue.ErrSubscriptionNotFound, http.StatusNotFound, CodeSubscriptionNotFound},

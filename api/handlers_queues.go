@@ -28,11 +28,14 @@ func infoJSON(i queue.Info) QueueInfo {
 	}
 }
 
-func (s *Server) listQueues(w http.ResponseWriter, _ *http.Request, _ target) error {
+func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, _ target) error {
 	infos := s.b.List()
-	out := QueueList{Queues: make([]QueueInfo, len(infos))}
-	for i, info := range infos {
-		out.Queues[i] = infoJSON(info)
+	key := keyOf(r.Context())
+	out := QueueList{Queues: make([]QueueInfo, 0, len(infos))}
+	for _, info := range infos {
+		if key == nil || key.May(PermRead, info.Name) {
+			out.Queues = append(out.Queues, infoJSON(info))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -51,11 +51,14 @@ func subscriptionJSON(i queue.SubscriptionInfo) SubscriptionInfo {
 	}
 }
 
-func (s *Server) listTopics(w http.ResponseWriter, _ *http.Request, _ target) error {
+func (s *Server) listTopics(w http.ResponseWriter, r *http.Request, _ target) error {
 	infos := s.b.Topics()
-	out := TopicList{Topics: make([]TopicInfo, len(infos))}
-	for i, info := range infos {
-		out.Topics[i] = topicJSON(info)
+	key := keyOf(r.Context())
+	out := TopicList{Topics: make([]TopicInfo, 0, len(infos))}
+	for _, info := range infos {
+		if key == nil || key.May(PermRead, info.Name) {
+			out.Topics = append(out.Topics, topicJSON(info))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

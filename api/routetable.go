@@ -22,6 +22,7 @@ type routeSpec struct {
 	does   string   // "to lease messages": how a 405 reply names it
 	params []string // the query parameters it takes
 	public bool     // answered without the token (GET /healthz)
+	perm   Perm     // what an API key needs for it (permFor)
 	// look is what handle looks up before anything else, so a request to
 	// a missing queue is 404 whatever else is wrong with it: what the
 	// path names, or less for a route that creates or deletes it (a
@@ -95,7 +96,57 @@ func (s *Server) routeTable() []routeSpec {
 	if s.metrics != nil {
 		t = append(t, routeSpec{method: http.MethodGet, path: MetricsPath, does: "to read the metrics", h: s.serveMetrics})
 	}
+	for i := range t {
+		t[i].perm = permFor(t[i])
+	}
 	return t
+}
+
+// permFor is the permission an API key needs for sp: reading for every
+// GET, producing for an enqueue or publish, consuming for leases and
+// receipts, and admin for the rest (creating, changing, deleting,
+// purging, redriving and seeking).
+func permFor(sp routeSpec) Perm {
+	if sp.method == http.MethodGet {
+		return PermRead
+	}
+	switch sp.route {
+	case RouteMessages, RouteBatch:
+		return PermProduce
+	case RouteReceive, RouteAck, RouteNack, RouteExtend, RouteFail, RouteStream:
+		return PermConsume
+	}
+	return PermAdmin
+}
+
+// permitted says whether key may make the call sp with the path's
+// params ps: its permission on the queue, topic or TOPIC/SUB the path
+// names. A list route wants the permission on some name (the reply
+// shows only what the key may read); /metrics, on every name.
+func permitted(key *Key, sp routeSpec, ps httprouter.Params) error {
+	var name string
+	switch sp.scope {
+	case scopeQueue:
+		name = ps.ByName(queueParam)
+	case scopeTopic:
+		name = ps.ByName(topicParam)
+	case scopeSubscription:
+		name = ps.ByName(topicParam) + "/" + ps.ByName(subscriptionParam)
+	default:
+		if sp.path == MetricsPath {
+			name = allNames
+		} else if key.mayAny(sp.perm) {
+			return nil
+		}
+	}
+	if name != "" && key.May(sp.perm, name) {
+		return nil
+	}
+	what := name
+	if what == "" {
+		what = "any queue or topic"
+	}
+	return fmt.Errorf("%w: the key %q has no %s grant on %s", errForbidden, key.Name, sp.perm, what)
 }
 
 // handle returns sp's handler with what its path names looked up and its

@@ -8,9 +8,9 @@ package api
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -264,19 +264,52 @@ func (s *Server) withMiniqueue(api, mq http.Handler) http.Handler {
 		p := r.URL.Path
 		if strings.HasPrefix(p, "/publish/") || strings.HasPrefix(p, "/subscribe/") ||
 			(r.Method == http.MethodDelete && !strings.HasPrefix(p, "/v1/")) {
-			if err := s.authorize(r); err != nil {
+			key, err := s.authorize(r)
+			if err != nil {
 				s.warnUnauthorized(r, p)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusUnauthorized)
-				io.WriteString(w, `{"error":"unauthorized: send Authorization: Bearer <token> (the server's --token)"}`+"\n")
+				writeMiniqueueError(w, http.StatusUnauthorized, err)
 				return
+			}
+			if key != nil {
+				if err := miniqueuePermitted(key, r.Method, p); err != nil {
+					writeMiniqueueError(w, http.StatusForbidden, err)
+					return
+				}
 			}
 			mq.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)
 	})
+}
+
+// miniqueuePermitted checks an API key against a miniqueue call: a
+// publish is produce on its topic (the queue of that name, which a
+// publish creates when missing), a subscribe consume, a DELETE (purge)
+// admin.
+func miniqueuePermitted(key *Key, method, p string) error {
+	perm, name := PermAdmin, strings.TrimPrefix(p, "/")
+	switch {
+	case strings.HasPrefix(p, "/publish/"):
+		perm, name = PermProduce, strings.TrimPrefix(p, "/publish/")
+	case strings.HasPrefix(p, "/subscribe/"):
+		perm, name = PermConsume, strings.TrimPrefix(p, "/subscribe/")
+	}
+	if key.May(perm, name) {
+		return nil
+	}
+	return fmt.Errorf("%w: the key %q has no %s grant on %s", errForbidden, key.Name, perm, name)
+}
+
+// writeMiniqueueError writes err in miniqueue's error shape.
+func writeMiniqueueError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{err.Error()})
+	w.Write(append(b, '\n'))
 }
 
 // ReloadCertificate reads the TLS certificate and key again (spool serve
@@ -291,6 +324,9 @@ func (s *Service) ReloadCertificate() error {
 
 // SetSQSKeys replaces the SQS endpoint's access keys (API.SQSKeys).
 func (s *Service) SetSQSKeys(keys sqs.StaticKeys) { s.api.SetSQSKeys(keys) }
+
+// SetKeys replaces the API keys (Server.SetKeys).
+func (s *Service) SetKeys(keys *Keys) { s.api.SetKeys(keys) }
 
 // Addr returns the address the service listens on, as host:port.
 func (s *Service) Addr() string { return s.ln.Addr().String() }

@@ -24,6 +24,10 @@ type Config struct {
 	// Token, if set, is required as "Authorization: Bearer <token>" on
 	// every route but /healthz.
 	Token string
+	// Keys, if set, are API keys (keys.go) accepted as bearer tokens
+	// beside Token, each allowed the calls of its scopes; a call outside
+	// them is 403 forbidden.
+	Keys *Keys
 	// MaxMessageBytes bounds one message body (default 256 KiB); it should
 	// match the broker's.
 	MaxMessageBytes int
@@ -69,8 +73,9 @@ type Server struct {
 	table []routeSpec  // the routes, as registered (routeTable)
 	sqs   *sqs.Handler // the SQS endpoint (withSQS)
 
-	lastRelease atomic.Int64 // unix ns of the last releaseMemory
-	authWarn    rateLimit    // the unauthorized-request warnings
+	keys        atomic.Pointer[Keys] // Config.Keys, replaced by SetKeys
+	lastRelease atomic.Int64         // unix ns of the last releaseMemory
+	authWarn    rateLimit            // the unauthorized-request warnings
 }
 
 // New returns a Server for b. m may be nil (no /metrics route).
@@ -91,6 +96,7 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{b: b, cfg: cfg, metrics: m}
+	s.keys.Store(cfg.Keys)
 	s.closing, s.shutdown = context.WithCancel(context.Background())
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
@@ -123,16 +129,25 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 }
 
 // sqsKeys are the keys the SQS endpoint verifies against, given keys
-// (Config.SQSKeys): nil (any signature) only without a token.
+// (Config.SQSKeys): nil (any signature) only without a token or API keys.
 func (s *Server) sqsKeys(keys sqs.StaticKeys) sqs.Keys {
 	switch {
 	case keys != nil:
 		return keys
-	case s.cfg.Token != "":
+	case s.authOn():
 		return sqs.StaticKeys{} // refuses all: see Config.SQSKeys
 	}
 	return nil
 }
+
+// authOn says whether requests must authenticate: a token or API keys.
+// (SetKeys can change the keys, not whether there are any: spool serve
+// makes no keys file appear or vanish on SIGHUP.)
+func (s *Server) authOn() bool { return s.cfg.Token != "" || s.cfg.Keys != nil }
+
+// SetKeys replaces the API keys (spool serve reloads its --keys file on
+// SIGHUP). Calls in flight finish under the keys they started with.
+func (s *Server) SetKeys(keys *Keys) { s.keys.Store(keys) }
 
 // SetSQSKeys replaces Config.SQSKeys (spool serve reloads its
 // --sqs-keys file on SIGHUP); nil goes back to what no keys mean.
@@ -221,9 +236,13 @@ func (s *Server) wrap(sp routeSpec, h handler) httprouter.Handle {
 		}
 		var err error
 		if !sp.public {
-			err = s.authorize(r)
+			var key *Key
+			key, err = s.authorize(r)
 			if err != nil {
 				s.warnUnauthorized(r, sp.path)
+			} else if key != nil {
+				err = permitted(key, sp, ps)
+				r = r.WithContext(context.WithValue(r.Context(), keyContext{}, key))
 			}
 		}
 		if err == nil {
@@ -268,17 +287,28 @@ func (s *Server) wrap(sp routeSpec, h handler) httprouter.Handle {
 	}
 }
 
-func (s *Server) authorize(r *http.Request) error {
-	if s.cfg.Token == "" {
-		return nil
+// authorize checks the request's bearer token: the --token, which may do
+// anything (nil key), or an API key (returned, for permitted). With
+// neither configured every request passes.
+func (s *Server) authorize(r *http.Request) (*Key, error) {
+	if !s.authOn() {
+		return nil, nil
 	}
 	h := r.Header.Get("Authorization")
 	const scheme = "bearer "
-	ok := len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) // the scheme is case-insensitive
-	if !ok || subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(s.cfg.Token)) != 1 {
-		return fmt.Errorf("%w: send Authorization: Bearer <token> (the server's --token)", errUnauthorized)
+	if len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) { // the scheme is case-insensitive
+		token := h[len(scheme):]
+		if s.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.Token)) == 1 {
+			return nil, nil
+		}
+		if k := s.keys.Load().match(token); k != nil {
+			return k, nil
+		}
 	}
-	return nil
+	if s.cfg.Token == "" {
+		return nil, fmt.Errorf("%w: send Authorization: Bearer <secret> (an API key of the server's --keys)", errUnauthorized)
+	}
+	return nil, fmt.Errorf("%w: send Authorization: Bearer <token> (the server's --token)", errUnauthorized)
 }
 
 // statusWriter is the ResponseWriter every layer of a request writes
