@@ -341,3 +341,96 @@ func orderedRandom(t *testing.T, seed uint64) {
 		}
 	}
 }
+
+// Compaction keeps the segments holding the deduplication window, even
+// when every message in them is acked: a restart rebuilds the window from
+// them. Once the window is over they go.
+func TestOrderedCompactionKeepsTheDedupWindow(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	opts := testOptions(clk) // 64 KiB segments
+	b := mustOpen(t, dir, opts)
+	q := mustCreateOrdered(t, b, "q", ConfigUpdate{})
+	body := strings.Repeat("x", 1000)
+	const n = 300 // about five segments
+	first := make([]uint64, n)
+	for i := range n {
+		ids, err := q.Enqueue([]NewMessage{{Body: []byte(body), Group: "g", DedupID: fmt.Sprint("k", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[i] = ids[0]
+	}
+	for {
+		got := receive(t, q, 10)
+		if len(got) == 0 {
+			break
+		}
+		ack(t, q, receipts(got)...)
+	}
+	segments := func() int { return len(q.live().log.Segments()) }
+	before := segments()
+	if before < 4 {
+		t.Fatalf("%d segments: the test wants several", before)
+	}
+	for range 3 {
+		if err := b.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := segments(); got < before-1 {
+		t.Fatalf("compaction left %d of %d segments inside the deduplication window", got, before)
+	}
+	b.Close()
+	b = mustOpen(t, dir, opts)
+	q, err := b.Queue("q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		ids, err := q.Enqueue([]NewMessage{{Body: []byte("again"), Group: "g", DedupID: fmt.Sprint("k", i)}})
+		if err != nil || ids[0] != first[i] {
+			t.Fatalf("key k%d after compaction and a restart: %v %v, want the id %d", i, ids, err, first[i])
+		}
+	}
+	if got := receive(t, q, 10); len(got) != 0 {
+		t.Fatalf("duplicates were enqueued: %v", bodies(got))
+	}
+	// Past the window the segments are compacted away.
+	clk.Advance(DedupWindow + time.Second)
+	for range 3 {
+		if err := b.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := segments(); got > 2 {
+		t.Fatalf("%d segments left after the window, want the active one or two", got)
+	}
+}
+
+// A dead-letter move into an ordered queue keeps the message's group; one
+// into a plain queue drops it (a plain queue takes none).
+func TestOrderedDeadLetterKeepsTheGroup(t *testing.T) {
+	b := mustOpen(t, t.TempDir(), testOptions(newClock()))
+	ordered := mustCreateOrdered(t, b, "dead-ordered", ConfigUpdate{})
+	plain := mustCreate(t, b, "dead-plain", ConfigUpdate{})
+	for _, dlq := range []*Queue{ordered, plain} {
+		q := mustCreateOrdered(t, b, "src-"+dlq.Name(), ConfigUpdate{MaxAttempts: ptr(1), DeadLetterQueue: ptr(dlq.Name())})
+		enqueueGrouped(t, q, "g:1")
+		got := receive(t, q, 1)
+		if _, err := q.Nack(receipts(got), NackOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+		moved := receive(t, dlq, 1)
+		wantGroup := ""
+		if dlq.Ordered() {
+			wantGroup = "g"
+		}
+		if len(moved) != 1 || string(moved[0].Body) != "g:1" || moved[0].Group != wantGroup {
+			t.Fatalf("in %s: %+v, want g:1 of group %q", dlq.Name(), moved, wantGroup)
+		}
+	}
+}
