@@ -10,9 +10,11 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/spoolq/spool/api"
+	"github.com/spoolq/spool/queue"
 )
 
 // commandNames returns the names of every subcommand, sorted.
@@ -123,6 +126,7 @@ func TestEveryRouteHasACommand(t *testing.T) {
 		{"QueuesPath", "GET", api.QueuesPath, []string{"queues"}, ""},
 		{"HealthPath", "GET", api.HealthPath, []string{"health"}, ""},
 		{"MetricsPath", "GET", api.MetricsPath, []string{"metrics"}, ""},
+		{"BackupPath", "GET", api.BackupPath, []string{"backup", filepath.Join(t.TempDir(), "copy")}, ""},
 		{"RouteQueue", "GET", api.QueuePath(q, api.RouteQueue), []string{"stats", q}, ""},
 		{"RouteQueue", "POST", api.QueuePath(q, api.RouteQueue), []string{"create", q}, ""},
 		{"RouteDelete", "POST", api.QueuePath(q, api.RouteDelete), []string{"delete", q}, ""},
@@ -172,6 +176,16 @@ func TestEveryRouteHasACommand(t *testing.T) {
 			w.Write([]byte("ok\n"))
 		case r.URL.Path == api.MetricsPath:
 			w.Write([]byte("# no metrics\n"))
+		case r.URL.Path == api.BackupPath:
+			// The backup of an empty data directory: the marker alone.
+			b, err := queue.Open(t.TempDir(), queue.Options{MaintenanceInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil {
+				_, err = b.Backup(w)
+				b.Close()
+			}
+			if err != nil {
+				t.Error(err)
+			}
 		case strings.HasSuffix(r.URL.Path, string(api.RouteReceive)):
 			w.WriteHeader(http.StatusNoContent)
 		case strings.HasSuffix(r.URL.Path, string(api.RouteStream)):

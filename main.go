@@ -98,6 +98,7 @@ Topics (fan-out: every subscription gets every message):
 Operators:
   spool health                        exit 0 if the server answers
   spool metrics                       print the server's Prometheus metrics
+  spool backup DEST                   copy a running server's data (online)
   spool keys add NAME --scope S --keys F | list --keys F
                                       make API keys for serve --keys
 
@@ -158,6 +159,7 @@ var commands = map[string]command{
 	"redrive": redriveCommand,
 	"health":  healthCommand,
 	"keys":    keysCommand,
+	"backup":  backupCommand,
 	"metrics": metricsCommand,
 
 	"topic":     topicCommand,

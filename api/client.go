@@ -138,6 +138,24 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 	return string(b), nil
 }
 
+// Backup streams an online backup of the server's data directory (GET
+// /v1/backup: a tar archive, see queue.Broker.Backup) to w and returns
+// its size. queue.RestoreBackup turns it into a data directory. A backup
+// cut short is an error (the archive's end is missing), never a short
+// archive that looks whole.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.do(ctx, http.MethodGet, BackupPath, nil, nil, "")
+	if err != nil {
+		return 0, err
+	}
+	defer closeBody(resp)
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("spool: reading the backup: %w", err)
+	}
+	return n, nil
+}
+
 // queuePath returns the path of a queue's route. Names that would change
 // which route is hit ("", ".", "..", or holding a "/": the server routes
 // on the decoded path, so "a/delete" would delete queue a) are refused

@@ -19,6 +19,9 @@ const (
 	HealthPath = "/healthz"
 	// MetricsPath serves GET /metrics in the Prometheus text format.
 	MetricsPath = "/metrics"
+	// BackupPath streams an online backup of the data directory (GET, a
+	// tar archive; queue.Broker.Backup), what spool backup reads.
+	BackupPath = "/v1/backup"
 )
 
 // Route is one route of a queue, a topic or a subscription: what follows

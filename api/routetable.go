@@ -93,6 +93,7 @@ func (s *Server) routeTable() []routeSpec {
 	)
 	t = append(t, consumerRoutes(sub)...)
 	t = append(t, routeSpec{method: http.MethodGet, path: HealthPath, does: "to check the server is up", public: true, h: health})
+	t = append(t, routeSpec{method: http.MethodGet, path: BackupPath, does: "to stream a backup of every queue and topic", h: s.backup})
 	if s.metrics != nil {
 		t = append(t, routeSpec{method: http.MethodGet, path: MetricsPath, does: "to read the metrics", h: s.serveMetrics})
 	}
@@ -103,10 +104,13 @@ func (s *Server) routeTable() []routeSpec {
 }
 
 // permFor is the permission an API key needs for sp: reading for every
-// GET, producing for an enqueue or publish, consuming for leases and
+// GET but the backup, producing for an enqueue or publish, consuming for leases and
 // receipts, and admin for the rest (creating, changing, deleting,
 // purging, redriving and seeking).
 func permFor(sp routeSpec) Perm {
+	if sp.path == BackupPath {
+		return PermAdmin // every message of every queue
+	}
 	if sp.method == http.MethodGet {
 		return PermRead
 	}
@@ -133,7 +137,7 @@ func permitted(key *Key, sp routeSpec, ps httprouter.Params) error {
 	case scopeSubscription:
 		name = ps.ByName(topicParam) + "/" + ps.ByName(subscriptionParam)
 	default:
-		if sp.path == MetricsPath {
+		if sp.path == MetricsPath || sp.path == BackupPath {
 			name = allNames
 		} else if key.mayAny(sp.perm) {
 			return nil

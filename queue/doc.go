@@ -219,6 +219,12 @@
 // its snapshot keeps the highest attempt, the attempt floor and the
 // skipped count (index.EncodeSnapshot, version 2).
 //
+// # Backup
+//
+// Broker.Backup streams a copy of the data directory as it stood at one
+// moment, while the broker runs, and RestoreBackup writes it out as a
+// data directory (backup.go has how the moment is taken).
+//
 // # Background work
 //
 // One goroutine per Broker runs maintenance: snapshots, retention, and
