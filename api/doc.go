@@ -39,7 +39,9 @@
 // are Client.Queue(name) and that call.
 // serve.go assembles a running server (Service: broker, Server, metrics,
 // listener), what spool serve and the bench run; listener.go holds its
-// connection cap.
+// connection cap. handlers_backup.go streams the online backup. The
+// dashboard (api/web, GET / and /ui/) and the SQS endpoint (api/sqs) sit
+// in front of the router (withDashboard, withSQS).
 //
 // Service is the only place a running server is put together, so a new
 // listener (TLS, h2c) is added once for spool serve, spool bench and the

@@ -25,6 +25,7 @@ func infoJSON(i queue.Info) QueueInfo {
 		Delay:             c.Delay.String(),
 		Counts:            Counts(i.Counts),
 		Bytes:             i.Bytes,
+		Stats:             &QueueStats{Enqueued: i.Stats.Enqueued, Acked: i.Stats.Acked, Nacked: i.Stats.Nacked, Expired: i.Stats.Expired, Dead: i.Stats.Dead},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/spoolq/spool/api/sqs"
+	"github.com/spoolq/spool/api/web"
 	"github.com/spoolq/spool/queue"
 )
 
@@ -124,8 +125,23 @@ func New(b *queue.Broker, cfg Config, m *Metrics) *Server {
 			r.Handle(head.method, head.path, s.wrap(head, s.handle(head)))
 		}
 	}
-	s.handler = s.logRequests(s.withSQS(refuseEncodedSlashes(r)))
+	s.handler = s.logRequests(s.withSQS(withDashboard(refuseEncodedSlashes(r))))
 	return s
+}
+
+// withDashboard serves the dashboard (package web: GET / and its assets
+// under /ui/) and hands the rest to next. The page is public, as it
+// holds no data: what it shows it reads from /v1 with the token it asks
+// for.
+func withDashboard(next http.Handler) http.Handler {
+	dash := web.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if web.Owns(r) {
+			dash.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // sqsKeys are the keys the SQS endpoint verifies against, given keys

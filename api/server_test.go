@@ -364,13 +364,13 @@ func TestServerQueueRoutes(t *testing.T) {
 		r := f.postJSON("/v1/queues/jobs", `{"visibility_timeout":"45s","max_attempts":3}`)
 		var info QueueInfo
 		srvWantJSON(t, r, http.StatusCreated, &info)
-		srvWantKeys(t, r.body, "name", "visibility_timeout", "max_attempts", "dead_letter_queue", "max_length", "retention", "delay", "counts", "bytes")
+		srvWantKeys(t, r.body, "name", "visibility_timeout", "max_attempts", "dead_letter_queue", "max_length", "retention", "delay", "counts", "bytes", "stats")
 		var outer struct {
 			Counts json.RawMessage `json:"counts"`
 		}
 		json.Unmarshal(r.body, &outer)
 		srvWantKeys(t, outer.Counts, "ready", "delayed", "leased", "dead", "total")
-		want := QueueInfo{Name: "jobs", VisibilityTimeout: "45s", MaxAttempts: 3, Retention: "0s", Delay: "0s", Bytes: info.Bytes}
+		want := QueueInfo{Name: "jobs", VisibilityTimeout: "45s", MaxAttempts: 3, Retention: "0s", Delay: "0s", Bytes: info.Bytes, Stats: &QueueStats{}}
 		if !reflect.DeepEqual(info, want) {
 			t.Fatalf("info %+v, want %+v", info, want)
 		}
@@ -388,7 +388,7 @@ func TestServerQueueRoutes(t *testing.T) {
 	t.Run("posting to an existing queue answers 200 and changes only the given fields", func(t *testing.T) {
 		var info QueueInfo
 		srvWantJSON(t, f.postJSON("/v1/queues/jobs", `{"max_length":10,"delay":"0s"}`), http.StatusOK, &info)
-		want := QueueInfo{Name: "jobs", VisibilityTimeout: "45s", MaxAttempts: 3, MaxLength: 10, Retention: "0s", Delay: "0s", Bytes: info.Bytes}
+		want := QueueInfo{Name: "jobs", VisibilityTimeout: "45s", MaxAttempts: 3, MaxLength: 10, Retention: "0s", Delay: "0s", Bytes: info.Bytes, Stats: &QueueStats{}}
 		if !reflect.DeepEqual(info, want) {
 			t.Fatalf("updated info %+v, want %+v", info, want)
 		}

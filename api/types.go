@@ -28,6 +28,9 @@ type QueueInfo struct {
 	Delay             string `json:"delay"`
 	Counts            Counts `json:"counts"`
 	Bytes             int64  `json:"bytes"`
+	// Stats count what happened to the queue's messages since the server
+	// opened it (the dashboard's rates are their differences).
+	Stats *QueueStats `json:"stats,omitempty"`
 	// Unavailable, in GET /v1/queues, says why a queue's files did not
 	// open (the other fields are then empty); GET of the queue itself is
 	// 503 queue_unavailable with the same words.
@@ -36,6 +39,15 @@ type QueueInfo struct {
 	// but may not be what was meant: a dead-letter queue that does not
 	// exist yet, say. Absent when there are none.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// QueueStats are a queue's counters since the server opened it.
+type QueueStats struct {
+	Enqueued uint64 `json:"enqueued"`
+	Acked    uint64 `json:"acked"`
+	Nacked   uint64 `json:"nacked"`
+	Expired  uint64 `json:"expired"`
+	Dead     uint64 `json:"dead"`
 }
 
 // Counts are a queue's messages by state.
