@@ -97,12 +97,7 @@ func TestServeKeys(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.logs.String(), "API keys did not reload"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed-reload line 10s after SIGHUP\n%s", s.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.waitLog(t, "API keys did not reload")
 	if got := status(worker, "POST", "/v1/queues/jobs/receive"); got == http.StatusUnauthorized || got == http.StatusForbidden {
 		t.Fatalf("a bad file dropped the keys in use: %d", got)
 	}

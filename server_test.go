@@ -117,6 +117,18 @@ type childServer struct {
 
 // startBinary starts `spool serve` of bin on data and returns once it
 // listens.
+// waitLog waits, polling with a deadline, until the child's log has a
+// line holding text (a SIGHUP's reload line, say).
+func (s *childServer) waitLog(tb testing.TB, text string) {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.logs.String(), text); {
+		if time.Now().After(deadline) {
+			tb.Fatalf("no %q in the log within 10s:\n%s", text, s.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func startBinary(tb testing.TB, bin, data string, args ...string) *childServer {
 	tb.Helper()
 	s := startChild(tb, exec.Command(bin, serveArgs(data, args...)...))

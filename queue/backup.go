@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,14 +86,14 @@ func (b *Broker) Backup(w io.Writer) (BackupReport, error) {
 		return rep, ErrClosed
 	}
 	var units []*backupUnit
-	for _, name := range sortedKeys(b.queues) {
+	for _, name := range slices.Sorted(maps.Keys(b.queues)) {
 		units = append(units, &backupUnit{q: b.queues[name]})
 	}
 	for name := range b.failed {
 		rep.Skipped = append(rep.Skipped, name)
 	}
 	topics := make([]*Topic, 0, len(b.topics))
-	for _, name := range sortedKeys(b.topics) {
+	for _, name := range slices.Sorted(maps.Keys(b.topics)) {
 		topics = append(topics, b.topics[name])
 	}
 	b.mu.RUnlock()
@@ -100,7 +101,7 @@ func (b *Broker) Backup(w io.Writer) (BackupReport, error) {
 	topicUnits := map[*Topic][]*backupUnit{}
 	for _, t := range topics {
 		t.mu.RLock()
-		for _, name := range sortedKeys(t.subs) {
+		for _, name := range slices.Sorted(maps.Keys(t.subs)) {
 			u := &backupUnit{q: t.subs[name].q}
 			units = append(units, u)
 			topicUnits[t] = append(topicUnits[t], u)
@@ -275,15 +276,6 @@ func writeBackupFile(tw *tar.Writer, rel string, data []byte, at time.Time) erro
 	}
 	_, err := tw.Write(data)
 	return err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // RestoreBackup extracts a Backup archive from r into dir, which must not
