@@ -96,6 +96,12 @@ func (k *Key) May(p Perm, name string) bool {
 		if g.Perm != p && g.Perm != PermAdmin {
 			continue
 		}
+		if name == allNames {
+			if g.Glob == "*" { // only the glob of every name: "?" would match the name "*" too
+				return true
+			}
+			continue
+		}
 		if ok, _ := path.Match(g.Glob, name); ok {
 			return true
 		}

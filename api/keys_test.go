@@ -68,6 +68,13 @@ func TestKeyMay(t *testing.T) {
 			t.Errorf("May(%s, %q) = %v, want %v", tc.p, tc.name, got, tc.want)
 		}
 	}
+	// Only the glob "*" covers every name (/metrics, the backup): "?", "?*"
+	// or "[*]" match the name "*" as a string, and must not.
+	for _, glob := range []string{"?", "?*", "*?", "[*]", `\*`} {
+		if (&Key{Grants: []Grant{{PermAdmin, glob}}}).May(PermAdmin, allNames) {
+			t.Errorf("admin:%s covers every name", glob)
+		}
+	}
 	admin := &Key{Grants: []Grant{{PermAdmin, "a*"}}}
 	if !admin.May(PermConsume, "abc") || !admin.May(PermRead, "a") || admin.May(PermRead, "b") {
 		t.Fatal("admin:a* should allow everything on a*, nothing else")

@@ -181,3 +181,22 @@ func TestCreateNew(t *testing.T) {
 		t.Fatalf("after reopen: config %+v, attributes %v", q.Config(), q.Attributes())
 	}
 }
+
+// A deleted queue's serial is not given to the next queue created while
+// the broker runs: an SQS receipt handle names its queue by it.
+func TestDeletedSerialIsNotReused(t *testing.T) {
+	b := mustOpen(t, t.TempDir(), testOptions(newClock()))
+	mustCreate(t, b, "a", ConfigUpdate{})
+	top := mustCreate(t, b, "b", ConfigUpdate{})
+	old, err := top.Serial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete("b"); err != nil {
+		t.Fatal(err)
+	}
+	next, err := mustCreate(t, b, "c", ConfigUpdate{}).Serial()
+	if err != nil || next <= old {
+		t.Fatalf("the queue made after deleting serial %d got %d (%v)", old, next, err)
+	}
+}

@@ -23,9 +23,14 @@ import (
 // opening the copy is the recovery every start does (snapshot, then the
 // message log, then the state log after the snapshot).
 //
-//  1. Maintenance stops for the whole backup (it is what snapshots,
-//     truncates, compacts, moves dead letters and removes segments), so no
-//     file is replaced or removed while it is read.
+//  1. No maintenance run is under way while the point is taken, and
+//     until the stream ends the runs leave the files alone: no snapshot
+//     (which replaces the snapshot files and truncates the state log), no
+//     compaction, no segment removal by a topic's retention; the rest of
+//     maintenance (fsync rounds, expiries, dead-letter moves, retention's
+//     removals, which are state events) goes on. So no file is replaced
+//     or removed while it is read, however slow the reader. Close waits
+//     for a backup's stream to end (its snapshots would replace files).
 //  2. The point: every queue's and subscription's state-log writer lock is
 //     taken (so no state event is written, and no receive, ack or nack
 //     returns), each writes the events it has applied, and the size of
@@ -40,8 +45,9 @@ import (
 // The backup point is one moment for every queue together, so a message
 // that moves between queues (a dead-letter move, a redrive) is in one or
 // both of them in the copy, never in neither. A queue or topic deleted
-// while the backup runs makes it fail (run it again); one created after
-// the point is not in it; one that did not open is left out and reported.
+// while the backup runs makes it fail (run it again), as does one broken
+// by a failed write (it reloads within a second); one created after the
+// point is not in it; one that did not open is left out and reported.
 
 // BackupReport says what Backup copied.
 type BackupReport struct {
@@ -76,14 +82,49 @@ type backupUnit struct {
 // meanwhile; only the state-log writes stop, for as long as taking the
 // point does (one write per queue).
 func (b *Broker) Backup(w io.Writer) (BackupReport, error) {
-	b.maintMu.Lock() // no snapshot, truncation, compaction or removal meanwhile
+	b.backups.RLock() // Close waits for the stream to end
+	defer b.backups.RUnlock()
+	rep, files, err := b.backupPlan()
+	if err != nil {
+		return rep, err
+	}
+	defer b.backingUp.Add(-1) // backupPlan froze the files
+
+	tw := tar.NewWriter(w)
+	if err := writeBackupFile(tw, markerName, []byte(markerText), rep.Point); err != nil {
+		return rep, err
+	}
+	for _, f := range files {
+		rel, err := filepath.Rel(b.dir, f.path)
+		if err != nil {
+			return rep, fmt.Errorf("backup: %w", err)
+		}
+		n, err := b.copyBackupFile(tw, rel, f, rep.Point)
+		if err != nil {
+			return rep, fmt.Errorf("backup: %s: %w", rel, err)
+		}
+		rep.Files++
+		rep.Bytes += n
+	}
+	if err := tw.Close(); err != nil {
+		return rep, fmt.Errorf("backup: %w", err)
+	}
+	return rep, nil
+}
+
+// backupPlan takes the backup point (steps 1 and 2 of Online backup) and
+// returns the files to stream at their sizes. Maintenance waits only
+// while it runs (it holds maintMu); on success it leaves the files frozen
+// (backingUp), which the caller ends once the stream has.
+func (b *Broker) backupPlan() (BackupReport, []backupFile, error) {
+	b.maintMu.Lock() // no maintenance run is under way, or starts, meanwhile
 	defer b.maintMu.Unlock()
 	var rep BackupReport
 
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
-		return rep, ErrClosed
+		return rep, nil, ErrClosed
 	}
 	var units []*backupUnit
 	for _, name := range slices.Sorted(maps.Keys(b.queues)) {
@@ -116,7 +157,7 @@ func (b *Broker) Backup(w io.Writer) (BackupReport, error) {
 	slices.Sort(rep.Skipped)
 
 	if err := b.backupPoint(units); err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	rep.Point = b.opts.Now()
 
@@ -135,26 +176,8 @@ func (b *Broker) Backup(w io.Writer) (BackupReport, error) {
 		files = append(files, segmentFiles(t.log)...)
 	}
 
-	tw := tar.NewWriter(w)
-	if err := writeBackupFile(tw, markerName, []byte(markerText), rep.Point); err != nil {
-		return rep, err
-	}
-	for _, f := range files {
-		rel, err := filepath.Rel(b.dir, f.path)
-		if err != nil {
-			return rep, fmt.Errorf("backup: %w", err)
-		}
-		n, err := b.copyBackupFile(tw, rel, f, rep.Point)
-		if err != nil {
-			return rep, fmt.Errorf("backup: %s: %w", rel, err)
-		}
-		rep.Files++
-		rep.Bytes += n
-	}
-	if err := tw.Close(); err != nil {
-		return rep, fmt.Errorf("backup: %w", err)
-	}
-	return rep, nil
+	b.backingUp.Add(1)
+	return rep, files, nil
 }
 
 // backupPoint takes the backup point (step 2 of Online backup): with

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,9 +36,19 @@ type Broker struct {
 
 	maintMu     sync.Mutex
 	maintQueues []*Queue // runMaintenance's list, under maintMu
-	stop        chan struct{}
-	done        chan struct{}
-	unlock      func() error // releases the data directory's lock
+	// backups is held (read) by every Backup while it streams, so Close,
+	// whose snapshots would replace files a backup reads, waits for it;
+	// backingUp counts them, and while it is not 0 maintenance leaves the
+	// files alone (no snapshot, compaction or segment removal).
+	backups   sync.RWMutex
+	backingUp atomic.Int32
+	// serialHigh is the highest serial given out or deleted since Open,
+	// under mu, so a deleted queue's number is not given again while the
+	// broker runs (an SQS receipt handle names its queue by it).
+	serialHigh uint32
+	stop       chan struct{}
+	done       chan struct{}
+	unlock     func() error // releases the data directory's lock
 }
 
 // failedQueue is a queue directory that did not open, and why.
@@ -390,6 +401,7 @@ func (b *Broker) Delete(name string) error {
 		return fmt.Errorf("%w: %q", ErrQueueNotFound, name)
 	}
 	delete(b.queues, name)
+	b.serialHigh = max(b.serialHigh, q.serial.Load())
 	b.mu.Unlock()
 	if err := errors.Join(q.close(false), b.removeQueueDir(b.queuesDir(), q.dir, name)); err != nil {
 		return err
@@ -457,6 +469,8 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
+	b.backups.Lock() // a backup streaming reads files closing replaces
+	defer b.backups.Unlock()
 	return errors.Join(b.closeQueues(), b.closeTopics(), b.unlock())
 }
 
@@ -563,8 +577,9 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // (beanstalkd's job ids) can make them from it and the queue's own ids.
 // A queue gets its number at creation; one created before numbers
 // existed gets the next free one the first time it is asked, written to
-// its queue.json. The number of a deleted queue can be given again,
-// to a queue created later, if it was the highest.
+// its queue.json. The number of a deleted queue is not given again while
+// the broker runs; after a restart the highest one's can be, to a queue
+// created later (numbers are kept only in the queues' queue.json).
 func (q *Queue) Serial() (uint32, error) {
 	q = q.live()
 	if err := q.queueOnly("serial"); err != nil {
@@ -598,10 +613,11 @@ func (q *Queue) Serial() (uint32, error) {
 // nextSerialLocked returns the number after the highest a queue holds.
 // The caller holds b.mu.
 func (b *Broker) nextSerialLocked() uint32 {
-	var top uint32
+	top := b.serialHigh
 	for _, q := range b.queues {
 		top = max(top, q.serial.Load())
 	}
+	b.serialHigh = top + 1
 	return top + 1
 }
 

@@ -169,13 +169,16 @@ func (q *Queue) maintain() error {
 	if retention > 0 {
 		keep(q.retain(retention))
 	}
+	// While a backup streams, the files stay as they are (see Backup):
+	// snapshots and compaction wait for the next run after it.
+	frozen := q.b.backingUp.Load() > 0
 	q.commitMu.Lock()
 	due := q.sinceSnapshot >= q.b.opts.SnapshotEvery
 	q.commitMu.Unlock()
-	if due {
+	if due && !frozen {
 		keep(q.snapshot())
 	}
-	if q.sub == nil { // a subscription's log is its topic's to compact
+	if q.sub == nil && !frozen { // a subscription's log is its topic's to compact
 		keep(q.compact())
 	}
 	keep(q.releaseIdle())

@@ -60,8 +60,9 @@ type ordering struct {
 	taking *group            // the group of the id next returned, for leased
 
 	dedup      map[string]*dedupEntry
-	dedupOrder []dedupSlot // settled keys in enqueue order
-	forgotten  int         // keys dropped early (MaxDedupEntries) since the last log line
+	dedupOrder []dedupSlot // settled keys in the order they settled, from dedupHead
+	dedupHead  int
+	forgotten  int // keys dropped early (MaxDedupEntries) since the last log line
 }
 
 type group struct {
@@ -271,19 +272,37 @@ func (o *ordering) changed(t *index.Table, ev index.Event) bool {
 // nextOrderedLocked is nextReadyLocked for an ordered queue. The caller
 // holds mu.
 func (q *Queue) nextOrderedLocked() (uint64, bool) {
-	o := q.ordered
-	if o.stale {
-		if err := q.rebuildGroupsLocked(); err != nil {
-			q.b.opts.Logger.Error("queue: cannot rebuild the message groups; receiving nothing until it can", "queue", q.name, "err", err)
-			return 0, false
-		}
+	q.freshGroupsLocked()
+	return q.ordered.next(q.t)
+}
+
+// anyOrderedLocked is readyLeftLocked for an ordered queue. The caller
+// holds mu.
+func (q *Queue) anyOrderedLocked() bool {
+	q.freshGroupsLocked()
+	return q.ordered.any(q.t)
+}
+
+// freshGroupsLocked rebuilds the groups if a bulk change made them stale.
+// A failed rebuild (the disk) is logged and tried again at the next look;
+// meanwhile the groups as they were serve. The caller holds mu.
+func (q *Queue) freshGroupsLocked() {
+	if !q.ordered.stale {
+		return
 	}
-	return o.next(q.t)
+	if err := q.rebuildGroupsLocked(); err != nil {
+		q.b.opts.Logger.Error("queue: cannot rebuild the message groups; delivering by the groups as they were", "queue", q.name, "err", err)
+	}
 }
 
 // rebuildGroupsLocked makes the groups afresh from the table and the live
-// messages' records: on open, and after a bulk change. The caller holds
-// mu.
+// messages' records: on open, and after a bulk change. Every leased
+// message holds its group, wherever it is in it (a receive that took a:1
+// and a:2, then a nack of a:1, leaves a held by a:2). A message whose
+// record cannot be read or decoded gets a group of its own: the receive
+// that leases it finds the damage and fails it, as for any queue. Only a
+// read that fails for another reason (the disk) fails the rebuild. The
+// caller holds mu.
 func (q *Queue) rebuildGroupsLocked() error {
 	type idAt struct {
 		id     uint64
@@ -299,31 +318,47 @@ func (q *Queue) rebuildGroupsLocked() error {
 	slices.SortFunc(ids, func(a, b idAt) int { return cmp.Compare(a.id, b.id) })
 	o := q.ordered
 	fresh := newOrdering()
-	fresh.dedup, fresh.dedupOrder, fresh.forgotten = o.dedup, o.dedupOrder, o.forgotten
-	fresh.turn = o.turn + 1
+	fresh.dedup, fresh.dedupOrder, fresh.dedupHead, fresh.forgotten = o.dedup, o.dedupOrder, o.dedupHead, o.forgotten
+	fresh.turn = o.turn + 1 // no group is this turn's: every lease holds its group
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
 	for _, m := range ids {
-		rec, err := q.readLocked(m.id, m.offset)
+		name, err := q.groupOfLocked(m.id, m.offset)
 		if err != nil {
-			return fmt.Errorf("read message %d for its group: %w", m.id, err)
+			return err
 		}
-		meta, err := DecodeMeta(rec.Meta)
-		if err != nil {
-			return fmt.Errorf("message %d: %w", m.id, err)
-		}
-		g := fresh.groups[meta.Group]
+		g := fresh.groups[name]
 		if g == nil {
-			g = &group{name: meta.Group}
-			fresh.groups[meta.Group] = g
+			g = &group{name: name}
+			fresh.groups[name] = g
 		}
 		g.ids = append(g.ids, m.id)
+		if q.t.Get(m.id).State == index.StateLeased {
+			g.leased = append(g.leased, m.id)
+		}
 	}
 	for _, g := range fresh.groups {
 		fresh.settle(q.t, g)
 	}
 	*o = *fresh
 	return nil
+}
+
+// groupOfLocked reads message id's group from its record. A damaged record
+// gets a group no message can have, of its own. The caller holds readMu.
+func (q *Queue) groupOfLocked(id uint64, offset uint32) (string, error) {
+	rec, err := q.readLocked(id, offset)
+	if err == nil {
+		var meta Meta
+		if meta, err = DecodeMeta(rec.Meta); err == nil {
+			return meta.Group, nil
+		}
+	}
+	if !errors.Is(err, log.ErrCorrupt) && !errors.Is(err, log.ErrNotFound) {
+		return "", fmt.Errorf("read message %d for its group: %w", id, err)
+	}
+	q.b.opts.Logger.Warn("queue: a message's record is damaged; it is in no group", "queue", q.name, "id", id, "err", err)
+	return fmt.Sprintf("\x00damaged %d", id), nil // no adapter gives a group starting with NUL (SQS's are printable)
 }
 
 // dedupLookup looks key up in the window at now: the id it was enqueued
@@ -374,16 +409,17 @@ func (o *ordering) remember(key string, id uint64, at int64) {
 }
 
 // expire forgets the keys whose window is over at now, and the oldest
-// beyond MaxDedupEntries.
+// beyond MaxDedupEntries. The slots it passes are dropped by moving the
+// head; the slice is compacted once the head is past half of it, so an
+// enqueue costs O(1) however big the window.
 func (o *ordering) expire(now int64) {
-	n := 0
-	for ; n < len(o.dedupOrder); n++ {
-		slot := o.dedupOrder[n]
+	for ; o.dedupHead < len(o.dedupOrder); o.dedupHead++ {
+		slot := o.dedupOrder[o.dedupHead]
 		e := o.dedup[slot.key]
 		if e == nil || e.done != nil || e.id != slot.id {
 			continue // the key was enqueued again: the entry is the new slot's
 		}
-		over := len(o.dedupOrder)-n > MaxDedupEntries
+		over := len(o.dedupOrder)-o.dedupHead > MaxDedupEntries
 		inWindow := e.at >= now-int64(DedupWindow)
 		if !over && inWindow {
 			break
@@ -393,18 +429,24 @@ func (o *ordering) expire(now int64) {
 		}
 		delete(o.dedup, slot.key)
 	}
-	if n > 0 {
-		o.dedupOrder = slices.Delete(o.dedupOrder, 0, n)
+	if o.dedupHead > 64 && o.dedupHead*2 > len(o.dedupOrder) {
+		o.dedupOrder = slices.Delete(o.dedupOrder, 0, o.dedupHead)
+		o.dedupHead = 0
 	}
 }
 
 // dedupFloor is the lowest id whose record the window needs, so
 // compaction keeps the segments from the one holding it; 0 for none.
+// Keys settle in about id order, not exactly (two enqueues may settle
+// in the other order than they appended), so it is the least of all.
 func (o *ordering) dedupFloor() uint64 {
-	if len(o.dedupOrder) == 0 {
-		return 0
+	var floor uint64
+	for _, slot := range o.dedupOrder[o.dedupHead:] {
+		if floor == 0 || slot.id < floor {
+			floor = slot.id
+		}
 	}
-	return o.dedupOrder[0].id // ids grow with the order
+	return floor
 }
 
 // loadDedupLocked fills the window from the log's records of the last
@@ -427,22 +469,25 @@ func (q *Queue) loadDedupLocked(now int64) error {
 	if from == 0 {
 		return nil
 	}
+	// Past a damaged range the iterator goes on with the next good record,
+	// as the table's rebuild does (which reports the damage).
 	it := q.log.Iter(from)
-	for it.Next() {
-		rec := it.Record()
-		if rec.Time < since {
-			continue
+	for {
+		for it.Next() {
+			rec := it.Record()
+			if rec.Time < since {
+				continue
+			}
+			meta, err := DecodeMeta(rec.Meta)
+			if err != nil || meta.DedupID == "" {
+				continue
+			}
+			q.ordered.remember(meta.DedupID, rec.ID, rec.Time)
 		}
-		meta, err := DecodeMeta(rec.Meta)
-		if err != nil || meta.DedupID == "" {
-			continue // damage was reported by the table's rebuild
+		if err := it.Err(); err == nil || !isDamage(err) {
+			return err
 		}
-		q.ordered.remember(meta.DedupID, rec.ID, rec.Time)
 	}
-	if err := it.Err(); err != nil && !isDamage(err) {
-		return err
-	}
-	return nil
 }
 
 func isDamage(err error) bool { return errors.Is(err, log.ErrCorrupt) }

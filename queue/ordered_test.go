@@ -434,3 +434,38 @@ func TestOrderedDeadLetterKeepsTheGroup(t *testing.T) {
 		}
 	}
 }
+
+// A rebuild of the groups (a restart, or a bulk change such as a purge or
+// a redrive) keeps every leased message holding its group, not only a
+// leased head.
+func TestOrderedRebuildKeepsEveryLease(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	opts := testOptions(clk)
+	b := mustOpen(t, dir, opts)
+	q := mustCreateOrdered(t, b, "q", ConfigUpdate{VisibilityTimeout: ptr(time.Minute)})
+	enqueueGrouped(t, q, "a:1", "a:2", "a:3")
+	got := receive(t, q, 2) // a:1 and a:2
+	if !slices.Equal(bodies(got), []string{"a:1", "a:2"}) {
+		t.Fatalf("received %v", bodies(got))
+	}
+	if _, err := q.Nack(receipts(got[:1]), NackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, q, 10); len(got) != 0 {
+		t.Fatalf("a:2 is leased, yet %v was received", bodies(got))
+	}
+	b.Close()
+	b = mustOpen(t, dir, opts)
+	q, err := b.Queue("q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, q, 10); len(got) != 0 {
+		t.Fatalf("after a restart, with a:2 still leased, %v was received", bodies(got))
+	}
+	clk.Advance(2 * time.Minute) // a:2's lease ends: the group goes on from its head
+	if got := receive(t, q, 10); !slices.Equal(bodies(got), []string{"a:1", "a:2", "a:3"}) {
+		t.Fatalf("after the lease ran out: %v", bodies(got))
+	}
+}

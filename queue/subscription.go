@@ -284,7 +284,7 @@ func (q *Queue) nextReadyLocked(now int64, published uint64) (id uint64, ok, rea
 // caller holds mu.
 func (q *Queue) readyLeftLocked(published uint64) bool {
 	if q.ordered != nil {
-		return q.ordered.stale || q.ordered.any(q.t)
+		return q.anyOrderedLocked()
 	}
 	if _, ok := q.t.NextReady(); ok {
 		return true

@@ -41,6 +41,9 @@ func (t *Topic) maintain() error {
 			errs = append(errs, err)
 		}
 	}
+	if t.b.backingUp.Load() > 0 {
+		return errors.Join(errs...) // a backup is reading the segments retention would remove
+	}
 	if err := t.retain(subs); err != nil {
 		errs = append(errs, fmt.Errorf("topic %s: retention: %w", t.name, err))
 	}
