@@ -272,7 +272,7 @@ func (s *Server) withMiniqueue(api, mq http.Handler) http.Handler {
 				return
 			}
 			if key != nil {
-				if err := miniqueuePermitted(key, r.Method, p); err != nil {
+				if err := s.miniqueuePermitted(key, p); err != nil {
 					writeMiniqueueError(w, http.StatusForbidden, err)
 					return
 				}
@@ -285,10 +285,10 @@ func (s *Server) withMiniqueue(api, mq http.Handler) http.Handler {
 }
 
 // miniqueuePermitted checks an API key against a miniqueue call: a
-// publish is produce on its topic (the queue of that name, which a
-// publish creates when missing), a subscribe consume, a DELETE (purge)
-// admin.
-func miniqueuePermitted(key *Key, method, p string) error {
+// publish is produce on its topic, a subscribe consume, a DELETE (purge)
+// admin. A publish or subscribe creates a missing topic's queue, which on
+// /v1 is admin's: so it is here too.
+func (s *Server) miniqueuePermitted(key *Key, p string) error {
 	perm, name := PermAdmin, strings.TrimPrefix(p, "/")
 	switch {
 	case strings.HasPrefix(p, "/publish/"):
@@ -296,10 +296,15 @@ func miniqueuePermitted(key *Key, method, p string) error {
 	case strings.HasPrefix(p, "/subscribe/"):
 		perm, name = PermConsume, strings.TrimPrefix(p, "/subscribe/")
 	}
-	if key.May(perm, name) {
-		return nil
+	if !key.May(perm, name) {
+		return fmt.Errorf("%w: the key %q has no %s grant on %s", errForbidden, key.Name, perm, name)
 	}
-	return fmt.Errorf("%w: the key %q has no %s grant on %s", errForbidden, key.Name, perm, name)
+	if perm != PermAdmin && !key.May(PermAdmin, name) {
+		if _, err := s.b.Queue(name); errors.Is(err, queue.ErrQueueNotFound) {
+			return fmt.Errorf("%w: %s does not exist, and creating it needs an admin grant (the key %q has %s)", errForbidden, name, key.Name, perm)
+		}
+	}
+	return nil
 }
 
 // writeMiniqueueError writes err in miniqueue's error shape.

@@ -144,3 +144,51 @@ func TestServiceMiniqueueWantsTheToken(t *testing.T) {
 		t.Fatalf("the authorized publish made no queue: %v", err)
 	}
 }
+
+// miniqueue's routes check API keys: produce to publish, consume to
+// subscribe, admin to purge, and admin to create the topic's queue a
+// publish or subscribe would make.
+func TestServiceMiniqueueKeys(t *testing.T) {
+	var text strings.Builder
+	secrets := map[string]string{}
+	for name, scopes := range map[string]string{"producer": "produce:jobs,produce:new", "admin": "admin:new"} {
+		line, secret, err := NewKeyLine(name, scopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text.WriteString(line + "\n")
+		secrets[name] = secret
+	}
+	keys, err := ParseKeys(strings.NewReader(text.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serviceOpen(t, &srvLogBuffer{}, ServiceConfig{Miniqueue: true, API: Config{Keys: keys}})
+	if _, _, err := s.Broker().Create("jobs", queue.ConfigUpdate{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		who, method, path string
+		want              int
+	}{
+		{"producer", "POST", "/publish/jobs", http.StatusCreated},
+		{"producer", "POST", "/publish/other", http.StatusForbidden}, // no grant on other
+		{"producer", "POST", "/publish/new", http.StatusForbidden},   // would create new: admin's
+		{"producer", "DELETE", "/jobs", http.StatusForbidden},
+		{"admin", "POST", "/publish/new", http.StatusCreated}, // admin may create
+	} {
+		req, _ := http.NewRequest(tc.method, s.URL()+tc.path, strings.NewReader("x"))
+		req.Header.Set("Authorization", "Bearer "+secrets[tc.who])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s as %s: %d, want %d", tc.method, tc.path, tc.who, resp.StatusCode, tc.want)
+		}
+	}
+	if _, err := s.Broker().Queue("other"); err == nil {
+		t.Fatal("a refused publish created its queue")
+	}
+}
