@@ -175,7 +175,7 @@ func LoadKeys(path string) (*Keys, error) {
 		return nil, fmt.Errorf("keys file: %w", err)
 	}
 	defer f.Close()
-	ks, err := ParseKeys(io.LimitReader(f, maxKeysFileBytes+1))
+	ks, err := ParseKeys(f) // bounded: it stops past maxKeysFileBytes
 	if err != nil {
 		return nil, fmt.Errorf("keys file %s: %w", path, err)
 	}

@@ -139,20 +139,17 @@ func (b *Broker) backupPlan() (BackupReport, []backupFile, error) {
 	}
 	b.mu.RUnlock()
 	rep.Queues = len(units)
-	topicUnits := map[*Topic][]*backupUnit{}
 	for _, t := range topics {
 		t.mu.RLock()
 		for _, name := range slices.Sorted(maps.Keys(t.subs)) {
-			u := &backupUnit{q: t.subs[name].q}
-			units = append(units, u)
-			topicUnits[t] = append(topicUnits[t], u)
+			units = append(units, &backupUnit{q: t.subs[name].q})
 		}
 		for name := range t.failed {
 			rep.Skipped = append(rep.Skipped, t.name+"/"+name)
 		}
 		t.mu.RUnlock()
-		rep.Subscriptions += len(topicUnits[t])
 	}
+	rep.Subscriptions = len(units) - rep.Queues
 	rep.Topics = len(topics)
 	slices.Sort(rep.Skipped)
 
@@ -283,7 +280,7 @@ func (b *Broker) copyBackupFile(tw *tar.Writer, rel string, f backupFile, at tim
 			return 0, err
 		}
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Size: size, Mode: 0o644, ModTime: at}); err != nil {
+	if err := tw.WriteHeader(backupHeader(rel, size, at)); err != nil {
 		return 0, err
 	}
 	n, err := io.Copy(tw, io.NewSectionReader(file, 0, size))
@@ -293,8 +290,14 @@ func (b *Broker) copyBackupFile(tw *tar.Writer, rel string, f backupFile, at tim
 	return n, err
 }
 
+// backupHeader is the tar header of a file of the backup: a regular file
+// at rel, the only kind RestoreBackup takes.
+func backupHeader(rel string, size int64, at time.Time) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Size: size, Mode: 0o644, ModTime: at}
+}
+
 func writeBackupFile(tw *tar.Writer, rel string, data []byte, at time.Time) error {
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Size: int64(len(data)), Mode: 0o644, ModTime: at}); err != nil {
+	if err := tw.WriteHeader(backupHeader(rel, int64(len(data)), at)); err != nil {
 		return err
 	}
 	_, err := tw.Write(data)

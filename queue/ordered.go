@@ -115,13 +115,19 @@ func liveState(s index.State) bool {
 	return s == index.StateReady || s == index.StateDelayed || s == index.StateLeased
 }
 
-// add puts a freshly inserted message in its group.
-func (o *ordering) add(t *index.Table, id uint64, name string) {
+// group returns the group name, made if it has no message yet.
+func (o *ordering) group(name string) *group {
 	g := o.groups[name]
 	if g == nil {
 		g = &group{name: name}
 		o.groups[name] = g
 	}
+	return g
+}
+
+// add puts a freshly inserted message in its group.
+func (o *ordering) add(t *index.Table, id uint64, name string) {
+	g := o.group(name)
 	g.ids = append(g.ids, id)
 	if len(g.ids) == 1 {
 		o.settle(t, g)
@@ -201,16 +207,12 @@ func (o *ordering) next(t *index.Table) (uint64, bool) {
 		it := heap.Pop(&o.avail).(groupItem)
 		g := it.g
 		g.queued = false
-		head := o.headReady(t, g)
-		switch {
-		case head == it.head && head != 0:
+		if head := o.headReady(t, g); head == it.head && head != 0 {
 			o.taking = g
 			return head, true
-		case head != 0:
-			o.settle(t, g) // its head moved on: back in at its new place
-		default:
-			o.settle(t, g) // held, or empty: watched or forgotten
 		}
+		o.settle(t, g) // its head moved on (back in at its new place), or it is held or empty
+
 	}
 	return 0, false
 }
@@ -327,11 +329,7 @@ func (q *Queue) rebuildGroupsLocked() error {
 		if err != nil {
 			return err
 		}
-		g := fresh.groups[name]
-		if g == nil {
-			g = &group{name: name}
-			fresh.groups[name] = g
-		}
+		g := fresh.group(name)
 		g.ids = append(g.ids, m.id)
 		if q.t.Get(m.id).State == index.StateLeased {
 			g.leased = append(g.leased, m.id)
@@ -492,15 +490,14 @@ func (q *Queue) loadDedupLocked(now int64) error {
 
 func isDamage(err error) bool { return errors.Is(err, log.ErrCorrupt) }
 
-// dedupBatch is one Enqueue's view of the window: which of its messages
-// are appended (fresh) and the keys it reserved for them, and for each
-// message not appended the id it stands for.
+// dedupBatch is one Enqueue's view of the window: the messages it
+// appends (fresh), whose keys it reserved, and which of the rest repeat a
+// key of the batch. A message that repeats a key of the window is in
+// neither: its id is set at once.
 type dedupBatch struct {
-	fresh    []NewMessage
-	reserved []string       // keys of fresh messages, to settle after the append
-	dupOf    map[int]uint64 // message index → id of the first with its key
-	sameAs   map[int]int    // message index → index in fresh of the same key earlier in the batch
-	freshAt  []int          // index in msgs of each fresh message
+	fresh   []NewMessage
+	freshAt []int       // index in msgs of each fresh message
+	sameAs  map[int]int // message index → index in fresh of the same key earlier in the batch
 }
 
 // dedupLocked sorts msgs into those to append and duplicates, reserving
@@ -534,22 +531,19 @@ func (q *Queue) dedupLocked(msgs []NewMessage, ids []uint64) (*dedupBatch, error
 					break
 				}
 				if found {
-					if d.dupOf == nil {
-						d.dupOf = map[int]uint64{}
-					}
-					d.dupOf[i] = id
 					ids[i] = id
 					continue
 				}
 				inBatch[m.DedupID] = len(d.fresh)
-				d.reserved = append(d.reserved, m.DedupID)
 			}
 			d.freshAt = append(d.freshAt, i)
 			d.fresh = append(d.fresh, m)
 		}
 		if wait == nil {
-			for _, key := range d.reserved {
-				o.reserve(key)
+			for _, m := range d.fresh {
+				if m.DedupID != "" {
+					o.reserve(m.DedupID)
+				}
 			}
 			return d, nil
 		}
@@ -568,7 +562,6 @@ func (d *dedupBatch) settle(q *Queue, first uint64, at int64) {
 	if d == nil {
 		return
 	}
-	k := 0
 	for j, m := range d.fresh {
 		if m.DedupID == "" {
 			continue
@@ -577,8 +570,7 @@ func (d *dedupBatch) settle(q *Queue, first uint64, at int64) {
 		if first != 0 {
 			id = first + uint64(j)
 		}
-		q.ordered.settleKey(d.reserved[k], id, at)
-		k++
+		q.ordered.settleKey(m.DedupID, id, at)
 	}
 }
 

@@ -43,18 +43,16 @@ const (
 // letters, digits and punctuation.
 var fifoIDRE = regexp.MustCompile("^[A-Za-z0-9!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~]{1,128}$")
 
-// fifoAttributeDefaults are the FIFO attributes' values when the queue
-// keeps none, and the values each may take.
-var fifoAttributeValues = map[string][]string{
-	attrContentBasedDedup:  {"false", "true"},
-	attrDeduplicationScope: {"queue", "messageGroup"},
-	attrFifoThroughput:     {"perQueue", "perMessageGroupId"},
-}
-
-var fifoAttributeKeys = map[string]string{
-	attrContentBasedDedup:  keyContentBasedDedup,
-	attrDeduplicationScope: keyDeduplicationScope,
-	attrFifoThroughput:     keyFifoThroughput,
+// fifoAttributes are the FIFO attributes: the attribute key spool keeps
+// each under, and the two values it may take, its default first (the
+// queue keeps none while it is at the default).
+var fifoAttributes = map[string]struct {
+	key    string
+	values [2]string
+}{
+	attrContentBasedDedup:  {keyContentBasedDedup, [2]string{"false", "true"}},
+	attrDeduplicationScope: {keyDeduplicationScope, [2]string{"queue", "messageGroup"}},
+	attrFifoThroughput:     {keyFifoThroughput, [2]string{"perQueue", "perMessageGroupId"}},
 }
 
 // fifoSetting applies one FIFO attribute to st: only a FIFO queue has
@@ -63,24 +61,25 @@ func (st *settings) fifoSetting(name, v string, fifo bool) error {
 	if !fifo {
 		return fail(codeInvalidAttributeName, "%s is a FIFO queue's attribute", name)
 	}
-	values := fifoAttributeValues[name]
+	a := fifoAttributes[name]
 	switch v {
-	case values[0]:
-		st.remove = append(st.remove, fifoAttributeKeys[name])
-	case values[1]:
-		st.set[fifoAttributeKeys[name]] = v
+	case a.values[0]:
+		st.remove = append(st.remove, a.key)
+	case a.values[1]:
+		st.set[a.key] = v
 	default:
-		return fail(codeInvalidAttributeValue, "invalid value for the parameter %s: %q (%s or %s)", name, v, values[0], values[1])
+		return fail(codeInvalidAttributeValue, "invalid value for the parameter %s: %q (%s or %s)", name, v, a.values[0], a.values[1])
 	}
 	return nil
 }
 
 // fifoAttribute is a FIFO queue's value of a FIFO attribute.
 func fifoAttribute(attrs map[string]string, name string) string {
-	if v, ok := attrs[fifoAttributeKeys[name]]; ok {
+	a := fifoAttributes[name]
+	if v, ok := attrs[a.key]; ok {
 		return v
 	}
-	return fifoAttributeValues[name][0]
+	return a.values[0]
 }
 
 // fifoName says whether name is a FIFO queue's (ends in .fifo) and checks
