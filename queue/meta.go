@@ -72,7 +72,11 @@ const (
 //	  (8) uvarint len, group | (16) uvarint len, deduplication key
 //
 // Keys are written sorted, so equal metadata encodes to equal bytes.
-func EncodeMeta(dst []byte, m Meta) []byte {
+func EncodeMeta(dst []byte, m Meta) []byte { return encodeMeta(dst, &m) }
+
+// encodeMeta is EncodeMeta without copying m: the enqueue path calls it
+// once a message.
+func encodeMeta(dst []byte, m *Meta) []byte {
 	var flags byte
 	if m.Origin != nil {
 		flags |= metaHasOrigin

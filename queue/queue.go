@@ -334,16 +334,26 @@ func newRecords(msgs []NewMessage, defaultDelay time.Duration, now int64) *recor
 	}
 	b.recs = b.recs[:len(msgs)]
 	metas := b.metas[:0]
-	for i, m := range msgs {
-		meta := Meta{ReadyAt: m.readyAt(defaultDelay, now), Attributes: m.Attributes, Origin: m.origin, Priority: m.Priority, VisibilityTimeout: m.VisibilityTimeout,
-			Group: m.Group, DedupID: m.DedupID}
+	// One Meta, filled field by field: a composite literal a message is
+	// built on the stack and then copied, and the copy's wide loads of
+	// the narrow stores just made stall on every message.
+	var meta Meta
+	for i := range msgs {
+		m := &msgs[i]
+		meta.ReadyAt = m.readyAt(defaultDelay, now)
+		meta.Attributes = m.Attributes
+		meta.Origin = m.origin
+		meta.Priority = m.Priority
+		meta.VisibilityTimeout = m.VisibilityTimeout
+		meta.Group, meta.DedupID = m.Group, m.DedupID
 		start := len(metas)
 		// Should this append grow the buffer, the records before keep
 		// pointing into the old one, which still holds their bytes.
-		metas = EncodeMeta(metas, meta)
-		b.recs[i] = log.Record{Time: now, Body: m.Body}
+		metas = encodeMeta(metas, &meta)
+		r := &b.recs[i]
+		r.Time, r.Body = now, m.Body
 		if len(metas) > start {
-			b.recs[i].Meta = metas[start:len(metas):len(metas)]
+			r.Meta = metas[start:len(metas):len(metas)]
 		}
 	}
 	b.metas = metas
@@ -361,7 +371,7 @@ func (b *recordBatch) release() {
 
 // readyAt is when m, appended at now, may first be received (0: at
 // once); without a delay of its own it gets defaultDelay.
-func (m NewMessage) readyAt(defaultDelay time.Duration, now int64) int64 {
+func (m *NewMessage) readyAt(defaultDelay time.Duration, now int64) int64 {
 	delay := defaultDelay
 	if m.Delay != nil {
 		delay = *m.Delay
@@ -372,7 +382,7 @@ func (m NewMessage) readyAt(defaultDelay time.Duration, now int64) int64 {
 	return 0
 }
 
-func (m NewMessage) priority() uint32 { return priorityOr(m.Priority) }
+func (m *NewMessage) priority() uint32 { return priorityOr(m.Priority) }
 
 // priorityOr is *p, or DefaultPriority if p is nil.
 func priorityOr(p *uint32) uint32 {
