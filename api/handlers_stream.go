@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolq/spool/queue"
@@ -33,10 +35,12 @@ import (
 // already sent are answered, and every lease still out returns to ready at
 // the front at once, counted as a nack.
 //
-// Per stream: the handler's goroutine, reading and running commands; a
-// second one delivering while messages are ready or credit is used up
-// (an idle stream waits on the consumer's NotifyReady instead); a buffer
-// of a line each way, and a set of at most credit receipts.
+// Per stream: a goroutine reading and running commands (over HTTP/2 the
+// handler's; over HTTP/1.1 one of the stream's own, the connection taken
+// from net/http, see hijackStream); a second one delivering while
+// messages are ready or credit is used up (an idle stream waits on the
+// consumer's NotifyReady instead); a buffer of a line each way, and a set
+// of at most credit receipts.
 
 // maxStreamLine bounds one command line of a stream's body.
 const maxStreamLine = 4 << 10
@@ -59,39 +63,72 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 	if err != nil {
 		return err
 	}
-	rc := http.NewResponseController(w)
-	if r.ProtoMajor == 1 {
-		// Without it (a ResponseWriter that is not net/http's) the stream
-		// still serves a client that sends its whole body first.
-		rc.EnableFullDuplex()
-	}
-	rc.SetReadDeadline(time.Time{}) // a consumer may send nothing for hours
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	defer context.AfterFunc(s.closing, cancel)()
 	st := &streamState{
-		srv: s, c: tg.consumer(), w: w, rc: rc, credit: cr, vis: vis, end: cancel,
+		srv: s, c: tg.consumer(), credit: cr, vis: vis,
 		out: map[queue.Receipt]time.Time{}, room: make(chan struct{}, 1),
+	}
+	if r.ProtoMajor == 1 {
+		wire, body, err := hijackStream(w, r)
+		switch {
+		case err == nil:
+			// The connection is the stream's now: net/http's buffers and
+			// request go once this handler returns, and the stream runs
+			// on a goroutine of its own that Shutdown waits for.
+			st.wire = wire
+			s.hijacked.begin()
+			go func() {
+				defer s.hijacked.end()
+				st.serve(context.Background(), body)
+				wire.close()
+			}()
+			return nil
+		case !errors.Is(err, http.ErrNotSupported):
+			return nil // the connection is gone
+		}
+		// A ResponseWriter that cannot hand its connection over (not
+		// net/http's): full duplex if it can, else the stream still
+		// serves a client that sends its whole body first.
+		rc := http.NewResponseController(w)
+		rc.EnableFullDuplex()
+		st.wire = responseWire{w, rc}
+	} else {
+		st.wire = responseWire{w, http.NewResponseController(w)}
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
+	st.serve(r.Context(), r.Body)
+	return nil
+}
+
+// serve runs the stream until its body ends, the connection goes or the
+// server shuts down, then returns every lease still out.
+func (st *streamState) serve(parent context.Context, body io.Reader) {
+	st.wire.SetReadDeadline(time.Time{}) // a consumer may send nothing for hours
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	defer context.AfterFunc(st.srv.closing, cancel)()
+	st.end = cancel
 	if err := st.flush(); err != nil {
-		return nil // gone already
+		return // gone already
 	}
 
 	st.delivering.Add(1)
 	go st.deliver(ctx)
 	// This goroutine reads the commands and runs them; when the stream
 	// ends otherwise, a read deadline in the past ends its wait for the
-	// next one (never once the handler is returning: net/http then owns
-	// the response writer again).
+	// next one, and what is left to write gets streamEndGrace (never
+	// once the handler is returning: net/http then owns the response
+	// writer again).
 	var deadlineMu sync.Mutex
 	returning := false
 	stopDeadline := context.AfterFunc(ctx, func() {
 		deadlineMu.Lock()
 		defer deadlineMu.Unlock()
 		if !returning {
-			rc.SetReadDeadline(time.Now())
+			st.wire.SetReadDeadline(time.Now())
+			endBy := time.Now().Add(streamEndGrace)
+			st.endBy.Store(endBy.UnixNano())
+			st.wire.SetWriteDeadline(endBy)
 		}
 	})
 	defer func() {
@@ -100,12 +137,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 		returning = true
 		deadlineMu.Unlock()
 	}()
-	st.run(&lineReader{br: bufio.NewReaderSize(r.Body, 256), maxCredit: s.cfg.MaxBatch})
+	st.run(&lineReader{br: bufio.NewReaderSize(body, 256), maxCredit: st.srv.cfg.MaxBatch})
 	cancel()
 	st.stopDelivery()
 	st.returnOutstanding()
-	return nil
 }
+
+// streamEndGrace is how long an ended stream's last writes (the answers
+// to commands already read) may block: a client that stopped reading
+// does not hold up the server's shutdown for a whole streamWriteTimeout.
+const streamEndGrace = 2 * time.Second
 
 // streamState is one stream's: its consumer, response, credit and the
 // receipts out on it.
@@ -114,10 +155,12 @@ type streamState struct {
 	c   consumer
 	vis time.Duration
 
-	wmu sync.Mutex // one writer of the response at a time
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf bytes.Buffer // one line, reused; under wmu
+	wmu  sync.Mutex // one writer of the response at a time
+	wire streamWire
+	buf  bytes.Buffer // one line, reused; under wmu
+	// endBy, once the stream has ended, is the latest write deadline
+	// (unix ns; 0 until then).
+	endBy atomic.Int64
 
 	end context.CancelFunc // ends the stream
 
@@ -466,8 +509,8 @@ func (st *streamState) lineLocked(v any) error {
 	if err := newEncoder(&st.buf).Encode(v); err != nil {
 		return err
 	}
-	st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	_, err := st.w.Write(st.buf.Bytes())
+	st.setWriteDeadline()
+	_, err := st.wire.Write(st.buf.Bytes())
 	return err
 }
 
@@ -486,8 +529,18 @@ func (st *streamState) flush() error {
 }
 
 func (st *streamState) flushLocked() error {
-	st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	return st.rc.Flush()
+	st.setWriteDeadline()
+	return st.wire.Flush()
+}
+
+// setWriteDeadline gives the next write streamWriteTimeout, or what is
+// left of streamEndGrace once the stream has ended.
+func (st *streamState) setWriteDeadline() {
+	deadline := time.Now().Add(streamWriteTimeout)
+	if endBy := st.endBy.Load(); endBy != 0 {
+		deadline = time.Unix(0, endBy)
+	}
+	st.wire.SetWriteDeadline(deadline)
 }
 
 // errorBody is err as a reply's error object.

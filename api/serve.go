@@ -423,7 +423,8 @@ func drain(hs *http.Server, running *requestTracker, logger *slog.Logger) error 
 }
 
 // requestTracker counts the handlers running, so shutdown can wait for
-// the ones it cut before closing the queues under them. (A WaitGroup
+// the ones it cut before closing the queues under them (and, in Server,
+// the HTTP/1.1 streams running on connections taken from net/http). (A WaitGroup
 // cannot: a request may start while shutdown waits, and WaitGroup forbids
 // Add from zero concurrently with Wait.)
 type requestTracker struct {
@@ -434,21 +435,28 @@ type requestTracker struct {
 
 func (t *requestTracker) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.mu.Lock()
-		if t.n == 0 {
-			t.idle = make(chan struct{})
-		}
-		t.n++
-		t.mu.Unlock()
-		defer func() {
-			t.mu.Lock()
-			if t.n--; t.n == 0 {
-				close(t.idle)
-			}
-			t.mu.Unlock()
-		}()
+		t.begin()
+		defer t.end()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// begin counts one more running; end, one fewer.
+func (t *requestTracker) begin() {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *requestTracker) end() {
+	t.mu.Lock()
+	if t.n--; t.n == 0 {
+		close(t.idle)
+	}
+	t.mu.Unlock()
 }
 
 func (t *requestTracker) count() int {

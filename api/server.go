@@ -70,6 +70,9 @@ type Server struct {
 	// closing is cancelled by Shutdown, ending every long poll.
 	closing  context.Context
 	shutdown context.CancelFunc
+	// hijacked counts the HTTP/1.1 streams running on connections taken
+	// from net/http (see hijackStream).
+	hijacked requestTracker
 
 	table []routeSpec  // the routes, as registered (routeTable)
 	sqs   *sqs.Handler // the SQS endpoint (withSQS)
@@ -226,9 +229,14 @@ func refuseEncodedSlashes(next http.Handler) http.Handler {
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Shutdown releases every long-poll receive with 503; call it before
-// http.Server.Shutdown so in-flight requests can finish.
-func (s *Server) Shutdown() { s.shutdown() }
+// Shutdown releases every long-poll receive with 503 and ends every
+// stream; call it before http.Server.Shutdown so in-flight requests can
+// finish. It waits (up to twice streamEndGrace) for the HTTP/1.1 streams,
+// whose connections http.Server no longer tracks, to return their leases.
+func (s *Server) Shutdown() {
+	s.shutdown()
+	s.hijacked.wait(2 * streamEndGrace)
+}
 
 // handler is a route's handler: an error it returns becomes the JSON
 // error reply (see wrap).

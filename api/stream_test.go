@@ -19,16 +19,18 @@ import (
 )
 
 // streamEnv is a broker with queue "q" behind an HTTP server speaking one
-// protocol: HTTP/1.1, h2c (HTTP/2 with prior knowledge) or h2 over TLS.
+// protocol: HTTP/1.1 in the clear or over TLS, h2c (HTTP/2 with prior
+// knowledge) or h2 over TLS.
 type streamEnv struct {
-	b  *queue.Broker
-	q  *queue.Queue
-	c  *api.Client
-	hc *http.Client
-	ts *httptest.Server
+	b   *queue.Broker
+	q   *queue.Queue
+	c   *api.Client
+	hc  *http.Client
+	ts  *httptest.Server
+	srv *api.Server
 }
 
-var streamProtocols = []string{"http1", "h2c", "h2-tls"}
+var streamProtocols = []string{"http1", "http1-tls", "h2c", "h2-tls"}
 
 func newStreamEnv(t *testing.T, proto string) *streamEnv {
 	t.Helper()
@@ -42,6 +44,9 @@ func newStreamEnv(t *testing.T, proto string) *streamEnv {
 		t.Fatal(err)
 	}
 	srv := api.New(b, api.Config{Logger: slog.New(slog.DiscardHandler)}, nil)
+	// Runs before b.Close: the HTTP/1.1 streams end and return their
+	// leases while the queue is open.
+	t.Cleanup(srv.Shutdown)
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	var hc *http.Client
 	switch proto {
@@ -56,6 +61,9 @@ func newStreamEnv(t *testing.T, proto string) *streamEnv {
 		tr := &http.Transport{Protocols: new(http.Protocols)}
 		tr.Protocols.SetUnencryptedHTTP2(true)
 		hc = &http.Client{Transport: tr}
+	case "http1-tls":
+		ts.StartTLS()
+		hc = ts.Client()
 	case "h2-tls":
 		ts.EnableHTTP2 = true
 		ts.StartTLS()
@@ -63,7 +71,7 @@ func newStreamEnv(t *testing.T, proto string) *streamEnv {
 	}
 	t.Cleanup(ts.Close)
 	t.Cleanup(hc.CloseIdleConnections)
-	return &streamEnv{b: b, q: q, c: api.NewClient(ts.URL, "", hc), hc: hc, ts: ts}
+	return &streamEnv{b: b, q: q, c: api.NewClient(ts.URL, "", hc), hc: hc, ts: ts, srv: srv}
 }
 
 func (e *streamEnv) enqueue(t *testing.T, n int) {
