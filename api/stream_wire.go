@@ -39,7 +39,9 @@ type responseWire struct {
 // the chunked body and a chunk buffer only while it writes.
 //
 // The response is chunked (close-delimited for an HTTP/1.0 client) and
-// says Connection: close: the connection ends with the stream.
+// says Connection: close: the connection ends with the stream. The access
+// log's line for the request, written when the handler returns, times the
+// stream's start, not its life.
 type http1Wire struct {
 	conn    net.Conn
 	chunked bool
@@ -91,7 +93,7 @@ func hijackStream(w http.ResponseWriter, r *http.Request) (wire *http1Wire, body
 		// length) would otherwise take the 200 as a refusal of its body.
 		head.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	}
-	fmt.Fprintf(&head, "HTTP/1.%d 200 OK\r\n", r.ProtoMinor)
+	fmt.Fprintf(&head, "HTTP/1.%d 200 OK\r\n", min(r.ProtoMinor, 1)) // 1.0 or 1.1, as net/http answers
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
