@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -83,6 +84,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// press clicks the element sel (CSS) finds once it is visible, through
+// the element's click() rather than chromedp.Click's mouse event at its
+// coordinates: the page re-renders every 2 s, and a layout shift between
+// where the button was measured and where the mouse lands loses the
+// click (the test then waits out its deadline).
+func press(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		found, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel))(ctx, tg)
+		if err == nil && !found {
+			err = fmt.Errorf("no element %s to click", sel)
+		}
+		return err
+	}))
+}
+
 // text is the text of the element sel (CSS) finds.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
@@ -129,17 +145,17 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// Send through the page.
 	if err := chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#q-jobs`)),
+		press(`#q-jobs`),
 		chromedp.WaitVisible(chromedp.CSS(`#detail`)),
 		chromedp.SendKeys(chromedp.CSS(`#send-body`), "from the page"),
-		chromedp.Click(chromedp.CSS(`#send`)),
+		press(`#send`),
 	); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the page's send reaching the queue", func() bool { return counts(t, jobs).Total == 4 })
 
 	// Peek through the page.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#peek`)), chromedp.WaitVisible(chromedp.CSS(`#messages li:nth-child(4)`))); err != nil {
+	if err := chromedp.Do(ctx, press(`#peek`), chromedp.WaitVisible(chromedp.CSS(`#messages li:nth-child(4)`))); err != nil {
 		t.Fatal(err)
 	}
 	listed := text(t, ctx, `#messages`)
@@ -157,7 +173,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.WaitVisible(`//tr[@id="q-jobs"]/td[@data-k="dead"][text()="1"]`),
-		chromedp.Click(chromedp.CSS(`#redrive`)),
+		press(`#redrive`),
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +182,9 @@ func TestDashboardInChromium(t *testing.T) {
 	// Purge, behind its confirmation: Cancel keeps the messages, Yes
 	// removes them.
 	if err := chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#purge`)),
+		press(`#purge`),
 		chromedp.WaitVisible(chromedp.CSS(`#confirm`)),
-		chromedp.Click(chromedp.CSS(`#confirm-no`)),
+		press(`#confirm-no`),
 		chromedp.WaitNotVisible(chromedp.CSS(`#confirm`)),
 	); err != nil {
 		t.Fatal(err)
@@ -177,9 +193,9 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("a cancelled purge left %+v", c)
 	}
 	if err := chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#purge`)),
+		press(`#purge`),
 		chromedp.WaitVisible(chromedp.CSS(`#confirm`)),
-		chromedp.Click(chromedp.CSS(`#confirm-yes`)),
+		press(`#confirm-yes`),
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +206,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if _, err := jobs.Enqueue([]queue.NewMessage{{Body: []byte("order 1")}, {Body: []byte("order 2")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(`//tr[@id="q-jobs"]/td[@data-k="ready"][text()="2"]`), chromedp.Click(chromedp.CSS(`#peek`)),
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`//tr[@id="q-jobs"]/td[@data-k="ready"][text()="2"]`), press(`#peek`),
 		chromedp.WaitVisible(chromedp.CSS(`#messages li:nth-child(2)`))); err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +248,11 @@ func TestDashboardAsksForTheToken(t *testing.T) {
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS(`#token`), "wrong"),
-		chromedp.Click(chromedp.CSS(`#login-submit`)),
+		press(`#login-submit`),
 		chromedp.WaitVisible(chromedp.CSS(`#login-error`)),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("token").value = ""; undefined`),
 		chromedp.SendKeys(chromedp.CSS(`#token`), "s3cret"),
-		chromedp.Click(chromedp.CSS(`#login-submit`)),
+		press(`#login-submit`),
 		chromedp.WaitVisible(chromedp.CSS(`#q-jobs`)),
 	); err != nil {
 		t.Fatal(err)
