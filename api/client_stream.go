@@ -71,8 +71,14 @@ func (cs *Consumer) Stream(ctx context.Context, o StreamOptions) (*Stream, error
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
+	// net/http's transport, when ctx ends before the response has come,
+	// waits for its body writer, which waits on this pipe: ctx ends it.
+	context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
 	resp, err := cs.c.do(ctx, http.MethodPost, path, q, pr, "application/x-ndjson")
 	if err != nil {
+		if ctx.Err() != nil { // not the pipe's end, which the transport may report first
+			err = &url.Error{Op: "Post", URL: path, Err: ctx.Err()}
+		}
 		cancel()
 		pw.Close()
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spoolq/spool/queue"
@@ -63,28 +62,40 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 	if err != nil {
 		return err
 	}
+	if s.closing.Err() != nil {
+		// A client that reconnects while the server stops would lease
+		// messages only to have them returned: each spends an attempt.
+		return errShutdown
+	}
 	st := &streamState{
 		srv: s, c: tg.consumer(), credit: cr, vis: vis,
 		out: map[queue.Receipt]time.Time{}, room: make(chan struct{}, 1),
 	}
 	if r.ProtoMajor == 1 {
+		// Counted before the Hijack, which takes the connection off
+		// http.Server's books: EndStreams, after http.Server.Shutdown,
+		// then always finds the stream.
+		s.hijacked.begin()
 		wire, body, err := hijackStream(w, r)
 		switch {
 		case err == nil:
 			// The connection is the stream's now: net/http's buffers and
 			// request go once this handler returns, and the stream runs
-			// on a goroutine of its own that Shutdown waits for.
+			// on a goroutine of its own.
 			st.wire = wire
-			s.hijacked.begin()
+			s.hijacked.adopt(wire.conn)
 			go func() {
-				defer s.hijacked.end()
 				st.serve(context.Background(), body)
-				wire.close()
+				wire.end()
+				s.hijacked.end(wire.conn)
+				wire.linger()
 			}()
 			return nil
 		case !errors.Is(err, http.ErrNotSupported):
+			s.hijacked.end(nil)
 			return nil // the connection is gone
 		}
+		s.hijacked.end(nil)
 		// A ResponseWriter that cannot hand its connection over (not
 		// net/http's): full duplex if it can, else the stream still
 		// serves a client that sends its whole body first.
@@ -111,32 +122,15 @@ func (st *streamState) serve(parent context.Context, body io.Reader) {
 	if err := st.flush(); err != nil {
 		return // gone already
 	}
-
+	if ctx.Err() != nil || st.srv.closing.Err() != nil {
+		return // Shutdown came first: lease nothing
+	}
+	// This goroutine reads the commands and runs them; when the stream
+	// ends otherwise, ending cuts its wait for the next one short.
+	defer context.AfterFunc(ctx, st.ending)()
+	defer st.release()
 	st.delivering.Add(1)
 	go st.deliver(ctx)
-	// This goroutine reads the commands and runs them; when the stream
-	// ends otherwise, a read deadline in the past ends its wait for the
-	// next one, and what is left to write gets streamEndGrace (never
-	// once the handler is returning: net/http then owns the response
-	// writer again).
-	var deadlineMu sync.Mutex
-	returning := false
-	stopDeadline := context.AfterFunc(ctx, func() {
-		deadlineMu.Lock()
-		defer deadlineMu.Unlock()
-		if !returning {
-			st.wire.SetReadDeadline(time.Now())
-			endBy := time.Now().Add(streamEndGrace)
-			st.endBy.Store(endBy.UnixNano())
-			st.wire.SetWriteDeadline(endBy)
-		}
-	})
-	defer func() {
-		stopDeadline()
-		deadlineMu.Lock()
-		returning = true
-		deadlineMu.Unlock()
-	}()
 	st.run(&lineReader{br: bufio.NewReaderSize(body, 256), maxCredit: st.srv.cfg.MaxBatch})
 	cancel()
 	st.stopDelivery()
@@ -158,9 +152,14 @@ type streamState struct {
 	wmu  sync.Mutex // one writer of the response at a time
 	wire streamWire
 	buf  bytes.Buffer // one line, reused; under wmu
-	// endBy, once the stream has ended, is the latest write deadline
-	// (unix ns; 0 until then).
-	endBy atomic.Int64
+
+	// deadlineMu orders the changes to the write deadline: the rolling
+	// one of each write, under wmu, and the end's (ending), which cannot
+	// wait for wmu: a write may hold it, blocked on a client that stopped
+	// reading.
+	deadlineMu sync.Mutex
+	endBy      time.Time // once the stream has ended, the latest write deadline
+	released   bool      // serve is returning: the wire is no longer the stream's
 
 	end context.CancelFunc // ends the stream
 
@@ -536,11 +535,35 @@ func (st *streamState) flushLocked() error {
 // setWriteDeadline gives the next write streamWriteTimeout, or what is
 // left of streamEndGrace once the stream has ended.
 func (st *streamState) setWriteDeadline() {
-	deadline := time.Now().Add(streamWriteTimeout)
-	if endBy := st.endBy.Load(); endBy != 0 {
-		deadline = time.Unix(0, endBy)
+	st.deadlineMu.Lock()
+	defer st.deadlineMu.Unlock()
+	deadline := st.endBy
+	if deadline.IsZero() {
+		deadline = time.Now().Add(streamWriteTimeout)
 	}
 	st.wire.SetWriteDeadline(deadline)
+}
+
+// ending, once the stream has ended, ends the wait for the next command
+// (a read deadline in the past) and gives what is left to write (the
+// answers to the commands already read) streamEndGrace.
+func (st *streamState) ending() {
+	st.deadlineMu.Lock()
+	defer st.deadlineMu.Unlock()
+	if st.released {
+		return
+	}
+	st.wire.SetReadDeadline(time.Now())
+	st.endBy = time.Now().Add(streamEndGrace)
+	st.wire.SetWriteDeadline(st.endBy)
+}
+
+// release, as serve returns, stops ending from touching the wire: a
+// response's goes back to net/http.
+func (st *streamState) release() {
+	st.deadlineMu.Lock()
+	st.released = true
+	st.deadlineMu.Unlock()
 }
 
 // errorBody is err as a reply's error object.

@@ -364,7 +364,9 @@ func (s *Service) Done() <-chan struct{} { return s.served }
 // step: it releases every long-poll receive with 503 (Server.Shutdown),
 // stops accepting and lets requests in flight finish for up to 3 s, then
 // closes the connections still busy and gives their handlers 3 s more
-// (see drain), and last fsyncs and closes the queues. A request cut so
+// (see drain), waits for the HTTP/1.1 streams to return their leases
+// (Server.EndStreams, 3 s and 3 s more once their connections are
+// closed), and last fsyncs and closes the queues. A request cut so
 // was never acknowledged, so cutting is logged at WARN, not returned.
 // Only the first call does the work; later ones return its result.
 func (s *Service) Close() error {
@@ -377,6 +379,10 @@ func (s *Service) close() error {
 	s.stopDisk()
 	s.api.Shutdown() // release long polls with 503 first
 	err := drain(s.hs, &s.running, s.logger)
+	if !s.api.EndStreams(cutTimeout) {
+		s.logger.Warn("spool: HTTP/1.1 streams still running after their connections were closed; closing the queues anyway (their leases return when they run out)",
+			"waited", 2*cutTimeout, "streams", s.api.hijacked.running.count())
+	}
 	<-s.served // Shutdown (or Close) has closed the listener, so Serve returns
 	if !errors.Is(s.serveErr, http.ErrServerClosed) {
 		err = errors.Join(s.serveErr, err) // the listener failed before Close

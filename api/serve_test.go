@@ -99,6 +99,41 @@ func TestService(t *testing.T) {
 		}
 	})
 
+	t.Run("Close ends an HTTP/1.1 stream cleanly, its leases returned while the queues are open", func(t *testing.T) {
+		logs := &srvLogBuffer{}
+		s := serviceOpen(t, logs, ServiceConfig{})
+		q, _, err := s.Broker().Create("q", queue.ConfigUpdate{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Enqueue([]queue.NewMessage{{Body: []byte("a")}, {Body: []byte("b")}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := NewClient(s.Addr(), "", nil).Queue("q").Stream(t.Context(), StreamOptions{Credit: 2, Visibility: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		for range 2 {
+			select {
+			case <-st.Messages():
+			case <-time.After(10 * time.Second):
+				t.Fatal("no message on the stream")
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+		// The stream ran on a connection http.Server no longer tracks:
+		// had the queues closed first, its leases could not have gone back
+		// (a WARN), and a stream Close had to cut would be a WARN too.
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				t.Errorf("shutdown logged %s", line)
+			}
+		}
+	})
+
 	t.Run("Close releases a long poll with 503, logged below WARN", func(t *testing.T) {
 		logs := &srvLogBuffer{}
 		s := serviceOpen(t, logs, ServiceConfig{})

@@ -70,9 +70,9 @@ type Server struct {
 	// closing is cancelled by Shutdown, ending every long poll.
 	closing  context.Context
 	shutdown context.CancelFunc
-	// hijacked counts the HTTP/1.1 streams running on connections taken
+	// hijacked are the HTTP/1.1 streams running on connections taken
 	// from net/http (see hijackStream).
-	hijacked requestTracker
+	hijacked hijackedStreams
 
 	table []routeSpec  // the routes, as registered (routeTable)
 	sqs   *sqs.Handler // the SQS endpoint (withSQS)
@@ -229,13 +229,24 @@ func refuseEncodedSlashes(next http.Handler) http.Handler {
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Shutdown releases every long-poll receive with 503 and ends every
-// stream; call it before http.Server.Shutdown so in-flight requests can
-// finish. It waits (up to twice streamEndGrace) for the HTTP/1.1 streams,
-// whose connections http.Server no longer tracks, to return their leases.
-func (s *Server) Shutdown() {
-	s.shutdown()
-	s.hijacked.wait(2 * streamEndGrace)
+// Shutdown releases every long-poll receive with 503, ends every stream
+// and refuses new ones with 503; call it before http.Server.Shutdown so
+// in-flight requests can finish, and EndStreams after that, before the
+// Broker is closed.
+func (s *Server) Shutdown() { s.shutdown() }
+
+// EndStreams, after Shutdown, waits for the HTTP/1.1 streams, whose
+// connections http.Server no longer tracks, to return their leases: for up
+// to timeout, then it closes the connections of the streams still running
+// and waits as long again. An ended stream's last writes get 2 s, so only
+// a stream whose client stopped reading can hold it up. It reports whether
+// every stream ended.
+func (s *Server) EndStreams(timeout time.Duration) bool {
+	if s.hijacked.running.wait(timeout) {
+		return true
+	}
+	s.hijacked.closeAll()
+	return s.hijacked.running.wait(timeout)
 }
 
 // handler is a route's handler: an error it returns becomes the JSON

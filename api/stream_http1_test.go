@@ -144,8 +144,8 @@ func TestStreamHTTP1WholeBody(t *testing.T) {
 }
 
 // TestStreamHTTP1ShutdownReturnsLeases: Server.Shutdown ends the HTTP/1.1
-// streams, whose connections http.Server no longer tracks, and returns
-// only once their leases are back in the queue.
+// streams, whose connections http.Server no longer tracks, and EndStreams
+// returns only once their leases are back in the queue.
 func TestStreamHTTP1ShutdownReturnsLeases(t *testing.T) {
 	e := newStreamEnv(t, "http1")
 	e.enqueue(t, 2)
@@ -160,8 +160,11 @@ func TestStreamHTTP1ShutdownReturnsLeases(t *testing.T) {
 		t.Fatalf("with the stream open: %+v", c)
 	}
 	e.srv.Shutdown()
+	if !e.srv.EndStreams(5 * time.Second) {
+		t.Fatal("EndStreams: the stream still runs")
+	}
 	if c := e.counts(t); c.Leased != 0 || c.Ready != 2 {
-		t.Fatalf("once Shutdown returned: %+v, want both leases ready again", c)
+		t.Fatalf("once EndStreams returned: %+v, want both leases ready again", c)
 	}
 	select {
 	case _, ok := <-s.Messages():

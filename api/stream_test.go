@@ -46,7 +46,12 @@ func newStreamEnv(t *testing.T, proto string) *streamEnv {
 	srv := api.New(b, api.Config{Logger: slog.New(slog.DiscardHandler)}, nil)
 	// Runs before b.Close: the HTTP/1.1 streams end and return their
 	// leases while the queue is open.
-	t.Cleanup(srv.Shutdown)
+	t.Cleanup(func() {
+		srv.Shutdown()
+		if !srv.EndStreams(5 * time.Second) {
+			t.Error("EndStreams: streams still running")
+		}
+	})
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	var hc *http.Client
 	switch proto {

@@ -46,6 +46,10 @@ type http1Wire struct {
 	conn    net.Conn
 	chunked bool
 	chunk   *[]byte // the chunk being written, from chunkPool; nil between writes
+	err     error   // the first write's error: the response is broken from there on
+	// halfClosed says end closed the connection's write side, so linger
+	// has the client's unread bytes to wait out.
+	halfClosed bool
 }
 
 // A chunk's data starts after room for its size line, written when it is
@@ -87,7 +91,7 @@ func hijackStream(w http.ResponseWriter, r *http.Request) (wire *http1Wire, body
 	}
 
 	var head bytes.Buffer
-	if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+	if expectsContinue(r) {
 		// net/http sends it on the body's first read, which is now ours;
 		// a client waiting for it (curl does, for a body of unknown
 		// length) would otherwise take the 200 as a refusal of its body.
@@ -111,11 +115,33 @@ func hijackStream(w http.ResponseWriter, r *http.Request) (wire *http1Wire, body
 	return wire, body, nil
 }
 
+// expectsContinue says whether the client waits for 100 Continue before
+// it sends r's body, by net/http's rule: HTTP/1.1, a body, and the
+// 100-continue token in Expect.
+func expectsContinue(r *http.Request) bool {
+	if !r.ProtoAtLeast(1, 1) || r.ContentLength == 0 {
+		return false
+	}
+	for _, v := range r.Header.Values("Expect") {
+		for token := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "100-continue") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Write adds p to the response, sending a chunk once chunkFlushAt bytes
 // wait.
 func (w *http1Wire) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
 	if !w.chunked {
-		return w.conn.Write(p)
+		n, err := w.conn.Write(p)
+		w.err = err
+		return n, err
 	}
 	if w.chunk == nil {
 		w.chunk = chunkPool.Get().(*[]byte)
@@ -131,8 +157,8 @@ func (w *http1Wire) Write(p []byte) (int, error) {
 
 // Flush sends what Write buffered as one chunk.
 func (w *http1Wire) Flush() error {
-	if w.chunk == nil {
-		return nil
+	if w.chunk == nil || w.err != nil {
+		return w.err
 	}
 	b := *w.chunk
 	defer w.putChunk()
@@ -146,8 +172,8 @@ func (w *http1Wire) Flush() error {
 	copy(b[chunkSizeRoom-2:], "\r\n")
 	b = append(b, "\r\n"...)
 	*w.chunk = b
-	_, err := w.conn.Write(b[start:])
-	return err
+	_, w.err = w.conn.Write(b[start:])
+	return w.err
 }
 
 // putChunk gives the chunk buffer back, unless one large write grew it.
@@ -162,12 +188,72 @@ func (w *http1Wire) putChunk() {
 func (w *http1Wire) SetReadDeadline(t time.Time) error  { return w.conn.SetReadDeadline(t) }
 func (w *http1Wire) SetWriteDeadline(t time.Time) error { return w.conn.SetWriteDeadline(t) }
 
-// close ends the response (the last chunk) and the connection.
-func (w *http1Wire) close() {
-	if w.chunked {
-		w.Flush()
+// end ends the response (the last chunk) and, so that the client's
+// unread commands do not make closing reset the connection (and lose
+// that last chunk), half-closes the connection.
+func (w *http1Wire) end() {
+	if w.chunked && w.Flush() == nil {
 		w.conn.SetWriteDeadline(time.Now().Add(streamEndGrace))
-		io.WriteString(w.conn, "0\r\n\r\n")
+		_, w.err = io.WriteString(w.conn, "0\r\n\r\n")
 	}
-	w.conn.Close()
+	if cw, ok := w.conn.(interface{ CloseWrite() error }); ok && w.err == nil {
+		w.halfClosed = cw.CloseWrite() == nil
+	}
+}
+
+// linger, after end, reads and drops what the client still sends, until it
+// closes its side (a client reads the response's end and hangs up) or for
+// streamEndGrace, then closes the connection.
+func (w *http1Wire) linger() {
+	defer w.conn.Close()
+	if w.halfClosed {
+		w.conn.SetReadDeadline(time.Now().Add(streamEndGrace))
+		io.Copy(io.Discard, io.LimitReader(w.conn, 64<<10))
+	}
+}
+
+// hijackedStreams are the HTTP/1.1 streams running on connections taken
+// from net/http, which http.Server neither waits for nor closes.
+type hijackedStreams struct {
+	running requestTracker
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	cut     bool // closeAll has run: a connection adopted later is closed at once
+}
+
+// begin counts a stream about to take its connection; end (with that
+// connection, or nil if it never took it) counts it gone.
+func (h *hijackedStreams) begin() { h.running.begin() }
+
+func (h *hijackedStreams) end(c net.Conn) {
+	if c != nil {
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
+	}
+	h.running.end()
+}
+
+// adopt records the connection a stream took.
+func (h *hijackedStreams) adopt(c net.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cut {
+		c.Close()
+		return
+	}
+	if h.conns == nil {
+		h.conns = map[net.Conn]struct{}{}
+	}
+	h.conns[c] = struct{}{}
+}
+
+// closeAll closes every stream's connection, now and from now on.
+func (h *hijackedStreams) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cut = true
+	for c := range h.conns {
+		c.Close()
+	}
 }

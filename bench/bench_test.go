@@ -280,6 +280,7 @@ func remoteServer(t *testing.T, token string) string {
 	t.Cleanup(func() {
 		srv.Shutdown()
 		hs.Close()
+		srv.EndStreams(5 * time.Second)
 		b.Close()
 	})
 	return ln.Addr().String()
