@@ -32,7 +32,9 @@ import (
 // stream ends when the body ends (the client closes its side) or the
 // connection goes, or the server shuts down: delivery stops, the commands
 // already sent are answered, and every lease still out returns to ready at
-// the front at once, counted as a nack.
+// the front, counted as a nack: at once, or in a shutdown once the last
+// stream has ended (streamReturns). A stream asked for once Shutdown has
+// run is refused with 503.
 //
 // Per stream: a goroutine reading and running commands (over HTTP/2 the
 // handler's; over HTTP/1.1 one of the stream's own, the connection taken
@@ -76,16 +78,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 		// http.Server's books: EndStreams, after http.Server.Shutdown,
 		// then always finds the stream.
 		s.hijacked.begin()
-		wire, body, err := hijackStream(w, r)
+		wire, body, err := hijackStream(w, r, &s.hijacked)
 		switch {
 		case err == nil:
 			// The connection is the stream's now: net/http's buffers and
 			// request go once this handler returns, and the stream runs
-			// on a goroutine of its own.
+			// on a goroutine of its own, ended by Shutdown at once.
 			st.wire = wire
-			s.hijacked.adopt(wire.conn)
 			go func() {
-				st.serve(context.Background(), body)
+				st.serve(s.closing, body)
 				wire.end()
 				s.hijacked.end(wire.conn)
 				wire.linger()
@@ -114,6 +115,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 // serve runs the stream until its body ends, the connection goes or the
 // server shuts down, then returns every lease still out.
 func (st *streamState) serve(parent context.Context, body io.Reader) {
+	// Counted live before the shutdown check below, so that a stream
+	// ending in a shutdown holds its leases back while this one may
+	// still deliver (see streamReturns).
+	st.srv.streamReturns.begin()
+	defer st.returnOutstanding()
 	st.wire.SetReadDeadline(time.Time{}) // a consumer may send nothing for hours
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -134,7 +140,6 @@ func (st *streamState) serve(parent context.Context, body io.Reader) {
 	st.run(&lineReader{br: bufio.NewReaderSize(body, 256), maxCredit: st.srv.cfg.MaxBatch})
 	cancel()
 	st.stopDelivery()
-	st.returnOutstanding()
 }
 
 // streamEndGrace is how long an ended stream's last writes (the answers
@@ -159,6 +164,7 @@ type streamState struct {
 	// reading.
 	deadlineMu sync.Mutex
 	endBy      time.Time // once the stream has ended, the latest write deadline
+	writeBy    time.Time // until then, the rolling write deadline last set
 	released   bool      // serve is returning: the wire is no longer the stream's
 
 	end context.CancelFunc // ends the stream
@@ -317,7 +323,11 @@ func (st *streamState) deliver(ctx context.Context) {
 	defer st.delivering.Done()
 	for ctx.Err() == nil {
 		n := st.waitRoom(ctx)
-		if n == 0 {
+		// ReceiveEach leases what is ready whatever ctx says, and ctx
+		// learns of a shutdown on another goroutine: a stream woken by
+		// the leases another one returned as it ended would take them
+		// again, spending an attempt each.
+		if n == 0 || ctx.Err() != nil || st.srv.closing.Err() != nil {
 			return
 		}
 		var werr error
@@ -484,8 +494,8 @@ func (st *streamState) signalRoom() {
 	}
 }
 
-// returnOutstanding nacks every lease still out on the ended stream to the
-// front, at once.
+// returnOutstanding returns every lease still out on the ended stream
+// (streamReturns.end).
 func (st *streamState) returnOutstanding() {
 	st.mu.Lock()
 	receipts := make([]queue.Receipt, 0, len(st.out))
@@ -494,11 +504,63 @@ func (st *streamState) returnOutstanding() {
 	}
 	clear(st.out)
 	st.mu.Unlock()
-	if len(receipts) == 0 {
-		return
+	st.srv.streamReturns.end(st.srv, st.c, receipts)
+}
+
+// streamReturns returns the leases of ended streams: at once, or, once
+// the server is shutting down, when the last live stream has ended. A
+// stream that ends in a shutdown and returns its leases at once makes
+// them ready for a stream still delivering (its shutdown check passed
+// just before), which would lease them again, spending an attempt each;
+// held back, they return once nothing can lease them.
+type streamReturns struct {
+	mu   sync.Mutex
+	live int          // streams between serve's start and their leases' return
+	held []heldLeases // the ended streams' leases, during a shutdown
+	// running counts the same streams, for EndStreams to wait on; it
+	// ends a stream only once its leases are back.
+	running requestTracker
+}
+
+// heldLeases are one ended stream's leases.
+type heldLeases struct {
+	c        consumer
+	receipts []queue.Receipt
+}
+
+func (r *streamReturns) begin() {
+	r.running.begin()
+	r.mu.Lock()
+	r.live++
+	r.mu.Unlock()
+}
+
+// end counts a stream gone and returns its leases as the type says.
+func (r *streamReturns) end(s *Server, c consumer, receipts []queue.Receipt) {
+	defer r.running.end()
+	r.mu.Lock()
+	r.live--
+	var due []heldLeases
+	switch {
+	case s.closing.Err() == nil:
+		due = []heldLeases{{c, receipts}}
+	default:
+		if len(receipts) > 0 {
+			r.held = append(r.held, heldLeases{c, receipts})
+		}
+		if r.live == 0 {
+			due, r.held = r.held, nil
+		}
 	}
-	if _, err := st.c.Nack(receipts, queue.NackOptions{Front: true}); err != nil {
-		st.srv.cfg.Logger.Warn("api: an ended stream's leases could not be returned; they return when they run out", "leases", len(receipts), "err", err)
+	r.mu.Unlock()
+	for _, h := range due {
+		if len(h.receipts) == 0 {
+			continue
+		}
+		// To the front, at once, counted as a nack.
+		if _, err := h.c.Nack(h.receipts, queue.NackOptions{Front: true}); err != nil {
+			s.cfg.Logger.Warn("api: an ended stream's leases could not be returned; they return when they run out", "leases", len(h.receipts), "err", err)
+		}
 	}
 }
 
@@ -533,13 +595,22 @@ func (st *streamState) flushLocked() error {
 }
 
 // setWriteDeadline gives the next write streamWriteTimeout, or what is
-// left of streamEndGrace once the stream has ended.
+// left of streamEndGrace once the stream has ended. The rolling deadline
+// moves on only once a tenth of streamWriteTimeout has gone by, so a
+// write gets 90-100% of it: over HTTP/2 each change is a message to the
+// connection's goroutine and a timer reset, and a stream writes a line
+// a message.
 func (st *streamState) setWriteDeadline() {
 	st.deadlineMu.Lock()
 	defer st.deadlineMu.Unlock()
 	deadline := st.endBy
 	if deadline.IsZero() {
-		deadline = time.Now().Add(streamWriteTimeout)
+		now := time.Now()
+		if st.writeBy.Sub(now) >= streamWriteTimeout-streamWriteTimeout/10 {
+			return
+		}
+		deadline = now.Add(streamWriteTimeout)
+		st.writeBy = deadline
 	}
 	st.wire.SetWriteDeadline(deadline)
 }

@@ -364,9 +364,10 @@ func (s *Service) Done() <-chan struct{} { return s.served }
 // step: it releases every long-poll receive with 503 (Server.Shutdown),
 // stops accepting and lets requests in flight finish for up to 3 s, then
 // closes the connections still busy and gives their handlers 3 s more
-// (see drain), waits for the HTTP/1.1 streams to return their leases
-// (Server.EndStreams, 3 s and 3 s more once their connections are
-// closed), and last fsyncs and closes the queues. A request cut so
+// (see drain), waits for the streams to return their leases
+// (Server.EndStreams: 3 s for the HTTP/1.1 ones, 3 s more once their
+// connections are closed, then 3 s for the rest), and last fsyncs and
+// closes the queues. A request cut so
 // was never acknowledged, so cutting is logged at WARN, not returned.
 // Only the first call does the work; later ones return its result.
 func (s *Service) Close() error {
@@ -380,8 +381,8 @@ func (s *Service) close() error {
 	s.api.Shutdown() // release long polls with 503 first
 	err := drain(s.hs, &s.running, s.logger)
 	if !s.api.EndStreams(cutTimeout) {
-		s.logger.Warn("spool: HTTP/1.1 streams still running after their connections were closed; closing the queues anyway (their leases return when they run out)",
-			"waited", 2*cutTimeout, "streams", s.api.hijacked.running.count())
+		s.logger.Warn("spool: streams still running at the shutdown deadline; closing the queues anyway (their leases return when they run out)",
+			"streams", s.api.streamReturns.running.count())
 	}
 	<-s.served // Shutdown (or Close) has closed the listener, so Serve returns
 	if !errors.Is(s.serveErr, http.ErrServerClosed) {

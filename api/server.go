@@ -73,6 +73,8 @@ type Server struct {
 	// hijacked are the HTTP/1.1 streams running on connections taken
 	// from net/http (see hijackStream).
 	hijacked hijackedStreams
+	// streamReturns returns the leases of ended streams.
+	streamReturns streamReturns
 
 	table []routeSpec  // the routes, as registered (routeTable)
 	sqs   *sqs.Handler // the SQS endpoint (withSQS)
@@ -235,18 +237,23 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Broker is closed.
 func (s *Server) Shutdown() { s.shutdown() }
 
-// EndStreams, after Shutdown, waits for the HTTP/1.1 streams, whose
-// connections http.Server no longer tracks, to return their leases: for up
-// to timeout, then it closes the connections of the streams still running
-// and waits as long again. An ended stream's last writes get 2 s, so only
-// a stream whose client stopped reading can hold it up. It reports whether
-// every stream ended.
+// EndStreams, after Shutdown, waits for the streams to end and return
+// their leases. Those over HTTP/1.1 run on connections http.Server no
+// longer tracks: it waits for them for up to timeout, then closes the
+// connections of those still running and waits as long again; then as
+// long for the rest (HTTP/2's, which end with their handlers). An ended
+// stream's last writes get 2 s, so only a stream whose client stopped
+// reading can hold it up. It reports whether every stream ended. Call it
+// before the Broker is closed: during a shutdown the streams' leases go
+// back only once the last stream has ended, so that none is leased again.
 func (s *Server) EndStreams(timeout time.Duration) bool {
-	if s.hijacked.running.wait(timeout) {
-		return true
+	if !s.hijacked.running.wait(timeout) {
+		s.hijacked.closeAll()
+		if !s.hijacked.running.wait(timeout) {
+			return false
+		}
 	}
-	s.hijacked.closeAll()
-	return s.hijacked.running.wait(timeout)
+	return s.streamReturns.running.wait(timeout)
 }
 
 // handler is a route's handler: an error it returns becomes the JSON

@@ -66,15 +66,18 @@ var chunkPool = sync.Pool{New: func() any {
 	return &b
 }}
 
-// hijackStream takes an HTTP/1.1 stream's connection from net/http and
-// writes the response's head; body is the request body, read from the
-// connection. http.ErrNotSupported means w cannot hand its connection
-// over; any other error, that the connection is gone.
-func hijackStream(w http.ResponseWriter, r *http.Request) (wire *http1Wire, body io.Reader, err error) {
+// hijackStream takes an HTTP/1.1 stream's connection from net/http,
+// records it in streams (before anything can block on it, so closeAll
+// reaches it) and writes the response's head; body is the request body, read
+// from the connection. http.ErrNotSupported means w cannot hand its
+// connection over; any other error, that the connection is gone (and out
+// of streams again).
+func hijackStream(w http.ResponseWriter, r *http.Request, streams *hijackedStreams) (wire *http1Wire, body io.Reader, err error) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	streams.adopt(conn)
 	// What net/http read past the request's head is the body's start;
 	// copied out, so its 4 KiB reader can go.
 	early := make([]byte, brw.Reader.Buffered())
@@ -110,6 +113,7 @@ func hijackStream(w http.ResponseWriter, r *http.Request) (wire *http1Wire, body
 	conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	if _, err := conn.Write(head.Bytes()); err != nil {
 		conn.Close()
+		streams.drop(conn)
 		return nil, nil, fmt.Errorf("stream: writing the response head: %w", err)
 	}
 	return wire, body, nil
@@ -227,11 +231,16 @@ func (h *hijackedStreams) begin() { h.running.begin() }
 
 func (h *hijackedStreams) end(c net.Conn) {
 	if c != nil {
-		h.mu.Lock()
-		delete(h.conns, c)
-		h.mu.Unlock()
+		h.drop(c)
 	}
 	h.running.end()
+}
+
+// drop forgets a connection adopt recorded.
+func (h *hijackedStreams) drop(c net.Conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
 }
 
 // adopt records the connection a stream took.
@@ -249,11 +258,16 @@ func (h *hijackedStreams) adopt(c net.Conn) {
 }
 
 // closeAll closes every stream's connection, now and from now on.
+// (Outside the lock: closing a TLS connection may write.)
 func (h *hijackedStreams) closeAll() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.cut = true
+	conns := make([]net.Conn, 0, len(h.conns))
 	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
 		c.Close()
 	}
 }

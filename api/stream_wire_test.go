@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // failingConn takes its first writes, then fails every one after.
@@ -26,7 +27,9 @@ func (c *failingConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (c *failingConn) Close() error { c.closed = true; return nil }
+func (c *failingConn) Close() error                     { c.closed = true; return nil }
+func (c *failingConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *failingConn) SetReadDeadline(time.Time) error  { return nil }
 
 // TestHTTP1WireKeepsItsFirstError: once a write has failed, the response
 // is broken: every later Write and Flush returns that error without
