@@ -93,7 +93,8 @@ func (q *Queue) Ack(receipts []Receipt) (errs []error, err error) {
 // (miniqueue's): it returns once the acks are applied and written to the
 // state log, so the process dying cannot undo them, and starts their
 // fsync without waiting for it. Only a power cut before that fsync ends
-// (one group-commit round, a millisecond or so) can undo them; the
+// (a round starts at most a millisecond after the ack, soonPace) can
+// undo them; the
 // messages are then delivered again, which at-least-once allows. A
 // consumer that acks soon and takes its next message at once shares
 // fsyncs with itself.

@@ -126,7 +126,8 @@
 // while a subscriber that does not wait shares each fsync among its
 // ACKs. What that risks is small and of the kind at-least-once allows:
 // the process dying cannot undo a written ACK; only a power cut before
-// its fsync ends (one group-commit round) can, and the message is then
+// its fsync ends (a background round, started within a millisecond of
+// the ACK so that one fsync carries many) can, and the message is then
 // delivered again. Nothing acknowledged to a publisher is ever at risk.
 //
 // # Leases
