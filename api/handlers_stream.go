@@ -36,12 +36,13 @@ import (
 // stream has ended (streamReturns). A stream asked for once Shutdown has
 // run is refused with 503.
 //
-// Per stream: a goroutine reading and running commands (over HTTP/2 the
-// handler's; over HTTP/1.1 one of the stream's own, the connection taken
-// from net/http, see hijackStream); a second one delivering while
-// messages are ready or credit is used up (an idle stream waits on the
-// consumer's NotifyReady instead); a buffer of a line each way, and a set
-// of at most credit receipts.
+// Per stream: a goroutine reading commands (over HTTP/2 the handler's;
+// over HTTP/1.1 one of the stream's own, the connection taken from
+// net/http, see hijackStream); while commands wait, one applying them
+// (streamCommands); while messages are ready and credit allows, one
+// delivering (an idle stream waits on the consumer's NotifyReady
+// instead); a buffer of a line each way, and a set of at most credit
+// receipts.
 
 // maxStreamLine bounds one command line of a stream's body.
 const maxStreamLine = 4 << 10
@@ -73,6 +74,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, tg target) error
 		srv: s, c: tg.consumer(), credit: cr, vis: vis,
 		out: map[queue.Receipt]time.Time{}, room: make(chan struct{}, 1),
 	}
+	st.commands.init(st)
 	if r.ProtoMajor == 1 {
 		// Counted before the Hijack, which takes the connection off
 		// http.Server's books: EndStreams, after http.Server.Shutdown,
@@ -180,6 +182,8 @@ type streamState struct {
 	delivering sync.WaitGroup
 	stopNotify func() bool
 	ended      bool
+
+	commands streamCommands
 }
 
 // lineReader reads a stream's commands: a line each, decoded. Its buffer
@@ -231,42 +235,108 @@ func (lr *lineReader) ready() bool {
 	return bytes.IndexByte(buf, '\n') >= 0
 }
 
-// run reads the commands and applies them until the body ends, the acks
-// (or nacks, ...) already sent together in one call, so they share one
-// fsync.
+// run reads the commands and hands them to st.commands, until the body
+// ends; then it waits until the last is answered.
 func (st *streamState) run(lr *lineReader) {
-	const maxGroup = 256
-	var pending *streamOp
 	for {
-		var op streamOp
-		var err error
-		if pending != nil {
-			op, pending = *pending, nil
-		} else {
-			op, err = lr.next()
-		}
+		op, err := lr.next()
 		switch {
 		case op.kind == credit:
-			st.setCredit(op.credit)
-		case op.kind == badLine && op.bad != nil:
-			st.writeReply(StreamReply{Error: op.bad})
-		case op.kind != badLine:
-			group := []streamOp{op}
-			for err == nil && len(group) < maxGroup && lr.ready() {
-				var next streamOp
-				next, err = lr.next()
-				if next.kind == op.kind && next.nack == op.nack && next.visibility == op.visibility {
-					group = append(group, next)
-					continue
-				}
-				pending = &next
-				break
-			}
-			st.apply(group)
+			st.setCredit(op.credit) // not answered, so not in order with the rest
+		case op.kind != badLine || op.bad != nil:
+			st.commands.add(op)
 		}
-		if err != nil && pending == nil {
+		if err != nil {
+			st.commands.drain()
 			return // the body ended (io.EOF) or broke: the stream ends
 		}
+	}
+}
+
+// maxQueuedCommands bounds the commands a stream has read and not yet
+// applied: its reader waits past that, and the client's writes with it.
+const maxQueuedCommands = 256
+
+// streamCommands are the commands a stream has read and not yet applied.
+// One goroutine at a time applies them, started when a command comes and
+// gone once none wait (a busy stream's, not a message's). While a group
+// waits for its fsync the reader reads on, and the commands that come
+// meanwhile go together in the next group, sharing the next fsync: a
+// reader that applied each group itself would find only the lines its
+// 256-byte buffer holds, three acks or so, and each stream would fsync
+// for that few.
+type streamCommands struct {
+	st       *streamState
+	mu       sync.Mutex
+	changed  sync.Cond  // queued was taken, or applying ended
+	queued   []streamOp // read, in order, not yet applied
+	spare    []streamOp // the last group's, for the next
+	applying bool
+}
+
+func (sc *streamCommands) init(st *streamState) {
+	sc.st = st
+	sc.changed.L = &sc.mu
+}
+
+// add queues op, waiting while maxQueuedCommands wait already.
+func (sc *streamCommands) add(op streamOp) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for len(sc.queued) >= maxQueuedCommands {
+		sc.changed.Wait()
+	}
+	sc.queued = append(sc.queued, op)
+	if !sc.applying {
+		sc.applying = true
+		go sc.applyQueued()
+	}
+}
+
+// applyQueued applies what is queued until nothing is.
+func (sc *streamCommands) applyQueued() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for len(sc.queued) > 0 {
+		ops := sc.queued
+		sc.queued, sc.spare = sc.spare[:0], nil
+		sc.changed.Broadcast()
+		sc.mu.Unlock()
+		sc.st.applyInOrder(ops)
+		clear(ops)
+		sc.mu.Lock()
+		sc.spare = ops[:0]
+	}
+	// A burst's buffers go with it: an idle stream holds none.
+	sc.queued, sc.spare = nil, nil
+	sc.applying = false
+	sc.changed.Broadcast()
+}
+
+// drain waits until every command queued has been applied.
+func (sc *streamCommands) drain() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for sc.applying {
+		sc.changed.Wait()
+	}
+}
+
+// applyInOrder applies ops, each run of like commands (the same kind and
+// options) as one group, which shares one fsync, and answers a line the
+// server could not use where it came.
+func (st *streamState) applyInOrder(ops []streamOp) {
+	for len(ops) > 0 {
+		first, n := ops[0], 1
+		if first.kind == badLine {
+			st.writeReply(StreamReply{Error: first.bad})
+		} else {
+			for n < len(ops) && ops[n].kind == first.kind && ops[n].nack == first.nack && ops[n].visibility == first.visibility {
+				n++
+			}
+			st.apply(ops[:n])
+		}
+		ops = ops[n:]
 	}
 }
 
