@@ -34,8 +34,7 @@ type Stream struct {
 	msgs   chan Message
 	done   chan struct{} // closed when the response has ended
 
-	wmu sync.Mutex // one writer of commands
-	enc *json.Encoder
+	cmds *commandWriter // the request body's writer
 
 	mu      sync.Mutex
 	waiting map[string][]chan error // receipt → commands awaiting their outcome, in order
@@ -84,7 +83,7 @@ func (cs *Consumer) Stream(ctx context.Context, o StreamOptions) (*Stream, error
 		return nil, err
 	}
 	s := &Stream{body: pw, resp: resp, cancel: cancel, msgs: make(chan Message), done: make(chan struct{}),
-		enc: json.NewEncoder(pw), waiting: map[string][]chan error{},
+		cmds: newCommandWriter(pw), waiting: map[string][]chan error{},
 		arrived: make(chan struct{}, 1), closed: make(chan struct{})}
 	go s.read()
 	go s.pump()
@@ -193,9 +192,11 @@ func (s *Stream) Err() error {
 }
 
 func (s *Stream) send(c StreamCommand) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if err := s.enc.Encode(c); err != nil { // one line: Encode ends it with \n
+	line, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("spool: stream: %w", err)
+	}
+	if err := s.cmds.send(append(line, '\n')); err != nil {
 		return fmt.Errorf("spool: stream: %w", err)
 	}
 	return nil
