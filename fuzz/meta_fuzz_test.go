@@ -51,7 +51,9 @@ func metaSeeds() [][]byte {
 		[]byte{3, 0, 0},                            // version 3 without its flags
 		[]byte{3, 0, 0, 1, 1, 'q', 1},              // version 3 with only an origin (2 writes it)
 		[]byte{3, 0, 0, 6, 5},                      // priority without the lease length
-		[]byte{4, 0, 0},                            // version 4
+		[]byte{4, 0, 0},                            // version 4 with a trailing byte
+		[]byte{3, 0, 0, 2, 0xac, 0x02},             // a priority alone as version 3 (the builds before 4)
+		[]byte{4, 0x80, 0x80, 0x80, 0x80, 0x10},    // version 4 priority past 32 bits
 		[]byte{1, 0, 65},                           // 65 attributes
 		[]byte{1, 0, 2, 1, 'b', 0, 1, 'a', 0},      // keys out of order
 		[]byte{1, 0, 2, 1, 'a', 0, 1, 'a', 1, 'x'}, // duplicate key

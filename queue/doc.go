@@ -112,7 +112,11 @@
 //
 //	Field    Type     Description
 //	version  uint8    metadata format: 1; 2 with an origin; 3 with a
-//	                  flags byte (below); any other version is rejected
+//	                  flags byte (below); 4 for a priority alone (below);
+//	                  any other version is rejected
+//	version 4 only, and nothing else after it:
+//	priority uvarint  the priority it was enqueued at, ≤ 2^32-1
+//	versions 1-3:
 //	ready-at varint   when the message may first be received, unix ns;
 //	                  0 at once
 //	count    uvarint  number of attributes, ≤ MaxAttributes (64)
@@ -142,9 +146,12 @@
 //	dedup    bytes    its deduplication key
 //
 // A message enqueued without a priority, lease length, origin, group or
-// deduplication key gets the
-// version 1 it had before these existed, so data written by this build
-// opens in the one before unless it uses them.
+// deduplication key gets the version 1 it had before these existed, so
+// data written by this build opens in the one before unless it uses them.
+// Version 4 replaces version 3 for a priority alone (2-6 bytes instead
+// of 5-9): this build reads all four versions, and a build from before
+// version 4 rejects such a record as damaged, so a data directory whose
+// queues have priorities cannot go back to one.
 //
 // The encoder writes keys in ascending byte order, so equal metadata
 // encodes to equal bytes; the decoder rejects a duplicate key, attributes

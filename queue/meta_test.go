@@ -82,9 +82,10 @@ func TestMetaLayoutIsVersionReadyAtCountThenSortedPairs(t *testing.T) {
 	}
 }
 
-// Version 3 is written only for what needs it: metadata the build
+// Each version is written only for what needs it: metadata the build
 // before could write keeps its bytes, so a queue that uses no priorities
-// or lease lengths still opens in that build.
+// or lease lengths still opens in that build; a priority alone is version
+// 4's two or more bytes.
 func TestMetaVersionIsTheOldestThatHoldsIt(t *testing.T) {
 	for _, tt := range []struct {
 		m    Meta
@@ -92,7 +93,10 @@ func TestMetaVersionIsTheOldestThatHoldsIt(t *testing.T) {
 	}{
 		{Meta{ReadyAt: 1}, []byte{1, 2, 0}},
 		{Meta{Origin: &Origin{Queue: "q", ID: 3}}, []byte{2, 0, 0, 1, 'q', 3}},
-		{Meta{Priority: ptr(uint32(300))}, []byte{3, 0, 0, metaHasPriority, 0xac, 0x02}},
+		{Meta{Priority: ptr(uint32(300))}, []byte{4, 0xac, 0x02}},
+		{Meta{Priority: ptr(uint32(0))}, []byte{4, 0}},
+		{Meta{ReadyAt: 1, Priority: ptr(uint32(300))}, []byte{3, 2, 0, metaHasPriority, 0xac, 0x02}},
+		{Meta{Priority: ptr(uint32(1)), VisibilityTimeout: 2}, []byte{3, 0, 0, metaHasPriority | metaHasVisibility, 1, 2}},
 		{Meta{VisibilityTimeout: 5}, []byte{3, 0, 0, metaHasVisibility, 5}},
 		{Meta{Origin: &Origin{Queue: "q", ID: 3}, Priority: ptr(uint32(1)), VisibilityTimeout: 2}, []byte{3, 0, 0, 7, 1, 'q', 3, 1, 2}},
 		{Meta{Group: "g", DedupID: "kk"}, []byte{3, 0, 0, metaHasGroup | metaHasDedup, 1, 'g', 2, 'k', 'k'}},
@@ -100,6 +104,15 @@ func TestMetaVersionIsTheOldestThatHoldsIt(t *testing.T) {
 		if got := EncodeMeta(nil, tt.m); !bytes.Equal(got, tt.want) {
 			t.Errorf("EncodeMeta(%+v) = %x, want %x", tt.m, got, tt.want)
 		}
+	}
+}
+
+// Data written before version 4 (a priority alone as version 3) still
+// opens with its priority.
+func TestMetaVersion3PriorityStillDecodes(t *testing.T) {
+	m, err := DecodeMeta([]byte{3, 0, 0, metaHasPriority, 0xac, 0x02})
+	if err != nil || m.Priority == nil || *m.Priority != 300 || m.ReadyAt != 0 || m.Attributes != nil {
+		t.Fatalf("DecodeMeta of version 3 priority 300 = %+v, %v", m, err)
 	}
 }
 
@@ -161,7 +174,11 @@ func TestMetaThatBreaksTheFormatIsRejected(t *testing.T) {
 		{"missing count", []byte{1, 0}},
 		{"missing ready-at", []byte{1}},
 		{"unterminated ready-at", []byte{1, 0x80}},
-		{"version 4", []byte{4, 0, 0}},
+		{"version 5", []byte{5, 0, 0}},
+		{"version 4 without its priority", []byte{4}},
+		{"version 4 with a trailing byte", []byte{4, 0, 0}},
+		{"version 4 priority past 32 bits", []byte{4, 0x80, 0x80, 0x80, 0x80, 0x10}},
+		{"version 4 unterminated priority", []byte{4, 0x80}},
 		{"version 3 without flags", []byte{3, 0, 0}},
 		{"version 3 with no flag set", []byte{3, 0, 0, 0}},
 		{"version 3 with an unknown flag", []byte{3, 0, 0, 8}},
