@@ -122,12 +122,13 @@ func (q *Queue) snapshotData() (data []byte, stateIndex, changes uint64, covered
 	// Under commitMu nothing is appended until this fsync is done,
 	// whatever the sync policy. Events fsynced already (by a commit
 	// round, or the last snapshot) need no second one.
-	if q.synced < seq {
+	if q.synced.Load() < seq {
 		if _, err := q.syncState(q.state.Sync, seq); err != nil {
 			return nil, 0, 0, 0, err
 		}
 	}
-	q.written, q.synced = seq, seq
+	q.written = seq
+	q.synced.Store(seq)
 	return data, stateIndex, changes, q.sinceSnapshot, nil
 }
 

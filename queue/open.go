@@ -164,7 +164,8 @@ func (q *Queue) rebuild() error {
 		q.repairs++
 		lg.Warn("queue: state events about messages the log no longer holds were skipped", "count", skipped)
 	}
-	q.written, q.synced = 0, 0
+	q.written = 0
+	q.synced.Store(0)
 	if clean && q.state.LastIndex() == q.snapIndex && inserted <= cleanOpenRecords {
 		// The snapshot file, with the few records past it, is this table:
 		// opening again would rebuild the same one. Until something

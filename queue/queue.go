@@ -44,13 +44,15 @@ type Queue struct {
 	retainLeased []uint64
 
 	// commitMu makes one caller at a time the writer of the state log,
-	// and syncMu one at a time the leader of an fsync round (see commit).
+	// and syncMu one at a time the leader of an fsync round (see
+	// syncRound); callers that wait on a round wait on round.
 	commitMu      sync.Mutex
 	syncMu        sync.Mutex
 	window        commitWindow
-	soon          soonSync // background fsync rounds (commitSoon)
-	written       uint64   // seq written to the state log; under commitMu
-	synced        uint64   // seq fsynced; under syncMu
+	soon          soonSync      // background fsync rounds (commitSoon)
+	written       uint64        // seq written to the state log; under commitMu
+	synced        atomic.Uint64 // seq fsynced; set under syncMu
+	round         syncRoundState
 	broken        atomic.Pointer[error]
 	replacedBy    atomic.Pointer[Queue] // the queue reloaded from disk in q's place
 	entryBuf      []byte

@@ -467,7 +467,8 @@ func (q *Queue) replaySubscription() error {
 		q.repairs++
 		lg.Warn("queue: state events about messages the topic no longer holds were skipped", "count", skipped)
 	}
-	q.written, q.synced = 0, 0
+	q.written = 0
+	q.synced.Store(0)
 	if last := q.log.LastID(); q.t.MaxID() > last { // read, not just seeked past the end
 		q.repairs++
 		lg.Warn("queue: the subscription had read past the topic's end (publishes lost in a crash with a relaxed sync policy); it reads on from the end", "read", q.t.MaxID(), "tail", last)
