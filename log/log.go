@@ -195,6 +195,9 @@ func (l *Log) Close() error {
 	if l.dirty {
 		err = l.syncTail()
 	}
+	if err == nil {
+		err = l.trimTail()
+	}
 	return errors.Join(err, l.closeFiles())
 }
 
@@ -229,6 +232,9 @@ func (l *Log) Release(idle time.Duration) (bool, error) {
 			return false, fmt.Errorf("release %s: fsync: %w", l.tail.path, err)
 		}
 		l.dirty = false
+	}
+	if err := l.trimTail(); err != nil {
+		return false, fmt.Errorf("release %s: %w", l.tail.path, err)
 	}
 	err := l.closeSegmentFilesLocked()
 	l.round, l.wbuf, l.rawBuf, l.compBuf = nil, nil, nil, nil

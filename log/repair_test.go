@@ -202,8 +202,16 @@ func TestRepair(t *testing.T) {
 		wantRecreated int
 	}{
 		{
-			name:          "zeroed bytes after the last frame are cut off",
-			corrupt:       func(fx fixture, data []byte) []byte { return append(data, make([]byte, 4096)...) },
+			// What preallocate leaves: cut off, but no torn write to report.
+			name:    "zeroed bytes after the last frame are preallocated space, cut off silently",
+			corrupt: func(fx fixture, data []byte) []byte { return append(data, make([]byte, 4096)...) },
+		},
+		{
+			name: "a torn frame in preallocated space is still a torn tail",
+			corrupt: func(fx fixture, data []byte) []byte {
+				torn := append([]byte("the start of a frame that never completed"), make([]byte, 4096)...)
+				return append(data, torn...)
+			},
 			wantTruncated: 1,
 		},
 		{
@@ -257,6 +265,13 @@ func TestRepair(t *testing.T) {
 			}
 			if l.LastID() != want {
 				t.Fatalf("LastID %d, want %d", l.LastID(), want)
+			}
+			st, err := os.Stat(fx.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Segments()[0].Size; st.Size() != got {
+				t.Fatalf("file of %d bytes after Open, want it cut to its frames' %d", st.Size(), got)
 			}
 			fx.readable(t, l)
 		})

@@ -134,7 +134,7 @@ func (rw *Rewrite) copy(src File, keep func(uint64) bool, opts RewriteOptions) e
 		return fmt.Errorf("rewrite %s: %w", rw.seg.path, err)
 	}
 	var b frameBuf
-	res, err := walkFrames(src, rw.seg.path, rw.seg.base, size, &b, func(_ int64, _ frameHeader) error {
+	res, err := walkFrames(src, rw.seg.path, rw.seg.base, size, false, &b, func(_ int64, _ frameHeader) error {
 		for i := range b.recs {
 			r := &b.recs[i]
 			if !keep(r.ID) {

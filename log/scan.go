@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -132,6 +133,22 @@ func (b *frameBuf) findFrame(f File, from, end int64, minID uint64) (off int64, 
 	return 0, false, nil
 }
 
+// allZero reports whether the bytes of f in [from, to) are all zero, reading
+// them a block at a time.
+func allZero(f File, from, to int64) (bool, error) {
+	buf := make([]byte, min(to-from, int64(len(zeroBlock))))
+	for off := from; off < to; off += int64(len(buf)) {
+		chunk := buf[:min(int64(len(buf)), to-off)]
+		if err := readAt(f, chunk, off); err != nil {
+			return false, err
+		}
+		if !bytes.Equal(chunk, zeroBlock[:len(chunk)]) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // walkResult sums up a walk over a segment's frames.
 type walkResult struct {
 	end     int64  // offset just past the last frame that verified
@@ -146,7 +163,11 @@ type walkResult struct {
 // records in b.recs. Damage is skipped by resyncing to the next frame that
 // verifies; a damaged range with no valid frame after it is marked
 // TornTail (only the newest segment's caller may treat it as repairable).
-func walkFrames(f File, path string, base uint64, size int64, b *frameBuf, onFrame func(off int64, h frameHeader) error) (walkResult, error) {
+// In the newest segment such a range that is all zeros is the space
+// preallocated for frames never written (see preallocate): the walk ends
+// there without a problem. A sealed segment is cut back to its frames
+// before the next one is created, so there zeros are lost data, reported.
+func walkFrames(f File, path string, base uint64, size int64, newest bool, b *frameBuf, onFrame func(off int64, h frameHeader) error) (walkResult, error) {
 	res := walkResult{end: fileHeaderSize, lastID: base - 1}
 	for off := int64(fileHeaderSize); off < size; {
 		h, err := b.load(f, off, size)
@@ -171,6 +192,15 @@ func walkFrames(f File, path string, base uint64, size int64, b *frameBuf, onFra
 		next, found, ferr := b.findFrame(f, off+frameAlign, size, res.lastID+1)
 		if ferr != nil {
 			return res, fmt.Errorf("segment %s offset %d: %w", path, off, ferr)
+		}
+		if !found && newest {
+			zero, zerr := allZero(f, off, size)
+			if zerr != nil {
+				return res, fmt.Errorf("segment %s offset %d: %w", path, off, zerr)
+			}
+			if zero {
+				break // space preallocated for frames never written: not damage
+			}
 		}
 		p := Problem{Path: path, Segment: base, Offset: off, Length: size - off, Reason: err.Error(), TornTail: !found}
 		if found {

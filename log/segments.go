@@ -35,6 +35,9 @@ type segment struct {
 	// lastID is the highest id the segment can hold: for the newest
 	// segment the last id written, for a sealed one the next base - 1.
 	lastID atomic.Uint64
+	// alloc is the newest segment's file length, zeros past size
+	// included (see preallocate); the committer's.
+	alloc int64
 }
 
 // setFile installs f as seg's open file.
@@ -159,7 +162,7 @@ func (l *Log) openSegment(base uint64, newest bool) (*segment, error) {
 		return seg, nil
 	}
 	var b frameBuf
-	res, err := walkFrames(f, path, base, size, &b, nil)
+	res, err := walkFrames(f, path, base, size, true, &b, nil)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open segment: %w", err)
@@ -191,6 +194,7 @@ func (l *Log) openSegment(base uint64, newest bool) (*segment, error) {
 		}
 	}
 	seg.size.Store(res.end)
+	seg.alloc = res.end
 	seg.lastID.Store(res.lastID)
 	return seg, nil
 }
@@ -220,6 +224,7 @@ func (l *Log) createSegment(base uint64) (*segment, error) {
 	seg := &segment{base: base, path: path}
 	seg.setFile(f)
 	seg.size.Store(fileHeaderSize)
+	seg.alloc = fileHeaderSize
 	seg.lastID.Store(base - 1)
 	return seg, nil
 }

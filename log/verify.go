@@ -98,7 +98,7 @@ func verifySegment(fsys FS, path string, base uint64, newest bool, b *frameBuf, 
 			return nil
 		}
 	}
-	res, err := walkFrames(f, path, base, sr.Size, b, onFrame)
+	res, err := walkFrames(f, path, base, sr.Size, newest, b, onFrame)
 	if err != nil {
 		return sr, nil, fmt.Errorf("verify: %w", err)
 	}
