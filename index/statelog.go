@@ -43,8 +43,13 @@ type StateLog struct {
 	// directory fsync before the entry in it is durable).
 	tailBytes int
 	dirDirty  bool
-	files     Files
-	fault     Fault
+	// tailPath caches the newest segment file's path (newestPath), and
+	// zeroEnd is how far that file runs in preallocated zeros past
+	// tailBytes (0: no zeros); see statelog_prealloc.go.
+	tailPath string
+	zeroEnd  int64
+	files    Files
+	fault    Fault
 }
 
 // Files is what the state log does to its files itself, beside
@@ -59,6 +64,9 @@ type Files interface {
 	SyncFile(path string) error
 	// SyncDir makes the creates, renames and removes in dir durable.
 	SyncDir(dir string) error
+	// WriteZeros writes zeros over [from, to) of the file at path, not
+	// fsyncing them (preallocation: see statelog_prealloc.go).
+	WriteZeros(path string, from, to int64) error
 }
 
 // OpenStateLog opens (creating) the state log in dir, first cutting off a
@@ -115,10 +123,16 @@ func (s *StateLog) open() error {
 	if s.closed {
 		return fmt.Errorf("state log %s: %w", s.dir, wal.ErrClosed)
 	}
+	// Release cuts the zeros, but if that failed they are still there,
+	// and tidwall must not read them.
+	if err := s.trimZeros(); err != nil {
+		return err
+	}
 	w, err := s.openWAL()
 	if err != nil {
 		return err
 	}
+	s.newSegment() // tidwall may have created or renamed the newest file
 	if got := lastIndexOf(w); got != s.last {
 		return errors.Join(fmt.Errorf("%w: state log %s: tidwall/wal finds last index %d, %d expected", ErrCorrupt, s.dir, got, s.last), w.Close())
 	}
@@ -160,6 +174,9 @@ func (s *StateLog) Release(idle time.Duration) (bool, error) {
 		return false, fmt.Errorf("state log %s: close: %w", s.dir, err)
 	}
 	s.w = nil
+	if err := s.trimZeros(); err != nil {
+		return true, err
+	}
 	return true, nil
 }
 
@@ -173,6 +190,18 @@ func monoNow() int64 { return int64(time.Since(monoStart)) }
 // written).
 func (s *StateLog) LastIndex() uint64 { return s.last }
 
+// NewestSegment returns the path of tidwall's newest segment file and how
+// many of its bytes are entries: past them the file may hold preallocated
+// zeros, which a copy of the log (a backup) need not take. path is ""
+// when tidwall has not created a file yet.
+func (s *StateLog) NewestSegment() (path string, size int64, err error) {
+	path, err = s.newestPath()
+	if err != nil {
+		return "", 0, fmt.Errorf("state log %s: find the newest segment: %w", s.dir, err)
+	}
+	return path, int64(s.tailBytes), nil
+}
+
 // Append writes one entry (from EncodeEntry) without fsyncing it, and
 // returns its index. Sync makes it durable.
 func (s *StateLog) Append(entry []byte) (uint64, error) {
@@ -180,6 +209,17 @@ func (s *StateLog) Append(entry []byte) (uint64, error) {
 		return 0, err
 	}
 	index := s.last + 1
+	// Mirror tidwall's cycle rule: a new segment before the write if the
+	// tail was over size, and after it if the write filled the tail.
+	n := len(entry) + uvarintLen(uint64(len(entry)))
+	before, after := s.tailBytes > StateLogSegmentSize, s.tailBytes+n >= StateLogSegmentSize
+	if before || after {
+		// tidwall seals the newest segment in this write: without its
+		// zeros (its cycle fsyncs the file, and with it the cut).
+		if err := s.trimZeros(); err != nil {
+			return 0, err
+		}
+	}
 	if err := s.injected(OpWrite, entry); err != nil {
 		return 0, fmt.Errorf("state log %s: write entry %d: %w", s.dir, index, err)
 	}
@@ -187,16 +227,17 @@ func (s *StateLog) Append(entry []byte) (uint64, error) {
 		return 0, fmt.Errorf("state log %s: write entry %d: %w", s.dir, index, err)
 	}
 	s.last = index
-	// Mirror tidwall's cycle rule: a new segment before the write if the
-	// tail was over size, and after it if the write filled the tail.
-	n := len(entry) + uvarintLen(uint64(len(entry)))
-	if s.tailBytes > StateLogSegmentSize {
+	if before {
 		s.tailBytes, s.dirDirty = 0, true
 	}
 	s.tailBytes += n
 	if s.tailBytes >= StateLogSegmentSize {
 		s.tailBytes, s.dirDirty = 0, true
 	}
+	if before || after {
+		s.newSegment()
+	}
+	s.preallocate()
 	return index, nil
 }
 
@@ -219,7 +260,7 @@ func (s *StateLog) Sync() error {
 		// Through files, not tidwall's own fsync, so that this fsync sits
 		// behind the same seam as every other (tidwall writes straight to
 		// the file: a descriptor of our own syncs the same pages).
-		path, err := newestSegment(s.dir)
+		path, err := s.newestPath()
 		if err == nil && path != "" {
 			err = s.files.SyncFile(path)
 		}
@@ -249,7 +290,7 @@ func (s *StateLog) Sync() error {
 // function must finish before the next TruncateFront (which may replace
 // the newest segment's file).
 func (s *StateLog) PrepareSync() (func() error, error) {
-	path, err := newestSegment(s.dir)
+	path, err := s.newestPath()
 	if err == nil && path == "" && s.w == nil && s.last == 0 {
 		// Never written: tidwall has not even created a file. There is
 		// nothing to make durable.
@@ -344,11 +385,18 @@ func (s *StateLog) TruncateFront(index uint64) error {
 	if index <= first {
 		return nil
 	}
+	// tidwall may rewrite the newest segment from its memory, or keep
+	// the file: either way without the zeros, so the size read below is
+	// its own.
+	if err := s.trimZeros(); err != nil {
+		return err
+	}
 	if err := s.w.TruncateFront(index); err != nil {
 		return fmt.Errorf("state log %s: truncate front to %d: %w", s.dir, index, err)
 	}
+	s.newSegment()
 	// Truncating may rewrite the newest segment; resync the size mirror.
-	if path, err := newestSegment(s.dir); err == nil && path != "" {
+	if path, err := s.newestPath(); err == nil && path != "" {
 		if st, err := os.Stat(path); err == nil {
 			s.tailBytes = int(st.Size())
 		}
@@ -374,5 +422,5 @@ func (s *StateLog) Close() error {
 	if err := s.w.Close(); err != nil {
 		return fmt.Errorf("state log %s: close: %w", s.dir, err)
 	}
-	return nil
+	return s.trimZeros()
 }

@@ -44,9 +44,11 @@ func (s *StateLog) injected(op FaultOp, entry []byte) error {
 	if op == OpWrite && torn > 0 {
 		framed := binary.AppendUvarint(nil, uint64(len(entry)))
 		framed = append(framed, entry...)
-		if path, perr := newestSegment(s.dir); perr == nil && path != "" {
-			if f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); ferr == nil {
-				_, werr := f.Write(framed[:min(torn, len(framed)-1)])
+		// Where tidwall's write would have gone: at its end, over the
+		// zeros preallocated past it.
+		if path, perr := s.newestPath(); perr == nil && path != "" {
+			if f, ferr := os.OpenFile(path, os.O_WRONLY, 0); ferr == nil {
+				_, werr := f.WriteAt(framed[:min(torn, len(framed)-1)], int64(s.tailBytes))
 				err = errors.Join(err, werr, f.Close())
 			}
 		}

@@ -139,5 +139,11 @@ func repairStateTail(files Files, dir string, names []string) (repair *StateLogR
 	if err := files.TruncateSync(path, int64(off)); err != nil {
 		return nil, 0, 0, fmt.Errorf("state log: cut torn tail of %s at %d: %w", path, off, err)
 	}
+	if allZero(data[off:]) {
+		// Space preallocated for entries never written (see
+		// statelog_prealloc.go), not damage: an entry never starts with
+		// a zero length.
+		return nil, off, entries, nil
+	}
 	return &StateLogRepair{Path: path, Offset: int64(off), Truncated: int64(len(data) - off)}, off, entries, nil
 }

@@ -196,31 +196,40 @@ func TestStateLogCutsATornTailOnOpen(t *testing.T) {
 		// tear damages the newest segment file holding entries 1..10 and
 		// returns the entries that must survive.
 		tear func(t *testing.T, path string, data []byte) (keep uint64)
+		// zeros: what tear left is preallocated space, cut without a
+		// repair report.
+		zeros bool
 	}{
 		{"garbage appended", func(t *testing.T, path string, data []byte) uint64 {
 			writeFile(t, path, append(data, 0x09, 0xde, 0xad))
 			return 10
-		}},
-		{"zeros appended", func(t *testing.T, path string, data []byte) uint64 {
-			writeFile(t, path, append(data, make([]byte, 64)...))
+		}, false},
+		{"zeros appended (preallocated space)", func(t *testing.T, path string, data []byte) uint64 {
+			writeFile(t, path, append(data, make([]byte, 64<<10)...))
 			return 10
-		}},
+		}, true},
+		{"an entry torn in preallocated space", func(t *testing.T, path string, data []byte) uint64 {
+			e := binary.AppendUvarint(nil, 40)
+			e = append(e, EncodeEntry(nil, testEvents(11, 40))[:20]...)
+			writeFile(t, path, append(append(data, e...), make([]byte, 4096)...))
+			return 10
+		}, false},
 		{"a whole entry with a bad crc appended", func(t *testing.T, path string, data []byte) uint64 {
 			e := EncodeEntry(nil, testEvents(11, 0))
 			e[len(e)-1] ^= 0x40
 			writeFile(t, path, append(binary.AppendUvarint(data, uint64(len(e))), e...))
 			return 10
-		}},
+		}, false},
 		{"newest entry cut mid-entry", func(t *testing.T, path string, data []byte) uint64 {
 			writeFile(t, path, data[:len(data)-3])
 			return 9
-		}},
+		}, false},
 		{"newest entry cut to its length prefix", func(t *testing.T, path string, data []byte) uint64 {
 			prefix, start := entryOffsets(t, data)
 			writeFile(t, path, data[:start[9]])
 			_ = prefix
 			return 9
-		}},
+		}, false},
 		{"newest entry cut inside its length prefix", func(t *testing.T, path string, data []byte) uint64 {
 			prefix, start := entryOffsets(t, data)
 			if start[9]-prefix[9] != 2 {
@@ -228,17 +237,17 @@ func TestStateLogCutsATornTailOnOpen(t *testing.T) {
 			}
 			writeFile(t, path, data[:prefix[9]+1])
 			return 9
-		}},
+		}, false},
 		{"a damaged entry in the newest segment cuts it and everything after it", func(t *testing.T, path string, data []byte) uint64 {
 			_, start := entryOffsets(t, data)
 			data[start[6]+2] ^= 1 // entry 7
 			writeFile(t, path, data)
 			return 6
-		}},
+		}, false},
 		{"everything cut", func(t *testing.T, path string, data []byte) uint64 {
 			writeFile(t, path, []byte{0xff})
 			return 0
-		}},
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,10 +275,13 @@ func TestStateLogCutsATornTailOnOpen(t *testing.T) {
 			}
 
 			s, repair := openStateLog(t, dir)
-			if repair == nil {
+			switch {
+			case tt.zeros && repair != nil:
+				t.Fatalf("preallocated zeros reported as a repair: %+v", repair)
+			case tt.zeros:
+			case repair == nil:
 				t.Fatal("no repair reported")
-			}
-			if repair.Path != path || repair.Offset != wantOffset || repair.Truncated != int64(len(torn))-wantOffset {
+			case repair.Path != path || repair.Offset != wantOffset || repair.Truncated != int64(len(torn))-wantOffset:
 				t.Fatalf("repair %+v, want path %s offset %d truncated %d", repair, path, wantOffset, int64(len(torn))-wantOffset)
 			}
 			if st, err := os.Stat(path); err != nil || st.Size() != wantOffset {
@@ -308,8 +320,8 @@ func pad160(i uint64) int { return int(i*7919%80) + 40 }
 
 // fillSegments appends entries 1..n of about 100..300 bytes, enough to
 // cross several tidwall segments, checking after each append that the
-// log's mirror of the newest segment's size, which decides the directory
-// fsync, follows tidwall.
+// log's mirror of the newest segment (checkTail), which decides the
+// directory fsync, follows tidwall.
 func fillSegments(t *testing.T, s *StateLog, dir string, bytes int) uint64 {
 	t.Helper()
 	total := 0
@@ -322,14 +334,8 @@ func fillSegments(t *testing.T, s *StateLog, dir string, bytes int) uint64 {
 			t.Fatalf("Append %d: %d, %v", i, index, err)
 		}
 		total += len(e)
+		checkTail(t, s, dir, i)
 		segs := segments(t, dir)
-		st, err := os.Stat(segs[len(segs)-1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int64(s.tailBytes) != st.Size() {
-			t.Fatalf("after entry %d: tailBytes %d, newest segment %d bytes", i, s.tailBytes, st.Size())
-		}
 		if len(segs) != files && !s.dirDirty {
 			t.Fatalf("entry %d started segment %s but no directory fsync is pending", i, segs[len(segs)-1])
 		}
@@ -534,10 +540,7 @@ func TestStateLogTruncateFrontAcrossSegmentsRemovesTheirFiles(t *testing.T) {
 		if _, err := s.Append(EncodeEntry(nil, testEvents(i, pad160(i)))); err != nil {
 			t.Fatal(err)
 		}
-		segs := segments(t, dir)
-		if st, err := os.Stat(segs[len(segs)-1]); err != nil || int64(s.tailBytes) != st.Size() {
-			t.Fatalf("after entry %d: tailBytes %d, newest segment %d bytes (%v)", i, s.tailBytes, st.Size(), err)
-		}
+		checkTail(t, s, dir, i)
 	}
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
@@ -612,4 +615,42 @@ func TestVerifyStateLogReportsWithoutChanging(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
 		t.Fatal("VerifyStateLog changed the file")
 	}
+}
+
+// checkTail checks, after entry i, that the log's mirror of its newest
+// segment (its path, tidwall's size, the preallocated zeros past it)
+// follows the file: the cuts and the directory fsync rely on it.
+func checkTail(t *testing.T, s *StateLog, dir string, i uint64) {
+	t.Helper()
+	segs := segments(t, dir)
+	newest := segs[len(segs)-1]
+	if s.tailPath != "" && s.tailPath != newest {
+		t.Fatalf("after entry %d: cached newest segment %s, newest on disk %s", i, s.tailPath, newest)
+	}
+	st, err := os.Stat(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file is tidwall's writes, then the preallocated zeros.
+	if want := max(int64(s.tailBytes), s.zeroEnd); st.Size() != want {
+		t.Fatalf("after entry %d: tailBytes %d, zeros to %d, newest segment %d bytes", i, s.tailBytes, s.zeroEnd, st.Size())
+	}
+	if tail := readRange(t, newest, int64(s.tailBytes), st.Size()); !allZero(tail) {
+		t.Fatalf("after entry %d: the %d bytes past tailBytes %d are not all zeros", i, len(tail), s.tailBytes)
+	}
+}
+
+// readRange reads [from, to) of the file at path.
+func readRange(t *testing.T, path string, from, to int64) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, to-from)
+	if _, err := f.ReadAt(b, from); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

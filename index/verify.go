@@ -13,7 +13,8 @@ type StateLogReport struct {
 	Entries  int
 	Events   int
 	// Problems lists damaged entries; TornTail marks damage at the end of
-	// the newest segment, which OpenStateLog would cut off.
+	// the newest segment, which OpenStateLog would cut off. Zeros past
+	// the newest segment's entries are preallocated space, not damage.
 	Problems []StateLogProblem
 }
 
@@ -61,7 +62,7 @@ func VerifyStateLog(dir string, visit func(index uint64, events []Event)) (*Stat
 			rep.Entries++
 			rep.Events += len(events)
 		})
-		if damage != "" {
+		if damage != "" && !(newest && allZero(data[off:])) { // zeros: preallocated, not damage
 			rep.Problems = append(rep.Problems, StateLogProblem{Path: path, Offset: int64(off), Reason: damage, TornTail: newest})
 		}
 		if visit != nil {

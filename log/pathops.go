@@ -34,3 +34,18 @@ func (p PathOps) SyncFile(path string) error {
 	}
 	return errors.Join(f.Sync(), f.Close())
 }
+
+// WriteZeros writes zeros over [from, to) of the file at path, without
+// fsyncing them: the state log preallocates past tidwall's writes with it.
+func (p PathOps) WriteZeros(path string, from, to int64) error {
+	f, err := p.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	for off := from; off < to && err == nil; {
+		n := min(int64(len(zeroBlock)), to-off)
+		_, err = f.WriteAt(zeroBlock[:n], off)
+		off += n
+	}
+	return errors.Join(err, f.Close())
+}

@@ -226,6 +226,18 @@ func (b *Broker) backupPoint(units []*backupUnit) error {
 		if err != nil {
 			return fmt.Errorf("backup: %s: %w", q.name, err)
 		}
+		// The newest segment to its entries alone: past them are
+		// preallocated zeros, which the events written after the point
+		// fill.
+		newest, size, err := q.state.NewestSegment()
+		if err != nil {
+			return fmt.Errorf("backup: %s: %w", q.name, err)
+		}
+		for i := range state {
+			if state[i].path == newest {
+				state[i].size = size
+			}
+		}
 		u.files = append(u.files, state...)
 	}
 	return nil

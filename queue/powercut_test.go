@@ -29,13 +29,16 @@ import (
 //   - the creates, renames and removes not made durable are undone, the
 //     newest first (a file renamed over or removed comes back);
 //   - every file written through it is cut back to what its last fsync
-//     covered (nothing, if it was never fsynced);
+//     covered (nothing, if it was never fsynced), and the zeros it ended
+//     in at that fsync are zeros again: spool preallocates zeros past its
+//     appends, and an unsynced write over them is lost like any other;
 //   - each state log's newest segment, which tidwall writes directly, is
 //     cut back to what its last fsync covered: the state log fsyncs it
 //     through this FS (index.Files). Its older segments stay whole, as
 //     tidwall fsyncs a segment before starting the next.
 //
-// Simplifications: RemoveAll is durable at once, and so are the renames
+// Simplifications: spool never overwrites durable bytes other than those
+// zeros, except by truncating, so no other overwrite is undone; RemoveAll is durable at once, and so are the renames
 // and removes tidwall makes itself (state-log truncation after a
 // snapshot, which fsyncs the directory right after).
 type lossyFS struct {
@@ -44,8 +47,8 @@ type lossyFS struct {
 	stash   string // replaced and removed files wait here, to be put back
 	nstash  int
 	off     bool
-	synced  map[string]int64 // path → bytes its last fsync covered
-	written map[string]bool  // files written through this FS since the last Restore
+	synced  map[string]durableExtent // path → what its last fsync covered
+	written map[string]bool          // files written through this FS since the last Restore
 	pending []lossyOp
 	// beforeSync, if set, runs at the start of every file fsync, outside
 	// mu: a test holds an fsync there.
@@ -56,14 +59,44 @@ type lossyOp struct {
 	kind       string // "create", "mkdir", "rename", "remove"
 	dir        string // the directory whose fsync makes it durable
 	path, from string
-	saved      string // for rename over a file and remove: the stashed file
-	savedSize  int64  // its synced size, -1 if none
+	saved      string         // for rename over a file and remove: the stashed file
+	savedExt   *durableExtent // what of it was durable; nil: nothing
+}
+
+// durableExtent is what a file's last fsync made durable: its first size
+// bytes, those from zeroFrom on all zeros.
+type durableExtent struct{ size, zeroFrom int64 }
+
+// durableNow is what an fsync of the file at path, size bytes long, makes
+// durable: it finds where the zeros it ends in begin.
+func durableNow(path string, size int64) (durableExtent, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return durableExtent{}, err
+	}
+	defer f.Close()
+	var buf [4096]byte
+	end := size
+	for end > 0 {
+		from := max(end-int64(len(buf)), 0)
+		b := buf[:end-from]
+		if _, err := f.ReadAt(b, from); err != nil {
+			return durableExtent{}, err
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return durableExtent{size: size, zeroFrom: from + int64(i) + 1}, nil
+			}
+		}
+		end = from
+	}
+	return durableExtent{size: size, zeroFrom: end}, nil
 }
 
 var errPowerOff = fmt.Errorf("power cut: %w", syscall.EIO)
 
 func newLossyFS(root, stash string) *lossyFS {
-	return &lossyFS{root: root, stash: stash, synced: map[string]int64{}, written: map[string]bool{}}
+	return &lossyFS{root: root, stash: stash, synced: map[string]durableExtent{}, written: map[string]bool{}}
 }
 
 func (l *lossyFS) check() error {
@@ -109,7 +142,11 @@ func (f lossyFile) Sync() error {
 	if err != nil {
 		return err
 	}
-	f.l.synced[f.path] = size
+	ext, err := durableNow(f.path, size)
+	if err != nil {
+		return err
+	}
+	f.l.synced[f.path] = ext
 	return nil
 }
 
@@ -158,11 +195,11 @@ func (l *lossyFS) stashLocked(path string) (string, error) {
 	return saved, os.Link(path, saved)
 }
 
-func (l *lossyFS) syncedSize(path string) int64 {
-	if n, ok := l.synced[path]; ok {
-		return n
+func (l *lossyFS) syncedExtent(path string) *durableExtent {
+	if ext, ok := l.synced[path]; ok {
+		return &ext
 	}
-	return -1
+	return nil
 }
 
 func (l *lossyFS) Rename(oldpath, newpath string) error {
@@ -175,7 +212,7 @@ func (l *lossyFS) Rename(oldpath, newpath string) error {
 	if err != nil {
 		return err
 	}
-	op := lossyOp{kind: "rename", dir: filepath.Dir(newpath), path: newpath, from: oldpath, saved: saved, savedSize: l.syncedSize(newpath)}
+	op := lossyOp{kind: "rename", dir: filepath.Dir(newpath), path: newpath, from: oldpath, saved: saved, savedExt: l.syncedExtent(newpath)}
 	if err := log.OS.Rename(oldpath, newpath); err != nil {
 		return err
 	}
@@ -186,7 +223,7 @@ func (l *lossyFS) Rename(oldpath, newpath string) error {
 
 // rekeyLocked moves what is known of the files at or under from to to.
 func (l *lossyFS) rekeyLocked(from, to string) {
-	for _, m := range []map[string]int64{l.synced} {
+	for _, m := range []map[string]durableExtent{l.synced} {
 		for p, n := range m {
 			if rest, ok := under(p, from); ok {
 				delete(m, p)
@@ -222,7 +259,7 @@ func (l *lossyFS) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	op := lossyOp{kind: "remove", dir: filepath.Dir(name), path: name, saved: saved, savedSize: l.syncedSize(name)}
+	op := lossyOp{kind: "remove", dir: filepath.Dir(name), path: name, saved: saved, savedExt: l.syncedExtent(name)}
 	if err := log.OS.Remove(name); err != nil {
 		return err
 	}
@@ -321,13 +358,13 @@ func (l *lossyFS) Restore() error {
 			if op.saved != "" {
 				errs = append(errs, os.Rename(op.saved, op.path))
 				l.written[op.path] = true
-				l.restoreSize(op.path, op.savedSize)
+				l.restoreExtent(op.path, op.savedExt)
 			}
 		case "remove":
 			if op.saved != "" {
 				errs = append(errs, os.Rename(op.saved, op.path))
 				l.written[op.path] = true
-				l.restoreSize(op.path, op.savedSize)
+				l.restoreExtent(op.path, op.savedExt)
 			}
 		}
 	}
@@ -337,8 +374,12 @@ func (l *lossyFS) Restore() error {
 		if err != nil {
 			return
 		}
-		if keep := max(l.syncedSize(path), 0); st.Size() > keep {
-			errs = append(errs, os.Truncate(path, keep))
+		ext := l.synced[path] // none: nothing was durable
+		if st.Size() > ext.size {
+			errs = append(errs, os.Truncate(path, ext.size))
+		}
+		if to := min(ext.size, st.Size()); ext.zeroFrom < to {
+			errs = append(errs, log.PathOps{FS: log.OS}.WriteZeros(path, ext.zeroFrom, to))
 		}
 	}
 	for path := range l.written {
@@ -359,11 +400,13 @@ func (l *lossyFS) Restore() error {
 		return nil
 	}))
 	// What is left is durable.
-	l.synced, l.written = map[string]int64{}, map[string]bool{}
+	l.synced, l.written = map[string]durableExtent{}, map[string]bool{}
 	errs = append(errs, filepath.WalkDir(l.root, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			if st, serr := os.Stat(path); serr == nil {
-				l.synced[path] = st.Size()
+				ext, eerr := durableNow(path, st.Size())
+				l.synced[path] = ext
+				errs = append(errs, eerr)
 			}
 		}
 		return err
@@ -372,9 +415,9 @@ func (l *lossyFS) Restore() error {
 	return errors.Join(errs...)
 }
 
-func (l *lossyFS) restoreSize(path string, size int64) {
-	if size >= 0 {
-		l.synced[path] = size
+func (l *lossyFS) restoreExtent(path string, ext *durableExtent) {
+	if ext != nil {
+		l.synced[path] = *ext
 	} else {
 		delete(l.synced, path)
 	}
