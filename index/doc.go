@@ -223,6 +223,13 @@
 //     replayed, and closed again when the queue is idle (Release); the
 //     last index is read from the newest segment, which the torn-tail
 //     repair walks anyway.
+//   - preallocation: up to 64 KiB of zeros past tidwall's writes in the
+//     newest segment file, so that the fsyncs a group commit waits for
+//     change no file length (statelog_prealloc.go). They are cut before
+//     tidwall seals, rewrites or reopens the file; after a crash the
+//     repair cuts an all-zero tail without reporting it (an entry never
+//     starts with a zero length). No format change: older builds take
+//     such a tail for a torn one and cut it too.
 //
 // Appends are not durable until Sync. Replay skips an entry that fails its
 // CRC and reports it as damaged: losing a state event means a redelivery,
