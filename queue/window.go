@@ -41,7 +41,8 @@ type commitWindow struct {
 func (w *commitWindow) enter() { w.callers.Add(1) }
 func (w *commitWindow) leave() { w.callers.Add(-1) }
 
-// wait is called by the leader of a durable round, holding commitMu,
+// wait is called by the leader of a durable round, holding syncMu but
+// not yet commitMu (receives go on writing their leases while it waits),
 // before it takes the pending events.
 func (w *commitWindow) wait() {
 	if target := int32(2 * w.last); w.last >= 2 && w.callers.Load() < target {
