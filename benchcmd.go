@@ -25,12 +25,13 @@ func benchCommand(fs *pflag.FlagSet, env *cmdEnv) func([]string) error {
 	fs.IntVar(&cfg.PID, "pid", 0, "the --target server's process id, to report its RSS and CPU")
 	fs.StringVar(&cfg.Queue, "queue", cfg.Queue, "queue to load (a remote one is purged: never use a queue in use)")
 	fs.StringVar(&cfg.Dir, "dir", "", "where the in-process server's data and the fsync probe go (default: the temp dir)")
-	noBaselines := fs.Bool("no-baselines", false, "skip the raw fsync and trivial-handler baselines")
+	noBaselines := fs.Bool("no-baselines", false, "skip the raw fsync and trivial-server baselines")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	helpFor(fs, env, `Measure spool's throughput and latency over HTTP or beanstalkd's
 protocol, next to baselines measured in the same run: the disk's raw
-fsync rate and (HTTP scenarios) a trivial Go HTTP handler's request rate
-under the same client and concurrency. beanstalk-put and
+fsync rate, and the request rate of a server that does no work (a Go
+HTTP handler; for the beanstalkd and redis scenarios a responder with
+fixed replies) under the same client and concurrency. beanstalk-put and
 beanstalk-reserve-delete also load a real beanstalkd given as --target,
 and redis-lpush a redis server, so spool is compared in one harness.
 

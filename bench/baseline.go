@@ -25,18 +25,13 @@ func (r *runner) baselines(ctx context.Context, dir string) (*Baselines, error) 
 	if b.FsyncPerSec, err = fsyncProbe(ctx, dir, b.FsyncDuration); err != nil {
 		return nil, fmt.Errorf("bench: fsync probe: %w", err)
 	}
-	if protocolOf(r.cfg.Scenario) != protoHTTP {
-		// A net/http handler says nothing about a beanstalkd or redis
-		// server: no trivial baseline (TrivialDuration 0).
-		b.TrivialReqPerSec, b.TrivialBefore, b.TrivialAfter = Unknown, Unknown, Unknown
-		return b, nil
-	}
+	b.TrivialServer = trivialServer(r.cfg.Scenario)
 	b.TrivialDuration = min(r.cfg.Duration, 3*time.Second)
 	p, h, err := r.trivial(ctx, b.TrivialDuration)
 	if err != nil {
-		return nil, fmt.Errorf("bench: trivial HTTP baseline: %w", err)
+		return nil, fmt.Errorf("bench: trivial %s baseline: %w", b.TrivialServer, err)
 	}
-	b.TrivialBefore = rate(p.msgs.Load(), p.elapsed())
+	b.TrivialBefore = rate(p.reqs.Load(), p.elapsed())
 	b.TrivialReqPerSec = b.TrivialBefore
 	b.TrivialLatencyP50, b.TrivialLatencyP99 = h.Quantile(0.50), h.Quantile(0.99)
 	return b, nil
@@ -47,13 +42,13 @@ func (r *runner) baselines(ctx context.Context, dir string) (*Baselines, error) 
 func (r *runner) trivialAgain(ctx context.Context, rep *Report) error {
 	b := rep.Baselines
 	if b.TrivialDuration == 0 {
-		return nil // not measured for this scenario
+		return nil // not measured
 	}
 	p, _, err := r.trivial(ctx, b.TrivialDuration)
 	if err != nil {
-		return fmt.Errorf("bench: trivial HTTP baseline after the window: %w", err)
+		return fmt.Errorf("bench: trivial %s baseline after the window: %w", b.TrivialServer, err)
 	}
-	b.TrivialAfter = rate(p.msgs.Load(), p.elapsed())
+	b.TrivialAfter = rate(p.reqs.Load(), p.elapsed())
 	b.TrivialReqPerSec = (b.TrivialBefore + b.TrivialAfter) / 2
 	if d := math.Abs(b.TrivialAfter-b.TrivialBefore) / b.TrivialReqPerSec; d > 0.15 {
 		rep.note("the trivial baseline moved %.0f%% during the run (%.0f req/s before the window, %.0f after): the machine's speed changed, so this run's ratios are rough; compare several runs",
@@ -91,11 +86,20 @@ func fsyncProbe(ctx context.Context, dir string, d time.Duration) (float64, erro
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// trivial runs the HTTP baseline: a handler that reads the body and
+// trivial runs the scenario's trivial baseline for d: trivialHTTP, or
+// for the beanstalkd and redis scenarios trivialLine.
+func (r *runner) trivial(ctx context.Context, d time.Duration) (*phase, *Histogram, error) {
+	if protocolOf(r.cfg.Scenario) != protoHTTP {
+		return r.trivialLine(ctx, d)
+	}
+	return r.trivialHTTP(ctx, d)
+}
+
+// trivialHTTP runs the HTTP baseline: a handler that reads the body and
 // writes "ok", on 127.0.0.1:0, loaded by a client like the scenario's
 // (fresh, same settings) at the same concurrency with the scenario's main
 // request.
-func (r *runner) trivial(ctx context.Context, d time.Duration) (*phase, *Histogram, error) {
+func (r *runner) trivialHTTP(ctx context.Context, d time.Duration) (*phase, *Histogram, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err

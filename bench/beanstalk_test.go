@@ -179,21 +179,76 @@ func TestRedisLPush(t *testing.T) {
 	}
 }
 
-// TestBeanstalkBaselines: the raw fsync baseline is measured, the trivial
-// HTTP one is not (it says nothing about another protocol).
+// TestBeanstalkBaselines: the raw fsync baseline and the trivial one,
+// the scenario's own commands to a responder with fixed replies, before
+// and after the window.
 func TestBeanstalkBaselines(t *testing.T) {
-	rep, err := Run(t.Context(), Config{Scenario: BeanstalkPut, Concurrency: 2, Duration: 200 * time.Millisecond, Baselines: true, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
+	for _, sc := range []string{BeanstalkPut, BeanstalkReserveDelete} {
+		t.Run(sc, func(t *testing.T) {
+			rep, err := Run(t.Context(), Config{Scenario: sc, Concurrency: 2, Duration: 200 * time.Millisecond, Baselines: true, Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := rep.Baselines
+			if b == nil || b.FsyncPerSec <= 0 || b.MsgsPerRawFsync <= 0 {
+				t.Fatalf("baselines %+v: want the fsync probe", b)
+			}
+			if b.TrivialServer != "beanstalkd-protocol responder" || b.TrivialDuration != 200*time.Millisecond || b.TrivialLatencyP50 <= 0 {
+				t.Errorf("trivial baseline %q for %s, p50 %s", b.TrivialServer, b.TrivialDuration, b.TrivialLatencyP50)
+			}
+			if b.TrivialBefore <= 0 || b.TrivialAfter <= 0 || b.TrivialReqPerSec != (b.TrivialBefore+b.TrivialAfter)/2 {
+				t.Errorf("trivial before %v, after %v, baseline %v: want both measured and the baseline their mean", b.TrivialBefore, b.TrivialAfter, b.TrivialReqPerSec)
+			}
+			if want := rep.ReqPerSec / b.TrivialReqPerSec; b.VsTrivial != want {
+				t.Errorf("vs trivial %v, want %v", b.VsTrivial, want)
+			}
+			var text bytes.Buffer
+			rep.WriteText(&text)
+			for _, want := range []string{"raw fsync", "trivial beanstalkd-protocol responder", "of the trivial beanstalkd-protocol responder's rate"} {
+				if !strings.Contains(text.String(), want) {
+					t.Errorf("text lacks %q:\n%s", want, text.String())
+				}
+			}
+		})
 	}
-	b := rep.Baselines
-	if b == nil || b.FsyncPerSec <= 0 || b.MsgsPerRawFsync <= 0 || b.TrivialDuration != 0 || b.VsTrivial != Unknown || b.TrivialReqPerSec != Unknown {
-		t.Fatalf("baselines %+v: want the fsync probe only", b)
-	}
-	var text bytes.Buffer
-	rep.WriteText(&text)
-	if s := text.String(); strings.Contains(s, "trivial") || !strings.Contains(s, "raw fsync") {
-		t.Errorf("text:\n%s", s)
+}
+
+// TestTrivialResponders: the trivial baseline's replies to the commands
+// the bench sends, and the end of a connection on what it cannot read.
+func TestTrivialResponders(t *testing.T) {
+	for _, tc := range []struct {
+		proto protocol
+		in    string
+		want  string
+		err   bool // the connection ends after want
+	}{
+		{protoBeanstalk, "use bench\r\n", "USING bench\r\n", false},
+		{protoBeanstalk, "watch bench\r\nignore default\r\n", "WATCHING 1\r\nWATCHING 1\r\n", false},
+		{protoBeanstalk, string(putCommand([]byte("hello"))) + "delete 7\r\n", "INSERTED 1\r\nDELETED\r\n", false},
+		{protoBeanstalk, string(reserveCommand), "RESERVED 1 3\r\nabc\r\n", false},
+		{protoBeanstalk, "stats\r\n", "UNKNOWN_COMMAND\r\n", false},
+		{protoBeanstalk, "put 0 0 1 x\r\n", "", true},
+		{protoBeanstalk, "use bench\n", "", true},
+		{protoRedis, string(respCommand("LPUSH", "bench", "hello")) + string(respCommand("LPUSH", "bench", "")), ":1\r\n:1\r\n", false},
+		{protoRedis, "PING\r\n", "", true},
+		{protoRedis, "*1\r\n+OK\r\n", "", true},
+		{protoRedis, "*1\r\n$-1\r\n", "", true},
+	} {
+		br := bufio.NewReader(strings.NewReader(tc.in))
+		var out bytes.Buffer
+		bw := bufio.NewWriter(&out)
+		answer := func() error { return answerBeanstalk(br, bw, []byte("RESERVED 1 3\r\nabc\r\n")) }
+		if tc.proto == protoRedis {
+			answer = func() error { return answerRESP(br, bw) }
+		}
+		var err error
+		for err == nil {
+			err = answer()
+		}
+		bw.Flush()
+		if got := out.String(); got != tc.want || errors.Is(err, errTrivialInput) != tc.err || (!tc.err && err != io.EOF) {
+			t.Errorf("%q: replies %q, then %v; want %q, then %s", tc.in, got, err, tc.want, map[bool]string{true: "errTrivialInput", false: "EOF"}[tc.err])
+		}
 	}
 }
 
@@ -359,12 +414,16 @@ func TestIssue16Figures(t *testing.T) {
 		return rep
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-26s %4s  %-10s %10s %9s %9s %11s  %-10s %10s %9s %9s %11s  %6s\n",
-		"scenario", "conn", "spool", "msgs/s", "p50", "p99", "raw fsync/s", "vs", "msgs/s", "p50", "p99", "cpu cores", "ratio")
+	// trivial is the responder's rate (the trivial line baseline) in the
+	// spool run; the two "of trivial" columns are each server's requests
+	// as a share of the trivial rate measured in its own run.
+	fmt.Fprintf(&table, "%-26s %4s  %-10s %10s %9s %9s %11s %10s %6s  %-10s %10s %9s %9s %11s %6s  %6s\n",
+		"scenario", "conn", "spool", "msgs/s", "p50", "p99", "raw fsync/s", "trivial", "of it", "vs", "msgs/s", "p50", "p99", "cpu cores", "of it", "ratio")
 	row := func(sc string, c int, spool *Report, other string, o *Report) {
-		fmt.Fprintf(&table, "%-26s %4d  %-10s %10.0f %9s %9s %11.0f  %-10s %10.0f %9s %9s %11s  %6.2f\n",
+		fmt.Fprintf(&table, "%-26s %4d  %-10s %10.0f %9s %9s %11.0f %10.0f %6s  %-10s %10.0f %9s %9s %11s %6s  %6.2f\n",
 			sc, c, "in-process", spool.MsgsPerSec, ms(spool.LatencyP50), ms(spool.LatencyP99), spool.Baselines.FsyncPerSec,
-			other, o.MsgsPerSec, ms(o.LatencyP50), ms(o.LatencyP99), num(o.ServerCPUCores), spool.MsgsPerSec/o.MsgsPerSec)
+			spool.Baselines.TrivialReqPerSec, pct(spool.Baselines.VsTrivial),
+			other, o.MsgsPerSec, ms(o.LatencyP50), ms(o.LatencyP99), num(o.ServerCPUCores), pct(o.Baselines.VsTrivial), spool.MsgsPerSec/o.MsgsPerSec)
 	}
 	for round := range rounds {
 		for _, f := range []struct {

@@ -299,14 +299,17 @@ type Baselines struct {
 	FsyncPerSec   float64       `json:"fsync_per_sec"`
 	FsyncDuration time.Duration `json:"fsync_duration_ns"`
 	FsyncDir      string        `json:"fsync_dir"`
-	// TrivialReqPerSec: the scenario's main request (its body, through the
-	// same client, at the same concurrency) to a net/http handler on
-	// 127.0.0.1 that reads the body and writes "ok", for TrivialDuration
-	// before the window (TrivialBefore) and again after it (TrivialAfter):
-	// it is their mean, so a machine that speeds up or slows down during
-	// the run (a noisy neighbour) biases the ratio less, and shows. Not
-	// measured for the beanstalkd and redis scenarios: TrivialDuration is
-	// 0, the three rates and VsTrivial Unknown.
+	// TrivialReqPerSec: the scenario's requests (through the same client,
+	// at the same concurrency) to TrivialServer on 127.0.0.1, a server
+	// that does no work: for the HTTP scenarios the main request (its
+	// body) to a net/http handler that reads the body and writes "ok"; for
+	// the beanstalkd and redis scenarios the scenario's own commands to a
+	// responder that reads each and writes a fixed reply. Measured for
+	// TrivialDuration before the window (TrivialBefore) and again after it
+	// (TrivialAfter): it is their mean, so a machine that speeds up or
+	// slows down during the run (a noisy neighbour) biases the ratio less,
+	// and shows.
+	TrivialServer     string        `json:"trivial_server"`
 	TrivialReqPerSec  float64       `json:"trivial_req_per_sec"`
 	TrivialBefore     float64       `json:"trivial_before_req_per_sec"`
 	TrivialAfter      float64       `json:"trivial_after_req_per_sec"`
@@ -321,7 +324,7 @@ type Baselines struct {
 	// a share of the disk's (Unknown with Fsyncs).
 	FsyncUse float64 `json:"fsync_use"`
 	// VsTrivial is ReqPerSec / TrivialReqPerSec: the server's request rate
-	// as a share of a do-nothing handler's (Unknown without the trivial
+	// as a share of a do-nothing server's (Unknown without the trivial
 	// baseline).
 	VsTrivial float64 `json:"vs_trivial"`
 }

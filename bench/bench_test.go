@@ -250,7 +250,7 @@ func TestRunBaselinesAndProgress(t *testing.T) {
 	}
 	var text bytes.Buffer
 	rep.WriteText(&text)
-	for _, want := range []string{"raw fsync", "trivial net/http handler", "before the window", "x the one-fsync-per-message ceiling", "of the trivial handler's rate", "of the raw fsync rate"} {
+	for _, want := range []string{"raw fsync", "trivial net/http handler", "before the window", "x the one-fsync-per-message ceiling", "of the trivial net/http handler's rate", "of the raw fsync rate"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
@@ -397,7 +397,7 @@ func sampleReport() *Report {
 		CPUCores: 1.9, ServerCPUCores: Unknown, ClientCPUShare: 0.4, ServerCPUShare: 0.5, CPUSource: "pprof labels",
 		Baselines: &Baselines{
 			FsyncPerSec: 5_000, FsyncDuration: 600 * time.Millisecond, FsyncDir: "/tmp/x",
-			TrivialReqPerSec: 100_000, TrivialDuration: 3 * time.Second,
+			TrivialServer: "net/http handler", TrivialReqPerSec: 100_000, TrivialDuration: 3 * time.Second,
 			TrivialLatencyP50: 100 * time.Microsecond, TrivialLatencyP99: time.Millisecond,
 			MsgsPerRawFsync: 10, FsyncUse: 0.6, VsTrivial: 0.5,
 		},
@@ -418,7 +418,7 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(rep, &back) {
 		t.Errorf("round trip changed the report:\n%+v\n%+v", rep, &back)
 	}
-	for _, key := range []string{`"msgs_per_sec"`, `"latency_p999_ns"`, `"msgs_per_fsync"`, `"server_rss_bytes"`, `"client_cpu_share"`, `"fsync_per_sec"`, `"trivial_req_per_sec"`, `"vs_trivial"`} {
+	for _, key := range []string{`"msgs_per_sec"`, `"latency_p999_ns"`, `"msgs_per_fsync"`, `"server_rss_bytes"`, `"client_cpu_share"`, `"fsync_per_sec"`, `"trivial_server"`, `"trivial_req_per_sec"`, `"vs_trivial"`} {
 		if !strings.Contains(buf.String(), key) {
 			t.Errorf("JSON lacks %s", key)
 		}
@@ -437,7 +437,7 @@ func TestWriteTextRatios(t *testing.T) {
 		"client 40%, server 50%, Go runtime/GC 10%",
 		"raw fsync 5,000/s", "trivial net/http handler 100,000 req/s",
 		"10.0x the one-fsync-per-message ceiling", "fsyncs at 60% of the raw fsync rate",
-		"requests at 50% of the trivial handler's rate (0.50x)", "note        a note",
+		"requests at 50% of the trivial net/http handler's rate (0.50x)", "note        a note",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)

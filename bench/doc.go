@@ -14,11 +14,12 @@
 // Layout: bench.go holds the exported API (scenario names, Config, Report,
 // Baselines, Run); run.go the measured run (prefill, warm-up, window,
 // counters, progress lines); baseline.go the fsync probe and the trivial
-// HTTP baseline; workers.go the HTTP client, phases and the worker loop;
-// scenarios.go each scenario's operations; target.go the server under
-// test; beanstalk.go the beanstalkd scenarios and the line connection
-// they share with redis.go's RESP; report.go, hist.go and cpu.go the
-// report's forms, the histogram and the client/server CPU split.
+// HTTP baseline, trivial_line.go the line protocols' one; workers.go the
+// HTTP client, phases and the worker loop; scenarios.go each scenario's
+// operations; target.go the server under test; beanstalk.go the
+// beanstalkd scenarios and the line connection they share with redis.go's
+// RESP; report.go, hist.go and cpu.go the report's forms, the histogram
+// and the client/server CPU split.
 //
 // # Target
 //
@@ -153,10 +154,17 @@
 //     by more than 15%. Ratio: the scenario's requests/s over the
 //     baseline. Its rate is also a floor on what the client can drive:
 //     when it is far above the scenario's, the client was not the
-//     bottleneck. Not measured for the beanstalkd and redis scenarios: a
-//     net/http handler's rate says nothing of those protocols (their
-//     comparison is a run of the same scenario against beanstalkd or
-//     redis, on the same machine).
+//     bottleneck.
+//   - trivial line server (the beanstalkd and redis scenarios, whose
+//     comparison is otherwise a run of the same scenario against
+//     beanstalkd or redis on the same machine): a responder on
+//     127.0.0.1:0 that reads each of the scenario's commands and writes
+//     the fixed reply of a success (INSERTED 1; RESERVED 1 with the run's
+//     body; DELETED; ":1" for LPUSH), loaded by the scenario's own workers
+//     the same way and for as long as the HTTP one. No server of the
+//     protocol can answer this client faster on this machine: the ratio
+//     says how much of that ceiling the server's queue work, fsyncs and
+//     scheduling leave.
 //
 // # Client
 //

@@ -98,15 +98,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	if bl := r.Baselines; bl != nil {
 		line("baselines", "raw fsync %s/s (100-byte append + fsync for %s in %s)", count(int64(bl.FsyncPerSec)), secs(bl.FsyncDuration), bl.FsyncDir)
 		if bl.TrivialDuration > 0 {
-			line("", "trivial net/http handler %s req/s (mean of %s before the window and %s after; p50 %s, p99 %s; same client and concurrency, %s each)",
-				count(int64(bl.TrivialReqPerSec)), count(int64(bl.TrivialBefore)), count(int64(bl.TrivialAfter)), ms(bl.TrivialLatencyP50), ms(bl.TrivialLatencyP99), secs(bl.TrivialDuration))
+			line("", "trivial %s %s req/s (mean of %s before the window and %s after; p50 %s, p99 %s; same client and concurrency, %s each)",
+				bl.TrivialServer, count(int64(bl.TrivialReqPerSec)), count(int64(bl.TrivialBefore)), count(int64(bl.TrivialAfter)), ms(bl.TrivialLatencyP50), ms(bl.TrivialLatencyP99), secs(bl.TrivialDuration))
 		}
 		line("ratios", "%sx the one-fsync-per-message ceiling (msgs/s / raw fsync/s)", num(bl.MsgsPerRawFsync))
 		if bl.FsyncUse != Unknown {
 			line("", "fsyncs at %s of the raw fsync rate", pct(bl.FsyncUse))
 		}
 		if bl.VsTrivial != Unknown {
-			line("", "requests at %s of the trivial handler's rate (%sx)", pct(bl.VsTrivial), num(bl.VsTrivial))
+			line("", "requests at %s of the trivial %s's rate (%sx)", pct(bl.VsTrivial), bl.TrivialServer, num(bl.VsTrivial))
 		}
 	}
 	for _, n := range r.Notes {
