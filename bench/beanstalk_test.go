@@ -193,22 +193,10 @@ func TestBeanstalkBaselines(t *testing.T) {
 			if b == nil || b.FsyncPerSec <= 0 || b.MsgsPerRawFsync <= 0 {
 				t.Fatalf("baselines %+v: want the fsync probe", b)
 			}
-			if b.TrivialServer != "beanstalkd-protocol responder" || b.TrivialDuration != 200*time.Millisecond || b.TrivialLatencyP50 <= 0 {
-				t.Errorf("trivial baseline %q for %s, p50 %s", b.TrivialServer, b.TrivialDuration, b.TrivialLatencyP50)
+			if b.TrivialDuration != 200*time.Millisecond {
+				t.Errorf("trivial baseline measured for %s, want the window's 200ms", b.TrivialDuration)
 			}
-			if b.TrivialBefore <= 0 || b.TrivialAfter <= 0 || b.TrivialReqPerSec != (b.TrivialBefore+b.TrivialAfter)/2 {
-				t.Errorf("trivial before %v, after %v, baseline %v: want both measured and the baseline their mean", b.TrivialBefore, b.TrivialAfter, b.TrivialReqPerSec)
-			}
-			if want := rep.ReqPerSec / b.TrivialReqPerSec; b.VsTrivial != want {
-				t.Errorf("vs trivial %v, want %v", b.VsTrivial, want)
-			}
-			var text bytes.Buffer
-			rep.WriteText(&text)
-			for _, want := range []string{"raw fsync", "trivial beanstalkd-protocol responder", "of the trivial beanstalkd-protocol responder's rate"} {
-				if !strings.Contains(text.String(), want) {
-					t.Errorf("text lacks %q:\n%s", want, text.String())
-				}
-			}
+			checkTrivialBaseline(t, rep, "beanstalkd-protocol responder")
 		})
 	}
 }

@@ -240,25 +240,10 @@ func TestRunBaselinesAndProgress(t *testing.T) {
 	if want := rep.MsgsPerSec / b.FsyncPerSec; b.MsgsPerRawFsync != want {
 		t.Errorf("msgs per raw fsync %v, want %v", b.MsgsPerRawFsync, want)
 	}
-	// The trivial handler is measured before the window and after it; the
-	// baseline is the mean, and the ratio is against that.
-	if b.TrivialBefore <= 0 || b.TrivialAfter <= 0 || b.TrivialReqPerSec != (b.TrivialBefore+b.TrivialAfter)/2 {
-		t.Errorf("trivial before %v, after %v, baseline %v: want both measured and the baseline their mean", b.TrivialBefore, b.TrivialAfter, b.TrivialReqPerSec)
-	}
-	if want := rep.ReqPerSec / b.TrivialReqPerSec; b.VsTrivial != want {
-		t.Errorf("vs trivial %v, want %v", b.VsTrivial, want)
-	}
-	var text bytes.Buffer
-	rep.WriteText(&text)
-	for _, want := range []string{"raw fsync", "trivial net/http handler", "before the window", "x the one-fsync-per-message ceiling", "of the trivial net/http handler's rate", "of the raw fsync rate"} {
-		if !strings.Contains(text.String(), want) {
-			t.Errorf("text lacks %q:\n%s", want, text.String())
-		}
-	}
+	checkTrivialBaseline(t, rep, "net/http handler", "x the one-fsync-per-message ceiling", "of the raw fsync rate")
 	if p := progress.String(); !strings.Contains(p, "\r") || !strings.Contains(p, "fsync probe") {
 		t.Errorf("progress output %q: want \\r lines naming the phases", p)
 	}
-	t.Logf("\n%s", text.String())
 }
 
 // remoteServer serves a broker over HTTP on 127.0.0.1, as `spool serve`
@@ -480,5 +465,29 @@ func TestSharesOfLabels(t *testing.T) {
 	}
 	if share := float64(s.client) / float64(s.total()); share < 0.5 {
 		t.Errorf("client share %.2f of %+v, want most of it", share, s)
+	}
+}
+
+// checkTrivialBaseline checks rep's trivial baseline: server's, measured
+// before the window and after it, the baseline their mean and the ratio
+// against that; the text names it, and holds the strings of also.
+func checkTrivialBaseline(t *testing.T, rep *Report, server string, also ...string) {
+	t.Helper()
+	b := rep.Baselines
+	if b.TrivialServer != server || b.TrivialLatencyP50 <= 0 {
+		t.Errorf("trivial baseline of %q (p50 %s), want %q", b.TrivialServer, b.TrivialLatencyP50, server)
+	}
+	if b.TrivialBefore <= 0 || b.TrivialAfter <= 0 || b.TrivialReqPerSec != (b.TrivialBefore+b.TrivialAfter)/2 {
+		t.Errorf("trivial before %v, after %v, baseline %v: want both measured and the baseline their mean", b.TrivialBefore, b.TrivialAfter, b.TrivialReqPerSec)
+	}
+	if want := rep.ReqPerSec / b.TrivialReqPerSec; b.VsTrivial != want {
+		t.Errorf("vs trivial %v, want %v", b.VsTrivial, want)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	for _, want := range append([]string{"raw fsync", "trivial " + server, "before the window", "of the trivial " + server + "'s rate"}, also...) {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
 	}
 }
