@@ -87,12 +87,24 @@ func fsyncProbe(ctx context.Context, dir string, d time.Duration) (float64, erro
 }
 
 // trivial runs the scenario's trivial baseline for d: trivialHTTP, or
-// for the beanstalkd and redis scenarios trivialLine.
+// for the beanstalkd and redis scenarios trivialLine. A baseline in which
+// no operation completed is an error.
 func (r *runner) trivial(ctx context.Context, d time.Duration) (*phase, *Histogram, error) {
+	run := r.trivialHTTP
 	if protocolOf(r.cfg.Scenario) != protoHTTP {
-		return r.trivialLine(ctx, d)
+		run = r.trivialLine
 	}
-	return r.trivialHTTP(ctx, d)
+	p, h, err := run(ctx, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.msgs.Load() == 0 {
+		if err := p.firstError(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, errors.Join(errors.New("no request completed"), ctx.Err())
+	}
+	return p, h, nil
 }
 
 // trivialHTTP runs the HTTP baseline: a handler that reads the body and
@@ -131,14 +143,7 @@ func (r *runner) trivialHTTP(ctx context.Context, d time.Duration) (*phase, *His
 		ws[i] = trivialOp(u, body, ctype)
 	}
 	h := &Histogram{}
-	p := ws.run(ctx, cl, d, h, r.ticker("trivial net/http baseline", d, "requests"))
-	if p.msgs.Load() == 0 {
-		if err := p.firstError(); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, errors.Join(errors.New("no request completed"), ctx.Err())
-	}
-	return p, h, nil
+	return ws.run(ctx, cl, d, h, r.ticker("trivial net/http baseline", d, "requests")), h, nil
 }
 
 // ratios sets the ratios of rep's figures to the baselines.

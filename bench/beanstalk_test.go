@@ -225,7 +225,7 @@ func TestTrivialResponders(t *testing.T) {
 		br := bufio.NewReader(strings.NewReader(tc.in))
 		var out bytes.Buffer
 		bw := bufio.NewWriter(&out)
-		answer := func() error { return answerBeanstalk(br, bw, []byte("RESERVED 1 3\r\nabc\r\n")) }
+		answer := func() error { return answerBeanstalk(br, bw, trivialReserved([]byte("abc"))) }
 		if tc.proto == protoRedis {
 			answer = func() error { return answerRESP(br, bw) }
 		}
